@@ -1,0 +1,122 @@
+"""Staff accounts: Argon2id password hashes (argon2-cffi), roles, lockout after repeated failures."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import states
+from .db import read_session, utcnow, write_session
+from .models import StaffUser
+from .rules import ClaimRuleError
+
+ROLES = ("owner", "agent", "analyst")
+MIN_PASSWORD_LEN = 10
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verifying against this keeps a login for an unknown user as slow as for a real one.
+_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+
+class AuthError(ClaimRuleError):
+    pass
+
+
+@dataclass(frozen=True)
+class StaffIdentity:
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.username}"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LEN:
+        raise AuthError(f"The password must be at least {MIN_PASSWORD_LEN} characters.")
+    if len(password) > 1024:
+        raise AuthError("The password is too long.")
+
+
+def check_username(username: str) -> str:
+    u = (username or "").strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._@-]{1,63}", u):
+        raise AuthError("A username is 2–64 letters, digits, dots, dashes, underscores or @.")
+    return u
+
+
+def add_user(engine: Engine, username: str, role: str, password: str,
+             display_name: str = "", *, actor: str = "cli") -> StaffIdentity:
+    u = check_username(username)
+    if role not in ROLES:
+        raise AuthError(f"The role must be one of {', '.join(ROLES)}.")
+    check_password_strength(password)
+    try:
+        with write_session(engine) as s:
+            user = StaffUser(username=u, display_name=(display_name or u)[:200], role=role,
+                             password_hash=hash_password(password))
+            s.add(user)
+            s.flush()
+            states.record_event(s, actor=actor, action="user_added",
+                                details={"username": u, "role": role})
+            return StaffIdentity(user.id, user.username, user.display_name, user.role)
+    except IntegrityError:
+        raise AuthError(f"A user named {u} already exists.")
+
+
+def count_users(engine: Engine) -> int:
+    with read_session(engine) as s:
+        return s.scalar(select(func.count()).select_from(StaffUser)) or 0
+
+
+def authenticate(engine: Engine, username: str, password: str, *,
+                 now: datetime | None = None) -> StaffIdentity:
+    """Check a login. Wrong user and wrong password give the same answer; after
+    ``MAX_FAILED_LOGINS`` failures the account is locked for ``LOCKOUT`` (then it unlocks by
+    itself, so nobody can lock a real user out for good)."""
+    now = now or utcnow()
+    generic = AuthError("Wrong username or password.")
+    u = (username or "").strip().lower()
+    with write_session(engine) as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.username == u)).first()
+        if user is None or not user.active:
+            try:
+                _hasher.verify(_DUMMY_HASH, password or "")
+            except VerificationError:
+                pass
+            raise generic
+        if user.locked_until is not None and user.locked_until > now:
+            minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+            raise AuthError(
+                f"Too many failed attempts. This account is locked; try again in {minutes} minutes."
+            )
+        try:
+            _hasher.verify(user.password_hash, password or "")
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            user.failed_logins += 1
+            if user.failed_logins >= MAX_FAILED_LOGINS:
+                user.locked_until = now + LOCKOUT
+                user.failed_logins = 0
+                states.record_event(s, actor="system", action="user_locked",
+                                    details={"username": u}, at=now)
+            s.commit()
+            raise generic
+        user.failed_logins = 0
+        user.locked_until = None
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        return StaffIdentity(user.id, user.username, user.display_name, user.role)

@@ -1,0 +1,250 @@
+"""``python -m claims_core`` — set up, fill, import, add staff, back up, count.
+
+Exit codes: 0 done; 1 done but some rows were skipped (listed); 2 nothing done (the message says why).
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from . import config, demo, migrate, states
+from .auth import AuthError, add_user
+from .db import is_sqlite, make_engine, read_session, write_session
+from .importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
+from .models import (Claim, ClaimItem, Event, Evidence, LineItem, Message, Order, Resolution,
+                     Shipment, ShipmentItem, StaffUser, Stock)
+from .services import ensure_settings
+
+
+class CliError(Exception):
+    pass
+
+
+def _engine():
+    return make_engine()
+
+
+def cmd_init(args) -> int:
+    engine = _engine()
+    before = migrate.current_revision(engine)
+    migrate.upgrade(engine)
+    with write_session(engine) as s:
+        ensure_settings(s)
+    after = migrate.current_revision(engine)
+    where = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        print(f"Database {where} is up to date (revision {after}).")
+    else:
+        print(f"Database {where} upgraded from {before or 'empty'} to revision {after}.")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    engine = _engine()
+    if args.reset:
+        _reset(engine)
+    migrate.upgrade(engine)
+    if demo.has_data(engine):
+        if args.if_empty:
+            print("The database already has data; demo data not added.")
+            return 0
+        raise CliError("The database already has orders. Use --reset to replace everything "
+                       "with demo data, or --if-empty to keep it.")
+    print("Generating demo data (takes a few seconds)…")
+    out = demo.generate(engine, orders=args.orders)
+    print(f"Demo store ready: {out['orders']} orders, {out['claims']} claims.")
+    print("Demo orders to try on the portal (order number + email):")
+    for d in demo.DEMO_ORDERS:
+        print(f"  #{d.number}  {d.email}  — {d.what}")
+    if out["logins"]:
+        print("\nStaff logins (shown only this once; add your own with `add-user`):")
+        for user, (role, password) in out["logins"].items():
+            print(f"  {user:8s} ({role:7s})  password: {password}")
+    return 0
+
+
+def _reset(engine) -> None:
+    if is_sqlite(engine):
+        engine.dispose()
+        db = make_url(str(engine.url)).database
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(db + suffix)
+            if p.exists():
+                p.unlink()
+    else:
+        from sqlalchemy import text
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+
+
+def _print_report(report: ImportReport) -> int:
+    print(report.summary())
+    for note in report.notes:
+        print("  " + note)
+    for err in report.skipped_rows:
+        print(f"  skipped {err}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _read_file(path: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"No such file: {path}")
+    return p.read_bytes()
+
+
+def _import(fn, args) -> int:
+    engine = _engine()
+    _require_schema(engine)
+    try:
+        report = fn(engine, _read_file(args.file), preview=args.preview)
+    except ImportFileError as e:
+        raise CliError(f"{args.file}: {e.message} Nothing was imported.")
+    return _print_report(report)
+
+
+def _require_schema(engine) -> None:
+    if not migrate.is_up_to_date(engine):
+        raise CliError("The database isn't set up (or is out of date). Run "
+                       "`python -m claims_core init` first.")
+
+
+def cmd_add_user(args) -> int:
+    engine = _engine()
+    _require_schema(engine)
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise CliError("The two passwords differ. Nothing was changed.")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        user = add_user(engine, args.name, args.role, password, args.display_name or "")
+    except AuthError as e:
+        raise CliError(e.message)
+    print(f"Added {user.username} ({user.role}).")
+    return 0
+
+
+def cmd_backup(args) -> int:
+    engine = _engine()
+    dest = Path(args.dest)
+    if dest.exists() and not args.force:
+        raise CliError(f"{dest} already exists. Choose another name or pass --force.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if is_sqlite(engine):
+        src_path = make_url(str(engine.url)).database
+        if not src_path or not Path(src_path).exists():
+            raise CliError("There is no database to back up yet.")
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".backup-", suffix=".db")
+        os.close(fd)
+        try:
+            # SQLite's online backup API: a consistent snapshot while the app keeps writing.
+            src = sqlite3.connect(src_path, timeout=30)
+            dst = sqlite3.connect(tmp)
+            with dst:
+                src.backup(dst)
+            dst.execute("PRAGMA integrity_check")
+            dst.close()
+            src.close()
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        if shutil.which("pg_dump") is None:
+            raise CliError("pg_dump is needed to back up PostgreSQL; install postgresql-client.")
+        url = make_url(str(engine.url)).set(drivername="postgresql")
+        result = subprocess.run(
+            ["pg_dump", "--format=custom", f"--file={dest}",
+             url.render_as_string(hide_password=False)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise CliError(f"pg_dump failed: {result.stderr.strip()}")
+    print(f"Backup written to {dest} ({dest.stat().st_size:,} bytes).")
+    return 0
+
+
+def collect_stats(engine) -> dict:
+    with read_session(engine) as s:
+        count = lambda model: s.scalar(select(func.count()).select_from(model)) or 0  # noqa: E731
+        by_status = dict(s.execute(select(Claim.status, func.count()).group_by(Claim.status)).all())
+        return {
+            "orders": count(Order),
+            "protected_orders": s.scalar(select(func.count()).select_from(Order)
+                                         .where(Order.protection_purchased_at.is_not(None))) or 0,
+            "line_items": count(LineItem),
+            "shipments": count(Shipment),
+            "shipment_items": count(ShipmentItem),
+            "stock_skus": count(Stock),
+            "claims": count(Claim),
+            "claims_by_status": {st: by_status.get(st, 0) for st in states.STATUSES},
+            "claim_items": count(ClaimItem),
+            "photos": count(Evidence),
+            "messages": count(Message),
+            "resolutions": count(Resolution),
+            "events": count(Event),
+            "staff_users": count(StaffUser),
+        }
+
+
+def cmd_stats(args) -> int:
+    engine = _engine()
+    _require_schema(engine)
+    print(json.dumps(collect_stats(engine), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m claims_core",
+                                description="Shipping-protection claims portal: administration.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create or upgrade the database schema").set_defaults(fn=cmd_init)
+    d = sub.add_parser("demo", help="fill the database with demo data")
+    d.add_argument("--orders", type=int, default=2400, help="how many random orders (default 2400)")
+    d.add_argument("--if-empty", action="store_true", help="do nothing if there is data already")
+    d.add_argument("--reset", action="store_true", help="delete everything first")
+    d.set_defaults(fn=cmd_demo)
+    for name, fn, what in (("import-orders", import_orders, "a Shopify admin orders export CSV"),
+                           ("import-shipments", import_shipments, "a shipments CSV"),
+                           ("import-stock", import_stock, "a stock CSV (sku,on_hand)")):
+        ip = sub.add_parser(name, help=f"import {what}")
+        ip.add_argument("file")
+        ip.add_argument("--preview", action="store_true", help="check only, write nothing")
+        ip.set_defaults(fn=lambda a, _fn=fn: _import(_fn, a))
+    u = sub.add_parser("add-user", help="add a staff user (password from a prompt or stdin)")
+    u.add_argument("name")
+    u.add_argument("--role", required=True, choices=["owner", "agent", "analyst"])
+    u.add_argument("--display-name")
+    u.set_defaults(fn=cmd_add_user)
+    b = sub.add_parser("backup", help="write a consistent copy of the database")
+    b.add_argument("dest")
+    b.add_argument("--force", action="store_true", help="overwrite DEST")
+    b.set_defaults(fn=cmd_backup)
+    sub.add_parser("stats", help="counts as JSON").set_defaults(fn=cmd_stats)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing more was written", file=sys.stderr)
+        return 130

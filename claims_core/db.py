@@ -1,0 +1,124 @@
+"""Engine and transactions.
+
+One engine per process; a short session per user action. On SQLite every write transaction starts
+with ``BEGIN IMMEDIATE`` so two writers never deadlock half-way through; read-only work uses a
+plain (deferred) ``BEGIN`` and never blocks anyone under WAL.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
+
+from . import config
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, always hands back timezone-aware UTC datetimes.
+
+    Accepts aware datetimes in any zone (converted to UTC); a naive datetime is taken as UTC.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - defensive, SQLite returns str only for raw SQL
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def is_sqlite(engine_or_url) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(str(engine_or_url))
+    return url.get_backend_name() == "sqlite"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Create the process's engine (``DATABASE_URL`` or SQLite under ``data/``)."""
+    url = url or config.database_url()
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, future=True)
+
+    if u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=20,
+        max_overflow=40,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("claims_readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """One write transaction: commits on success, rolls back on any exception."""
+    with Session(engine, expire_on_commit=False) as session:
+        with session.begin():
+            yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A read-only transaction (deferred BEGIN on SQLite: never waits for writers)."""
+    ro = engine.execution_options(claims_readonly=True)
+    with Session(ro, expire_on_commit=False) as session:
+        yield session  # closing the session rolls the read transaction back
+
+
+@contextmanager
+def scratch_session(engine: Engine) -> Iterator[Session]:
+    """A write transaction that is always rolled back: for previews ("what would this do?")."""
+    with Session(engine, expire_on_commit=False) as session:
+        session.begin()
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+def import_session(engine: Engine, preview: bool):
+    return scratch_session(engine) if preview else write_session(engine)
