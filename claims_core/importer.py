@@ -136,7 +136,7 @@ def _rows(data: bytes | str, required: list[str], kind: str):
 
 def parse_money(raw: str, what: str) -> int:
     s = (raw or "").strip().replace(",", "")
-    s = re.sub(r"^[^\d\-.]+", "", s)  # a leading currency symbol
+    s = re.sub(r"^(?:[$€£¥]|[A-Za-z]{3}\s)\s*", "", s)  # a leading currency symbol or code
     if not s:
         return 0
     try:
@@ -385,8 +385,8 @@ def _upsert_order(s, order: Order | None, po: _ParsedOrder, now: datetime) -> bo
                  if not li.is_protection and li.requires_shipping and li.quantity > 0
                  and (ln.fulfilled or po.fields["fulfillment_status"] == "fulfilled")]
         if items:
-            s.add(Shipment(order_id=order.id, status="fulfilled", shipped_at=fulfilled_at,
-                           source="export", items=items))
+            order.shipments.append(Shipment(status="fulfilled", shipped_at=fulfilled_at,
+                                            source="export", items=items))
             changed = True
     return changed
 
@@ -489,9 +489,10 @@ def _apply_shipment(s, order: Order | None, g: dict, report: ImportReport) -> Ro
     fields = dict(carrier=g["carrier"], status=g["status"], shipped_at=g["shipped_at"],
                   delivered_at=g["delivered_at"], last_scan_at=g["last_scan_at"])
     if current is None:
-        s.add(Shipment(order_id=order.id, tracking_number=g["tracking"], source="import",
-                       items=[ShipmentItem(line_item_id=k, quantity=v) for k, v in wanted.items()],
-                       **fields))
+        order.shipments.append(Shipment(
+            tracking_number=g["tracking"], source="import",
+            items=[ShipmentItem(line_item_id=k, quantity=v) for k, v in wanted.items()], **fields))
+        s.flush()
         report.created += 1
         return None
     changed = False

@@ -806,9 +806,9 @@ def add_customer_message(
             raise rules.EvidenceRequired(
                 f"This claim already has {len(claim.evidence)} photos; no more can be added."
             )
-        msg = Message(claim_id=claim.id, author_kind="customer",
-                      author_name=claim.order.customer_name, body=text, created_at=now)
-        s.add(msg)
+        msg = Message(author_kind="customer", author_name=claim.order.customer_name, body=text,
+                      created_at=now)
+        claim.messages.append(msg)
         s.flush()
         for p in processed:
             claim.evidence.append(_evidence(p, now, msg))
