@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -18,6 +18,7 @@ from . import rules, states
 from .db import read_session, utcnow, write_session
 from .models import (
     Claim,
+    ClaimDraft,
     ClaimItem,
     Decision,
     Event,
@@ -555,6 +556,9 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
     )
     s.add(claim)
     s.flush()
+    # The portal's saved progress for this order is used up.
+    s.execute(delete(ClaimDraft).where(ClaimDraft.order_id == order.id,
+                                       ClaimDraft.email == claim.email))
     states.record_event(
         s, actor=req.filed_by, action="claim_filed", claim=claim, to_status=states.SUBMITTED,
         details={"reference": reference, "issue_type": req.issue_type,
@@ -820,3 +824,47 @@ def add_customer_message(
         claim.updated_at = now
         s.flush()
         return build_claim_view(s, claim)
+
+
+# --- the portal's step checks -------------------------------------------------------------------
+
+def get_order_for_customer(engine: Engine, order_id: int, email: str, *,
+                           now: datetime | None = None) -> OrderView:
+    """The order again, for a customer who already proved it is theirs."""
+    with read_session(engine) as s:
+        order = s.scalars(select(Order).where(Order.id == order_id).options(*_order_options())).first()
+        if order is None or not rules.emails_match(email, order.email):
+            raise rules.OrderNotFound(rules.LOOKUP_FAILED)
+        return build_order_view(s, order, now)
+
+
+@dataclass(frozen=True)
+class CheckedDetails:
+    items: dict[int, int]
+    description: str
+    amount_cents: int
+
+
+def check_claim_details(engine: Engine, order_id: int, email: str, shipment_id: int,
+                        issue_type: str, items: dict[int, int] | None, photo_count: int,
+                        description: str, *, now: datetime | None = None) -> CheckedDetails:
+    """Everything filing will check about the chosen shipment, scenario, items, photos and text,
+    checked now so the customer hears about a problem at the step that can fix it."""
+    view = get_order_for_customer(engine, order_id, email, now=now)
+    ship = next((s for s in view.shipments if s.id == shipment_id), None)
+    if ship is None:
+        raise rules.InvalidInput("Please choose one of this order's shipments.")
+    if not ship.claimable:
+        raise rules.ClaimRuleError(ship.reason)
+    settings = load_settings(engine)
+    rules.check_issue_available(issue_type, ship.issue_types, ship.status, settings.lost_wait_days)
+    remaining = {i.shipment_item_id: i.remaining for i in ship.items}
+    unit = {i.shipment_item_id: i.unit_cents for i in ship.items}
+    if rules.ISSUE_TYPES[issue_type].category == rules.ITEM:
+        chosen = rules.check_item_quantities(items or {}, remaining,
+                                             {i.shipment_item_id: i.name for i in ship.items})
+    else:
+        chosen = {k: v for k, v in remaining.items() if v > 0}
+    rules.check_photo_count(issue_type, photo_count, settings.max_photos)
+    text = rules.clean_comment(description)
+    return CheckedDetails(chosen, text, sum(unit[k] * q for k, q in chosen.items()))

@@ -1,0 +1,467 @@
+"""File a claim: find the order, say what went wrong, choose a resolution, review, sign."""
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from claims_core import portal, rules, services
+from claims_core.photos import PhotoRejected, process_photo
+from pages import ui
+
+engine = ui.get_engine()
+settings = ui.store_settings()
+
+STEPS = ["lookup", "order", "issue", "details", "resolution", "review", "sign", "done"]
+PROGRESS = {"issue": 1, "details": 2, "resolution": 3, "review": 4, "sign": 5}
+STATUS_WORDS = {"fulfilled": "Shipped", "in_transit": "In transit", "delivered": "Delivered",
+                "returned": "Returned to sender", "exception": "Delivery problem"}
+
+
+def flow() -> dict:
+    return st.session_state.setdefault("claim_flow", {"step": "lookup"})
+
+
+def reset() -> None:
+    st.session_state["claim_flow"] = {"step": "lookup"}
+    st.session_state.pop("uploader_round", None)
+
+
+def go(step: str) -> None:
+    f = flow()
+    f["step"] = step
+    if f.get("order_id") and step not in ("lookup", "done"):
+        portal.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
+    st.rerun()
+
+
+def _draft_data(f: dict) -> dict:
+    return {k: v for k, v in f.items() if k not in ("offer_draft", "receipt", "processed_files")}
+
+
+
+def order_view() -> services.OrderView:
+    f = flow()
+    return services.get_order_for_customer(engine, f["order_id"], f["email"])
+
+
+def steps_header(step: str) -> None:
+    if step in PROGRESS:
+        n = PROGRESS[step]
+        st.progress(n / 5, text=f"Step {n} of 5 · " + ["What went wrong", "Details", "Resolution",
+                                                       "Review", "Sign"][n - 1])
+
+
+def shipment_label(s: services.ShipmentView) -> str:
+    what = ", ".join(f"{i.name} × {i.carried}" for i in s.items)
+    bits = [s.label, s.carrier or "Carrier not known", STATUS_WORDS.get(s.status, s.status)]
+    return " · ".join(bits) + f" — {what}"
+
+
+# --- steps --------------------------------------------------------------------------------------
+
+def step_lookup() -> None:
+    st.title("File a claim")
+    if settings.intro_text:
+        st.text(settings.intro_text)
+    with st.form("lookup", border=True):
+        query = st.text_input("Order number or tracking number", placeholder="e.g. #1001")
+        st.caption("You'll find it in your order confirmation or shipping confirmation email.")
+        email = st.text_input("Email used at checkout", placeholder="you@example.com")
+        found = st.form_submit_button("Find my order", type="primary", use_container_width=True)
+    if found:
+        if not query.strip() or not email.strip():
+            st.error("Enter your order number (or tracking number) and your email.")
+            return
+        try:
+            view = portal.guarded_lookup(engine, query, email, ui.client_address())
+        except rules.ClaimRuleError as e:
+            st.error(e.message)
+            return
+        st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
+                                          "email": email.strip(), "idem_key": uuid.uuid4().hex}
+        draft = portal.load_draft(engine, view.id, email)
+        if draft and draft.data.get("step") not in (None, "lookup", "order"):
+            flow()["offer_draft"] = draft.data
+        st.rerun()
+
+
+def step_order() -> None:
+    f = flow()
+    view = order_view()
+    st.title(f"Order {view.name}")
+    ui.badge("Protected" if view.protected else "Not protected", view.protected)
+    st.caption(f"Placed {ui.when(view.created_at)} · {ui.money(view.total_cents, view.currency)}")
+    if view.claimable and view.deadline:
+        st.success(f"You can file a claim until {rules.format_date(view.deadline)}.")
+
+    if f.get("offer_draft"):
+        with st.container(border=True):
+            st.markdown("**Continue where you left off?** You started a claim for this order.")
+            c1, c2 = st.columns(2)
+            if c1.button("Continue my claim", type="primary", use_container_width=True):
+                saved = f.pop("offer_draft")
+                saved.pop("offer_draft", None)
+                f.update(saved)
+                f.setdefault("idem_key", uuid.uuid4().hex)
+                st.rerun()
+            if c2.button("Start over", use_container_width=True):
+                f.pop("offer_draft")
+                portal.discard_draft(engine, f["order_id"], f["email"])
+                st.rerun()
+
+    st.subheader("Items")
+    for item in view.items:
+        st.markdown(f"- {ui.escape_md(item.name)} × {item.quantity}")
+    st.subheader("Shipments" if len(view.shipments) != 1 else "Shipment")
+    if not view.shipments:
+        st.caption("Not shipped yet.")
+    for s in view.shipments:
+        with st.container(border=True):
+            st.markdown(f"**{s.label}** · {ui.escape_md(s.carrier or 'Carrier not known')}"
+                        + (f" · tracking `{s.tracking_number}`" if s.tracking_number else ""))
+            line = f"{STATUS_WORDS.get(s.status, s.status)} · shipped {ui.when(s.shipped_at)}"
+            if s.delivered_at:
+                line += f" · delivered {ui.when(s.delivered_at)}"
+            st.caption(line)
+            st.caption(", ".join(f"{i.name} × {i.carried}" for i in s.items))
+            if view.claimable and not s.claimable:
+                st.caption(f"No claim possible: {s.reason}")
+
+    if view.claims:
+        st.subheader("Claims on this order")
+        for c in view.claims:
+            cols = st.columns([3, 2, 2], vertical_alignment="center")
+            cols[0].markdown(f"**{c.reference}** · {c.issue_label}")
+            cols[1].markdown(c.status_label)
+            cols[2].page_link("pages/view_claim.py", label="View", icon=":material/open_in_new:",
+                              query_params={"token": c.access_token})
+
+    if not view.claimable:
+        st.warning(view.reason)
+        st.info(f"Questions? Contact the store at {view.support_email}.")
+    elif st.button("Start a claim", type="primary", use_container_width=True):
+        go("issue")
+    if st.button("Look up a different order", use_container_width=True):
+        reset()
+        st.rerun()
+
+
+def step_issue() -> None:
+    f = flow()
+    view = order_view()
+    steps_header("issue")
+    st.title("What went wrong?")
+    ships = view.claimable_shipments
+    if not ships:
+        st.warning(view.reason or "This order can't take a new claim.")
+        if st.button("Back to the order"):
+            go("order")
+        return
+    ids = [s.id for s in ships]
+    if len(ships) > 1:
+        current = ids.index(f["shipment_id"]) if f.get("shipment_id") in ids else None
+        sid = st.radio("Which shipment is this about?", ids, index=current,
+                       format_func=lambda i: shipment_label(next(s for s in ships if s.id == i)))
+    else:
+        sid = ids[0]
+        st.caption(shipment_label(ships[0]))
+    ship = next((s for s in ships if s.id == sid), None)
+    cats = [c for c in (rules.SHIPPING, rules.ITEM)
+            if ship and any(rules.ISSUE_TYPES[t].category == c for t in ship.issue_types)]
+    cat_labels = {rules.SHIPPING: "A problem with the delivery (late, lost, stolen…)",
+                  rules.ITEM: "A problem with an item (damaged, wrong, missing…)"}
+    cat = st.radio("What kind of problem?", cats,
+                   index=cats.index(f["category"]) if f.get("category") in cats else None,
+                   format_func=cat_labels.get) if ship else None
+    issue = None
+    if cat:
+        options = [t for t in ship.issue_types if rules.ISSUE_TYPES[t].category == cat]
+        issue = st.radio(
+            "Which describes it best?", options,
+            index=options.index(f["issue_type"]) if f.get("issue_type") in options else None,
+            format_func=lambda t: f"{rules.ISSUE_TYPES[t].label} — {rules.ISSUE_TYPES[t].help}",
+        )
+    c1, c2 = st.columns(2)
+    if c1.button("Back", use_container_width=True):
+        go("order")
+    if c2.button("Continue", type="primary", use_container_width=True):
+        if not ship:
+            st.error("Choose the shipment this is about.")
+            return
+        if not issue:
+            st.error("Choose what went wrong to continue.")
+            return
+        if f.get("shipment_id") != sid:
+            f["items"] = {}
+        f.update(shipment_id=sid, category=cat, issue_type=issue)
+        go("details")
+
+
+def _photos(f: dict) -> list:
+    return [portal.photo_from_json(p) for p in f.get("photos", [])]
+
+
+def photo_uploader(f: dict, required: bool) -> None:
+    label = "Photos" + (" (required)" if required else " (optional)")
+    st.markdown(f"**{label}**")
+    st.caption(f"Show the problem and the packaging. Up to {settings.max_photos} photos: JPEG, PNG, "
+               f"WebP or HEIC, {settings.max_photo_bytes // 1048576} MB each.")
+    round_ = st.session_state.setdefault("uploader_round", 0)
+    files = st.file_uploader(label, type=["jpg", "jpeg", "png", "webp", "heic", "heif"],
+                             accept_multiple_files=True, key=f"photos_{round_}",
+                             label_visibility="collapsed")
+    if files:
+        errors = []
+        have = {p["sha256"] for p in f.setdefault("photos", [])}
+        for up in files:
+            if len(f["photos"]) >= settings.max_photos:
+                errors.append(f"{up.name}: you can add at most {settings.max_photos} photos.")
+                continue
+            try:
+                p = process_photo(up.getvalue(), up.name, max_bytes=settings.max_photo_bytes)
+            except PhotoRejected as e:
+                errors.append(e.message)
+                continue
+            if p.sha256 not in have:
+                f["photos"].append(portal.photo_to_json(p))
+                have.add(p.sha256)
+        st.session_state["photo_errors"] = errors
+        st.session_state["uploader_round"] = round_ + 1  # empty the uploader: files are kept
+        portal.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
+        st.rerun()
+    for err in st.session_state.get("photo_errors", []):
+        st.error(err)
+    photos = _photos(f)
+    if photos:
+        cols = st.columns(3)
+        for i, p in enumerate(photos):
+            with cols[i % 3]:
+                st.image(p.thumbnail, caption=p.filename, use_container_width=True)
+                if st.button("Remove", key=f"rm_{p.sha256}", use_container_width=True):
+                    f["photos"] = [x for x in f["photos"] if x["sha256"] != p.sha256]
+                    st.session_state["photo_errors"] = []
+                    st.rerun()
+
+
+def step_details() -> None:
+    f = flow()
+    view = order_view()
+    ship = next((s for s in view.shipments if s.id == f.get("shipment_id")), None)
+    if ship is None or not f.get("issue_type"):
+        go("issue")
+        return
+    issue = rules.ISSUE_TYPES[f["issue_type"]]
+    steps_header("details")
+    st.title(issue.label)
+    items: dict[int, int] = {}
+    if issue.category == rules.ITEM:
+        st.markdown("**Which items, and how many?**")
+        saved = {int(k): v for k, v in f.get("items", {}).items()}
+        for it in ship.items:
+            if it.remaining == 0:
+                st.caption(f"{it.name}: already covered by another claim.")
+                continue
+            items[it.shipment_item_id] = st.number_input(
+                f"{it.name} (up to {it.remaining})", min_value=0, max_value=it.remaining,
+                value=min(saved.get(it.shipment_item_id, 0), it.remaining), step=1,
+                key=f"qty_{it.shipment_item_id}",
+            )
+        photo_uploader(f, rules.photos_required(f["issue_type"]))
+        prompt = "Anything else we should know? (optional)"
+    else:
+        st.caption("This claim covers everything in the shipment: "
+                   + ", ".join(f"{i.name} × {i.remaining}" for i in ship.remaining_items))
+        photo_uploader(f, False)
+        prompt = ("Tell us what happened: where was it meant to be left, when did tracking last "
+                  "move, have you checked with neighbours?")
+    description = st.text_area(prompt, value=f.get("description", ""),
+                               max_chars=rules.MAX_COMMENT_CHARS, height=120)
+    c1, c2 = st.columns(2)
+    if c1.button("Back", use_container_width=True):
+        f["description"] = description
+        f["items"] = {str(k): v for k, v in items.items()}
+        go("issue")
+    if c2.button("Continue", type="primary", use_container_width=True):
+        f["description"] = description
+        f["items"] = {str(k): v for k, v in items.items()}
+        try:
+            checked = services.check_claim_details(
+                engine, f["order_id"], f["email"], ship.id, f["issue_type"], items,
+                len(f.get("photos", [])), description)
+        except rules.ClaimRuleError as e:
+            st.error(e.message)
+            return
+        f["items"] = {str(k): v for k, v in checked.items.items()}
+        go("resolution")
+
+
+def _items(f: dict) -> dict[int, int]:
+    return {int(k): int(v) for k, v in f.get("items", {}).items()}
+
+
+def resolution_text(o: rules.ResolutionOption, currency: str) -> str:
+    if o.kind == "refund":
+        return f"Refund of {ui.money(o.amount_cents, currency)} to your original payment method"
+    if o.kind == "store_credit":
+        extra = f" (includes a {o.bonus_pct}% bonus)" if o.bonus_pct else ""
+        return f"Store credit of {ui.money(o.credit_cents, currency)}{extra}, as a discount code"
+    return "Send a replacement of the same items"
+
+
+def step_resolution() -> None:
+    f = flow()
+    view = order_view()
+    steps_header("resolution")
+    st.title("How would you like it resolved?")
+    options = services.resolution_choices(engine, f["shipment_id"], _items(f), f["issue_type"])
+    available = [o for o in options if o.available]
+    for o in options:
+        if not o.available:
+            st.markdown(f":gray[~~{o.label}~~ — {ui.escape_md(o.reason)}]")
+    if not available:
+        st.warning("The store isn't offering any resolution online right now. Please contact "
+                   f"{view.support_email}.")
+        return
+    kinds = [o.kind for o in available]
+    choice = st.radio("Your preference", kinds,
+                      index=kinds.index(f["resolution"]) if f.get("resolution") in kinds else None,
+                      format_func=lambda k: resolution_text(
+                          next(o for o in available if o.kind == k), view.currency))
+    st.caption("The store's team reviews every claim and makes the final decision.")
+    c1, c2 = st.columns(2)
+    if c1.button("Back", use_container_width=True):
+        go("details")
+    if c2.button("Continue", type="primary", use_container_width=True):
+        if not choice:
+            st.error("Choose how you'd like it resolved.")
+            return
+        f["resolution"] = choice
+        go("review")
+
+
+def step_review() -> None:
+    f = flow()
+    view = order_view()
+    ship = next((s for s in view.shipments if s.id == f.get("shipment_id")), None)
+    if ship is None:
+        go("issue")
+        return
+    steps_header("review")
+    st.title("Check your claim")
+    issue = rules.ISSUE_TYPES[f["issue_type"]]
+    options = {o.kind: o for o in services.resolution_choices(engine, ship.id, _items(f),
+                                                               f["issue_type"])}
+
+    def section(title: str, back: str, key: str):
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(f"**{title}**")
+        if c2.button("Change", key=f"change_{key}", use_container_width=True):
+            go(back)
+
+    with st.container(border=True):
+        section("What went wrong", "issue", "issue")
+        st.markdown(f"{issue.label} · {view.name} · {shipment_label(ship)}")
+    with st.container(border=True):
+        section("Items and details", "details", "details")
+        if issue.category == rules.ITEM:
+            names = {i.shipment_item_id: i.name for i in ship.items}
+            for sid, q in _items(f).items():
+                st.markdown(f"- {ui.escape_md(names.get(sid, '?'))} × {q}")
+        else:
+            st.caption("Everything in the shipment")
+        photos = _photos(f)
+        if photos:
+            cols = st.columns(4)
+            for i, p in enumerate(photos):
+                cols[i % 4].image(p.thumbnail, use_container_width=True)
+        if f.get("description"):
+            ui.plain(f["description"])
+    with st.container(border=True):
+        section("Resolution", "resolution", "resolution")
+        opt = options.get(f.get("resolution"))
+        st.markdown(resolution_text(opt, view.currency) if opt else "Not chosen yet")
+    c1, c2 = st.columns(2)
+    if c1.button("Back", use_container_width=True):
+        go("resolution")
+    if c2.button("Continue to sign", type="primary", use_container_width=True):
+        go("sign")
+
+
+def step_sign() -> None:
+    f = flow()
+    view = order_view()
+    steps_header("sign")
+    st.title("Sign your claim")
+    drawn_only = rules.drawn_signature_required(view.total_cents, settings.signature_threshold_cents)
+    modes = ["drawn"] if drawn_only else ["drawn", "typed"]
+    mode = st.radio("How would you like to sign?", modes, horizontal=True,
+                    format_func={"drawn": "Draw my signature", "typed": "Type my full name"}.get,
+                    index=modes.index(f.get("signature_mode", "drawn")))
+    if drawn_only:
+        st.caption("For an order of this value, please draw your signature.")
+    png, name = None, ""
+    if mode == "drawn":
+        st.caption("Sign in the box with your finger or mouse.")
+        png = ui.signature_pad(key="signature")
+    else:
+        name = st.text_input("Full name", value=f.get("typed_name", ""), max_chars=200)
+    accurate = st.checkbox(rules.ACCURACY_STATEMENT)
+    c1, c2 = st.columns(2)
+    if c1.button("Back", use_container_width=True):
+        f.update(signature_mode=mode, typed_name=name)
+        go("review")
+    if c2.button("Submit claim", type="primary", use_container_width=True):
+        f.update(signature_mode=mode, typed_name=name)
+        req = services.ClaimRequest(
+            idempotency_key=f["idem_key"], order_id=f["order_id"], email=f["email"],
+            shipment_id=f["shipment_id"], issue_type=f["issue_type"], items=_items(f),
+            description=f.get("description", ""), desired_resolution=f.get("resolution", ""),
+            signature_kind=mode, signature_png=png, signature_name=name,
+            accurate_confirmed=accurate,
+        )
+        try:
+            receipt = services.file_claim(engine, req, processed=_photos(f))
+        except rules.ClaimRuleError as e:
+            st.error(e.message)
+            return
+        f["receipt"] = {"reference": receipt.reference, "token": receipt.access_token}
+        f["step"] = "done"
+        st.rerun()
+
+
+def claim_link(token: str) -> str:
+    return ui.app_url(f"my-claim?token={token}")
+
+
+def step_done() -> None:
+    f = flow()
+    receipt = f["receipt"]
+    st.title("Claim received")
+    st.success(f"Your claim reference is {receipt['reference']}.")
+    st.markdown(
+        "**What happens next**\n\n"
+        "1. The store's team reviews your claim, usually within 2 business days.\n"
+        "2. If they need anything else, they'll ask you on your claim page.\n"
+        "3. You'll see their decision there too."
+    )
+    st.link_button("View my claim", claim_link(receipt["token"]), type="primary",
+                   use_container_width=True)
+    st.caption("Keep this link to check your claim later, from any device:")
+    st.code(claim_link(receipt["token"]), language=None)
+    if st.button("File another claim", use_container_width=True):
+        reset()
+        st.rerun()
+
+
+ui.branding(settings)
+step = flow().get("step", "lookup")
+if step not in STEPS:
+    step = "lookup"
+try:
+    {"lookup": step_lookup, "order": step_order, "issue": step_issue, "details": step_details,
+     "resolution": step_resolution, "review": step_review, "sign": step_sign,
+     "done": step_done}[step]()
+except rules.OrderNotFound:
+    reset()
+    st.error("Please look up your order again.")

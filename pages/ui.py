@@ -1,0 +1,122 @@
+"""Shared page helpers: the engine, branding, money, plain-text display, the signature pad.
+
+Nothing here decides anything about claims; that is claims_core's job.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+import streamlit as st
+
+from claims_core import config, migrate, rules, services
+from claims_core.db import make_engine
+
+
+def get_engine():
+    """One engine per process (per database URL); the schema is created or upgraded on first use."""
+    return _engine_for(config.database_url())
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str):
+    engine = make_engine(url)
+    if not migrate.is_up_to_date(engine):
+        migrate.upgrade(engine)
+    return engine
+
+
+def client_address() -> str | None:
+    """The customer's address for lookup throttling (first X-Forwarded-For hop behind a proxy)."""
+    headers = st.context.headers or {}
+    forwarded = headers.get("X-Forwarded-For") if hasattr(headers, "get") else None
+    if isinstance(forwarded, str) and forwarded.strip():
+        return forwarded.split(",")[0].strip()
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) else None
+
+
+def store_settings():
+    return services.load_settings(get_engine())
+
+
+def app_url(path: str) -> str:
+    """An absolute link to one of the app's pages (works behind a base path too)."""
+    url = (st.context.url or "").split("?", 1)[0].split("#", 1)[0]
+    if "://" not in url:
+        return "/" + path
+    scheme, rest = url.split("://", 1)
+    host, _, page = rest.partition("/")
+    parts = [p for p in page.split("/") if p]
+    if parts and parts[-1] in ("file_claim", "my-claim"):
+        parts = parts[:-1]
+    base = "/".join([host, *parts])
+    return f"{scheme}://{base}/{path}"
+
+
+def money(cents: int, currency: str = "USD") -> str:
+    return rules.format_cents(cents, currency)
+
+
+def when(dt) -> str:
+    return f"{dt:%b} {dt.day}, {dt.year}" if dt else "—"
+
+
+def plain(text: str) -> None:
+    """Show customer-written text exactly as typed: never markdown, never HTML."""
+    st.text(text or "")
+
+
+_HEX = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def branding(settings) -> None:
+    """The store's accent colour, logo and name at the top of public pages."""
+    accent = settings.accent_color if _HEX.fullmatch(settings.accent_color or "") else "#2563eb"
+    st.html(
+        "<style>"
+        f":root {{ --claims-accent: {accent}; }}"
+        ".stButton button[kind='primary'], .stFormSubmitButton button[kind='primaryFormSubmit'] "
+        f"{{ background-color: {accent}; border-color: {accent}; }}"
+        ".claims-badge { display:inline-block; padding:2px 10px; border-radius:999px; "
+        "font-size:0.85rem; font-weight:600; }"
+        ".claims-badge.ok { background:#dcfce7; color:#166534; }"
+        ".claims-badge.no { background:#f1f5f9; color:#334155; }"
+        ".claims-muted { color:#64748b; }"
+        "</style>"
+    )
+    cols = st.columns([1, 5], vertical_alignment="center") if settings.logo_png else None
+    if cols:
+        cols[0].image(settings.logo_png, width=64)
+        cols[1].markdown(f"### {html.escape(settings.name)}", unsafe_allow_html=False)
+    else:
+        st.markdown(f"### {escape_md(settings.name)}")
+
+
+def badge(label: str, ok: bool) -> None:
+    st.html(f"<span class='claims-badge {'ok' if ok else 'no'}'>{html.escape(label)}</span>")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def escape_md(text: str) -> str:
+    """Escape store-provided text for a markdown heading (names can hold * or _)."""
+    return _MD_SPECIAL.sub(r"\\\1", text or "")
+
+
+def signature_pad(key: str) -> bytes | None:
+    """A drawing canvas; returns the drawn signature as PNG bytes, or None if nothing was drawn.
+
+    Kept behind this one function so tests can stand in for the canvas (it can't be drawn on
+    under AppTest) and feed signature bytes.
+    """
+    from streamlit_drawable_canvas import st_canvas
+
+    result = st_canvas(
+        stroke_width=3, stroke_color="#111827", background_color="#ffffff", height=160,
+        width=330, drawing_mode="freedraw", return_image_data=True, key=key,
+    )
+    if not result.json_data or not result.json_data.get("objects"):
+        return None
+    return result.image_bytes
