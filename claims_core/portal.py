@@ -151,3 +151,30 @@ def purge_expired_drafts(engine: Engine, *, now: datetime | None = None) -> int:
     now = now or utcnow()
     with write_session(engine) as s:
         return s.execute(delete(ClaimDraft).where(ClaimDraft.expires_at <= now)).rowcount or 0
+
+
+def add_photos(current: list[dict[str, Any]], files: list[tuple[str, bytes]], *, max_photos: int,
+               max_bytes: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Process newly uploaded files into the draft's photo list.
+
+    Returns the new list and one message per rejected file (naming it). A file identical to one
+    already added is skipped quietly; files beyond ``max_photos`` are refused by name.
+    """
+    from .photos import PhotoRejected, process_photo
+
+    photos = list(current)
+    have = {p["sha256"] for p in photos}
+    errors: list[str] = []
+    for name, raw in files:
+        if len(photos) >= max_photos:
+            errors.append(f"{name}: you can add at most {max_photos} photos.")
+            continue
+        try:
+            p = process_photo(raw, name, max_bytes=max_bytes)
+        except PhotoRejected as e:
+            errors.append(e.message)
+            continue
+        if p.sha256 not in have:
+            photos.append(photo_to_json(p))
+            have.add(p.sha256)
+    return photos, errors

@@ -6,7 +6,6 @@ import uuid
 import streamlit as st
 
 from claims_core import portal, rules, services
-from claims_core.photos import PhotoRejected, process_photo
 from pages import ui
 
 engine = ui.get_engine()
@@ -65,10 +64,12 @@ def step_lookup() -> None:
     if settings.intro_text:
         st.text(settings.intro_text)
     with st.form("lookup", border=True):
-        query = st.text_input("Order number or tracking number", placeholder="e.g. #1001")
+        query = st.text_input("Order number or tracking number", placeholder="e.g. #1001",
+                              key="lookup_query")
         st.caption("You'll find it in your order confirmation or shipping confirmation email.")
-        email = st.text_input("Email used at checkout", placeholder="you@example.com")
-        found = st.form_submit_button("Find my order", type="primary", use_container_width=True)
+        email = st.text_input("Email used at checkout", placeholder="you@example.com",
+                              key="lookup_email")
+        found = st.form_submit_button("Find my order", type="primary", width="stretch")
     if found:
         if not query.strip() or not email.strip():
             st.error("Enter your order number (or tracking number) and your email.")
@@ -99,13 +100,14 @@ def step_order() -> None:
         with st.container(border=True):
             st.markdown("**Continue where you left off?** You started a claim for this order.")
             c1, c2 = st.columns(2)
-            if c1.button("Continue my claim", type="primary", use_container_width=True):
+            if c1.button("Continue my claim", type="primary", width="stretch",
+                         key="continue_draft"):
                 saved = f.pop("offer_draft")
                 saved.pop("offer_draft", None)
                 f.update(saved)
                 f.setdefault("idem_key", uuid.uuid4().hex)
                 st.rerun()
-            if c2.button("Start over", use_container_width=True):
+            if c2.button("Start over", width="stretch", key="start_over"):
                 f.pop("offer_draft")
                 portal.discard_draft(engine, f["order_id"], f["email"])
                 st.rerun()
@@ -140,9 +142,9 @@ def step_order() -> None:
     if not view.claimable:
         st.warning(view.reason)
         st.info(f"Questions? Contact the store at {view.support_email}.")
-    elif st.button("Start a claim", type="primary", use_container_width=True):
+    elif st.button("Start a claim", type="primary", width="stretch", key="start_claim"):
         go("issue")
-    if st.button("Look up a different order", use_container_width=True):
+    if st.button("Look up a different order", width="stretch", key="another_order"):
         reset()
         st.rerun()
 
@@ -161,7 +163,7 @@ def step_issue() -> None:
     ids = [s.id for s in ships]
     if len(ships) > 1:
         current = ids.index(f["shipment_id"]) if f.get("shipment_id") in ids else None
-        sid = st.radio("Which shipment is this about?", ids, index=current,
+        sid = st.radio("Which shipment is this about?", ids, index=current, key="ship",
                        format_func=lambda i: shipment_label(next(s for s in ships if s.id == i)))
     else:
         sid = ids[0]
@@ -173,7 +175,7 @@ def step_issue() -> None:
                   rules.ITEM: "A problem with an item (damaged, wrong, missing…)"}
     cat = st.radio("What kind of problem?", cats,
                    index=cats.index(f["category"]) if f.get("category") in cats else None,
-                   format_func=cat_labels.get) if ship else None
+                   format_func=cat_labels.get, key="category") if ship else None
     issue = None
     if cat:
         options = [t for t in ship.issue_types if rules.ISSUE_TYPES[t].category == cat]
@@ -181,11 +183,12 @@ def step_issue() -> None:
             "Which describes it best?", options,
             index=options.index(f["issue_type"]) if f.get("issue_type") in options else None,
             format_func=lambda t: f"{rules.ISSUE_TYPES[t].label} — {rules.ISSUE_TYPES[t].help}",
+            key="issue",
         )
     c1, c2 = st.columns(2)
-    if c1.button("Back", use_container_width=True):
+    if c1.button("Back", width="stretch", key="back"):
         go("order")
-    if c2.button("Continue", type="primary", use_container_width=True):
+    if c2.button("Continue", type="primary", width="stretch", key="continue"):
         if not ship:
             st.error("Choose the shipment this is about.")
             return
@@ -202,32 +205,19 @@ def _photos(f: dict) -> list:
     return [portal.photo_from_json(p) for p in f.get("photos", [])]
 
 
-def photo_uploader(f: dict, required: bool) -> None:
+def photo_picker(f: dict, required: bool) -> None:
     label = "Photos" + (" (required)" if required else " (optional)")
     st.markdown(f"**{label}**")
     st.caption(f"Show the problem and the packaging. Up to {settings.max_photos} photos: JPEG, PNG, "
                f"WebP or HEIC, {settings.max_photo_bytes // 1048576} MB each.")
     round_ = st.session_state.setdefault("uploader_round", 0)
-    files = st.file_uploader(label, type=["jpg", "jpeg", "png", "webp", "heic", "heif"],
-                             accept_multiple_files=True, key=f"photos_{round_}",
-                             label_visibility="collapsed")
+    files = ui.photo_uploader(label, key=f"photos_{round_}", collapsed=True)
     if files:
-        errors = []
-        have = {p["sha256"] for p in f.setdefault("photos", [])}
-        for up in files:
-            if len(f["photos"]) >= settings.max_photos:
-                errors.append(f"{up.name}: you can add at most {settings.max_photos} photos.")
-                continue
-            try:
-                p = process_photo(up.getvalue(), up.name, max_bytes=settings.max_photo_bytes)
-            except PhotoRejected as e:
-                errors.append(e.message)
-                continue
-            if p.sha256 not in have:
-                f["photos"].append(portal.photo_to_json(p))
-                have.add(p.sha256)
+        f["photos"], errors = portal.add_photos(f.get("photos", []), files,
+                                                max_photos=settings.max_photos,
+                                                max_bytes=settings.max_photo_bytes)
         st.session_state["photo_errors"] = errors
-        st.session_state["uploader_round"] = round_ + 1  # empty the uploader: files are kept
+        st.session_state["uploader_round"] = round_ + 1  # empty the picker: the photos are kept
         portal.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
         st.rerun()
     for err in st.session_state.get("photo_errors", []):
@@ -237,8 +227,8 @@ def photo_uploader(f: dict, required: bool) -> None:
         cols = st.columns(3)
         for i, p in enumerate(photos):
             with cols[i % 3]:
-                st.image(p.thumbnail, caption=p.filename, use_container_width=True)
-                if st.button("Remove", key=f"rm_{p.sha256}", use_container_width=True):
+                st.image(p.thumbnail, caption=p.filename, width="stretch")
+                if st.button("Remove", key=f"rm_{p.sha256}", width="stretch"):
                     f["photos"] = [x for x in f["photos"] if x["sha256"] != p.sha256]
                     st.session_state["photo_errors"] = []
                     st.rerun()
@@ -267,22 +257,24 @@ def step_details() -> None:
                 value=min(saved.get(it.shipment_item_id, 0), it.remaining), step=1,
                 key=f"qty_{it.shipment_item_id}",
             )
-        photo_uploader(f, rules.photos_required(f["issue_type"]))
+        photo_picker(f, rules.photos_required(f["issue_type"]))
         prompt = "Anything else we should know? (optional)"
     else:
         st.caption("This claim covers everything in the shipment: "
                    + ", ".join(f"{i.name} × {i.remaining}" for i in ship.remaining_items))
-        photo_uploader(f, False)
+        photo_picker(f, False)
         prompt = ("Tell us what happened: where was it meant to be left, when did tracking last "
                   "move, have you checked with neighbours?")
-    description = st.text_area(prompt, value=f.get("description", ""),
-                               max_chars=rules.MAX_COMMENT_CHARS, height=120)
+    description = st.text_area(prompt, value=f.get("description", ""), height=120,
+                               key="description")
+    st.caption(f"Up to {rules.MAX_COMMENT_CHARS:,} characters"
+               + (f" · {len(description):,} so far" if description else "") + ".")
     c1, c2 = st.columns(2)
-    if c1.button("Back", use_container_width=True):
+    if c1.button("Back", width="stretch", key="back"):
         f["description"] = description
         f["items"] = {str(k): v for k, v in items.items()}
         go("issue")
-    if c2.button("Continue", type="primary", use_container_width=True):
+    if c2.button("Continue", type="primary", width="stretch", key="continue"):
         f["description"] = description
         f["items"] = {str(k): v for k, v in items.items()}
         try:
@@ -327,12 +319,13 @@ def step_resolution() -> None:
     choice = st.radio("Your preference", kinds,
                       index=kinds.index(f["resolution"]) if f.get("resolution") in kinds else None,
                       format_func=lambda k: resolution_text(
-                          next(o for o in available if o.kind == k), view.currency))
+                          next(o for o in available if o.kind == k), view.currency),
+                      key="resolution")
     st.caption("The store's team reviews every claim and makes the final decision.")
     c1, c2 = st.columns(2)
-    if c1.button("Back", use_container_width=True):
+    if c1.button("Back", width="stretch", key="back"):
         go("details")
-    if c2.button("Continue", type="primary", use_container_width=True):
+    if c2.button("Continue", type="primary", width="stretch", key="continue"):
         if not choice:
             st.error("Choose how you'd like it resolved.")
             return
@@ -356,7 +349,7 @@ def step_review() -> None:
     def section(title: str, back: str, key: str):
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.markdown(f"**{title}**")
-        if c2.button("Change", key=f"change_{key}", use_container_width=True):
+        if c2.button("Change", key=f"change_{key}", width="stretch"):
             go(back)
 
     with st.container(border=True):
@@ -374,7 +367,7 @@ def step_review() -> None:
         if photos:
             cols = st.columns(4)
             for i, p in enumerate(photos):
-                cols[i % 4].image(p.thumbnail, use_container_width=True)
+                cols[i % 4].image(p.thumbnail, width="stretch")
         if f.get("description"):
             ui.plain(f["description"])
     with st.container(border=True):
@@ -382,9 +375,9 @@ def step_review() -> None:
         opt = options.get(f.get("resolution"))
         st.markdown(resolution_text(opt, view.currency) if opt else "Not chosen yet")
     c1, c2 = st.columns(2)
-    if c1.button("Back", use_container_width=True):
+    if c1.button("Back", width="stretch", key="back"):
         go("resolution")
-    if c2.button("Continue to sign", type="primary", use_container_width=True):
+    if c2.button("Continue to sign", type="primary", width="stretch", key="continue"):
         go("sign")
 
 
@@ -397,7 +390,7 @@ def step_sign() -> None:
     modes = ["drawn"] if drawn_only else ["drawn", "typed"]
     mode = st.radio("How would you like to sign?", modes, horizontal=True,
                     format_func={"drawn": "Draw my signature", "typed": "Type my full name"}.get,
-                    index=modes.index(f.get("signature_mode", "drawn")))
+                    index=modes.index(f.get("signature_mode", "drawn")), key="sign_mode")
     if drawn_only:
         st.caption("For an order of this value, please draw your signature.")
     png, name = None, ""
@@ -405,13 +398,14 @@ def step_sign() -> None:
         st.caption("Sign in the box with your finger or mouse.")
         png = ui.signature_pad(key="signature")
     else:
-        name = st.text_input("Full name", value=f.get("typed_name", ""), max_chars=200)
-    accurate = st.checkbox(rules.ACCURACY_STATEMENT)
+        name = st.text_input("Full name", value=f.get("typed_name", ""), max_chars=200,
+                             key="typed_name")
+    accurate = st.checkbox(rules.ACCURACY_STATEMENT, key="accurate")
     c1, c2 = st.columns(2)
-    if c1.button("Back", use_container_width=True):
+    if c1.button("Back", width="stretch", key="back"):
         f.update(signature_mode=mode, typed_name=name)
         go("review")
-    if c2.button("Submit claim", type="primary", use_container_width=True):
+    if c2.button("Submit claim", type="primary", width="stretch", key="submit"):
         f.update(signature_mode=mode, typed_name=name)
         req = services.ClaimRequest(
             idempotency_key=f["idem_key"], order_id=f["order_id"], email=f["email"],
@@ -446,10 +440,10 @@ def step_done() -> None:
         "3. You'll see their decision there too."
     )
     st.link_button("View my claim", claim_link(receipt["token"]), type="primary",
-                   use_container_width=True)
+                   width="stretch")
     st.caption("Keep this link to check your claim later, from any device:")
     st.code(claim_link(receipt["token"]), language=None)
-    if st.button("File another claim", use_container_width=True):
+    if st.button("File another claim", width="stretch", key="file_another"):
         reset()
         st.rerun()
 

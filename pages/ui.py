@@ -105,6 +105,20 @@ def escape_md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text or "")
 
 
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
+
+
+def photo_uploader(label: str, key: str, *, collapsed: bool = False) -> list[tuple[str, bytes]]:
+    """A multi-file photo picker; returns (filename, bytes) for each file chosen.
+
+    Behind this one function so AppTest tests (where uploads can't be driven) can feed files.
+    The accepted types only filter the picker: claims_core checks every file by decoding it.
+    """
+    files = st.file_uploader(label, type=PHOTO_TYPES, accept_multiple_files=True, key=key,
+                             label_visibility="collapsed" if collapsed else "visible")
+    return [(f.name, f.getvalue()) for f in files or []]
+
+
 def signature_pad(key: str) -> bytes | None:
     """A drawing canvas; returns the drawn signature as PNG bytes, or None if nothing was drawn.
 

@@ -21,7 +21,7 @@ def find_form() -> None:
     with st.form("find_claims"):
         query = st.text_input("Order number or tracking number", placeholder="e.g. #1001")
         email = st.text_input("Email used at checkout", placeholder="you@example.com")
-        go = st.form_submit_button("Find my claims", type="primary", use_container_width=True)
+        go = st.form_submit_button("Find my claims", type="primary", width="stretch")
     if go:
         try:
             st.session_state["found_claims"] = portal.guarded_find_claims(
@@ -39,7 +39,7 @@ def find_form() -> None:
                 cols = st.columns([3, 2], vertical_alignment="center")
                 cols[0].markdown(f"**{c.reference}** · {c.issue_label}  \n"
                                  f"{c.status_label} · filed {ui.when(c.created_at)}")
-                if cols[1].button("Open", key=f"open_{c.reference}", use_container_width=True):
+                if cols[1].button("Open", key=f"open_{c.reference}", width="stretch"):
                     st.query_params["token"] = c.access_token
                     st.rerun()
 
@@ -95,16 +95,16 @@ def reply_form(view: services.ClaimView, token: str) -> None:
                    + (" and add photos if they asked for them." if view.can_add_photos else "."))
     round_ = st.session_state.setdefault("reply_round", 0)
     with st.form(f"reply_{round_}"):
-        body = st.text_area("Your message", max_chars=rules.MAX_COMMENT_CHARS, height=100)
+        body = st.text_area("Your message", height=100, key="reply_body",
+                            help=f"Up to {rules.MAX_COMMENT_CHARS:,} characters.")
         files = []
         if view.can_add_photos:
-            files = st.file_uploader("Add photos (optional)", accept_multiple_files=True,
-                                     type=["jpg", "jpeg", "png", "webp", "heic", "heif"])
-        sent = st.form_submit_button("Send", type="primary", use_container_width=True)
+            files = ui.photo_uploader("Add photos (optional)", key=f"reply_photos_{round_}")
+        sent = st.form_submit_button("Send", type="primary", width="stretch")
     if sent:
         try:
             services.add_customer_message(engine, token, body,
-                                          [(f.name, f.getvalue()) for f in files or []])
+                                          files)
         except services.PhotosRejected as e:
             for err in e.errors:
                 st.error(err.message)
@@ -151,12 +151,12 @@ def show_claim(token: str) -> None:
         cols = st.columns(3)
         for i, ev in enumerate(view.evidence):
             with cols[i % 3]:
-                st.image(ev.thumbnail, caption=ev.filename, use_container_width=True)
-                if st.button("Full size", key=f"full_{ev.id}", use_container_width=True):
+                st.image(ev.thumbnail, caption=ev.filename, width="stretch")
+                if st.button("Full size", key=f"full_{ev.id}", width="stretch"):
                     st.session_state["full_photo"] = ev.id
         full = st.session_state.get("full_photo")
         if full in {e.id for e in view.evidence}:
-            st.image(services.get_evidence_image(engine, token, full), use_container_width=True)
+            st.image(services.get_evidence_image(engine, token, full), width="stretch")
     conversation(view)
     reply_form(view, token)
 

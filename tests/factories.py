@@ -27,13 +27,16 @@ class Built:
 def make_order(engine, number="1001", email="sam@example.com", *, protected=True,
                created=None, protection_at=None, cancelled=False,
                lines=(("MUG", "Hand-thrown Mug", 2800, 3), ("TOTE", "Canvas Tote", 3450, 1)),
-               shipments=None, total_cents=None, stock=None, tracking_prefix="TRK") -> Built:
+               shipments=None, total_cents=None, stock=None, tracking_prefix="TRK",
+               base=None) -> Built:
     """``shipments``: list of dicts with status, shipped (datetime), delivered, last_scan, items
-    [(sku, qty)]. Default: one delivered shipment carrying everything, shipped 10 days before NOW."""
-    created = created or NOW - timedelta(days=12)
+    [(sku, qty)]. Default: one delivered shipment carrying everything, shipped 10 days before
+    ``base`` (the tests' fixed NOW unless given)."""
+    base = base or NOW
+    created = created or base - timedelta(days=12)
     if shipments is None:
-        shipments = [dict(status="delivered", shipped=NOW - timedelta(days=10),
-                          delivered=NOW - timedelta(days=7),
+        shipments = [dict(status="delivered", shipped=base - timedelta(days=10),
+                          delivered=base - timedelta(days=7),
                           items=[(sku, q) for sku, _n, _p, q in lines])]
     with write_session(engine) as s:
         items = [LineItem(position=i, sku=sku, name=name, quantity=q, unit_price_cents=p)
