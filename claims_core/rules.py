@@ -291,8 +291,12 @@ def check_issue_available(issue_type: str, available: Iterable[str], status: str
 # --- items and quantities -----------------------------------------------------------------------
 
 
-def remaining_quantity(carried: int, already_covered: int) -> int:
-    """What is still claimable on a shipment line: carried minus open/approved claims' cover."""
+def remaining_quantity(carried: int, already_covered: int, open_claim: bool = False) -> int:
+    """What is still claimable on a shipment line: carried minus what open or approved claims
+    cover. While a claim on the line is still open, nothing more can be claimed on it (one open
+    claim per shipment line item); once that claim is decided the rest becomes claimable again."""
+    if open_claim:
+        return 0
     return max(0, carried - already_covered)
 
 

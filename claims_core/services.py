@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -164,17 +164,27 @@ class OrderView:
         return tuple(s for s in self.shipments if s.claimable)
 
 
-def _covered_quantities(session: Session, shipment_item_ids: Iterable[int]) -> dict[int, int]:
-    ids = list(shipment_item_ids)
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(ClaimItem.shipment_item_id, func.sum(ClaimItem.quantity))
-        .join(Claim, Claim.id == ClaimItem.claim_id)
-        .where(ClaimItem.shipment_item_id.in_(ids), Claim.status.in_(states.COVERING_STATUSES))
-        .group_by(ClaimItem.shipment_item_id)
-    ).all()
-    return {sid: int(q) for sid, q in rows}
+def _remaining(session: Session, shipment_items: Iterable[ShipmentItem]) -> dict[int, int]:
+    """Claimable quantity per shipment item: what it carried less what open or approved claims
+    cover, and nothing while a claim on it is still open."""
+    items = list(shipment_items)
+    ids = [si.id for si in items]
+    covered: dict[int, int] = {}
+    has_open: set[int] = set()
+    if ids:
+        rows = session.execute(
+            select(ClaimItem.shipment_item_id, func.sum(ClaimItem.quantity),
+                   func.max(case((ClaimItem.is_open, 1), else_=0)))
+            .join(Claim, Claim.id == ClaimItem.claim_id)
+            .where(ClaimItem.shipment_item_id.in_(ids), Claim.status.in_(states.COVERING_STATUSES))
+            .group_by(ClaimItem.shipment_item_id)
+        ).all()
+        for sid, qty, is_open in rows:
+            covered[sid] = int(qty)
+            if is_open:
+                has_open.add(sid)
+    return {si.id: rules.remaining_quantity(si.quantity, covered.get(si.id, 0), si.id in has_open)
+            for si in items}
 
 
 def _unit_paid_cents(li: LineItem) -> int:
@@ -186,7 +196,7 @@ def _unit_paid_cents(li: LineItem) -> int:
 
 def _shipment_view(
     session: Session, order: Order, sh: Shipment, index: int, settings: StoreSettings,
-    now: datetime, covered: dict[int, int],
+    now: datetime, remaining: dict[int, int],
 ) -> ShipmentView:
     items = tuple(
         ItemLine(
@@ -195,7 +205,7 @@ def _shipment_view(
             sku=si.line_item.sku,
             name=si.line_item.name,
             carried=si.quantity,
-            remaining=rules.remaining_quantity(si.quantity, covered.get(si.id, 0)),
+            remaining=remaining.get(si.id, 0),
             unit_cents=_unit_paid_cents(si.line_item),
         )
         for si in sh.items
@@ -238,10 +248,9 @@ def _shipment_view(
 def build_order_view(session: Session, order: Order, now: datetime | None = None) -> OrderView:
     now = now or utcnow()
     settings = get_settings(session)
-    shipment_item_ids = [si.id for sh in order.shipments for si in sh.items]
-    covered = _covered_quantities(session, shipment_item_ids)
+    remaining = _remaining(session, [si for sh in order.shipments for si in sh.items])
     shipments = tuple(
-        _shipment_view(session, order, sh, i + 1, settings, now, covered)
+        _shipment_view(session, order, sh, i + 1, settings, now, remaining)
         for i, sh in enumerate(order.shipments)
     )
     reason = ""
@@ -350,8 +359,7 @@ def resolution_choices(engine: Engine, shipment_id: int, items: dict[int, int] |
 def _chosen_items(session: Session, sh: Shipment, issue_type: str, items: dict[int, int] | None,
                   *, check: bool = True) -> dict[int, int]:
     real = [si for si in sh.items if not si.line_item.is_protection]
-    covered = _covered_quantities(session, [si.id for si in real])
-    remaining = {si.id: rules.remaining_quantity(si.quantity, covered.get(si.id, 0)) for si in real}
+    remaining = _remaining(session, real)
     names = {si.id: si.line_item.name for si in real}
     if rules.ISSUE_TYPES[issue_type].category == rules.SHIPPING:
         chosen = {sid: q for sid, q in remaining.items() if q > 0}

@@ -60,7 +60,7 @@ def shipment_label(s: services.ShipmentView) -> str:
 # --- steps --------------------------------------------------------------------------------------
 
 def step_lookup() -> None:
-    st.title("File a claim")
+    st.title("File a claim", anchor=False)
     if settings.intro_text:
         st.text(settings.intro_text)
     with st.form("lookup", border=True):
@@ -90,7 +90,7 @@ def step_lookup() -> None:
 def step_order() -> None:
     f = flow()
     view = order_view()
-    st.title(f"Order {view.name}")
+    st.title(f"Order {view.name}", anchor=False)
     ui.badge("Protected" if view.protected else "Not protected", view.protected)
     st.caption(f"Placed {ui.when(view.created_at)} · {ui.money(view.total_cents, view.currency)}")
     if view.claimable and view.deadline:
@@ -112,10 +112,10 @@ def step_order() -> None:
                 portal.discard_draft(engine, f["order_id"], f["email"])
                 st.rerun()
 
-    st.subheader("Items")
+    st.subheader("Items", anchor=False)
     for item in view.items:
         st.markdown(f"- {ui.escape_md(item.name)} × {item.quantity}")
-    st.subheader("Shipments" if len(view.shipments) != 1 else "Shipment")
+    st.subheader("Shipments" if len(view.shipments) != 1 else "Shipment", anchor=False)
     if not view.shipments:
         st.caption("Not shipped yet.")
     for s in view.shipments:
@@ -131,7 +131,7 @@ def step_order() -> None:
                 st.caption(f"No claim possible: {s.reason}")
 
     if view.claims:
-        st.subheader("Claims on this order")
+        st.subheader("Claims on this order", anchor=False)
         for c in view.claims:
             cols = st.columns([3, 2, 2], vertical_alignment="center")
             cols[0].markdown(f"**{c.reference}** · {c.issue_label}")
@@ -153,7 +153,7 @@ def step_issue() -> None:
     f = flow()
     view = order_view()
     steps_header("issue")
-    st.title("What went wrong?")
+    st.title("What went wrong?", anchor=False)
     ships = view.claimable_shipments
     if not ships:
         st.warning(view.reason or "This order can't take a new claim.")
@@ -227,7 +227,7 @@ def photo_picker(f: dict, required: bool) -> None:
         cols = st.columns(3)
         for i, p in enumerate(photos):
             with cols[i % 3]:
-                st.image(p.thumbnail, caption=p.filename, width="stretch")
+                st.image(p.thumbnail, caption=p.filename, width=150)
                 if st.button("Remove", key=f"rm_{p.sha256}", width="stretch"):
                     f["photos"] = [x for x in f["photos"] if x["sha256"] != p.sha256]
                     st.session_state["photo_errors"] = []
@@ -243,7 +243,7 @@ def step_details() -> None:
         return
     issue = rules.ISSUE_TYPES[f["issue_type"]]
     steps_header("details")
-    st.title(issue.label)
+    st.title(issue.label, anchor=False)
     items: dict[int, int] = {}
     if issue.category == rules.ITEM:
         st.markdown("**Which items, and how many?**")
@@ -305,7 +305,7 @@ def step_resolution() -> None:
     f = flow()
     view = order_view()
     steps_header("resolution")
-    st.title("How would you like it resolved?")
+    st.title("How would you like it resolved?", anchor=False)
     options = services.resolution_choices(engine, f["shipment_id"], _items(f), f["issue_type"])
     available = [o for o in options if o.available]
     for o in options:
@@ -341,7 +341,7 @@ def step_review() -> None:
         go("issue")
         return
     steps_header("review")
-    st.title("Check your claim")
+    st.title("Check your claim", anchor=False)
     issue = rules.ISSUE_TYPES[f["issue_type"]]
     options = {o.kind: o for o in services.resolution_choices(engine, ship.id, _items(f),
                                                                f["issue_type"])}
@@ -367,7 +367,7 @@ def step_review() -> None:
         if photos:
             cols = st.columns(4)
             for i, p in enumerate(photos):
-                cols[i % 4].image(p.thumbnail, width="stretch")
+                cols[i % 4].image(p.thumbnail, width=110)
         if f.get("description"):
             ui.plain(f["description"])
     with st.container(border=True):
@@ -385,7 +385,7 @@ def step_sign() -> None:
     f = flow()
     view = order_view()
     steps_header("sign")
-    st.title("Sign your claim")
+    st.title("Sign your claim", anchor=False)
     drawn_only = rules.drawn_signature_required(view.total_cents, settings.signature_threshold_cents)
     modes = ["drawn"] if drawn_only else ["drawn", "typed"]
     mode = st.radio("How would you like to sign?", modes, horizontal=True,
@@ -431,7 +431,7 @@ def claim_link(token: str) -> str:
 def step_done() -> None:
     f = flow()
     receipt = f["receipt"]
-    st.title("Claim received")
+    st.title("Claim received", anchor=False)
     st.success(f"Your claim reference is {receipt['reference']}.")
     st.markdown(
         "**What happens next**\n\n"

@@ -16,7 +16,7 @@ RESOLUTION_WORDS = {"refund": "Refund", "store_credit": "Store credit",
 
 
 def find_form() -> None:
-    st.title("View my claim")
+    st.title("View my claim", anchor=False)
     st.caption("Use the link from your claim confirmation, or find your claims here.")
     with st.form("find_claims"):
         query = st.text_input("Order number or tracking number", placeholder="e.g. #1001")
@@ -77,7 +77,7 @@ def decision(view: services.ClaimView) -> None:
 
 
 def conversation(view: services.ClaimView) -> None:
-    st.subheader("Conversation")
+    st.subheader("Conversation", anchor=False)
     if not view.messages:
         st.caption("No messages yet.")
     for m in view.messages:
@@ -127,7 +127,7 @@ def show_claim(token: str) -> None:
         st.query_params.clear()
         find_form()
         return
-    st.title(f"Claim {view.reference}")
+    st.title(f"Claim {view.reference}", anchor=False)
     ui.badge(view.status_label, view.status not in ("denied", "closed"))
     st.caption(f"Order {view.order_name} · filed {ui.when(view.created_at)}")
     timeline(view)
@@ -147,11 +147,11 @@ def show_claim(token: str) -> None:
             f"typed name “{view.signature_name}”"
         st.caption(f"Signed with a {signed}.")
     if view.evidence:
-        st.subheader("Photos")
+        st.subheader("Photos", anchor=False)
         cols = st.columns(3)
         for i, ev in enumerate(view.evidence):
             with cols[i % 3]:
-                st.image(ev.thumbnail, caption=ev.filename, width="stretch")
+                st.image(ev.thumbnail, caption=ev.filename, width=150)
                 if st.button("Full size", key=f"full_{ev.id}", width="stretch"):
                     st.session_state["full_photo"] = ev.id
         full = st.session_state.get("full_photo")

@@ -194,6 +194,11 @@ def test_quantity_limit_after_other_claims():
         rules.check_item_quantities({1: 2}, {1: remaining}, NAMES)
 
 
+def test_nothing_more_while_a_claim_on_the_line_is_open():
+    assert rules.remaining_quantity(3, 1, open_claim=True) == 0
+    assert rules.remaining_quantity(3, 1, open_claim=False) == 2
+
+
 def test_fully_covered_item_is_already_claimed():
     with pytest.raises(rules.AlreadyClaimed):
         rules.check_item_quantities({1: 1}, {1: rules.remaining_quantity(3, 3)}, NAMES)

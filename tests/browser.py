@@ -1,0 +1,55 @@
+"""Helpers for driving the Streamlit app in Chromium."""
+from __future__ import annotations
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def settle(page, timeout: int = 30000) -> None:
+    """Wait until Streamlit has finished the run the last action started."""
+    page.wait_for_timeout(250)
+    page.wait_for_function(
+        """() => { const w = document.querySelector('[data-testid="stStatusWidget"]');
+                   return !w || !w.innerText.includes('Running'); }""", timeout=timeout)
+    page.wait_for_timeout(250)
+
+
+def click_button(page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+    settle(page)
+
+
+def choose(page, text: str) -> None:
+    page.get_by_text(text).first.click()
+    settle(page)
+
+
+def draw_signature(page) -> None:
+    """Drag the mouse across the signature canvas like a person signing."""
+    canvas = page.locator("canvas.upper-canvas").first
+    if canvas.count() == 0:
+        canvas = page.locator("canvas").last
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x, y = box["x"] + 30, box["y"] + box["height"] * 0.6
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 25):
+        page.mouse.move(x + i * 10, y - 35 * ((-1) ** i) * (0.3 + (i % 5) / 10), steps=3)
+    page.mouse.up()
+    settle(page)
+    page.wait_for_timeout(500)
+    settle(page)
+
+
+def shot(page, path) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its own container)."""
+    height = page.evaluate(
+        """() => { const m = document.querySelector('[data-testid="stMain"]') ||
+                             document.querySelector('section.main');
+                   return m ? m.scrollHeight : document.body.scrollHeight; }""")
+    vp = page.viewport_size
+    page.set_viewport_size({"width": vp["width"], "height": max(vp["height"], min(int(height) + 40, 6000))})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(vp)
