@@ -90,7 +90,11 @@ def process_photo(
             rgb = _to_rgb(img)
     except PhotoRejected:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotoRejected(
+            name, f"the image is far too large; the limit is {max_pixels / 1e6:.0f} megapixels. "
+                  "Please send a smaller photo.")
+    except UnidentifiedImageError:
         raise PhotoRejected(
             name, "this isn't a photo we can read. Please send a JPEG, PNG, WebP or HEIC image."
         )
