@@ -88,7 +88,7 @@ def branding(settings) -> None:
     cols = st.columns([1, 5], vertical_alignment="center") if settings.logo_png else None
     if cols:
         cols[0].image(settings.logo_png, width=64)
-        cols[1].markdown(f"### {html.escape(settings.name)}", unsafe_allow_html=False)
+        cols[1].markdown(f"### {escape_md(settings.name)}")
     else:
         st.markdown(f"### {escape_md(settings.name)}")
 

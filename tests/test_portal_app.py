@@ -536,3 +536,20 @@ def test_start_over_discards_the_draft(portal, engine):
     assert "Continue where you left off?" not in fresh.all_text()
     with write_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(ClaimDraft)) == 0
+
+
+def test_branding_comes_from_store_settings(portal, engine):
+    with write_session(engine) as s:
+        st_ = s.get(StoreSettings, 1)
+        st_.name, st_.intro_text, st_.accent_color = "Maple & *Co*", "We're sorry! Start here.", "#aa3300"
+        st_.support_email = "care@maple.example"
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (170, 51, 0)).save(buf, "PNG")
+        st_.logo_png = buf.getvalue()
+    built = order(engine, protected=False)
+    p = portal()
+    assert "We're sorry! Start here." in [t.value for t in p.at.text]
+    assert any("Maple" in m.value and "\\*Co\\*" in m.value for m in p.at.markdown)  # literal, not italics
+    assert any("#aa3300" in h.proto.body for h in p.at.get("html"))
+    p.lookup(built.number, built.email)
+    assert "care@maple.example" in p.all_text()
