@@ -1,13 +1,15 @@
 """Shipping-protection claims portal. Start with: streamlit run app.py
 
-Public pages for everyone (file a claim, view my claim); staff pages only after login.
+Public pages for everyone (file a claim, view my claim); staff pages only after login, by role.
 """
 import streamlit as st
 
-from pages.ui import store_settings
+from claims_core import auth
+from pages.ui import current_staff, global_style, store_settings
 
 settings = store_settings()
 st.set_page_config(page_title=f"{settings.name} · Claims", page_icon="📦", layout="centered")
+global_style(settings)
 
 public = [
     st.Page("pages/file_claim.py", title="File a claim", icon=":material/local_shipping:",
@@ -16,4 +18,36 @@ public = [
             url_path="my-claim"),
 ]
 
-st.navigation(public, position="top").run()
+
+def log_out():
+    st.session_state.pop("staff", None)
+    st.switch_page("pages/file_claim.py")
+
+
+who = current_staff()
+login = st.Page("pages/staff_login.py", title="Staff log in", icon=":material/login:",
+                url_path="staff", visibility="hidden" if who else "visible")
+staff = [login]
+if who is not None:
+    if auth.can(who.role, "work_claims"):
+        staff += [
+            st.Page("pages/staff_queue.py", title="Claims queue", icon=":material/inbox:",
+                    url_path="queue"),
+            st.Page("pages/staff_claim.py", title="Claim", icon=":material/assignment:",
+                    url_path="claim", visibility="hidden"),
+            st.Page("pages/staff_new_claim.py", title="New claim for a customer",
+                    icon=":material/add_call:", url_path="new-claim"),
+        ]
+    if auth.can(who.role, "settings"):
+        staff.append(st.Page("pages/staff_settings.py", title="Settings",
+                             icon=":material/settings:", url_path="settings"))
+    staff.append(st.Page(log_out, title=f"Log out ({who.username})", icon=":material/logout:",
+                         url_path="logout"))
+
+page = st.navigation({"": public, "Staff": staff}, position="top")
+if who is not None and (page.url_path == "staff" or st.session_state.pop("after_login", False)):
+    # Just logged in (or back on the login page): go to the first page this role works on.
+    home = next((p for p in staff[1:] if p.url_path not in ("claim", "logout")), None)
+    if home is not None:
+        st.switch_page(home)
+page.run()

@@ -120,3 +120,69 @@ def authenticate(engine: Engine, username: str, password: str, *,
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         return StaffIdentity(user.id, user.username, user.display_name, user.role)
+
+
+# --- sessions and roles -------------------------------------------------------------------------
+
+SESSION_IDLE = timedelta(hours=2)
+SESSION_MAX = timedelta(hours=12)
+
+PERMISSIONS = {
+    "work_claims": frozenset({"owner", "agent"}),
+    "settings": frozenset({"owner"}),
+    "analytics": frozenset({"owner", "analyst"}),
+}
+
+
+def can(role: str, permission: str) -> bool:
+    return role in PERMISSIONS.get(permission, frozenset())
+
+
+def session_expired(logged_in_at: datetime, last_seen_at: datetime, now: datetime | None = None) -> bool:
+    """A staff session ends after 2 idle hours, or 12 hours after login whatever happens."""
+    now = now or utcnow()
+    return now - last_seen_at > SESSION_IDLE or now - logged_in_at > SESSION_MAX
+
+
+def change_password(engine: Engine, username: str, new_password: str, *, actor: str) -> None:
+    check_password_strength(new_password)
+    with write_session(engine) as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
+        if user is None:
+            raise AuthError("No such user.")
+        user.password_hash = hash_password(new_password)
+        user.failed_logins = 0
+        user.locked_until = None
+        states.record_event(s, actor=actor, action="password_changed", details={"username": username})
+
+
+def set_active(engine: Engine, username: str, active: bool, *, actor: str) -> None:
+    with write_session(engine) as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
+        if user is None:
+            raise AuthError("No such user.")
+        if not active and user.role == "owner":
+            owners = s.scalar(select(func.count()).select_from(StaffUser).where(
+                StaffUser.role == "owner", StaffUser.active)) or 0
+            if owners <= 1:
+                raise AuthError("The last active owner can't be deactivated.")
+        user.active = active
+        states.record_event(s, actor=actor, action="user_activated" if active else "user_deactivated",
+                            details={"username": username})
+
+
+@dataclass(frozen=True)
+class UserRow:
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    locked: bool
+
+
+def list_users(engine: Engine, now: datetime | None = None) -> list[UserRow]:
+    now = now or utcnow()
+    with read_session(engine) as s:
+        return [UserRow(u.username, u.display_name, u.role, u.active,
+                        bool(u.locked_until and u.locked_until > now))
+                for u in s.scalars(select(StaffUser).order_by(StaffUser.username))]

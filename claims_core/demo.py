@@ -125,6 +125,28 @@ def make_signature(name: str = "Demo") -> bytes:
     return buf.getvalue()
 
 
+class _PhotoSource:
+    """Fresh photos for each demo claim, and now and then one reused from an earlier claim (the
+    staff side flags reused evidence)."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed + 77)
+        self.n = 0
+        self.made: list[ProcessedPhoto] = []
+
+    def take(self, k: int) -> list[ProcessedPhoto]:
+        out = []
+        for _ in range(k):
+            if self.made and self.rng.random() < 0.03:
+                out.append(self.rng.choice(self.made))
+                continue
+            self.n += 1
+            p = process_photo(make_photo(self.n * 7919, 640, 480), f"IMG_{4100 + self.n}.jpg")
+            self.made.append(p)
+            out.append(p)
+        return out
+
+
 def has_data(engine: Engine) -> bool:
     with read_session(engine) as s:
         return (s.scalar(select(func.count()).select_from(Order)) or 0) > 0
@@ -159,8 +181,7 @@ def generate(engine: Engine, *, orders: int = 2400, seed: int = SEED, now: datet
             add_user(engine, username, role, password, username.title(), actor="demo")
             out["logins"][username] = (role, password)
 
-    photos = [process_photo(make_photo(seed + i), f"IMG_{4100 + i}.jpg") for i in range(24)]
-    out["claims"] = _claims(engine, rng, now, photos, log)
+    out["claims"] = _claims(engine, rng, now, _PhotoSource(seed), log)
     return out
 
 
@@ -302,7 +323,7 @@ COMMENTS = {
 }
 
 
-def _claims(engine: Engine, rng: random.Random, now: datetime, photos: list[ProcessedPhoto],
+def _claims(engine: Engine, rng: random.Random, now: datetime, photos: "_PhotoSource",
             log) -> int:
     with read_session(engine) as s:
         rows = s.execute(
@@ -374,7 +395,7 @@ def _file_one(engine, rng, row, issue, filed_at, now, photos, signature) -> bool
     available = [o.kind for o in options if o.available]
     desired = rng.choice(available)
     chosen = [] if not rules.photos_required(issue) and rng.random() < 0.6 else \
-        rng.sample(photos, rng.choice([1, 1, 2, 3]))
+        photos.take(rng.choice([1, 1, 2, 3]))
     drawn = rng.random() < 0.6 or row.total_cents > 50000
     req = services.ClaimRequest(
         idempotency_key=f"demo-{row.id}", order_id=row.order_id, email=row.email,
@@ -466,7 +487,7 @@ def _named_claim(engine, now, photos, signature) -> None:
         issue_type="damaged", items={sid: 1}, desired_resolution="refund",
         description="The blanket arrived torn along one edge.", signature_kind="drawn",
         signature_png=signature, accurate_confirmed=True, photos=[]), now=filed,
-        processed=photos[:2])
+        processed=photos.take(2))
     decisions.start_review(engine, receipt.claim_id, STAFF, now=filed + timedelta(hours=5))
     decisions.request_info(engine, receipt.claim_id, STAFF, "Northwind support",
                            "Sorry about that! Could you send one more photo showing the tear "

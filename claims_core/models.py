@@ -68,6 +68,7 @@ class StoreSettings(Base):
     max_photos: Mapped[int] = mapped_column(Integer, default=6)
     max_photo_bytes: Mapped[int] = mapped_column(Integer, default=20 * 1024 * 1024)
     signature_threshold_cents: Mapped[int] = mapped_column(Integer, default=50000)
+    response_target_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
     lookup_max_misses: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     lookup_window_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     protection_pattern: Mapped[str] = mapped_column(
@@ -234,6 +235,8 @@ class Claim(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[Optional[datetime]]
+    risk_score: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    risk_level: Mapped[str] = mapped_column(String(8), default="low", server_default="low")
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     order: Mapped[Order] = relationship(back_populates="claims")
@@ -259,6 +262,7 @@ class Claim(Base):
         Index("ix_claims_status_created", "status", "created_at"),
         Index("ix_claims_created_at", "created_at"),
         Index("ix_claims_email", "email"),
+        Index("ix_claims_risk_created", "risk_level", "created_at"),
         CheckConstraint("category IN ('shipping', 'item')", name="category"),
         CheckConstraint(
             "status IN ('submitted','in_review','needs_info','approved','resolved','denied','closed')",

@@ -461,6 +461,7 @@ def check_signature(
     order_total_cents: int,
     threshold_cents: int,
     min_ink_pixels: int = 40,
+    filed_by_staff: bool = False,
 ) -> None:
     """A claim needs a real signature and the accuracy tick.
 
@@ -470,7 +471,9 @@ def check_signature(
     if not accurate_confirmed:
         raise SignatureInvalid("Please tick the box to confirm the information is accurate.")
     if kind == "typed":
-        if drawn_signature_required(order_total_cents, threshold_cents):
+        # Staff filing for a customer on the phone can't collect a drawing; they sign with the
+        # customer's name and the claim records who filed it.
+        if drawn_signature_required(order_total_cents, threshold_cents) and not filed_by_staff:
             raise SignatureInvalid(
                 "For an order of this value, please draw your signature; a typed name isn't enough."
             )
@@ -523,3 +526,18 @@ def format_cents(cents: int, currency: str = "USD") -> str:
     sign = "-" if cents < 0 else ""
     cents = abs(cents)
     return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}"
+
+
+def cents_from_amount(amount) -> int:
+    """A money amount typed in a form (e.g. 12.5 or "12.50") as integer cents, exactly."""
+    from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+    if amount is None or isinstance(amount, bool):
+        raise InvalidInput("Enter an amount.")
+    try:
+        value = Decimal(str(amount).strip().lstrip("$"))
+    except InvalidOperation:
+        raise InvalidInput(f"“{amount}” is not an amount.")
+    if not value.is_finite() or value < 0:
+        raise InvalidInput("Enter an amount of zero or more.")
+    return int((value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))

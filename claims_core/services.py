@@ -14,7 +14,7 @@ from sqlalchemy import Engine, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from . import rules, states
+from . import risk, rules, states
 from .db import read_session, utcnow, write_session
 from .models import (
     Claim,
@@ -529,6 +529,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         kind=req.signature_kind, typed_name=req.signature_name, drawn_ink_pixels=ink,
         accurate_confirmed=req.accurate_confirmed, order_total_cents=order.total_cents,
         threshold_cents=settings.signature_threshold_cents,
+        filed_by_staff=req.filed_by != "customer",
     )
 
     reference = new_reference()
@@ -564,6 +565,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
     )
     s.add(claim)
     s.flush()
+    claim.risk_score, claim.risk_level, _signals = risk.assess(s, claim)
     # The portal's saved progress for this order is used up.
     s.execute(delete(ClaimDraft).where(ClaimDraft.order_id == order.id,
                                        ClaimDraft.email == claim.email))

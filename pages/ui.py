@@ -70,8 +70,8 @@ def plain(text: str) -> None:
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 
 
-def branding(settings) -> None:
-    """The store's accent colour, logo and name at the top of public pages."""
+def global_style(settings) -> None:
+    """The store's accent colour and the few styles every page uses (badges)."""
     accent = settings.accent_color if _HEX.fullmatch(settings.accent_color or "") else "#2563eb"
     st.html(
         "<style>"
@@ -82,9 +82,14 @@ def branding(settings) -> None:
         "font-size:0.85rem; font-weight:600; }"
         ".claims-badge.ok { background:#dcfce7; color:#166534; }"
         ".claims-badge.no { background:#f1f5f9; color:#334155; }"
-        ".claims-muted { color:#64748b; }"
+        ".claims-badge.warn { background:#fef3c7; color:#92400e; }"
+        ".claims-badge.bad { background:#fee2e2; color:#991b1b; }"
         "</style>"
     )
+
+
+def branding(settings) -> None:
+    """The store's logo and name at the top of public pages."""
     cols = st.columns([1, 5], vertical_alignment="center") if settings.logo_png else None
     if cols:
         cols[0].image(settings.logo_png, width=64)
@@ -93,8 +98,10 @@ def branding(settings) -> None:
         st.markdown(f"### {escape_md(settings.name)}")
 
 
-def badge(label: str, ok: bool) -> None:
-    st.html(f"<span class='claims-badge {'ok' if ok else 'no'}'>{html.escape(label)}</span>")
+def badge(label: str, ok: bool | str) -> None:
+    """A small pill. ``ok`` is True (green), False (grey), or a tone: "warn" / "bad"."""
+    tone = ok if isinstance(ok, str) else ("ok" if ok else "no")
+    st.html(f"<span class='claims-badge {tone}'>{html.escape(label)}</span>")
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
@@ -119,6 +126,12 @@ def photo_uploader(label: str, key: str, *, collapsed: bool = False) -> list[tup
     return [(f.name, f.getvalue()) for f in files or []]
 
 
+def file_picker(label: str, types: list[str], key: str) -> tuple[str, bytes] | None:
+    """One file (name, bytes), or None; behind a function for the same reason as above."""
+    f = st.file_uploader(label, type=types, key=key)
+    return (f.name, f.getvalue()) if f is not None else None
+
+
 def signature_pad(key: str) -> bytes | None:
     """A drawing canvas; returns the drawn signature as PNG bytes, or None if nothing was drawn.
 
@@ -134,3 +147,45 @@ def signature_pad(key: str) -> bytes | None:
     if not result.json_data or not result.json_data.get("objects"):
         return None
     return result.image_bytes
+
+
+# --- staff sessions -----------------------------------------------------------------------------
+
+def current_staff():
+    """The logged-in staff member (an auth.StaffIdentity), or None; ends expired sessions."""
+    from claims_core import auth
+    from claims_core.db import utcnow
+
+    data = st.session_state.get("staff")
+    if not data:
+        return None
+    now = utcnow()
+    if auth.session_expired(data["logged_in_at"], data["last_seen_at"], now):
+        st.session_state.pop("staff", None)
+        st.session_state["staff_expired"] = True
+        return None
+    data["last_seen_at"] = now
+    return data["identity"]
+
+
+def require(permission: str):
+    """Stop the page unless the logged-in staff member may do this."""
+    from claims_core import auth
+
+    who = current_staff()
+    if who is None:
+        st.warning("Please log in.")
+        st.stop()
+    if not auth.can(who.role, permission):
+        st.error("Your role doesn't give access to this page.")
+        st.stop()
+    return who
+
+
+def age_text(delta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    if hours < 1:
+        return f"{max(0, int(delta.total_seconds() // 60))} min"
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} d"

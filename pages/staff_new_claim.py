@@ -1,0 +1,99 @@
+"""Staff file a claim on a customer's behalf (phone or email request), through the same rules."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import streamlit as st
+
+from claims_core import portal, rules, services, staff
+from claims_core.db import utcnow
+from pages import ui
+
+who = ui.require("work_claims")
+engine = ui.get_engine()
+settings = ui.store_settings()
+
+st.title("New claim for a customer", anchor=False)
+st.caption("For a customer who asked by phone or email. The same rules apply as on the portal.")
+
+with st.form("staff_find"):
+    query = st.text_input("Order number or tracking number", key="sn_query")
+    if st.form_submit_button("Find order", type="primary"):
+        try:
+            st.session_state["sn_order"] = staff.find_order_for_staff(engine, query).id
+            st.session_state["sn_key"] = uuid.uuid4().hex
+            st.session_state.pop("sn_photos", None)
+        except rules.ClaimRuleError as e:
+            st.error(e.message)
+            st.session_state.pop("sn_order", None)
+
+order_id = st.session_state.get("sn_order")
+if order_id is None:
+    st.stop()
+email = staff.order_email(engine, order_id)
+view = services.get_order_for_customer(engine, order_id, email)
+st.subheader(f"Order {view.name} · {view.customer_name or email}", anchor=False)
+ui.badge("Protected" if view.protected else "Not protected", view.protected)
+
+if not view.claimable:
+    st.warning(view.reason)
+    if view.protected and view.shipments and "closed on" in view.reason:
+        with st.form("exception"):
+            st.markdown("**Give this order more time**")
+            until = st.date_input("New last day to file", value=utcnow().date() + timedelta(days=14),
+                                  key="sn_until")
+            why = st.text_input("Reason (kept in the log)", key="sn_why")
+            if st.form_submit_button("Grant exception"):
+                try:
+                    staff.grant_exception(engine, order_id, who.actor, until, why)
+                except rules.ClaimRuleError as e:
+                    st.error(e.message)
+                else:
+                    st.rerun()
+    st.stop()
+
+ships = view.claimable_shipments
+sid = st.selectbox("Shipment", [s.id for s in ships], key="sn_ship",
+                   format_func=lambda i: next(s for s in ships if s.id == i).label + " · " +
+                   ", ".join(f"{it.name} × {it.carried}" for it in next(s for s in ships if s.id == i).items))
+ship = next(s for s in ships if s.id == sid)
+issue = st.selectbox("What went wrong", list(ship.issue_types), key="sn_issue",
+                     format_func=lambda t: rules.ISSUE_TYPES[t].label)
+items: dict[int, int] = {}
+if rules.ISSUE_TYPES[issue].category == rules.ITEM:
+    for it in ship.remaining_items:
+        items[it.shipment_item_id] = st.number_input(f"{it.name} (up to {it.remaining})", 0,
+                                                     it.remaining, 0, key=f"sn_qty_{it.shipment_item_id}")
+files = ui.photo_uploader("Photos the customer sent", key="sn_upload")
+if files:
+    st.session_state["sn_photos"], errs = portal.add_photos(
+        st.session_state.get("sn_photos", []), files, max_photos=settings.max_photos,
+        max_bytes=settings.max_photo_bytes)
+    for e in errs:
+        st.error(e)
+photos = [portal.photo_from_json(p) for p in st.session_state.get("sn_photos", [])]
+if photos:
+    st.caption(", ".join(p.filename for p in photos))
+description = st.text_area("What the customer told you", key="sn_desc", height=90)
+options = services.resolution_choices(engine, ship.id, items, issue)
+avail = [o.kind for o in options if o.available]
+resolution = st.selectbox("Resolution the customer asked for", avail, key="sn_res",
+                          format_func=rules.RESOLUTION_LABELS.get)
+name = st.text_input("Customer's full name (signs on their behalf)", value=view.customer_name,
+                     key="sn_name")
+confirmed = st.checkbox("The customer confirmed the information is accurate", key="sn_ok")
+if st.button("File claim", type="primary", key="sn_submit"):
+    req = services.ClaimRequest(
+        idempotency_key=st.session_state["sn_key"], order_id=order_id, email=email,
+        shipment_id=ship.id, issue_type=issue, items=items, description=description,
+        desired_resolution=resolution or "", signature_kind="typed", signature_name=name,
+        accurate_confirmed=confirmed, filed_by=who.actor)
+    try:
+        receipt = services.file_claim(engine, req, processed=photos)
+    except rules.ClaimRuleError as e:
+        st.error(e.message)
+    else:
+        for k in ("sn_order", "sn_photos"):
+            st.session_state.pop(k, None)
+        st.switch_page("pages/staff_claim.py", query_params={"id": receipt.claim_id})

@@ -1,0 +1,123 @@
+"""Claims queue: tabs shaped like the work, filters, sorting, SQL paging, CSV export."""
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from claims_core import queue, rules, states
+from claims_core.db import utcnow
+from pages import ui
+
+st.set_page_config(layout="wide")
+who = ui.require("work_claims")
+engine = ui.get_engine()
+settings = ui.store_settings()
+
+st.title("Claims queue", anchor=False)
+
+search = st.text_input("Search", placeholder="Claim reference, order number, email or tracking number",
+                       key="q_text", label_visibility="collapsed")
+with st.expander("Filters", expanded=False):
+    c1, c2, c3, c4 = st.columns(4)
+    category = c1.selectbox("Shipping or item", [None, rules.SHIPPING, rules.ITEM], key="q_cat",
+                            format_func=lambda c: {None: "Both", rules.SHIPPING: "Shipping issues",
+                                                   rules.ITEM: "Item issues"}[c])
+    issue_types = c2.multiselect("Issue type", list(rules.ISSUE_TYPES), key="q_issue",
+                                 format_func=lambda t: rules.ISSUE_TYPES[t].label)
+    carriers = c3.multiselect("Carrier", queue.carriers(engine), key="q_carrier")
+    resolutions = c4.multiselect("Resolution asked", list(rules.RESOLUTION_LABELS), key="q_res",
+                                 format_func=rules.RESOLUTION_LABELS.get)
+    c5, c6, c7, c8 = st.columns(4)
+    dates = c5.date_input("Filed between", value=(), key="q_dates", format="YYYY-MM-DD")
+    min_amount = c6.number_input("Amount from ($)", min_value=0.0, value=None, step=10.0,
+                                 key="q_min")
+    max_amount = c7.number_input("Amount up to ($)", min_value=0.0, value=None, step=10.0,
+                                 key="q_max")
+    risk = c8.multiselect("Risk", list(queue.RISK_LEVELS), key="q_risk",
+                          format_func=str.capitalize)
+
+
+def _cents(amount):
+    return None if amount is None else int(round(amount * 100))
+
+
+d_from = dates[0] if len(dates) >= 1 else None
+d_to = dates[1] if len(dates) == 2 else None
+base = queue.QueueFilter(
+    tab="todo", issue_types=tuple(issue_types), category=category, date_from=d_from,
+    date_to=d_to, carriers=tuple(carriers), resolutions=tuple(resolutions),
+    min_cents=_cents(min_amount), max_cents=_cents(max_amount), risk_levels=tuple(risk),
+    text=search,
+)
+if base.min_cents is not None and base.max_cents is not None and base.min_cents > base.max_cents:
+    st.error("“Amount from” is above “Amount up to”: swap them to see results.")
+
+counts = queue.tab_counts(engine, base)
+tab = st.segmented_control(
+    "Claims", list(queue.TABS), default="todo", key="q_tab", required=True,
+    format_func=lambda t: f"{queue.TABS[t][0]} ({counts.get(t, 0):,})",
+    label_visibility="collapsed",
+)
+flt = queue.with_tab(base, tab or "todo")
+c1, c2, c3 = st.columns([2, 1, 1])
+sort = c1.selectbox("Sort", list(queue.SORTS), key="q_sort",
+                    format_func=lambda k: queue.SORTS[k][0], label_visibility="collapsed")
+size = c2.selectbox("Rows per page", queue.PAGE_SIZES, key="q_size",
+                    format_func=lambda n: f"{n} per page", label_visibility="collapsed")
+signature = (flt, sort, size)
+if st.session_state.get("q_signature") != signature:  # new filters: back to page 1
+    st.session_state["q_signature"] = signature
+    st.session_state["q_page"] = 1
+page = queue.queue_page(engine, flt, sort=sort, page=st.session_state.get("q_page", 1),
+                        page_size=size, with_counts=False)
+c3.download_button(
+    "Export CSV", data=lambda: queue.export_csv(engine, flt, sort=sort), icon=":material/download:",
+    file_name=f"claims-{tab}-{date.today():%Y%m%d}.csv", mime="text/csv", width="stretch",
+    on_click="ignore", key="q_export",
+)
+
+now = utcnow()
+if not page.rows:
+    filtered = queue.with_tab(base, "todo") != queue.QueueFilter()
+    st.info("No claims match these filters." if filtered else "Nothing here right now.")
+else:
+    df = pd.DataFrame([{
+        "Due": "Overdue" if r.waiting_too_long(now, settings.response_target_hours) else "",
+        "Claim": r.reference,
+        "Order": r.order_name,
+        "Email": r.email,
+        "Issue": rules.ISSUE_TYPES[r.issue_type].label,
+        "Status": states.STATUS_LABELS[r.status],
+        "Asked": rules.RESOLUTION_LABELS[r.desired_resolution],
+        "Amount": r.claimed_cents / 100,
+        "Carrier": r.carrier,
+        "Risk": r.risk_level.capitalize(),
+        "Age": ui.age_text(r.age(now)),
+        "Assigned": r.assignee or "",
+    } for r in page.rows])
+    event = st.dataframe(
+        df, hide_index=True, on_select="rerun", selection_mode="single-row", key="q_table",
+        column_config={
+            "Due": st.column_config.TextColumn(
+                "Due", width="small",
+                help=f"Overdue: waiting on the shop for more than {settings.response_target_hours} h"),
+            "Amount": st.column_config.NumberColumn("Amount", format="$%.2f"),
+        },
+    )
+    st.caption(f"Select a row to open the claim. Overdue = waiting on the shop for more than "
+               f"{settings.response_target_hours} hours.")
+    chosen = event.selection.rows if event and event.selection else []
+    if chosen:
+        st.switch_page("pages/staff_claim.py", query_params={"id": page.rows[chosen[0]].id})
+
+p1, p2, p3 = st.columns([1, 2, 1])
+if p1.button("Previous", disabled=page.page <= 1, width="stretch", key="q_prev"):
+    st.session_state["q_page"] = page.page - 1
+    st.rerun()
+p2.markdown(f"<div style='text-align:center'>Page {page.page} of {page.pages} · "
+            f"{page.total:,} claims</div>", unsafe_allow_html=True)
+if p3.button("Next", disabled=page.page >= page.pages, width="stretch", key="q_next"):
+    st.session_state["q_page"] = page.page + 1
+    st.rerun()

@@ -1,0 +1,188 @@
+"""Owner settings: claim rules, branding, staff accounts, imports."""
+from __future__ import annotations
+
+import streamlit as st
+
+from claims_core import auth, importer, rules, store
+from pages import ui
+
+st.set_page_config(layout="wide")
+who = ui.require("settings")
+engine = ui.get_engine()
+settings = ui.store_settings()
+
+st.title("Settings", anchor=False)
+flash = st.session_state.pop("settings_flash", None)
+if flash:
+    st.success(flash)
+
+rules_tab, brand_tab, staff_tab, import_tab = st.tabs(["Claim rules", "Branding", "Staff", "Imports"])
+
+
+def save(changes: dict, what: str) -> None:
+    try:
+        changed = store.update_settings(engine, who.actor, changes)
+    except rules.ClaimRuleError as e:
+        st.error(e.message)
+        return
+    st.session_state["settings_flash"] = f"{what} saved." if changed else "Nothing changed."
+    st.rerun()
+
+
+with rules_tab:
+    with st.form("rules_form"):
+        c1, c2, c3 = st.columns(3)
+        window = c1.number_input("Filing window (days after fulfilment)", 1, 3650,
+                                 settings.filing_window_days, key="s_window")
+        lost = c2.number_input("Days without a tracking scan before “lost”", 0, 365,
+                               settings.lost_wait_days, key="s_lost")
+        target = c3.number_input("Response target (hours)", 1, 720, settings.response_target_hours,
+                                 key="s_target")
+        st.markdown("**Resolutions offered to customers**")
+        r1, r2, r3, r4 = st.columns(4)
+        refund = r1.checkbox("Refund", settings.offer_refund, key="s_refund")
+        reship = r2.checkbox("Reshipment", settings.offer_reshipment, key="s_reship")
+        credit = r3.checkbox("Store credit", settings.offer_store_credit, key="s_credit")
+        bonus = r4.number_input("Store-credit bonus (%)", 0, 100, settings.store_credit_bonus_pct,
+                                key="s_bonus")
+        p1, p2, p3 = st.columns(3)
+        photos = p1.number_input("Photos per claim", 1, 20, settings.max_photos, key="s_photos")
+        photo_mb = p2.number_input("Photo size limit (MB)", 1, 20,
+                                   settings.max_photo_bytes // (1024 * 1024), key="s_photo_mb")
+        threshold = p3.number_input("Drawn signature required above order value ($)", 0.0,
+                                    1_000_000.0, settings.signature_threshold_cents / 100,
+                                    step=50.0, key="s_threshold")
+        pattern = st.text_input("Protection line in imports (pattern on the line's name or SKU)",
+                                settings.protection_pattern, key="s_pattern")
+        l1, l2 = st.columns(2)
+        misses = l1.number_input("Order lookups: misses allowed", 3, 100, settings.lookup_max_misses,
+                                 key="s_misses")
+        minutes = l2.number_input("…within (minutes)", 1, 1440, settings.lookup_window_minutes,
+                                  key="s_minutes")
+        if st.form_submit_button("Save claim rules", type="primary"):
+            try:
+                threshold_cents = rules.cents_from_amount(threshold)
+            except rules.ClaimRuleError as e:
+                st.error(e.message)
+            else:
+                save({"filing_window_days": int(window), "lost_wait_days": int(lost),
+                      "response_target_hours": int(target), "offer_refund": refund,
+                      "offer_reshipment": reship, "offer_store_credit": credit,
+                      "store_credit_bonus_pct": int(bonus), "max_photos": int(photos),
+                      "max_photo_bytes": int(photo_mb) * 1024 * 1024,
+                      "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
+                      "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes)},
+                     "Claim rules")
+
+with brand_tab:
+    with st.form("brand_form"):
+        name = st.text_input("Store name", settings.name, key="s_name")
+        b1, b2, b3 = st.columns(3)
+        color = b1.color_picker("Accent colour", settings.accent_color, key="s_color")
+        support = b2.text_input("Support email", settings.support_email, key="s_support")
+        tz = b3.text_input("Time zone", settings.timezone, key="s_tz",
+                           help="IANA name, e.g. America/New_York. Filing deadlines count in it.")
+        intro = st.text_area("Portal intro text", settings.intro_text, key="s_intro")
+        if st.form_submit_button("Save branding", type="primary"):
+            save({"name": name, "accent_color": color, "support_email": support, "timezone": tz,
+                  "intro_text": intro}, "Branding")
+    st.markdown("**Logo**")
+    if settings.logo_png:
+        st.image(settings.logo_png, width=96)
+    logo = ui.file_picker("Upload a logo (PNG, JPEG or WebP, under 1 MB)",
+                          ["png", "jpg", "jpeg", "webp"], key="s_logo")
+    l1, l2 = st.columns(2)
+    if l1.button("Use this logo", disabled=logo is None, key="s_logo_save"):
+        try:
+            store.set_logo(engine, who.actor, logo[1])
+        except rules.ClaimRuleError as e:
+            st.error(e.message)
+        else:
+            st.session_state["settings_flash"] = "Logo saved."
+            st.rerun()
+    if settings.logo_png and l2.button("Remove logo", key="s_logo_rm"):
+        store.set_logo(engine, who.actor, None)
+        st.rerun()
+
+with staff_tab:
+    users = auth.list_users(engine)
+    st.dataframe([{"Username": u.username, "Name": u.display_name, "Role": u.role,
+                   "Active": u.active, "Locked": u.locked} for u in users], hide_index=True)
+    with st.form("add_user", clear_on_submit=True):
+        st.markdown("**Add a staff member**")
+        u1, u2, u3 = st.columns(3)
+        new_name = u1.text_input("Username", key="s_new_user")
+        new_display = u2.text_input("Display name", key="s_new_display")
+        new_role = u3.selectbox("Role", auth.ROLES, index=1, key="s_new_role",
+                                format_func=lambda r: {"owner": "Owner (everything)",
+                                                       "agent": "Agent (work claims)",
+                                                       "analyst": "Analyst (read-only analytics)"}[r])
+        pw = st.text_input("Password (at least 10 characters)", type="password", key="s_new_pw")
+        if st.form_submit_button("Add user"):
+            try:
+                auth.add_user(engine, new_name, new_role, pw, new_display, actor=who.actor)
+            except auth.AuthError as e:
+                st.error(e.message)
+            else:
+                st.session_state["settings_flash"] = f"Added {new_name}."
+                st.rerun()
+    with st.form("manage_user"):
+        st.markdown("**Change a password, or (de)activate**")
+        m1, m2 = st.columns(2)
+        target = m1.selectbox("User", [u.username for u in users], key="s_target_user")
+        new_pw = m2.text_input("New password (leave empty to keep)", type="password", key="s_pw2")
+        a1, a2, a3 = st.columns(3)
+        do_pw = a1.form_submit_button("Set password")
+        do_off = a2.form_submit_button("Deactivate")
+        do_on = a3.form_submit_button("Activate")
+        if do_pw or do_off or do_on:
+            try:
+                if do_pw:
+                    auth.change_password(engine, target, new_pw, actor=who.actor)
+                else:
+                    auth.set_active(engine, target, bool(do_on), actor=who.actor)
+            except auth.AuthError as e:
+                st.error(e.message)
+            else:
+                st.session_state["settings_flash"] = f"{target} updated."
+                st.rerun()
+
+with import_tab:
+    kinds = {"orders": ("Shopify orders export", importer.import_orders),
+             "shipments": ("Shipments CSV", importer.import_shipments),
+             "stock": ("Stock CSV (sku,on_hand)", importer.import_stock)}
+    kind = st.radio("What are you importing?", list(kinds), horizontal=True, key="s_import_kind",
+                    format_func=lambda k: kinds[k][0])
+    upload = ui.file_picker("CSV file", ["csv"], key=f"s_import_{kind}")
+    if upload is not None:
+        upload_name, data = upload
+        fn = kinds[kind][1]
+        try:
+            preview = fn(engine, data, preview=True)
+        except importer.ImportFileError as e:
+            st.error(f"{upload_name}: {e.message} Nothing was imported.")
+        else:
+            st.markdown(f"**Preview:** {preview.summary()}")
+            if preview.skipped_rows:
+                st.warning(f"{len(preview.skipped_rows)} rows will be skipped:")
+                st.dataframe([{"Line": e.line, "Problem": e.reason} for e in preview.skipped_rows],
+                             hide_index=True)
+            for note in preview.notes:
+                st.caption(note)
+            if st.button(f"Import {upload_name}", type="primary", key="s_import_go"):
+                bar = st.progress(0.0, text="Importing…")
+                kwargs = {"progress": lambda x: bar.progress(x, text="Importing…")} \
+                    if kind == "orders" else {}
+                try:
+                    report = fn(engine, data, **kwargs)
+                except importer.ImportFileError as e:
+                    st.error(e.message)
+                else:
+                    bar.progress(1.0, text="Done")
+                    st.success(report.summary())
+                    if report.skipped_rows:
+                        st.download_button(
+                            "Download the skipped rows", "line,reason\n" + "\n".join(
+                                f"{e.line},\"{e.reason.replace(chr(34), chr(39))}\""
+                                for e in report.skipped_rows),
+                            file_name="skipped-rows.csv", mime="text/csv", key="s_import_err")

@@ -1,0 +1,436 @@
+"""Staff pages under AppTest: login, roles, queue filters, every action on a claim, settings."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from claims_core import auth, decisions, services
+from claims_core.db import utcnow, write_session
+from claims_core.models import Claim, Evidence, Order, StaffUser, Stock, StoreSettings
+from pages import ui
+
+from .factories import claim_request, jpeg_bytes, make_order
+from .test_import import SAMPLE
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def app(db_url, engine, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setattr(ui, "photo_uploader", lambda label, key, collapsed=False: [])
+    users = {role: auth.add_user(engine, f"{role}1", role, "a long password") for role in auth.ROLES}
+
+    def start(role=None, page=None, **query):
+        at = AppTest.from_file(APP, default_timeout=60)
+        if role:
+            now = utcnow()
+            at.session_state["staff"] = {"identity": users[role], "logged_in_at": now,
+                                         "last_seen_at": now}
+        for k, v in query.items():
+            at.query_params[k] = str(v)
+        at.run()
+        if page:
+            at.switch_page(page)
+            at.run()
+        assert not at.exception, at.exception
+        return at
+    return start
+
+
+def titles(at):
+    return [t.value for t in at.title]
+
+
+def everything(at):
+    return "\n".join(str(x.value) for kind in ("markdown", "text", "caption", "error", "warning",
+                                                "success", "info") for x in getattr(at, kind))
+
+
+def page_names(at):
+    """The pages st.navigation registered in the last run."""
+    return [info["page_name"] for info in at._registered_pages.values()]
+
+
+def fresh_claim(engine, number="1001", **kw):
+    built = make_order(engine, number, f"c{number}@example.com", base=utcnow(),
+                       tracking_prefix=f"T{number}", stock=kw.pop("stock", None))
+    r = services.file_claim(engine, claim_request(built, key=f"k{number}", **kw))
+    return built, r
+
+
+def open_claim(app, claim_id, role="agent"):
+    return app(role, "pages/staff_claim.py", id=claim_id)
+
+
+def status(engine, claim_id):
+    with write_session(engine) as s:
+        return s.get(Claim, claim_id).status
+
+
+# --- login and roles ----------------------------------------------------------------------------
+
+def test_login_right_wrong_locked(app, engine):
+    at = app(page="pages/staff_login.py")
+    at.text_input(key="login_user").input("agent1")
+    at.text_input(key="login_password").input("wrong password")
+    at.button[0].click().run()
+    assert at.error[0].value == "Wrong username or password."
+    at.text_input(key="login_password").input("a long password")
+    at.button[0].click().run()
+    assert titles(at) == ["Claims queue"]
+    for _ in range(auth.MAX_FAILED_LOGINS):
+        with pytest.raises(auth.AuthError):
+            auth.authenticate(engine, "owner1", "nope nope nope")
+    at = app(page="pages/staff_login.py")
+    at.text_input(key="login_user").input("owner1")
+    at.text_input(key="login_password").input("a long password")
+    at.button[0].click().run()
+    assert "locked" in at.error[0].value
+
+
+def test_staff_pages_need_login(app):
+    at = app()
+    assert "Staff log in" in page_names(at) and "Claims queue" not in page_names(at)
+
+
+@pytest.mark.parametrize("role,sees,hidden", [
+    ("owner", ["Claims queue", "Settings"], []),
+    ("agent", ["Claims queue", "New claim for a customer"], ["Settings"]),
+    ("analyst", [], ["Claims queue", "Settings"]),
+])
+def test_each_roles_view(app, role, sees, hidden):
+    names = page_names(app(role))
+    for n in sees:
+        assert n in names
+    for n in hidden:
+        assert n not in names
+
+
+def test_page_refuses_wrong_role_even_when_reached(app, engine):
+    with pytest.raises(ValueError):  # not registered for an agent: no URL leads there
+        app("agent", "pages/staff_settings.py")
+    # and the page itself checks the role too, should it ever be reached
+    page = AppTest.from_file(str(Path(APP).parent / "pages" / "staff_settings.py"), default_timeout=60)
+    now = utcnow()
+    page.session_state["staff"] = {"identity": auth.authenticate(engine, "agent1", "a long password"),
+                                   "logged_in_at": now, "last_seen_at": now}
+    page.run()
+    assert titles(page) == [] and "doesn't give access" in page.error[0].value
+    anon = AppTest.from_file(str(Path(APP).parent / "pages" / "staff_queue.py"), default_timeout=60).run()
+    assert titles(anon) == [] and "log in" in anon.warning[0].value
+
+
+def test_expired_session_logs_out(app, engine):
+    at = AppTest.from_file(APP, default_timeout=60)
+    old = utcnow() - timedelta(hours=13)
+    who = auth.authenticate(engine, "agent1", "a long password")
+    at.session_state["staff"] = {"identity": who, "logged_in_at": old, "last_seen_at": old}
+    at.run()
+    assert "Claims queue" not in page_names(at)
+    at.switch_page("pages/staff_login.py").run()
+    assert "session expired" in everything(at)
+
+
+# --- queue --------------------------------------------------------------------------------------
+
+def test_queue_tabs_filters_search(app, engine):
+    _b1, r1 = fresh_claim(engine, "1001")
+    _b2, r2 = fresh_claim(engine, "1002", issue="missing_item", photos=[], resolution="store_credit")
+    decisions.request_info(engine, r2.claim_id, "staff:t", "T", "label please")
+    at = app("agent", "pages/staff_queue.py")
+    assert titles(at) == ["Claims queue"]
+    table = at.dataframe(key="q_table").value
+    assert list(table["Claim"]) == [r1.reference]
+    at.segmented_control(key="q_tab").set_value("waiting").run()
+    assert list(at.dataframe(key="q_table").value["Claim"]) == [r2.reference]
+    at.text_input(key="q_text").input("c1001@example.com").run()
+    assert "No claims match" in everything(at)
+    at.segmented_control(key="q_tab").set_value("todo").run()
+    assert list(at.dataframe(key="q_table").value["Claim"]) == [r1.reference]
+    at.text_input(key="q_text").input("").run()
+    at.multiselect(key="q_issue").set_value(["missing_item"]).run()
+    assert "No claims match" in everything(at)
+    at.multiselect(key="q_issue").set_value([]).run()
+    for key, value, hits in [("q_cat", "item", 1), ("q_cat", "shipping", 0), ("q_cat", None, 1),
+                             ("q_res", ["refund"], 1), ("q_res", ["reshipment"], 0), ("q_res", [], 1),
+                             ("q_risk", ["high"], 0), ("q_risk", [], 1),
+                             ("q_carrier", ["UPS"], 1), ("q_carrier", [], 1)]:
+        widget = at.selectbox(key=key) if key == "q_cat" else at.multiselect(key=key)
+        widget.set_value(value).run()
+        rows = at.dataframe(key="q_table").value if hits else None
+        assert (len(rows) if rows is not None else 0) == hits or ("No claims match" in everything(at)) == (hits == 0)
+    at.number_input(key="q_min").set_value(100.0).run()
+    assert "No claims match" in everything(at)
+    at.number_input(key="q_min").set_value(None).run()
+    at.number_input(key="q_max").set_value(10.0).run()
+    assert "No claims match" in everything(at)
+    at.number_input(key="q_max").set_value(None).run()
+    today = utcnow().date()
+    at.date_input(key="q_dates").set_value((today - timedelta(days=1), today)).run()
+    assert list(at.dataframe(key="q_table").value["Claim"]) == [r1.reference]
+    at.date_input(key="q_dates").set_value((today - timedelta(days=30), today - timedelta(days=10))).run()
+    assert "No claims match" in everything(at)
+
+
+def test_queue_age_and_overdue_cue(app, engine):
+    built = make_order(engine, base=utcnow())
+    services.file_claim(engine, claim_request(built), now=utcnow() - timedelta(days=3))
+    df = app("agent", "pages/staff_queue.py").dataframe(key="q_table").value
+    assert df["Due"].iloc[0] == "Overdue" and df["Age"].iloc[0] == "3 d"
+
+
+def test_queue_csv_export_button(app, engine):
+    fresh_claim(engine)
+    at = app("agent", "pages/staff_queue.py")
+    assert at.get("download_button")
+
+
+# --- one claim: every action --------------------------------------------------------------------
+
+def test_claim_page_shows_the_facts(app, engine):
+    built, r = fresh_claim(engine, description="<b>Broken</b> [x](javascript:alert(1))")
+    at = open_claim(app, r.claim_id)
+    assert titles(at) == [f"Claim {r.reference}"]
+    body = everything(at)
+    assert "Damaged" in body and "Order #1001" in body
+    assert "<b>Broken</b> [x](javascript:alert(1))" in [t.value for t in at.text]
+    assert all("javascript:" not in m.value for m in at.markdown)
+
+
+def test_approve_refund_prefilled_and_editable_down(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    assert at.number_input(key="ap_refund_amt").value == 28.0
+    assert at.number_input(key="ap_refund_amt").max == 28.0  # never above what was paid
+    at.number_input(key="ap_refund_amt").set_value(20.0)
+    at.button(key="FormSubmitter:approve-Approve").click().run()
+    assert "Claim approved." in everything(at)
+    view = services.get_claim_for_customer(engine, r.access_token)
+    assert view.status == "approved" and [(x.kind, x.amount_cents) for x in view.resolutions] == [("refund", 2000)]
+
+
+def test_approve_partial_split(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    at.checkbox(key="ap_refund").check()
+    at.number_input(key="ap_refund_amt").set_value(10.0)
+    at.checkbox(key="ap_credit").check()
+    at.number_input(key="ap_credit_amt").set_value(18.0)
+    at.number_input(key="ap_bonus").set_value(10)
+    at.button(key="FormSubmitter:approve-Approve").click().run()
+    view = services.get_claim_for_customer(engine, r.access_token)
+    assert [(x.kind, x.amount_cents, x.bonus_pct) for x in view.resolutions] == \
+        [("refund", 1000, 0), ("store_credit", 1800, 10)]
+    assert view.resolutions[1].store_credit_code
+
+
+def test_split_above_paid_refused_in_the_page(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    at.checkbox(key="ap_refund").check()
+    at.checkbox(key="ap_credit").check()  # 28 + 28 > 28
+    at.button(key="FormSubmitter:approve-Approve").click().run()
+    assert "more than the $28.00 paid" in at.error[0].value
+    assert status(engine, r.claim_id) == "submitted"
+
+
+def test_approve_reshipment_decrements_stock(app, engine):
+    _b, r = fresh_claim(engine, stock={"MUG": 3}, resolution="reshipment")
+    at = open_claim(app, r.claim_id)
+    at.checkbox(key="ap_reship").check()
+    at.button(key="FormSubmitter:approve-Approve").click().run()
+    with write_session(engine) as s:
+        assert s.get(Stock, "MUG").on_hand == 2
+    assert status(engine, r.claim_id) == "approved"
+
+
+def test_deny_with_reason(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    at.selectbox(key="deny_reason").set_value("other")
+    at.button(key="FormSubmitter:deny-Deny").click().run()
+    assert "Explain the reason" in at.error[0].value
+    at.text_area(key="deny_note").input("Photos show a different item.")
+    at.button(key="FormSubmitter:deny-Deny").click().run()
+    assert status(engine, r.claim_id) == "denied"
+    view = services.get_claim_for_customer(engine, r.access_token)
+    assert "Photos show a different item." in view.denial_reason
+    # approving a denied claim is not offered; reopening is
+    assert not [b for b in at.button if b.key == "FormSubmitter:approve-Approve"]
+    at.button(key="reopen").click().run()
+    assert status(engine, r.claim_id) == "in_review"
+
+
+def test_request_info_then_customer_sees_it(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    at.text_area(key="ask_body").input("Please send a photo of the label.")
+    at.button(key="FormSubmitter:ask-Request information").click().run()
+    assert status(engine, r.claim_id) == "needs_info"
+    view = services.get_claim_for_customer(engine, r.access_token)
+    assert view.messages[-1].body == "Please send a photo of the label."
+
+
+def test_start_review_close_resolve(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    at.button(key="start_review").click().run()
+    assert status(engine, r.claim_id) == "in_review"
+    at.button(key="close").click().run()
+    assert status(engine, r.claim_id) == "closed"
+    _b2, r2 = fresh_claim(engine, "1002")
+    decisions.approve(engine, r2.claim_id, "staff:t", [decisions.ResolutionInput("refund", 2800)])
+    at = open_claim(app, r2.claim_id)
+    at.button(key="mark_resolved").click().run()
+    assert status(engine, r2.claim_id) == "resolved"
+
+
+def test_assign_note_and_message(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    with write_session(engine) as s:
+        agent_id = s.scalars(select(StaffUser.id).where(StaffUser.username == "agent1")).one()
+    at.selectbox(key="assignee").set_value(agent_id)
+    at.button(key="assign_save").click().run()
+    at.text_area(key="note_body").input("Customer called twice.")
+    at.button(key="FormSubmitter:note-Save note").click().run()
+    at.text_area(key="staff_reply").input("We're on it!")
+    at.button(key="FormSubmitter:reply-Send to customer").click().run()
+    view = services.get_claim_for_customer(engine, r.access_token)
+    assert [m.body for m in view.messages] == ["We're on it!"]  # the note stays internal
+    assert "Customer called twice." in [t.value for t in at.text]
+    assert "assigned to agent1" in everything(at)
+
+
+def test_photo_review_in_page(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    with write_session(engine) as s:
+        eid = s.scalars(select(Evidence.id)).one()
+    at.radio(key=f"verdict_{eid}").set_value("rejected")
+    at.button(key=f"FormSubmitter:review_{eid}-Save review").click().run()
+    assert "Say why" in at.error[0].value
+    at.text_input(key=f"note_{eid}").input("Blurry")
+    at.radio(key=f"verdict_{eid}").set_value("rejected")
+    at.button(key=f"FormSubmitter:review_{eid}-Save review").click().run()
+    with write_session(engine) as s:
+        e = s.get(Evidence, eid)
+        assert (e.review_status, e.review_note) == ("rejected", "Blurry")
+    at.button(key=f"full_{eid}").click().run()
+    assert at.button(key="close_full")  # the full-size photo is open
+
+
+def test_someone_else_decided_meanwhile(app, engine):
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)  # agent A looks at the claim
+    decisions.deny(engine, r.claim_id, "staff:b", "duplicate")  # agent B decides first
+    at.button(key="FormSubmitter:approve-Approve").click().run()
+    assert "Someone else changed this claim" in everything(at)
+    assert status(engine, r.claim_id) == "denied"
+    assert "Denied" in "".join(h.proto.body for h in at.get("html"))  # the new state is shown
+
+
+def test_stale_approve_refused_when_the_form_is_still_there(app, engine):
+    from claims_core import staff as staff_core
+    _b, r = fresh_claim(engine)
+    at = open_claim(app, r.claim_id)
+    with write_session(engine) as s:
+        owner_id = s.scalars(select(StaffUser.id).where(StaffUser.username == "owner1")).one()
+    staff_core.assign(engine, r.claim_id, "staff:owner1", owner_id)  # changes the claim
+    at.button(key="FormSubmitter:approve-Approve").click().run()
+    assert status(engine, r.claim_id) == "submitted"  # the approval based on the old view failed
+    assert "Someone else changed this claim" in everything(at)
+    at.button(key="FormSubmitter:approve-Approve").click().run()  # now on the fresh view: lands
+    assert status(engine, r.claim_id) == "approved"
+
+
+# --- new claim on behalf ------------------------------------------------------------------------
+
+def test_file_on_behalf(app, engine):
+    built = make_order(engine, base=utcnow())
+    at = app("agent", "pages/staff_new_claim.py")
+    at.text_input(key="sn_query").input("#1001")
+    at.button[0].click().run()
+    at.selectbox(key="sn_issue").set_value("missing_item").run()
+    at.number_input(key=f"sn_qty_{built.items[(0, 'TOTE')]}").set_value(1).run()
+    at.text_area(key="sn_desc").input("Called in: tote missing from the box")
+    at.checkbox(key="sn_ok").check()
+    at.button(key="sn_submit").click().run()
+    with write_session(engine) as s:
+        c = s.scalars(select(Claim)).one()
+        assert (c.filed_by, c.issue_type, c.signature_name) == ("staff:agent1", "missing_item", "Sam Jones")
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+def test_settings_rules_branding_users(app, engine):
+    at = app("owner", "pages/staff_settings.py")
+    assert titles(at) == ["Settings"]
+    at.number_input(key="s_window").set_value(30)
+    at.checkbox(key="s_reship").uncheck()
+    at.button(key="FormSubmitter:rules_form-Save claim rules").click().run()
+    assert "Claim rules saved." in everything(at)
+    at.text_input(key="s_support").input("not an email")
+    at.button(key="FormSubmitter:brand_form-Save branding").click().run()
+    assert "doesn't look like an email" in at.error[0].value
+    at.text_input(key="s_support").input("help@shop.example")
+    at.text_input(key="s_name").input("Shop & Co")
+    at.button(key="FormSubmitter:brand_form-Save branding").click().run()
+    with write_session(engine) as s:
+        st_ = s.get(StoreSettings, 1)
+        assert (st_.filing_window_days, st_.offer_reshipment, st_.support_email, st_.name) == \
+            (30, False, "help@shop.example", "Shop & Co")
+    at.text_input(key="s_new_user").input("newbie")
+    at.text_input(key="s_new_pw").input("short")
+    at.button(key="FormSubmitter:add_user-Add user").click().run()
+    assert "at least 10" in at.error[0].value
+    at.text_input(key="s_new_user").input("newbie")
+    at.text_input(key="s_new_pw").input("long enough pw")
+    at.button(key="FormSubmitter:add_user-Add user").click().run()
+    assert auth.authenticate(engine, "newbie", "long enough pw").role == "agent"
+
+
+def test_settings_import_preview_errors_then_import(app, engine, monkeypatch):
+    text = SAMPLE.read_text(encoding="utf-8").replace(",3,Trail Runner 2", ",three,Trail Runner 2")
+    picked = {"s_import_orders": ("orders.csv", text.encode())}
+    monkeypatch.setattr(ui, "file_picker", lambda label, types, key: picked.get(key))
+    at = app("owner", "pages/staff_settings.py")
+    body = everything(at)
+    assert "Preview:" in body and "23 created" in body and "2 rows will be skipped" in body
+    errors = at.dataframe[-1].value
+    assert list(errors["Line"]) == [2, 47] and "three" in errors["Problem"].iloc[0]
+    with write_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 0  # the preview wrote nothing
+    at.button(key="s_import_go").click().run()
+    assert "23 created" in everything(at) and at.get("download_button")
+    with write_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 23
+
+
+def test_settings_bad_import_file(app, engine, monkeypatch):
+    monkeypatch.setattr(ui, "file_picker", lambda label, types, key:
+                        ("orders.csv", b"%PDF\x00\x01") if key == "s_import_orders" else None)
+    at = app("owner", "pages/staff_settings.py")
+    assert "orders.csv:" in at.error[0].value and "Nothing was imported" in at.error[0].value
+
+
+def test_settings_logo(app, engine, monkeypatch):
+    import io
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (10, 20, 30)).save(buf, "PNG")
+    picks = {"s_logo": ("logo.png", buf.getvalue())}
+    monkeypatch.setattr(ui, "file_picker", lambda label, types, key: picks.get(key))
+    at = app("owner", "pages/staff_settings.py")
+    at.button(key="s_logo_save").click().run()
+    with write_session(engine) as s:
+        logo = s.get(StoreSettings, 1).logo_png
+    assert Image.open(io.BytesIO(logo)).size == (256, 128)
+    picks["s_logo"] = ("logo.png", b"not an image")
+    at.button(key="s_logo_save").click().run()
+    assert "must be a PNG" in at.error[0].value
