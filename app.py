@@ -26,7 +26,7 @@ def log_out():
 
 who = current_staff()
 login = st.Page("pages/staff_login.py", title="Staff log in", icon=":material/login:",
-                url_path="staff", visibility="hidden" if who else "visible")
+                url_path="login", visibility="hidden" if who else "visible")
 staff = [login]
 if who is not None:
     if auth.can(who.role, "work_claims"):
@@ -45,7 +45,7 @@ if who is not None:
                          url_path="logout"))
 
 page = st.navigation({"": public, "Staff": staff}, position="top")
-if who is not None and (page.url_path == "staff" or st.session_state.pop("after_login", False)):
+if who is not None and (page.url_path == "login" or st.session_state.pop("after_login", False)):
     # Just logged in (or back on the login page): go to the first page this role works on.
     home = next((p for p in staff[1:] if p.url_path not in ("claim", "logout")), None)
     if home is not None:

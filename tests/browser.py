@@ -53,3 +53,10 @@ def shot(page, path) -> None:
     page.wait_for_timeout(400)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(vp)
+
+
+def set_checkbox(page, label: str, value: bool) -> None:
+    box = page.get_by_role("checkbox", name=label, exact=True)
+    if box.is_checked() != value:
+        box.click(force=True)  # Streamlit draws its own box over the real input
+    settle(page)
