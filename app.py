@@ -38,6 +38,9 @@ if who is not None:
             st.Page("pages/staff_new_claim.py", title="New claim for a customer",
                     icon=":material/add_call:", url_path="new-claim"),
         ]
+    if auth.can(who.role, "analytics"):
+        staff.append(st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:",
+                             url_path="analytics"))
     if auth.can(who.role, "settings"):
         staff.append(st.Page("pages/staff_settings.py", title="Settings",
                              icon=":material/settings:", url_path="settings"))

@@ -102,7 +102,7 @@ def make_photo(seed: int, width: int = 960, height: int = 720) -> bytes:
     for _ in range(5):
         d.line([(cx, cy), (cx + rng.randint(-150, 150), cy + rng.randint(-120, 120))],
                fill=(40, 25, 15), width=3)
-    img = img.filter(ImageFilter.GaussianBlur(0.8))
+    img = img.filter(ImageFilter.SMOOTH)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=88)
     return buf.getvalue()
@@ -198,7 +198,7 @@ def _random_order(rng: random.Random, number: int, now: datetime) -> Order:
     subtotal = sum(li.unit_price_cents * li.quantity for li in lines)
     fee = 0
     if protected:
-        fee = max(195, (subtotal * 2 + 50) // 100)  # ~2 % of the order, at least $1.95
+        fee = max(295, (subtotal * 4 + 50) // 100)  # ~4 % of the order, at least $2.95
         lines.append(LineItem(position=len(lines) + 1, sku="SHIP-PROTECT", name="Shipping Protection",
                               quantity=1, unit_price_cents=fee, requires_shipping=False,
                               is_protection=True))
@@ -342,8 +342,8 @@ def _claims(engine: Engine, rng: random.Random, now: datetime, photos: "_PhotoSo
     signature = make_signature("demo")
     for row in rows:
         age = (now - row.shipped_at).days
-        rate = 0.45 if row.status in ("exception", "returned") else (
-            0.3 if age < 20 else 0.12 if age < 45 else 0.07)
+        rate = 0.35 if row.status in ("exception", "returned") else (
+            0.15 if age < 20 else 0.05 if age < 45 else 0.035)
         if rng.random() > rate:
             continue
         filed_at = _filing_time(rng, row, now, window, lost_wait)

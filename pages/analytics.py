@@ -1,0 +1,197 @@
+"""Analytics for owners and analysts: claim rates, trends, breakdowns, money, operations."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from claims_core import analytics, rules
+from claims_core.db import utcnow
+from claims_core.queue import safe_cell
+from pages import ui
+
+st.set_page_config(layout="wide")
+who = ui.require("analytics")
+engine = ui.get_engine()
+
+st.title("Analytics", anchor=False)
+
+today = utcnow().date()
+c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+period = c1.date_input("Period (shipments fulfilled / claims filed)",
+                       value=(today - timedelta(days=180), today), key="a_period", format="YYYY-MM-DD")
+issue_types = c2.multiselect("Issue type", list(rules.ISSUE_TYPES), key="a_issue",
+                             format_func=lambda t: rules.ISSUE_TYPES[t].label,
+                             placeholder="All issue types")
+carriers = c3.multiselect("Carrier", analytics.carriers(engine), key="a_carrier",
+                          placeholder="All carriers")
+grain = c4.radio("Trend by", analytics.GRAINS, index=1, key="a_grain", format_func=str.capitalize)
+if not isinstance(period, (tuple, list)) or len(period) != 2:
+    st.info("Choose the end of the period.")
+    st.stop()
+if period[0] > period[1]:
+    st.error("The period's start is after its end.")
+    st.stop()
+flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(carriers))
+version = analytics.data_version(engine)  # part of every cache key: new events, fresh figures
+
+
+@st.cache_data(ttl=600, max_entries=200, show_spinner=False)
+def cached(name: str, flt_: analytics.AnalyticsFilter, arg: str | None, data_version: int, url: str):
+    """One figure, cached per filters, database and data version (a new event = new figures)."""
+    fn = {"rates": lambda: analytics.claim_rates(engine, flt_),
+          "trend": lambda: analytics.rate_trend(engine, flt_, arg),
+          "outcomes": lambda: analytics.outcomes_trend(engine, flt_, arg),
+          "breakdown": lambda: analytics.breakdown(engine, flt_, arg),
+          "money": lambda: analytics.money_by_month(engine, flt_),
+          "ops": lambda: analytics.operations(engine, flt_)}[name]
+    return fn()
+
+
+def get(name, arg=None):
+    from claims_core import config
+    return cached(name, flt, arg, version, config.database_url())
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(list(df.columns))
+    for row in df.itertuples(index=False):
+        w.writerow([safe_cell("" if v is None or (isinstance(v, float) and pd.isna(v)) else v)
+                    for v in row])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def table_and_download(df: pd.DataFrame, name: str) -> None:
+    with st.expander("Table"):
+        st.dataframe(df, hide_index=True, width="stretch")
+    st.download_button("Download CSV", csv_bytes(df), file_name=f"{name}-{flt.date_from}-{flt.date_to}.csv",
+                       mime="text/csv", key=f"dl_{name}", icon=":material/download:", on_click="ignore")
+
+
+def chart(fig) -> None:
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", height=380,
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+# --- claim rate by issue type -------------------------------------------------------------------
+rates = get("rates")
+shipments = int(rates["protected_shipments"].iloc[0]) if len(rates) else 0
+orders = int(rates["protected_orders"].iloc[0]) if len(rates) else 0
+total_claims = int(rates["claims"].sum()) if len(rates) else 0
+ops = get("ops")
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Protected shipments", f"{shipments:,}")
+m2.metric("Claims on them", f"{total_claims:,}")
+m3.metric("Claims per 100 shipments", "—" if not shipments else f"{100 * total_claims / shipments:.2f}")
+m4.metric("Approval rate", "—" if ops.approval_rate is None else f"{100 * ops.approval_rate:.0f}%")
+m5.metric("Waiting on customers", f"{ops.waiting_on_customer:,}")
+
+st.subheader("Claim rate by issue type", anchor=False)
+st.caption("Claims per 100 **protected shipments fulfilled in the period** (and per 100 protected "
+           f"orders: {orders:,}). A claim counts in the period its shipment left, whenever it was "
+           "filed. The number of claims is shown on each bar.")
+if shipments == 0:
+    st.info("No protected shipments were fulfilled in this period.")
+else:
+    fig = px.bar(rates, x="per_100_shipments", y="issue", orientation="h", color="category",
+                 text="claims", labels={"per_100_shipments": "claims per 100 protected shipments",
+                                        "issue": "", "category": ""},
+                 category_orders={"issue": list(rates["issue"])},
+                 color_discrete_map={"shipping": "#0f766e", "item": "#f59e0b"})
+    fig.update_traces(texttemplate="%{text} claims", textposition="outside", cliponaxis=False)
+    chart(fig)
+table_and_download(rates, "claim-rates")
+
+# --- trends -------------------------------------------------------------------------------------
+st.subheader(f"Trends by {grain}", anchor=False)
+t1, t2 = st.columns(2)
+with t1:
+    trend = get("trend", grain)
+    st.caption("Claim rate per issue type (claims per 100 protected shipments that left that "
+               f"{grain}).")
+    shown = trend
+    if shown.empty or not shown["claims"].any():
+        st.info("No claims in this period.")
+    else:
+        chart(px.line(shown, x="period", y="per_100_shipments", color="issue", markers=True,
+                      labels={"per_100_shipments": "per 100 shipments", "period": ""}))
+    table_and_download(trend, f"rate-trend-{grain}")
+with t2:
+    outcomes = get("outcomes", grain)
+    st.caption(f"Claims filed, approved and denied per {grain} (decisions counted when made).")
+    if outcomes.empty:
+        st.info("No claims filed or decided in this period.")
+    else:
+        long = outcomes.melt(id_vars="period", var_name="outcome", value_name="claims")
+        chart(px.bar(long, x="period", y="claims", color="outcome", barmode="group",
+                     labels={"period": ""},
+                     color_discrete_map={"filed": "#64748b", "approved": "#16a34a",
+                                         "denied": "#dc2626"}))
+    table_and_download(outcomes, f"outcomes-{grain}")
+
+# --- breakdowns ---------------------------------------------------------------------------------
+st.subheader("Where claims come from", anchor=False)
+tabs = st.tabs(["Carrier", "Product", "Destination", "Shipping method"])
+for tab, key in zip(tabs, ["carrier", "sku", "region", "method"]):
+    with tab:
+        df = get("breakdown", key)
+        if df.empty:
+            st.info("No protected shipments in this period.")
+            continue
+        label = df.columns[0] if key != "sku" else "Product"
+        rate_col = "per_100_units" if key == "sku" else "per_100_shipments"
+        count_col = "units_claimed" if key == "sku" else "claims"
+        top = df.head(15)
+        fig = px.bar(top, x=rate_col, y=label, orientation="h", text=count_col,
+                     labels={rate_col: "per 100 units" if key == "sku" else "per 100 shipments",
+                             label: ""})
+        fig.update_traces(marker_color="#0f766e", texttemplate="%{text}", textposition="outside",
+                          cliponaxis=False)
+        fig.update_yaxes(categoryorder="total ascending")
+        chart(fig)
+        table_and_download(df, f"by-{key}")
+
+# --- money --------------------------------------------------------------------------------------
+st.subheader("What claims cost against what protection brought in", anchor=False)
+money = get("money")
+if money.empty:
+    st.info("No protection fees or resolutions in this period.")
+else:
+    total_paid = int(money["paid_out"].sum())
+    total_fees = int(money["protection_fees"].sum())
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Protection fees collected", ui.money(total_fees))
+    k2.metric("Paid out (refunds, credit, reshipments)", ui.money(total_paid))
+    k3.metric("Loss ratio", "—" if not total_fees else f"{total_paid / total_fees:.2f}")
+    dollars = money.assign(**{c: money[c] / 100 for c in
+                              ("refunds", "store_credit", "reshipments", "protection_fees")})
+    long = dollars.melt(id_vars="month", value_vars=["refunds", "store_credit", "reshipments"],
+                        var_name="paid out as", value_name="dollars")
+    fig = px.bar(long, x="month", y="dollars", color="paid out as",
+                 labels={"month": "", "dollars": "$"},
+                 color_discrete_map={"refunds": "#dc2626", "store_credit": "#f59e0b",
+                                     "reshipments": "#6366f1"})
+    fig.add_scatter(x=dollars["month"], y=dollars["protection_fees"], mode="lines+markers",
+                    name="protection fees", line=dict(color="#0f766e", width=3))
+    chart(fig)
+    st.caption("Loss ratio per month = paid out ÷ protection fees collected that month.")
+table_and_download(money, "money-by-month")
+
+# --- operations ---------------------------------------------------------------------------------
+st.subheader("Operations", anchor=False)
+o1, o2, o3, o4 = st.columns(4)
+fmt = lambda h: "—" if h is None else (f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} days")  # noqa: E731
+o1.metric("First response, median", fmt(ops.first_response_median_h))
+o2.metric("First response, 90th percentile", fmt(ops.first_response_p90_h))
+o3.metric("Decision, median", fmt(ops.decision_median_h))
+o4.metric("Decision, 90th percentile", fmt(ops.decision_p90_h))
+st.caption(f"Claims filed in the period: {ops.decided:,} decided ({ops.approved:,} approved, "
+           f"{ops.denied:,} denied); {ops.waiting_on_customer:,} waiting on the customer.")
+table_and_download(ops.as_frame(), "operations")
