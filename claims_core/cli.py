@@ -166,11 +166,14 @@ def cmd_backup(args) -> int:
     else:
         if shutil.which("pg_dump") is None:
             raise CliError("pg_dump is needed to back up PostgreSQL; install postgresql-client.")
-        url = make_url(str(engine.url)).set(drivername="postgresql")
+        url = engine.url.set(drivername="postgresql")
+        env = {**os.environ}
+        if url.password:  # through the environment, never on the command line (ps would show it)
+            env["PGPASSWORD"] = str(url.password)
+            url = url.set(password=None)
         result = subprocess.run(
-            ["pg_dump", "--format=custom", f"--file={dest}",
-             url.render_as_string(hide_password=False)],
-            capture_output=True, text=True,
+            ["pg_dump", "--format=custom", f"--file={dest}", url.render_as_string(hide_password=False)],
+            capture_output=True, text=True, env=env,
         )
         if result.returncode != 0:
             raise CliError(f"pg_dump failed: {result.stderr.strip()}")

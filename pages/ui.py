@@ -23,7 +23,18 @@ def _engine_for(url: str):
     engine = make_engine(url)
     if not migrate.is_up_to_date(engine):
         migrate.upgrade(engine)
+    _ENGINES.append(engine)
     return engine
+
+
+_ENGINES: list = []
+
+
+def release_engines() -> None:
+    """Close every cached engine's connections (tests switch databases; a server never does)."""
+    _engine_for.clear()
+    while _ENGINES:
+        _ENGINES.pop().dispose()
 
 
 def client_address() -> str | None:

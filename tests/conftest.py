@@ -1,6 +1,7 @@
 """Test fixtures: a fresh migrated database per test (SQLite by default, DATABASE_URL if set)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -30,31 +31,74 @@ def sqlite_template(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def db_url(tmp_path, sqlite_template):
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:  # PostgreSQL: one fresh schema per test
-        import uuid
-        from sqlalchemy import create_engine
-        schema = "t_" + uuid.uuid4().hex[:12]
-        admin = create_engine(url)
-        with admin.begin() as c:
-            c.execute(text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in url else "?"
-        scoped = f"{url}{sep}options=-csearch_path%3D{schema}"
+# The suite runs on PostgreSQL when DATABASE_URL points at one (each test in its own schema).
+PG_ADMIN_URL = os.environ.get("DATABASE_URL", "") if os.environ.get(
+    "DATABASE_URL", "").startswith("postgresql") else None
+ON_POSTGRES = PG_ADMIN_URL is not None
+
+
+def pg_admin_url() -> str | None:
+    return PG_ADMIN_URL
+
+
+@contextlib.contextmanager
+def _pg_schema(migrated: bool):
+    import uuid
+    from sqlalchemy import create_engine
+    admin_url = pg_admin_url()
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(admin_url)
+    with admin.begin() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in admin_url else "?"
+    scoped = f"{admin_url}{sep}options=-csearch_path%3D{schema}"
+    if migrated:
         eng = make_engine(scoped)
         upgrade(eng)
         with write_session(eng) as s:
             ensure_settings(s)
         eng.dispose()
+    try:
         yield scoped
+    finally:
         with admin.begin() as c:
             c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def db_url(tmp_path, request):
+    """A fresh, migrated database for one test."""
+    if ON_POSTGRES:
+        with _pg_schema(migrated=True) as url:
+            yield url
         return
+    template = request.getfixturevalue("sqlite_template")
     path = tmp_path / "claims.db"
-    shutil.copy(sqlite_template, path)
+    shutil.copy(template, path)
     yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def fresh_db_url(tmp_path):
+    """An empty database (no schema yet) for one test."""
+    if ON_POSTGRES:
+        with _pg_schema(migrated=False) as url:
+            yield url
+        return
+    yield f"sqlite:///{tmp_path / 'fresh.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _release_app_engines():
+    """AppTest pages cache one engine per database URL; drop them after each test so their
+    connections close (PostgreSQL would run out of connections otherwise)."""
+    yield
+    try:
+        from pages import ui
+    except Exception:  # pragma: no cover
+        return
+    ui.release_engines()
 
 
 @pytest.fixture
@@ -116,6 +160,11 @@ def live_app(tmp_path_factory):
     data = tmp_path_factory.mktemp("live")
     env = {**os.environ, "CLAIMS_DATA_DIR": str(data)}
     env.pop("DATABASE_URL", None)
+    stack = contextlib.ExitStack()
+    db_url = f"sqlite:///{data / 'claims.db'}"
+    if ON_POSTGRES:  # the same journeys against the app on PostgreSQL
+        db_url = stack.enter_context(_pg_schema(migrated=False))
+        env["DATABASE_URL"] = db_url
     subprocess.run([sys.executable, "-m", "claims_core", "demo", "--if-empty", "--orders", "300"],
                    cwd=root, env=env, check=True, capture_output=True, timeout=600)
     owner = ("browser-owner", "browser owner password")
@@ -139,13 +188,14 @@ def live_app(tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError("streamlit did not start: " + (data / "streamlit.log").read_text())
-    yield {"url": base, "db_url": f"sqlite:///{data / 'claims.db'}", "owner": owner}
+    yield {"url": base, "db_url": db_url, "owner": owner}
     proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    stack.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from claims_core import auth, cli, demo, migrate, services
 from claims_core.db import make_engine
@@ -16,22 +17,22 @@ ROOT = Path(__file__).resolve().parents[1]
 from .test_import import SAMPLE  # noqa: E402
 
 
-def run(tmp_path, *args, stdin=""):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+def run(url, *args, stdin=""):
+    env = {**os.environ, "DATABASE_URL": url}
     return subprocess.run([sys.executable, "-m", "claims_core", *args], cwd=ROOT, env=env,
                           input=stdin, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
-def cli_db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def cli_db(fresh_db_url, monkeypatch):
+    url = fresh_db_url
     monkeypatch.setenv("DATABASE_URL", url)
     assert cli.main(["init"]) == 0
     return url
 
 
-def test_commands_need_a_schema(tmp_path):
-    out = run(tmp_path, "stats")
+def test_commands_need_a_schema(fresh_db_url):
+    out = run(fresh_db_url, "stats")
     assert out.returncode == 2 and "init" in out.stderr
 
 
@@ -78,21 +79,23 @@ def test_import_shipments_and_stock(tmp_path, cli_db, capsys):
     assert cli.collect_stats(make_engine(cli_db))["stock_skus"] == 1
 
 
-def test_add_user_reads_password_from_stdin(tmp_path):
-    assert run(tmp_path, "init").returncode == 0
-    out = run(tmp_path, "add-user", "Alice", "--role", "agent", stdin="correct horse battery\n")
+def test_add_user_reads_password_from_stdin(fresh_db_url):
+    assert run(fresh_db_url, "init").returncode == 0
+    out = run(fresh_db_url, "add-user", "Alice", "--role", "agent", stdin="correct horse battery\n")
     assert out.returncode == 0, out.stderr
     assert "correct horse" not in out.stdout + out.stderr
-    engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    engine = make_engine(fresh_db_url)
     who = auth.authenticate(engine, "alice", "correct horse battery")
     assert who.role == "agent"
-    with sqlite3.connect(tmp_path / "cli.db") as c:
-        assert c.execute("select password_hash from staff_users").fetchone()[0].startswith("$argon2id$")
-    dup = run(tmp_path, "add-user", "alice", "--role", "owner", stdin="another password\n")
+    from sqlalchemy import text
+    with engine.connect() as c:
+        assert c.execute(text("select password_hash from staff_users")).scalar_one().startswith("$argon2id$")
+    engine.dispose()
+    dup = run(fresh_db_url, "add-user", "alice", "--role", "owner", stdin="another password\n")
     assert dup.returncode == 2 and "already exists" in dup.stderr
-    short = run(tmp_path, "add-user", "bob", "--role", "owner", stdin="short\n")
+    short = run(fresh_db_url, "add-user", "bob", "--role", "owner", stdin="short\n")
     assert short.returncode == 2 and "at least" in short.stderr
-    badrole = run(tmp_path, "add-user", "bob", "--role", "king", stdin="long enough pass\n")
+    badrole = run(fresh_db_url, "add-user", "bob", "--role", "king", stdin="long enough pass\n")
     assert badrole.returncode == 2
 
 
@@ -133,15 +136,42 @@ def test_demo_then_backup_while_filing(tmp_path, cli_db, capsys):
         stop.set()
         t.join()
     assert cli.main(["backup", str(dest)]) == 2  # won't overwrite without --force
-    with sqlite3.connect(dest) as c:
-        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert c.execute("PRAGMA foreign_key_check").fetchall() == []
-        n_claims, = c.execute("select count(*) from claims").fetchone()
-        n_filed_events, = c.execute("select count(*) from events where action='claim_filed'").fetchone()
-        assert n_claims == n_filed_events  # every claim in the copy has its event: consistent
-        orphans = c.execute("select count(*) from claim_items ci left join claims c "
-                            "on c.id = ci.claim_id where c.id is null").fetchone()[0]
+    if dest.stat().st_size and cli_db.startswith("sqlite"):
+        copy_url = f"sqlite:///{dest}"
+        with sqlite3.connect(dest) as c:
+            assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert c.execute("PRAGMA foreign_key_check").fetchall() == []
+    else:
+        copy_url = _restore_pg(dest, cli_db)
+    copy = make_engine(copy_url)
+    with copy.connect() as c:
+        n_claims = c.execute(text("select count(*) from claims")).scalar_one()
+        n_filed = c.execute(text("select count(*) from events where action='claim_filed'")).scalar_one()
+        assert n_claims == n_filed > 0  # every claim in the copy has its event: consistent
+        orphans = c.execute(text("select count(*) from claim_items ci left join claims c "
+                                 "on c.id = ci.claim_id where c.id is null")).scalar_one()
         assert orphans == 0
-    copy = make_engine(f"sqlite:///{dest}")
     assert migrate.is_up_to_date(copy)
     assert services.lookup_order(copy, demo.DEMO_ORDERS[0].number, demo.DEMO_ORDERS[0].email).claimable
+    copy.dispose()
+
+
+def _restore_pg(dump, scoped_url: str) -> str:
+    """Restore a pg_dump into a new database and return a URL to the test's schema in it."""
+    import uuid
+    from urllib.parse import parse_qs, urlsplit
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    base = make_url(scoped_url)
+    schema = parse_qs(urlsplit(scoped_url).query)["options"][0].split("=")[-1]
+    name = "restore_" + uuid.uuid4().hex[:8]
+    admin = create_engine(base.set(query={}), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    target = base.set(drivername="postgresql", database=name, query={})
+    out = subprocess.run(["pg_restore", "--no-owner", f"--dbname={target.render_as_string(hide_password=False)}",
+                          str(dump)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return base.set(database=name).render_as_string(hide_password=False).split("?")[0] + \
+        f"?options=-csearch_path%3D{schema}"

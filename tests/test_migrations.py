@@ -22,8 +22,8 @@ def test_models_match_migrations(engine):
     assert diff == []
 
 
-def test_init_upgrades_an_earlier_revision_with_data_intact(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_init_upgrades_an_earlier_revision_with_data_intact(fresh_db_url, monkeypatch):
+    url = fresh_db_url
     old = make_engine(url)
     migrate.upgrade(old, "0001")
     assert migrate.current_revision(old) == "0001"
@@ -33,7 +33,8 @@ def test_init_upgrades_an_earlier_revision_with_data_intact(tmp_path, monkeypatc
                        " offer_refund, offer_reshipment, offer_store_credit, store_credit_bonus_pct,"
                        " max_photos, max_photo_bytes, signature_threshold_cents, protection_pattern,"
                        " updated_at) VALUES (1, 'Old Shop', NULL, '#123456', 'a@b.c', 'hi', 'UTC',"
-                       " 'USD', 30, 5, 1, 0, 1, 5, 4, 1000000, 100, 'protect', '2026-01-01')"))
+                       " 'USD', 30, 5, TRUE, FALSE, TRUE, 5, 4, 1000000, 100, 'protect',"
+                       " '2026-01-01')"))
         c.execute(text("INSERT INTO orders (id, order_number, name, email, customer_name, created_at,"
                        " financial_status, fulfillment_status, currency, subtotal_cents,"
                        " shipping_cents, tax_cents, total_cents, protection_fee_cents,"
@@ -63,8 +64,8 @@ def test_init_upgrades_an_earlier_revision_with_data_intact(tmp_path, monkeypatc
     eng.dispose()
 
 
-def test_init_from_the_command_line(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+def test_init_from_the_command_line(fresh_db_url):
+    env = {**os.environ, "DATABASE_URL": fresh_db_url}
     out = subprocess.run([sys.executable, "-m", "claims_core", "init"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
