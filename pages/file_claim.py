@@ -227,7 +227,7 @@ def photo_picker(f: dict, required: bool) -> None:
         cols = st.columns(3)
         for i, p in enumerate(photos):
             with cols[i % 3]:
-                st.image(p.thumbnail, caption=p.filename, width=150)
+                st.image(p.thumbnail, caption=p.filename, width=150, alt=f"Photo {p.filename}")
                 if st.button("Remove", key=f"rm_{p.sha256}", width="stretch"):
                     f["photos"] = [x for x in f["photos"] if x["sha256"] != p.sha256]
                     st.session_state["photo_errors"] = []
@@ -367,7 +367,7 @@ def step_review() -> None:
         if photos:
             cols = st.columns(4)
             for i, p in enumerate(photos):
-                cols[i % 4].image(p.thumbnail, width=110)
+                cols[i % 4].image(p.thumbnail, width=110, alt=f"Photo {p.filename}")
         if f.get("description"):
             ui.plain(f["description"])
     with st.container(border=True):
@@ -442,7 +442,7 @@ def step_done() -> None:
     st.link_button("View my claim", claim_link(receipt["token"]), type="primary",
                    width="stretch")
     st.caption("Keep this link to check your claim later, from any device:")
-    st.code(claim_link(receipt["token"]), language=None)
+    st.code(claim_link(receipt["token"]), language=None, wrap_lines=True)
     if st.button("File another claim", width="stretch", key="file_another"):
         reset()
         st.rerun()

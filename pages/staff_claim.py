@@ -94,7 +94,7 @@ with left:
         with f2:
             st.markdown(f"**{c.shipment_label}** · {ui.escape_md(c.carrier or 'carrier unknown')}")
             if c.tracking_number:
-                st.code(c.tracking_number, language=None)
+                st.code(c.tracking_number, language=None, wrap_lines=True)
             st.caption(f"Status: {view.shipment_status} · shipped {ui.when(view.shipped_at)} · "
                        f"delivered {ui.when(view.delivered_at)} · last scan "
                        f"{ui.when(view.last_scan_at)} · window until {rules.format_date(view.deadline)}")
@@ -109,7 +109,7 @@ with left:
         ui.plain(c.description or "(none)")
         st.markdown("**Signature**")
         if view.signature_png:
-            st.image(view.signature_png, width=260)
+            st.image(view.signature_png, width=260, alt="The customer's drawn signature")
         else:
             st.text(f"Typed: {c.signature_name}")
 
@@ -120,7 +120,8 @@ with left:
     cols = st.columns(3)
     for i, ph in enumerate(view.photos):
         with cols[i % 3].container(border=True):
-            st.image(ph.thumbnail, caption=f"{ph.filename} · {ph.width}×{ph.height}", width="stretch")
+            st.image(ph.thumbnail, caption=f"{ph.filename} · {ph.width}×{ph.height}", width="stretch",
+                     alt=f"Photo {ph.filename}")
             if ph.reused_in:
                 st.warning("Also used in " + ", ".join(ph.reused_in))
             st.caption(f"Review: {ph.review_status}" + (f" — {ph.review_note}" if ph.review_note else ""))
@@ -140,7 +141,7 @@ with left:
                         f"Photo {ph.filename} marked {verdict}.")
     full = st.session_state.get("full_photo")
     if full in {p.id for p in view.photos}:
-        st.image(staff.photo_data(engine, claim_id, full), width="stretch",
+        st.image(staff.photo_data(engine, claim_id, full), width="stretch", alt="Full-size photo",
                  caption="Full size")
         if st.button("Close full size", key="close_full"):
             st.session_state.pop("full_photo")

@@ -88,7 +88,7 @@ with brand_tab:
                   "intro_text": intro}, "Branding")
     st.markdown("**Logo**")
     if settings.logo_png:
-        st.image(settings.logo_png, width=96)
+        st.image(settings.logo_png, width=96, alt="Current logo")
     logo = ui.file_picker("Upload a logo (PNG, JPEG or WebP, under 1 MB)",
                           ["png", "jpg", "jpeg", "webp"], key="s_logo")
     l1, l2 = st.columns(2)

@@ -93,6 +93,9 @@ def global_style(settings) -> None:
         "font-size:0.85rem; font-weight:600; }"
         ".claims-badge.ok { background:#dcfce7; color:#166534; }"
         ".claims-badge.no { background:#f1f5f9; color:#334155; }"
+        # Streamlit's default caption grey is below 4.5:1 contrast on white: darken it.
+        "[data-testid='stCaptionContainer'], [data-testid='stCaptionContainer'] p "
+        "{ color:#4b5563 !important; opacity:1 !important; }"
         ".claims-badge.warn { background:#fef3c7; color:#92400e; }"
         ".claims-badge.bad { background:#fee2e2; color:#991b1b; }"
         "</style>"
@@ -103,7 +106,7 @@ def branding(settings) -> None:
     """The store's logo and name at the top of public pages."""
     cols = st.columns([1, 5], vertical_alignment="center") if settings.logo_png else None
     if cols:
-        cols[0].image(settings.logo_png, width=64)
+        cols[0].image(settings.logo_png, width=64, alt=f"{settings.name} logo")
         cols[1].markdown(f"### {escape_md(settings.name)}")
     else:
         st.markdown(f"### {escape_md(settings.name)}")

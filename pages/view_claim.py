@@ -64,7 +64,7 @@ def decision(view: services.ClaimView) -> None:
                     total = r.amount_cents + (r.amount_cents * r.bonus_pct + 50) // 100
                     st.markdown(f"Store credit of **{ui.money(total, view.currency)}**. "
                                 "Use this code at checkout:")
-                    st.code(r.store_credit_code or "", language=None)
+                    st.code(r.store_credit_code or "", language=None, wrap_lines=True)
                 else:
                     st.markdown("A **replacement** of your items is on its way.")
     elif view.status == "denied":
@@ -151,12 +151,13 @@ def show_claim(token: str) -> None:
         cols = st.columns(3)
         for i, ev in enumerate(view.evidence):
             with cols[i % 3]:
-                st.image(ev.thumbnail, caption=ev.filename, width=150)
+                st.image(ev.thumbnail, caption=ev.filename, width=150, alt=f"Photo {ev.filename}")
                 if st.button("Full size", key=f"full_{ev.id}", width="stretch"):
                     st.session_state["full_photo"] = ev.id
         full = st.session_state.get("full_photo")
         if full in {e.id for e in view.evidence}:
-            st.image(services.get_evidence_image(engine, token, full), width="stretch")
+            st.image(services.get_evidence_image(engine, token, full), width="stretch",
+                     alt="Full-size photo")
     conversation(view)
     reply_form(view, token)
 

@@ -60,3 +60,20 @@ def set_checkbox(page, label: str, value: bool) -> None:
     if box.is_checked() != value:
         box.click(force=True)  # Streamlit draws its own box over the real input
     settle(page)
+
+
+# Streamlit's own chrome (navigation menu, header, toolbar) is the framework's markup, not ours.
+FRAMEWORK = ["[data-testid='stSidebarNav']", "[data-testid='stSidebarNavItems']",
+             "[data-testid='stSidebar']", "header", "[data-testid='stToolbar']",
+             "[data-testid='stDecoration']", "[data-testid='stTopNavLinkContainer']"]
+
+
+def assert_accessible(page, where: str) -> None:
+    """axe-core on the page: no serious or critical violation in the project's own markup."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, context={"exclude": [[sel] for sel in FRAMEWORK]})
+    bad = [f"{v['id']} ({v['impact']}): {v['nodes'][0]['html'][:120]} "
+           f"{(v['nodes'][0].get('any') or [{}])[0].get('message', '')}"
+           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, f"accessibility problems on {where}:\n" + "\n".join(bad)

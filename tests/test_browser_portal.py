@@ -13,13 +13,15 @@ from claims_core.db import make_engine, read_session
 from claims_core.demo import DEMO_ORDERS, make_photo
 from claims_core.models import Claim
 
-from .browser import DESKTOP, PHONE, choose, click_button, draw_signature, settle, shot
+from .browser import (DESKTOP, PHONE, assert_accessible, choose, click_button, draw_signature,
+                      settle, shot)
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("PORTAL_SCREENSHOTS")  # a folder: save each step's screenshot there
 
 
 def _shot(page, name):
+    assert_accessible(page, name)  # every public page and step
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         shot(page, Path(SHOTS) / f"{name}.png")
@@ -58,9 +60,15 @@ def test_damaged_item_claim_with_photo_and_drawn_signature(live_app, browser, tm
     page.get_by_label(re.compile(re.escape(item) + r" \(up to \d\)")).fill("1")
     page.keyboard.press("Tab")
     settle(page)
-    photo = tmp_path / "broken-mug.jpg"
+    photo, box = tmp_path / "broken-mug.jpg", tmp_path / "crushed-box.png"
     photo.write_bytes(make_photo(11))
-    page.locator("input[type=file]").set_input_files(str(photo))
+    from PIL import Image
+    import io as _io
+    buf = _io.BytesIO()
+    Image.open(_io.BytesIO(make_photo(12))).save(buf, "PNG")
+    box.write_bytes(buf.getvalue())
+    page.locator("input[type=file]").set_input_files([str(photo), str(box)])
+    page.get_by_text("crushed-box.png").first.wait_for(timeout=30000)
     page.get_by_text("broken-mug.jpg").first.wait_for(timeout=30000)
     settle(page)
     page.get_by_label("Anything else we should know? (optional)").fill(
@@ -95,7 +103,7 @@ def test_damaged_item_claim_with_photo_and_drawn_signature(live_app, browser, tm
     with read_session(engine) as s:
         claim = s.scalars(select(Claim).where(Claim.access_token == link.split("token=")[1])).one()
         assert claim.issue_type == "damaged" and claim.signature_kind == "drawn"
-        assert claim.signature_png and len(claim.evidence) == 1
+        assert claim.signature_png and len(claim.evidence) == 2
         assert claim.claimed_cents == int(price.strip("$").replace(".", ""))
         reference = claim.reference
     engine.dispose()
