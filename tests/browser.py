@@ -10,8 +10,9 @@ def settle(page, timeout: int = 30000) -> None:
     page.wait_for_timeout(250)
     page.wait_for_function(
         """() => { const w = document.querySelector('[data-testid="stStatusWidget"]');
-                   return !w || !w.innerText.includes('Running'); }""", timeout=timeout)
-    page.wait_for_timeout(250)
+                   return (!w || !w.innerText.includes('Running'))
+                          && !document.querySelector('[data-stale="true"]'); }""", timeout=timeout)
+    page.wait_for_timeout(400)  # let the fade-in of re-rendered elements finish
 
 
 def click_button(page, name: str) -> None:
@@ -72,6 +73,11 @@ def assert_accessible(page, where: str) -> None:
     """axe-core on the page: no serious or critical violation in the project's own markup."""
     from axe_playwright_python.sync_playwright import Axe
 
+    settle(page)
+    page.wait_for_function(  # the app's own stylesheet is in place (first paint can precede it)
+        "() => [...document.querySelectorAll('style')].some(s => s.textContent.includes('claims-badge'))",
+        timeout=15000)
+    page.wait_for_timeout(300)
     results = Axe().run(page, context={"exclude": [[sel] for sel in FRAMEWORK]})
     bad = [f"{v['id']} ({v['impact']}): {v['nodes'][0]['html'][:120]} "
            f"{(v['nodes'][0].get('any') or [{}])[0].get('message', '')}"
