@@ -131,7 +131,8 @@ class Order(Base):
     )
     claims: Mapped[list[Claim]] = relationship(back_populates="order", order_by="Claim.created_at")
 
-    __table_args__ = (Index("ix_orders_created_at", "created_at"),)
+    __table_args__ = (Index("ix_orders_created_at", "created_at"),
+                      Index("ix_orders_shipping_zip", "shipping_zip"))
 
     @property
     def is_protected(self) -> bool:

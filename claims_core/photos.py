@@ -85,6 +85,8 @@ def process_photo(
                 )
             if getattr(img, "n_frames", 1) > 1 and fmt != "HEIF":
                 raise PhotoRejected(name, "animated images aren't accepted. Please send a photo.")
+            if fmt == "JPEG":  # let the decoder downscale by 1/2, 1/4… : a 12 MP photo decodes fast
+                img.draft("RGB", (MAX_EDGE, MAX_EDGE))
             img.load()
             img = ImageOps.exif_transpose(img)
             rgb = _to_rgb(img)

@@ -50,11 +50,12 @@ def signals(session: Session, claim: Claim) -> list[Signal]:
         out.append(Signal("Earlier claims from this email", f"{n_prior} ({outcomes})",
                           min(40, 12 * n_prior)))
 
-    addr, zip_ = _address_key(order)
+    addr, _zip = _address_key(order)
     if addr:
         n_addr = session.scalar(
             select(func.count()).select_from(Claim).join(Order, Order.id == Claim.order_id)
-            .where(func.lower(Order.shipping_address1) == addr, func.lower(Order.shipping_zip) == zip_,
+            .where(Order.shipping_zip == order.shipping_zip,  # indexed; then the street
+                   func.lower(Order.shipping_address1) == addr,
                    Claim.email != claim.email, Claim.created_at <= claim.created_at)
         ) or 0
         if n_addr:

@@ -40,21 +40,92 @@ flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(
 version = analytics.data_version(engine)  # part of every cache key: new events, fresh figures
 
 
-@st.cache_data(ttl=600, max_entries=200, show_spinner=False)
+@st.cache_data(ttl=600, max_entries=300, show_spinner=False)
 def cached(name: str, flt_: analytics.AnalyticsFilter, arg: str | None, data_version: int, url: str):
-    """One figure, cached per filters, database and data version (a new event = new figures)."""
-    fn = {"rates": lambda: analytics.claim_rates(engine, flt_),
-          "trend": lambda: analytics.rate_trend(engine, flt_, arg),
-          "outcomes": lambda: analytics.outcomes_trend(engine, flt_, arg),
-          "breakdown": lambda: analytics.breakdown(engine, flt_, arg),
-          "money": lambda: analytics.money_by_month(engine, flt_),
-          "ops": lambda: analytics.operations(engine, flt_)}[name]
-    return fn()
+    """One figure's numbers and chart, cached per filters, database and data version (a new event
+    means new figures). Building Plotly figures costs more than the SQL at small sizes, so the
+    chart is cached with its data."""
+    data = {"rates": lambda: analytics.claim_rates(engine, flt_),
+            "trend": lambda: analytics.rate_trend(engine, flt_, arg),
+            "outcomes": lambda: analytics.outcomes_trend(engine, flt_, arg),
+            "breakdown": lambda: analytics.breakdown(engine, flt_, arg),
+            "money": lambda: analytics.money_by_month(engine, flt_),
+            "ops": lambda: analytics.operations(engine, flt_)}[name]()
+    return data, FIGURES[name](data, arg) if name in FIGURES else None
 
 
 def get(name, arg=None):
     from claims_core import config
     return cached(name, flt, arg, version, config.database_url())
+
+
+def _style(fig):
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", height=380,
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    return fig
+
+
+def _rates_fig(rates, _arg):
+    if not len(rates) or not int(rates["protected_shipments"].iloc[0]):
+        return None
+    fig = px.bar(rates, x="per_100_shipments", y="issue", orientation="h", color="category",
+                 text="claims", labels={"per_100_shipments": "claims per 100 protected shipments",
+                                        "issue": "", "category": ""},
+                 category_orders={"issue": list(rates["issue"])},
+                 color_discrete_map={"shipping": "#0f766e", "item": "#f59e0b"})
+    fig.update_traces(texttemplate="%{text} claims", textposition="outside", cliponaxis=False)
+    return _style(fig)
+
+
+def _trend_fig(trend, _grain):
+    if trend.empty or not trend["claims"].any():
+        return None
+    return _style(px.line(trend, x="period", y="per_100_shipments", color="issue", markers=True,
+                          labels={"per_100_shipments": "per 100 shipments", "period": ""}))
+
+
+def _outcomes_fig(outcomes, _grain):
+    if outcomes.empty:
+        return None
+    long = outcomes.melt(id_vars="period", var_name="outcome", value_name="claims")
+    return _style(px.bar(long, x="period", y="claims", color="outcome", barmode="group",
+                         labels={"period": ""},
+                         color_discrete_map={"filed": "#64748b", "approved": "#16a34a",
+                                             "denied": "#dc2626"}))
+
+
+def _breakdown_fig(df, key):
+    if df.empty:
+        return None
+    label = df.columns[0] if key != "sku" else "Product"
+    rate_col = "per_100_units" if key == "sku" else "per_100_shipments"
+    count_col = "units_claimed" if key == "sku" else "claims"
+    fig = px.bar(df.head(15), x=rate_col, y=label, orientation="h", text=count_col,
+                 labels={rate_col: "per 100 units" if key == "sku" else "per 100 shipments", label: ""})
+    fig.update_traces(marker_color="#0f766e", texttemplate="%{text}", textposition="outside",
+                      cliponaxis=False)
+    fig.update_yaxes(categoryorder="total ascending")
+    return _style(fig)
+
+
+def _money_fig(money, _arg):
+    if money.empty:
+        return None
+    dollars = money.assign(**{c: money[c] / 100 for c in
+                              ("refunds", "store_credit", "reshipments", "protection_fees")})
+    long = dollars.melt(id_vars="month", value_vars=["refunds", "store_credit", "reshipments"],
+                        var_name="paid out as", value_name="dollars")
+    fig = px.bar(long, x="month", y="dollars", color="paid out as",
+                 labels={"month": "", "dollars": "$"},
+                 color_discrete_map={"refunds": "#dc2626", "store_credit": "#f59e0b",
+                                     "reshipments": "#6366f1"})
+    fig.add_scatter(x=dollars["month"], y=dollars["protection_fees"], mode="lines+markers",
+                    name="protection fees", line=dict(color="#0f766e", width=3))
+    return _style(fig)
+
+
+FIGURES = {"rates": _rates_fig, "trend": _trend_fig, "outcomes": _outcomes_fig,
+           "breakdown": _breakdown_fig, "money": _money_fig}
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
@@ -75,17 +146,15 @@ def table_and_download(df: pd.DataFrame, name: str) -> None:
 
 
 def chart(fig) -> None:
-    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", height=380,
-                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 
 # --- claim rate by issue type -------------------------------------------------------------------
-rates = get("rates")
+rates, rates_fig = get("rates")
 shipments = int(rates["protected_shipments"].iloc[0]) if len(rates) else 0
 orders = int(rates["protected_orders"].iloc[0]) if len(rates) else 0
 total_claims = int(rates["claims"].sum()) if len(rates) else 0
-ops = get("ops")
+ops, _ = get("ops")
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Protected shipments", f"{shipments:,}")
 m2.metric("Claims on them", f"{total_claims:,}")
@@ -97,43 +166,31 @@ st.subheader("Claim rate by issue type", anchor=False)
 st.caption("Claims per 100 **protected shipments fulfilled in the period** (and per 100 protected "
            f"orders: {orders:,}). A claim counts in the period its shipment left, whenever it was "
            "filed. The number of claims is shown on each bar.")
-if shipments == 0:
+if rates_fig is None:
     st.info("No protected shipments were fulfilled in this period.")
 else:
-    fig = px.bar(rates, x="per_100_shipments", y="issue", orientation="h", color="category",
-                 text="claims", labels={"per_100_shipments": "claims per 100 protected shipments",
-                                        "issue": "", "category": ""},
-                 category_orders={"issue": list(rates["issue"])},
-                 color_discrete_map={"shipping": "#0f766e", "item": "#f59e0b"})
-    fig.update_traces(texttemplate="%{text} claims", textposition="outside", cliponaxis=False)
-    chart(fig)
+    chart(rates_fig)
 table_and_download(rates, "claim-rates")
 
 # --- trends -------------------------------------------------------------------------------------
 st.subheader(f"Trends by {grain}", anchor=False)
 t1, t2 = st.columns(2)
 with t1:
-    trend = get("trend", grain)
+    trend, trend_fig = get("trend", grain)
     st.caption("Claim rate per issue type (claims per 100 protected shipments that left that "
                f"{grain}).")
-    shown = trend
-    if shown.empty or not shown["claims"].any():
+    if trend_fig is None:
         st.info("No claims in this period.")
     else:
-        chart(px.line(shown, x="period", y="per_100_shipments", color="issue", markers=True,
-                      labels={"per_100_shipments": "per 100 shipments", "period": ""}))
+        chart(trend_fig)
     table_and_download(trend, f"rate-trend-{grain}")
 with t2:
-    outcomes = get("outcomes", grain)
+    outcomes, outcomes_fig = get("outcomes", grain)
     st.caption(f"Claims filed, approved and denied per {grain} (decisions counted when made).")
-    if outcomes.empty:
+    if outcomes_fig is None:
         st.info("No claims filed or decided in this period.")
     else:
-        long = outcomes.melt(id_vars="period", var_name="outcome", value_name="claims")
-        chart(px.bar(long, x="period", y="claims", color="outcome", barmode="group",
-                     labels={"period": ""},
-                     color_discrete_map={"filed": "#64748b", "approved": "#16a34a",
-                                         "denied": "#dc2626"}))
+        chart(outcomes_fig)
     table_and_download(outcomes, f"outcomes-{grain}")
 
 # --- breakdowns ---------------------------------------------------------------------------------
@@ -141,27 +198,17 @@ st.subheader("Where claims come from", anchor=False)
 tabs = st.tabs(["Carrier", "Product", "Destination", "Shipping method"])
 for tab, key in zip(tabs, ["carrier", "sku", "region", "method"]):
     with tab:
-        df = get("breakdown", key)
-        if df.empty:
+        df, fig = get("breakdown", key)
+        if fig is None:
             st.info("No protected shipments in this period.")
             continue
-        label = df.columns[0] if key != "sku" else "Product"
-        rate_col = "per_100_units" if key == "sku" else "per_100_shipments"
-        count_col = "units_claimed" if key == "sku" else "claims"
-        top = df.head(15)
-        fig = px.bar(top, x=rate_col, y=label, orientation="h", text=count_col,
-                     labels={rate_col: "per 100 units" if key == "sku" else "per 100 shipments",
-                             label: ""})
-        fig.update_traces(marker_color="#0f766e", texttemplate="%{text}", textposition="outside",
-                          cliponaxis=False)
-        fig.update_yaxes(categoryorder="total ascending")
         chart(fig)
         table_and_download(df, f"by-{key}")
 
 # --- money --------------------------------------------------------------------------------------
 st.subheader("What claims cost against what protection brought in", anchor=False)
-money = get("money")
-if money.empty:
+money, money_fig = get("money")
+if money_fig is None:
     st.info("No protection fees or resolutions in this period.")
 else:
     total_paid = int(money["paid_out"].sum())
@@ -170,17 +217,7 @@ else:
     k1.metric("Protection fees collected", ui.money(total_fees))
     k2.metric("Paid out (refunds, credit, reshipments)", ui.money(total_paid))
     k3.metric("Loss ratio", "—" if not total_fees else f"{total_paid / total_fees:.2f}")
-    dollars = money.assign(**{c: money[c] / 100 for c in
-                              ("refunds", "store_credit", "reshipments", "protection_fees")})
-    long = dollars.melt(id_vars="month", value_vars=["refunds", "store_credit", "reshipments"],
-                        var_name="paid out as", value_name="dollars")
-    fig = px.bar(long, x="month", y="dollars", color="paid out as",
-                 labels={"month": "", "dollars": "$"},
-                 color_discrete_map={"refunds": "#dc2626", "store_credit": "#f59e0b",
-                                     "reshipments": "#6366f1"})
-    fig.add_scatter(x=dollars["month"], y=dollars["protection_fees"], mode="lines+markers",
-                    name="protection fees", line=dict(color="#0f766e", width=3))
-    chart(fig)
+    chart(money_fig)
     st.caption("Loss ratio per month = paid out ÷ protection fees collected that month.")
 table_and_download(money, "money-by-month")
 

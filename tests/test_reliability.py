@@ -22,25 +22,25 @@ from .factories import claim_request, make_order
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bulk_orders(engine, n: int) -> list[tuple[int, int, int, str]]:
+def _bulk_orders(engine, n: int, prefix: str = "C") -> list[tuple[int, int, int, str]]:
     """n protected, delivered one-item orders; returns (order_id, shipment_id, item_id, email)."""
     from datetime import timedelta
-    out = []
+    made = []
     with write_session(engine) as s:
         for i in range(n):
             li = LineItem(position=1, sku="MUG", name="Mug", quantity=1, unit_price_cents=2800)
-            o = Order(order_number=f"C{i}", name=f"#C{i}", email=f"c{i}@example.com",
+            email = f"{prefix.lower()}{i}@example.com"
+            o = Order(order_number=f"{prefix}{i}", name=f"#{prefix}{i}", email=email,
                       created_at=NOW - timedelta(days=12), total_cents=2800,
                       protection_fee_cents=195, protection_purchased_at=NOW - timedelta(days=12),
                       line_items=[li])
-            sh = Shipment(order=o, tracking_number=f"CC{i}", carrier="UPS", status="delivered",
+            sh = Shipment(order=o, tracking_number=f"{prefix}T{i}", carrier="UPS", status="delivered",
                           shipped_at=NOW - timedelta(days=10), delivered_at=NOW - timedelta(days=8),
                           items=[ShipmentItem(line_item=li, quantity=1)])
             s.add_all([o, sh])
+            made.append((o, sh, email))
         s.flush()
-        for sh in s.scalars(select(Shipment).order_by(Shipment.id)):
-            out.append((sh.order_id, sh.id, sh.items[0].id, f"c{sh.order.order_number[1:]}@example.com"))
-    return out
+        return [(o.id, sh.id, sh.items[0].id, email) for o, sh, email in made]
 
 
 def _request(order_id, shipment_id, item_id, email, key):

@@ -1,0 +1,312 @@
+"""Benchmark: the app at 10k / 100k / 1M claims, measured in one run against a floor.
+
+    python bench/bench.py --claims 10000 100000 1000000
+
+For each size it fills a fresh SQLite database (bulk inserts), then times with AppTest:
+- the floor: an empty Streamlit page;
+- the staff queue with several filters and a search;
+- one claim with photos;
+- the analytics page (warm: second run, figures cached);
+- each portal step (find order → order → what went wrong → details → resolution → review → sign);
+- the naive baseline: the claims table loaded into pandas and filtered there.
+Plus one 12 MP photo processed, and 200 customers filing at once on SQLite (p95).
+Prints seconds and the ratio to the floor. Numbers are medians of several runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
+
+from claims_core import auth, migrate, services  # noqa: E402
+from claims_core.db import make_engine, utcnow, write_session  # noqa: E402
+from claims_core.demo import CARRIERS, PRODUCTS, make_photo, make_signature  # noqa: E402
+from claims_core.models import (Claim, ClaimItem, Event, Evidence, LineItem, Order,  # noqa: E402
+                                Shipment, ShipmentItem, Stock)
+from claims_core.photos import process_photo  # noqa: E402
+
+ISSUES = ["damaged", "lost", "not_received", "missing_item", "stolen", "defective", "wrong_item",
+          "delayed", "returned_to_sender"]
+STATUSES = ["submitted", "in_review", "needs_info", "approved", "resolved", "denied", "closed"]
+STATUS_WEIGHTS = [3, 3, 2, 4, 20, 3, 2]
+
+
+def fill(url: str, n_claims: int, seed: int = 7) -> None:
+    """Bulk-insert n_claims claims (each on its own order and shipment) with realistic spread."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    rng = random.Random(seed)
+    now = utcnow()
+    with write_session(engine) as s:
+        services.ensure_settings(s)
+        for sku, _n, _p in PRODUCTS:
+            s.add(Stock(sku=sku, on_hand=1000))
+    batch = 20_000
+    photo = process_photo(make_photo(1), "bench.jpg")
+    sig = make_signature("bench")
+    carriers = [c for c, _w in CARRIERS]
+    oid = sid = liid = siid = cid = 0
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        for start in range(0, n_claims, batch):
+            orders, lines, ships, sitems, claims, citems, events, evid = [], [], [], [], [], [], [], []
+            for i in range(start, min(n_claims, start + batch)):
+                oid += 1; sid += 1; liid += 1; siid += 1; cid += 1  # noqa: E702
+                sku, name, price = PRODUCTS[i % len(PRODUCTS)]
+                created = now - timedelta(days=rng.uniform(1, 365))
+                shipped = created + timedelta(hours=rng.randint(6, 48))
+                qty = rng.choice([1, 1, 2])
+                orders.append(dict(id=oid, order_number=str(100000 + i), name=f"#{100000 + i}",
+                                   email=f"c{i}@example.com", customer_name="Bench", created_at=created,
+                                   financial_status="paid", fulfillment_status="fulfilled",
+                                   currency="USD", subtotal_cents=price * qty, shipping_cents=0,
+                                   tax_cents=0, total_cents=price * qty, protection_fee_cents=295,
+                                   protection_purchased_at=created, shipping_method="Standard",
+                                   shipping_address1=f"{i} Main St", shipping_city="Austin",
+                                   shipping_zip="78701", shipping_province="TX", shipping_country="US",
+                                   source="bench", updated_at=created))
+                lines.append(dict(id=liid, order_id=oid, position=1, sku=sku, name=name, quantity=qty,
+                                  unit_price_cents=price, discount_cents=0, requires_shipping=True,
+                                  is_protection=False))
+                ships.append(dict(id=sid, order_id=oid, tracking_number=f"BT{i:09d}",
+                                  carrier=carriers[i % len(carriers)], status="delivered",
+                                  shipped_at=shipped, delivered_at=shipped + timedelta(days=3),
+                                  last_scan_at=shipped + timedelta(days=3), is_replacement=False,
+                                  source="bench"))
+                sitems.append(dict(id=siid, shipment_id=sid, line_item_id=liid, quantity=qty))
+                status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
+                filed = shipped + timedelta(days=rng.uniform(3, 30))
+                issue = rng.choice(ISSUES)
+                claims.append(dict(
+                    id=cid, reference=f"CLM-{i:06X}"[:10], access_token=secrets.token_hex(16),
+                    idempotency_key=f"bench-{i}", order_id=oid, shipment_id=sid,
+                    category="item" if issue in ("damaged", "defective", "wrong_item", "missing_item") else "shipping",
+                    issue_type=issue, status=status, description="bench",
+                    desired_resolution=rng.choice(["refund", "store_credit", "reshipment"]),
+                    claimed_cents=price * qty, email=f"c{i}@example.com", signature_kind="drawn",
+                    signature_name="", signature_png=sig if i < 200 else None, signed_at=filed,
+                    filed_by="customer", created_at=filed, updated_at=filed,
+                    decided_at=filed + timedelta(days=2) if status in ("approved", "resolved", "denied") else None,
+                    risk_score=rng.choice([0, 0, 0, 15, 30, 60]), risk_level="low", version=1))
+                citems.append(dict(claim_id=cid, shipment_item_id=siid, quantity=qty, unit_cents=price,
+                                   is_open=status in ("submitted", "in_review", "needs_info")))
+                events.append(dict(claim_id=cid, order_id=oid, actor="customer", at=filed,
+                                   action="claim_filed", to_status="submitted", details="{}"))
+                if i < 200:
+                    evid.append(dict(claim_id=cid, filename="bench.jpg", content_type="image/jpeg",
+                                     data=photo.data, thumbnail=photo.thumbnail, width=photo.width,
+                                     height=photo.height, size_bytes=len(photo.data),
+                                     sha256=photo.sha256 + "", phash=photo.phash,
+                                     review_status="pending", review_note="", created_at=filed))
+            for model, rows in ((Order, orders), (LineItem, lines), (Shipment, ships),
+                                (ShipmentItem, sitems), (Claim, claims), (ClaimItem, citems),
+                                (Event, events), (Evidence, evid)):
+                if rows:
+                    conn.execute(insert(model), rows)
+        conn.execute(text("UPDATE claims SET risk_level = CASE WHEN risk_score >= 50 THEN 'high' "
+                          "WHEN risk_score >= 20 THEN 'medium' ELSE 'low' END"))
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as c:
+            c.exec_driver_sql("ANALYZE")
+    print(f"  filled {n_claims:,} claims in {time.perf_counter() - t0:.1f} s", flush=True)
+    engine.dispose()
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+def timed(fn, repeat: int = 5) -> float:
+    fn()  # warm
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def app_runs(url: str) -> dict[str, float]:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["DATABASE_URL"] = url
+    engine = make_engine(url)
+    try:
+        who = auth.add_user(engine, "bench", "owner", "bench password 1")
+    except auth.AuthError:
+        who = auth.authenticate(engine, "bench", "bench password 1")
+    with engine.connect() as c:
+        claim_id = c.execute(text("SELECT min(claim_id) FROM evidence")).scalar_one()
+        recent = (utcnow() - timedelta(days=30)).replace(tzinfo=None)
+        order_row = c.execute(text("SELECT o.order_number, o.email FROM orders o "
+                                   "JOIN claims c ON c.order_id = o.id "
+                                   "JOIN shipments s ON s.id = c.shipment_id "
+                                   "WHERE c.status IN ('denied','closed') AND s.shipped_at > :recent "
+                                   "ORDER BY o.id LIMIT 1"), {"recent": recent}).one()
+        ref = c.execute(text("SELECT reference FROM claims ORDER BY id DESC LIMIT 1")).scalar_one()
+    out: dict[str, float] = {}
+
+    bare = AppTest.from_string("import streamlit as st\nst.write('')", default_timeout=120)
+    out["bare Streamlit page"] = timed(lambda: bare.run())
+    # The floor: this app's shell (navigation, store settings, styles) around a page that does no
+    # claims work (View my claim's lookup form).
+    shell = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    shell.run()
+    shell.switch_page("pages/view_claim.py")
+    shell.run()
+    out["empty page (floor)"] = timed(lambda: shell.run())
+
+    def staff_app(page, **query):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        now = utcnow()
+        at.session_state["staff"] = {"identity": who, "logged_in_at": now, "last_seen_at": now}
+        for k, v in query.items():
+            at.query_params[k] = str(v)
+        at.run()
+        at.switch_page(page)
+        at.run()
+        return at
+
+    q = staff_app("pages/staff_queue.py")
+    q.multiselect(key="q_issue").set_value(["damaged", "lost", "stolen"])
+    q.multiselect(key="q_carrier").set_value(["UPS", "USPS"])
+    q.multiselect(key="q_res").set_value(["refund", "store_credit"])
+    q.run()
+    out["queue: 3 filters"] = timed(lambda: q.run())
+    q.text_input(key="q_text").set_value(ref)
+    q.run()
+    out["queue: search by reference"] = timed(lambda: q.run())
+
+    c = staff_app("pages/staff_claim.py", id=claim_id)
+    out["one claim with photos"] = timed(lambda: c.run())
+
+    a = staff_app("pages/analytics.py")
+    out["analytics (warm)"] = timed(lambda: a.run())
+
+    # the portal, step by step (a denied claim's order: its items are claimable again)
+    number, email = order_row
+    p = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    p.run()
+    out["portal: find your order (page)"] = timed(lambda: p.run())
+
+    def lookup():
+        p.session_state["claim_flow"] = {"step": "lookup"}
+        p.run()
+        p.text_input(key="lookup_query").input(number)
+        p.text_input(key="lookup_email").input(email)
+        p.button[0].click().run()
+    out["portal: look up (submit)"] = timed(lookup)
+    out["portal: your order"] = timed(lambda: p.run())
+    p.button(key="start_claim").click().run()
+    out["portal: what went wrong"] = timed(lambda: p.run())
+    p.radio(key="category").set_value(p.radio(key="category").options and
+                                      ("item" if len(p.radio(key="category").options) > 1 else "shipping")).run()
+    issue = p.radio(key="issue")
+    p.radio(key="issue").set_value(issue.options and _first_value(p)).run()
+    p.button(key="continue").click().run()
+    out["portal: details"] = timed(lambda: p.run())
+    flow = p.session_state["claim_flow"]
+    for step in ("resolution", "review", "sign"):
+        flow["step"] = step
+        out[f"portal: {step}"] = timed(lambda: p.run())
+    engine.dispose()
+    return out
+
+
+def _first_value(at):
+    """The first issue offered (radio values are the issue codes)."""
+    from claims_core import rules
+    labels = at.radio(key="issue").options
+    for code, t in rules.ISSUE_TYPES.items():
+        if any(lbl.startswith(t.label + " —") for lbl in labels):
+            return code
+
+
+def naive_baseline(url: str) -> float:
+    engine = make_engine(url)
+
+    def run():
+        df = pd.read_sql("SELECT c.*, s.carrier FROM claims c JOIN shipments s ON s.id = c.shipment_id",
+                         engine)
+        sel = df[df.status.isin(["submitted", "in_review"]) & df.issue_type.isin(["damaged", "lost", "stolen"])
+                 & df.carrier.isin(["UPS", "USPS"])]
+        sel.sort_values("created_at").head(25)
+    t = timed(run, repeat=2)
+    engine.dispose()
+    return t
+
+
+def photo_12mp() -> float:
+    from PIL import Image
+    import io
+    img = Image.new("RGB", (4000, 3000))
+    small = Image.open(io.BytesIO(make_photo(3, 1000, 750)))
+    img.paste(small.resize((4000, 3000)))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    raw = buf.getvalue()
+    return timed(lambda: process_photo(raw, "12mp.jpg"), repeat=3)
+
+
+def concurrent_200(url: str) -> tuple[int, int, float]:
+    from tests.test_reliability import _bulk_orders, _request  # the same data shape the tests use
+    engine = make_engine(url)
+    orders = _bulk_orders(engine, 200, prefix="K" + secrets.token_hex(3).upper())
+    times, errors = [], []
+
+    def one(i):
+        t0 = time.perf_counter()
+        try:
+            services.file_claim(engine, _request(*orders[i], key=f"conc-{i}-{secrets.token_hex(4)}"),
+                                now=datetime(2026, 11, 21, 15, tzinfo=timezone.utc))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+        times.append(time.perf_counter() - t0)
+
+    with ThreadPoolExecutor(max_workers=200) as ex:
+        list(ex.map(one, range(200)))
+    with engine.connect() as c:
+        stored = c.execute(text("SELECT count(*) FROM claims WHERE idempotency_key LIKE 'conc-%'")).scalar_one()
+    engine.dispose()
+    return stored, len(errors), statistics.quantiles(times, n=20)[18]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--claims", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--keep", help="folder for the databases (default: a temporary one)")
+    args = ap.parse_args()
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="claims-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"photo: one 12 MP JPEG processed in {photo_12mp():.3f} s")
+    for n in args.claims:
+        url = f"sqlite:///{folder / f'bench-{n}.db'}"
+        print(f"\n== {n:,} claims ==", flush=True)
+        if not Path(url.removeprefix("sqlite:///")).exists():
+            fill(url, n)
+        results = app_runs(url)
+        naive = naive_baseline(url)
+        floor = results["empty page (floor)"]
+        print(f"{'measure':34s} {'seconds':>9s} {'× floor':>8s}")
+        for name, sec in results.items():
+            print(f"{name:34s} {sec:9.3f} {sec / floor:8.2f}")
+        print(f"{'naive: pandas load + filter':34s} {naive:9.3f} {naive / floor:8.2f}")
+        print(f"queue (3 filters) is {naive / results['queue: 3 filters']:.0f}× faster than the naive baseline")
+        stored, errors, p95 = concurrent_200(url)
+        print(f"200 concurrent filings: {stored} stored, {errors} errors, p95 {p95:.3f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
