@@ -98,6 +98,7 @@ def fill(url: str, n_claims: int, seed: int = 7) -> None:
                     issue_type=issue, status=status, description="bench",
                     desired_resolution=rng.choice(["refund", "store_credit", "reshipment"]),
                     claimed_cents=price * qty, email=f"c{i}@example.com", signature_kind="drawn",
+                    carrier=carriers[i % len(carriers)],
                     signature_name="", signature_png=sig if i < 200 else None, signed_at=filed,
                     filed_by="customer", created_at=filed, updated_at=filed,
                     decided_at=filed + timedelta(days=2) if status in ("approved", "resolved", "denied") else None,

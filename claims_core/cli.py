@@ -211,6 +211,16 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_tick(args) -> int:
+    from . import notify, timers
+    engine = _engine()
+    _require_schema(engine)
+    report = timers.tick(engine, smtp=notify.smtp_from_env())
+    print(json.dumps({"reminded": report.reminded, "closed": report.closed,
+                      "digests": report.digests, "mail": report.mail}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m claims_core",
                                 description="Shipping-protection claims portal: administration.")
@@ -238,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="overwrite DEST")
     b.set_defaults(fn=cmd_backup)
     sub.add_parser("stats", help="counts as JSON").set_defaults(fn=cmd_stats)
+    sub.add_parser("tick", help="reminders, auto-close, digests, then send mail (run every minute)"
+                   ).set_defaults(fn=cmd_tick)
     return p
 
 

@@ -15,11 +15,19 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import rules, states
+from . import notify, rules, states
 from .db import utcnow, write_session
 from .models import Claim, Decision, Message, Resolution, Shipment, ShipmentItem, Stock
 from .rules import ClaimRuleError
 
+DENIAL_REASONS = {
+    "outside_window": "The claim was filed after the filing window closed.",
+    "not_covered": "This problem isn't covered by shipping protection.",
+    "delivered_confirmed": "The carrier confirmed delivery to the correct address.",
+    "insufficient_evidence": "The photos or details didn't show the problem.",
+    "duplicate": "This was already claimed.",
+    "other": "",
+}
 CREDIT_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
@@ -87,6 +95,8 @@ def staff_message(engine: Engine, claim_id: int, actor: str, author_name: str, b
         s.flush()
         states.record_event(s, actor=actor, action="internal_note" if internal else "staff_message",
                             claim=claim, details={"message_id": msg.id}, at=now)
+        if not internal:
+            notify.on_staff_message(s, claim, msg.id, text, now)
     _run(engine, go)
 
 
@@ -106,6 +116,7 @@ def request_info(engine: Engine, claim_id: int, actor: str, author_name: str, bo
         s.flush()
         states.transition(s, claim, states.NEEDS_INFO, actor=actor, action="info_requested",
                           details={"message_id": msg.id}, at=now)
+        notify.on_info_requested(s, claim, msg.id, text, now)
     _run(engine, go)
 
 
@@ -119,39 +130,81 @@ def approve(engine: Engine, claim_id: int, actor: str, resolutions: Sequence[Res
 
     def go(s):
         claim = _load(s, claim_id, expected_version)
-        if claim.status not in (states.SUBMITTED, states.IN_REVIEW):
-            raise states.IllegalTransition(claim.status, states.APPROVED)
-        rules.check_resolution_amounts(
-            [(r.kind, r.amount_cents) for r in resolutions], claim.claimed_cents
-        )
-        _ensure_in_review(s, claim, actor, now)
-        decision = Decision(claim_id=claim.id, outcome="approved", note=rules.clean_comment(note),
-                            decided_by=actor, decided_at=now)
-        s.add(decision)
-        s.flush()
-        codes, made = [], []
-        for r in resolutions:
-            res = Resolution(claim_id=claim.id, decision_id=decision.id, kind=r.kind,
-                             created_at=now)
-            if r.kind == "refund":
-                res.amount_cents = r.amount_cents
-            elif r.kind == "store_credit":
-                if not 0 <= r.bonus_pct <= 100:
-                    raise rules.InvalidInput("The bonus must be between 0 and 100 %.")
-                res.amount_cents = r.amount_cents
-                res.bonus_pct = r.bonus_pct
-                res.store_credit_code = new_store_credit_code()
-                codes.append(res.store_credit_code)
-            elif r.kind == "reshipment":
-                res.amount_cents = claim.claimed_cents
-                res.replacement_shipment_id = _reship(s, claim, actor, now).id
-            s.add(res)
-            made.append({"kind": r.kind, "amount_cents": res.amount_cents,
-                         "bonus_pct": res.bonus_pct})
-        states.transition(s, claim, states.APPROVED, actor=actor, action="approved",
-                          details={"resolutions": made, "decision_id": decision.id}, at=now)
-        return codes
+        return grant(s, claim, actor, resolutions, now=now, note=note)
     return _run(engine, go)
+
+
+def approval_lines(made: list[dict], codes: list[str]) -> list[str]:
+    lines = ["Good news: your claim was approved."]
+    code_iter = iter(codes)
+    for r in made:
+        if r["kind"] == "refund":
+            lines.append(f"Refund of {rules.format_cents(r['amount_cents'])} to your original "
+                         "payment method.")
+        elif r["kind"] == "store_credit":
+            total = r["amount_cents"] + (r["amount_cents"] * r["bonus_pct"] + 50) // 100
+            lines.append(f"Store credit of {rules.format_cents(total)}: use code "
+                         f"{next(code_iter, '')} at checkout.")
+        else:
+            lines.append("A replacement of your items is on its way.")
+    return lines
+
+
+def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[ResolutionInput], *,
+          now: datetime, note: str = "", details: dict | None = None) -> list[str]:
+    """Approve inside the caller's transaction (used by staff approvals and auto-approve rules)."""
+    if claim.status not in (states.SUBMITTED, states.IN_REVIEW):
+        raise states.IllegalTransition(claim.status, states.APPROVED)
+    rules.check_resolution_amounts([(r.kind, r.amount_cents) for r in resolutions], claim.claimed_cents)
+    _ensure_in_review(s, claim, actor, now)
+    decision = Decision(claim_id=claim.id, outcome="approved", note=rules.clean_comment(note),
+                        decided_by=actor, decided_at=now)
+    s.add(decision)
+    s.flush()
+    codes, made = [], []
+    for r in resolutions:
+        res = Resolution(claim_id=claim.id, decision_id=decision.id, kind=r.kind, created_at=now)
+        if r.kind == "refund":
+            res.amount_cents = r.amount_cents
+        elif r.kind == "store_credit":
+            if not 0 <= r.bonus_pct <= 100:
+                raise rules.InvalidInput("The bonus must be between 0 and 100 %.")
+            res.amount_cents, res.bonus_pct = r.amount_cents, r.bonus_pct
+            res.store_credit_code = new_store_credit_code()
+            codes.append(res.store_credit_code)
+        elif r.kind == "reshipment":
+            res.amount_cents = claim.claimed_cents
+            res.replacement_shipment_id = _reship(s, claim, actor, now).id
+        claim.resolutions.append(res)
+        made.append({"kind": r.kind, "amount_cents": res.amount_cents, "bonus_pct": res.bonus_pct})
+    states.transition(s, claim, states.APPROVED, actor=actor, action="approved",
+                      details={"resolutions": made, "decision_id": decision.id, **(details or {})},
+                      at=now)
+    notify.on_decision(s, claim, decision.id, approval_lines(made, codes), now)
+    return codes
+
+
+def undo_approval(engine: Engine, claim_id: int, actor: str, reason: str, *,
+                  expected_version: int | None = None, now: datetime | None = None) -> None:
+    """Take back an approval that hasn't been resolved (e.g. one an auto-approve rule made):
+    its resolutions are voided (a store-credit code stops counting) and the claim is back in review."""
+    now = now or utcnow()
+    reason = rules.clean_comment(reason, "The reason")
+    if not reason:
+        raise rules.InvalidInput("Say why the approval is undone.")
+
+    def go(s):
+        claim = _load(s, claim_id, expected_version)
+        if claim.status != states.APPROVED:
+            raise states.IllegalTransition(claim.status, states.IN_REVIEW)
+        live = [r for r in claim.resolutions if r.voided_at is None]
+        if any(r.kind == "reshipment" for r in live):
+            raise rules.InvalidInput("A reshipment has been sent; it can't be undone here.")
+        for r in live:
+            r.voided_at = now
+        states.transition(s, claim, states.IN_REVIEW, actor=actor, action="approval_undone",
+                          details={"reason": reason, "voided": [r.id for r in live]}, at=now)
+    _run(engine, go)
 
 
 def _reship(s: Session, claim: Claim, actor: str, now: datetime) -> Shipment:
@@ -182,8 +235,6 @@ def _reship(s: Session, claim: Claim, actor: str, now: datetime) -> Shipment:
 
 def deny(engine: Engine, claim_id: int, actor: str, reason_code: str, note: str = "", *,
          expected_version: int | None = None, now: datetime | None = None) -> None:
-    from .services import DENIAL_REASONS
-
     now = now or utcnow()
     if reason_code not in DENIAL_REASONS:
         raise rules.InvalidInput("Choose a reason for the denial.")
@@ -201,6 +252,9 @@ def deny(engine: Engine, claim_id: int, actor: str, reason_code: str, note: str 
         s.flush()
         states.transition(s, claim, states.DENIED, actor=actor, action="denied",
                           details={"reason": reason_code, "decision_id": d.id}, at=now)
+        notify.on_decision(s, claim, d.id, ["We're sorry: we couldn't approve your claim.",
+                                            " ".join(x for x in (DENIAL_REASONS[reason_code], note) if x)
+                                            or "Reply on your claim page if you have questions."], now)
     _run(engine, go)
 
 

@@ -69,6 +69,8 @@ class StoreSettings(Base):
     max_photo_bytes: Mapped[int] = mapped_column(Integer, default=20 * 1024 * 1024)
     signature_threshold_cents: Mapped[int] = mapped_column(Integer, default=50000)
     response_target_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
+    reminder_after_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    close_after_days: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     lookup_max_misses: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     lookup_window_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     protection_pattern: Mapped[str] = mapped_column(
@@ -236,6 +238,8 @@ class Claim(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[Optional[datetime]]
+    reminded_at: Mapped[Optional[datetime]]
+    carrier: Mapped[str] = mapped_column(String(64), default="", server_default="")  # the shipment's, for the queue
     risk_score: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     risk_level: Mapped[str] = mapped_column(String(8), default="low", server_default="low")
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -264,6 +268,8 @@ class Claim(Base):
         Index("ix_claims_created_at", "created_at"),
         Index("ix_claims_email", "email"),
         Index("ix_claims_risk_created", "risk_level", "created_at"),
+        # covers the queue's tab counts and its most used filters without touching the table
+        Index("ix_claims_queue", "status", "issue_type", "carrier", "desired_resolution", "created_at"),
         CheckConstraint("category IN ('shipping', 'item')", name="category"),
         CheckConstraint(
             "status IN ('submitted','in_review','needs_info','approved','resolved','denied','closed')",
@@ -374,6 +380,7 @@ class Resolution(Base):
     store_credit_code: Mapped[Optional[str]] = mapped_column(String(32), unique=True)
     replacement_shipment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("shipments.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    voided_at: Mapped[Optional[datetime]]  # an approval undone by staff
 
     claim: Mapped[Claim] = relationship(back_populates="resolutions")
 
@@ -427,8 +434,56 @@ class StaffUser(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[Optional[datetime]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    notify_new_claims: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    daily_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     __table_args__ = (CheckConstraint("role IN ('owner', 'agent', 'analyst')", name="role"),)
+
+
+class OutboxMessage(Base):
+    """An email waiting to go out, written in the same transaction as the event that caused it.
+
+    ``dedupe_key`` is unique: the same notification is never queued twice. The sender takes a row
+    with a conditional UPDATE (pending → sending), so two senders never send the same message.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    claim_id: Mapped[Optional[int]] = mapped_column(ForeignKey("claims.id"), index=True)
+    to_addr: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class AutoApproveRule(Base):
+    """The owner's rule for approving simple claims automatically at filing time."""
+
+    __tablename__ = "auto_approve_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_cents: Mapped[int] = mapped_column(Integer)  # claims strictly under this amount
+    issue_types: Mapped[str] = mapped_column(String(300), default="")  # comma list; empty = any
+    resolutions: Mapped[str] = mapped_column(String(100), default="refund,store_credit")
+    require_photos: Mapped[bool] = mapped_column(Boolean, default=True)
+    quiet_months: Mapped[Optional[int]] = mapped_column(Integer)  # no claim from the email in N months
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Event(Base):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
-from sqlalchemy import Engine, Select, and_, case, func, or_, select
+from sqlalchemy import Engine, Select, and_, func, select
 
 from . import rules, states
 from .db import read_session, utcnow
@@ -117,22 +117,39 @@ def _where(f: QueueFilter, *, with_tab: bool = True) -> list:
     if f.assignee_id is not None:
         cond.append(Claim.assignee_id == f.assignee_id)
     if f.carriers:
-        cond.append(Claim.shipment_id.in_(select(Shipment.id).where(Shipment.carrier.in_(f.carriers))))
-    text = (f.text or "").strip()
-    if text:
-        # Exact matches on indexed columns: a reference, an order number, an email, a tracking number.
-        number = rules.normalize_order_number(text)
-        tracking = rules.normalize_tracking(text)
-        cond.append(or_(
-            Claim.reference == text.upper(),
-            Claim.email == rules.normalize_email(text),
-            Claim.order_id.in_(select(Order.id).where(Order.order_number == number)),
-            Claim.shipment_id.in_(select(Shipment.id).where(Shipment.tracking_number == tracking)),
-        ))
+        cond.append(Claim.carrier.in_(f.carriers))
     return cond
 
 
-def _rows_query(f: QueueFilter) -> Select:
+def _search_ids(s, text: str) -> list[int] | None:
+    """Claims matching a search box entry: a reference, an email, an order number or a tracking
+    number, each an exact match on its own index (None when there is no search)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    number = rules.normalize_order_number(text)
+    tracking = rules.normalize_tracking(text)
+    ids: set[int] = set()
+    ids.update(s.scalars(select(Claim.id).where(Claim.reference == text.upper())))
+    ids.update(s.scalars(select(Claim.id).where(Claim.email == rules.normalize_email(text))))
+    if number:
+        ids.update(s.scalars(select(Claim.id).join(Order, Order.id == Claim.order_id)
+                             .where(Order.order_number == number)))
+    if tracking:
+        ids.update(s.scalars(select(Claim.id).join(Shipment, Shipment.id == Claim.shipment_id)
+                             .where(Shipment.tracking_number == tracking)))
+    return sorted(ids)
+
+
+def _conditions(s, f: QueueFilter, *, with_tab: bool = True) -> list:
+    cond = _where(f, with_tab=with_tab)
+    ids = _search_ids(s, f.text)
+    if ids is not None:
+        cond.append(Claim.id.in_(ids) if ids else Claim.id == -1)
+    return cond
+
+
+def _rows_query(cond: list) -> Select:
     return (
         select(Claim.id, Claim.reference, Order.name, Claim.email, Claim.issue_type, Claim.status,
                Claim.desired_resolution, Claim.claimed_cents, Shipment.carrier,
@@ -141,7 +158,7 @@ def _rows_query(f: QueueFilter) -> Select:
         .join(Order, Order.id == Claim.order_id)
         .join(Shipment, Shipment.id == Claim.shipment_id)
         .outerjoin(StaffUser, StaffUser.id == Claim.assignee_id)
-        .where(and_(True, *_where(f)))
+        .where(and_(True, *cond))
     )
 
 
@@ -149,7 +166,7 @@ def tab_counts(engine: Engine, f: QueueFilter) -> dict[str, int]:
     """How many claims each tab holds under the other filters."""
     with read_session(engine) as s:
         rows = s.execute(
-            select(Claim.status, func.count()).where(and_(True, *_where(f, with_tab=False)))
+            select(Claim.status, func.count()).where(and_(True, *_conditions(s, f, with_tab=False)))
             .group_by(Claim.status)
         ).all()
     by_status = dict(rows)
@@ -161,10 +178,11 @@ def queue_page(engine: Engine, f: QueueFilter, *, sort: str = "oldest", page: in
     page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[0]
     order_by = SORTS.get(sort, SORTS["oldest"])[1]
     with read_session(engine) as s:
-        total = s.scalar(select(func.count()).select_from(Claim).where(and_(True, *_where(f)))) or 0
+        cond = _conditions(s, f)
+        total = s.scalar(select(func.count()).select_from(Claim).where(and_(True, *cond))) or 0
         pages = max(1, -(-total // page_size))
         page = min(max(1, page), pages)
-        rows = s.execute(_rows_query(f).order_by(*order_by).limit(page_size)
+        rows = s.execute(_rows_query(cond).order_by(*order_by).limit(page_size)
                          .offset((page - 1) * page_size)).all()
     counts = tab_counts(engine, f) if with_counts else {}
     return QueuePage([QueueRow(*r) for r in rows], total, page, page_size, counts)
@@ -197,7 +215,8 @@ def export_rows(engine: Engine, f: QueueFilter, *, sort: str = "oldest",
     offset = 0
     while True:
         with read_session(engine) as s:
-            rows = s.execute(_rows_query(f).order_by(*order_by).limit(chunk).offset(offset)).all()
+            rows = s.execute(_rows_query(_conditions(s, f)).order_by(*order_by).limit(chunk)
+                             .offset(offset)).all()
         for r in rows:
             q = QueueRow(*r)
             yield [safe_cell(v) for v in (

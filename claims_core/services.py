@@ -14,7 +14,7 @@ from sqlalchemy import Engine, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from . import risk, rules, states
+from . import autoapprove, notify, risk, rules, states
 from .db import read_session, utcnow, write_session
 from .models import (
     Claim,
@@ -549,6 +549,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         desired_resolution=option.kind,
         claimed_cents=option.amount_cents,
         email=rules.normalize_email(req.email),
+        carrier=sh.carrier or "",
         signature_kind=req.signature_kind,
         signature_name=(req.signature_name or "").strip()[:200],
         signature_png=normalize_signature(req.signature_png) if req.signature_kind == "drawn" else None,
@@ -576,6 +577,8 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
                  "desired_resolution": option.kind, "claimed_cents": option.amount_cents},
         at=now,
     )
+    notify.on_claim_filed(s, claim, now)
+    autoapprove.try_rules(s, claim, now)
     return claim
 
 
@@ -671,16 +674,6 @@ class ClaimView:
         return self.status == states.NEEDS_INFO
 
 
-DENIAL_REASONS = {
-    "outside_window": "The claim was filed after the filing window closed.",
-    "not_covered": "This problem isn't covered by shipping protection.",
-    "delivered_confirmed": "The carrier confirmed delivery to the correct address.",
-    "insufficient_evidence": "The photos or details didn't show the problem.",
-    "duplicate": "This was already claimed.",
-    "other": "",
-}
-
-
 def _timeline(claim: Claim, events: Sequence[Event]) -> tuple[TimelineStep, ...]:
     first_at: dict[str, datetime] = {}
     for ev in events:
@@ -716,6 +709,7 @@ def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False
     denial = ""
     if claim.status == states.DENIED and claim.decisions:
         d = claim.decisions[-1]
+        from .decisions import DENIAL_REASONS
         denial = " ".join(x for x in (DENIAL_REASONS.get(d.reason_code, ""), d.note) if x)
     return ClaimView(
         id=claim.id, reference=claim.reference, access_token=claim.access_token,
@@ -740,7 +734,7 @@ def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False
         timeline=_timeline(claim, events),
         resolutions=tuple(
             ResolutionView(r.kind, r.amount_cents, r.bonus_pct, r.store_credit_code)
-            for r in claim.resolutions
+            for r in claim.resolutions if r.voided_at is None
         ) if claim.status in (states.APPROVED, states.RESOLVED) else (),
         denial_reason=denial,
         signature_kind=claim.signature_kind,
@@ -787,6 +781,13 @@ def find_claims_for_customer(engine: Engine, query: str, email: str) -> list[Cla
         return [_claim_summary(c) for c in order.claims]
 
 
+def _closed_by_timer(s: Session, claim: Claim) -> bool:
+    last = s.scalars(select(Event.action).where(Event.claim_id == claim.id,
+                                                Event.to_status == states.CLOSED)
+                     .order_by(Event.id.desc()).limit(1)).first()
+    return last == "auto_closed"
+
+
 def get_evidence_image(engine: Engine, token: str, evidence_id: int) -> bytes:
     """Full-size photo of a claim, for its customer."""
     with read_session(engine) as s:
@@ -831,6 +832,14 @@ def add_customer_message(
         if claim.status == states.NEEDS_INFO:
             states.transition(s, claim, states.IN_REVIEW, actor="customer",
                               action="customer_replied", at=now)
+        elif claim.status == states.CLOSED and _closed_by_timer(s, claim):
+            # Closed for lack of an answer: the answer reopens it, within the filing window.
+            sh = claim.shipment
+            deadline = rules.filing_deadline(sh.shipped_at, settings.filing_window_days,
+                                             settings.timezone, claim.order.claim_deadline_override)
+            if rules.local_date(now, settings.timezone) <= deadline:
+                states.transition(s, claim, states.IN_REVIEW, actor="customer",
+                                  action="reopened_by_customer", at=now)
         claim.updated_at = now
         s.flush()
         return build_claim_view(s, claim)

@@ -1,7 +1,8 @@
 """The claim state machine and the event log.
 
 submitted → in_review → needs_info ⇄ in_review → approved → resolved; denied; closed.
-A denied or closed claim can be reopened (back to in_review); a resolved one is final.
+A denied or closed claim can be reopened (back to in_review), and an approval not yet resolved can
+be undone (back to in_review); a resolved one is final.
 Every transition writes exactly one event in the caller's transaction.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     SUBMITTED: frozenset({IN_REVIEW, NEEDS_INFO, DENIED, CLOSED}),
     IN_REVIEW: frozenset({NEEDS_INFO, APPROVED, DENIED, CLOSED}),
     NEEDS_INFO: frozenset({IN_REVIEW, CLOSED}),
-    APPROVED: frozenset({RESOLVED}),
+    APPROVED: frozenset({RESOLVED, IN_REVIEW}),  # back to review: an approval undone
     DENIED: frozenset({IN_REVIEW}),
     CLOSED: frozenset({IN_REVIEW}),
     RESOLVED: frozenset(),

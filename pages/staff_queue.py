@@ -17,6 +17,12 @@ settings = ui.store_settings()
 
 st.title("Claims queue", anchor=False)
 
+
+@st.cache_data(ttl=600, show_spinner=False)
+def carrier_options(url: str) -> list[str]:
+    return queue.carriers(engine)
+
+
 search = st.text_input("Search", placeholder="Claim reference, order number, email or tracking number",
                        key="q_text", label_visibility="collapsed")
 with st.expander("Filters", expanded=False):
@@ -26,7 +32,8 @@ with st.expander("Filters", expanded=False):
                                                    rules.ITEM: "Item issues"}[c])
     issue_types = c2.multiselect("Issue type", list(rules.ISSUE_TYPES), key="q_issue",
                                  format_func=lambda t: rules.ISSUE_TYPES[t].label)
-    carriers = c3.multiselect("Carrier", queue.carriers(engine), key="q_carrier")
+    from claims_core import config
+    carriers = c3.multiselect("Carrier", carrier_options(config.database_url()), key="q_carrier")
     resolutions = c4.multiselect("Resolution asked", list(rules.RESOLUTION_LABELS), key="q_res",
                                  format_func=rules.RESOLUTION_LABELS.get)
     c5, c6, c7, c8 = st.columns(4)
