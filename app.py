@@ -44,6 +44,8 @@ if who is not None:
     if auth.can(who.role, "settings"):
         staff.append(st.Page("pages/staff_settings.py", title="Settings",
                              icon=":material/settings:", url_path="settings"))
+        staff.append(st.Page("pages/staff_outbox.py", title="Outbox", icon=":material/outbox:",
+                             url_path="outbox"))
     staff.append(st.Page(log_out, title=f"Log out ({who.username})", icon=":material/logout:",
                          url_path="logout"))
 

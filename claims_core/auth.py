@@ -186,3 +186,19 @@ def list_users(engine: Engine, now: datetime | None = None) -> list[UserRow]:
         return [UserRow(u.username, u.display_name, u.role, u.active,
                         bool(u.locked_until and u.locked_until > now))
                 for u in s.scalars(select(StaffUser).order_by(StaffUser.username))]
+
+
+def set_notifications(engine: Engine, username: str, email: str, new_claims: bool, digest: bool, *,
+                      actor: str) -> None:
+    email = (email or "").strip()
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise AuthError("That email address doesn't look right.")
+    if (new_claims or digest) and not email:
+        raise AuthError("Add an email address to receive mail.")
+    with write_session(engine) as s:
+        user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
+        if user is None:
+            raise AuthError("No such user.")
+        user.email, user.notify_new_claims, user.daily_digest = email, new_claims, digest
+        states.record_event(s, actor=actor, action="notifications_changed",
+                            details={"username": username, "new_claims": new_claims, "digest": digest})

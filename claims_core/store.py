@@ -18,7 +18,7 @@ EDITABLE = {
     "offer_reshipment": bool, "offer_store_credit": bool, "store_credit_bonus_pct": int,
     "max_photos": int, "max_photo_bytes": int, "signature_threshold_cents": int,
     "protection_pattern": str, "response_target_hours": int, "lookup_max_misses": int,
-    "lookup_window_minutes": int,
+    "lookup_window_minutes": int, "reminder_after_days": int, "close_after_days": int,
 }
 RANGES = {
     "filing_window_days": (1, 3650, "The filing window"),
@@ -30,6 +30,8 @@ RANGES = {
     "response_target_hours": (1, 24 * 30, "The response target"),
     "lookup_max_misses": (3, 100, "The lookup limit"),
     "lookup_window_minutes": (1, 1440, "The lookup window"),
+    "reminder_after_days": (1, 60, "The reminder delay"),
+    "close_after_days": (2, 120, "The auto-close delay"),
 }
 MAX_LOGO_BYTES = 1024 * 1024
 
@@ -75,6 +77,9 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
     if {"offer_refund", "offer_reshipment", "offer_store_credit"} <= out.keys() and not (
             out["offer_refund"] or out["offer_reshipment"] or out["offer_store_credit"]):
         raise rules.InvalidInput("Offer at least one resolution.")
+    if {"reminder_after_days", "close_after_days"} <= out.keys() and \
+            out["close_after_days"] <= out["reminder_after_days"]:
+        raise rules.InvalidInput("Close a waiting claim later than its reminder is sent.")
     return out
 
 

@@ -231,6 +231,16 @@ with right:
     if states.CLOSED in view.allowed and b2.button("Close", width="stretch", key="close"):
         act(lambda: decisions.close(engine, claim_id, who.actor, expected_version=version),
             "Claim closed.")
+    if c.status == states.APPROVED and c.resolutions and \
+            not any(r.kind == "reshipment" for r in c.resolutions):
+        with st.form("undo"):
+            auto = next((e.actor for e in reversed(view.events) if e.action == "approved"), "")
+            st.markdown("**Undo this approval**" + (f" (made by {auto})" if auto.startswith("rule:") else ""))
+            undo_why = st.text_input("Why", key="undo_why")
+            if st.form_submit_button("Undo approval"):
+                act(lambda: decisions.undo_approval(engine, claim_id, who.actor, undo_why,
+                                                    expected_version=version),
+                    "Approval undone; the claim is back in review.")
     if c.resolutions:
         st.markdown("**Resolution**")
         for r in c.resolutions:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from claims_core import auth, importer, rules, store
+from claims_core import auth, autoapprove, importer, rules, store
 from pages import ui
 
 st.set_page_config(layout="wide")
@@ -16,7 +16,8 @@ flash = st.session_state.pop("settings_flash", None)
 if flash:
     st.success(flash)
 
-rules_tab, brand_tab, staff_tab, import_tab = st.tabs(["Claim rules", "Branding", "Staff", "Imports"])
+rules_tab, auto_tab, brand_tab, staff_tab, import_tab = st.tabs(
+    ["Claim rules", "Automation", "Branding", "Staff", "Imports"])
 
 
 def save(changes: dict, what: str) -> None:
@@ -54,6 +55,11 @@ with rules_tab:
                                     step=50.0, key="s_threshold")
         pattern = st.text_input("Protection line in imports (pattern on the line's name or SKU)",
                                 settings.protection_pattern, key="s_pattern")
+        w1, w2 = st.columns(2)
+        remind = w1.number_input("Remind a customer we're waiting on after (days)", 1, 60,
+                                 settings.reminder_after_days, key="s_remind")
+        close_days = w2.number_input("…and close the claim after (days)", 2, 120,
+                                     settings.close_after_days, key="s_close")
         l1, l2 = st.columns(2)
         misses = l1.number_input("Order lookups: misses allowed", 3, 100, settings.lookup_max_misses,
                                  key="s_misses")
@@ -71,8 +77,48 @@ with rules_tab:
                       "store_credit_bonus_pct": int(bonus), "max_photos": int(photos),
                       "max_photo_bytes": int(photo_mb) * 1024 * 1024,
                       "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
-                      "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes)},
+                      "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes),
+                      "reminder_after_days": int(remind), "close_after_days": int(close_days)},
                      "Claim rules")
+
+with auto_tab:
+    st.markdown("**Auto-approve rules**, tried in order when a claim is filed. A claim is approved "
+                "with the customer's choice when it is under the amount, of a covered issue type, "
+                "has photos where the issue needs them, and its email filed no other claim in the "
+                "quiet period. Staff can undo an automatic approval from the claim.")
+    for rid, active, spec in autoapprove.list_rules(engine):
+        r1, r2 = st.columns([4, 1], vertical_alignment="center")
+        r1.markdown(f"**{ui.escape_md(spec.name)}** · under {ui.money(spec.max_cents)} · "
+                    f"{', '.join(rules.ISSUE_TYPES[t].label for t in spec.issue_types) or 'any issue'} · "
+                    f"grants {', '.join(rules.RESOLUTION_LABELS[x].lower() for x in spec.resolutions)}"
+                    + (f" · no claim in {spec.quiet_months} months" if spec.quiet_months else "")
+                    + ("" if active else " · *off*"))
+        if r2.button("Turn off" if active else "Turn on", key=f"rule_{rid}", width="stretch"):
+            autoapprove.set_rule_active(engine, who.actor, rid, not active)
+            st.rerun()
+    with st.form("new_rule", clear_on_submit=True):
+        st.markdown("**New rule**")
+        n1, n2, n3 = st.columns(3)
+        rname = n1.text_input("Name", key="r_name")
+        rmax = n2.number_input("Approve claims under ($)", 1.0, 100000.0, 50.0, key="r_max")
+        rquiet = n3.number_input("No other claim from the email in (months, 0 = don't check)",
+                                 0, 120, 12, key="r_quiet")
+        rtypes = st.multiselect("Issue types (none = any)", list(rules.ISSUE_TYPES), key="r_types",
+                                format_func=lambda t: rules.ISSUE_TYPES[t].label)
+        rres = st.multiselect("Resolutions it grants", list(autoapprove.GRANTABLE),
+                              default=list(autoapprove.GRANTABLE), key="r_res",
+                              format_func=rules.RESOLUTION_LABELS.get)
+        rphotos = st.checkbox("Require photos where the issue needs them", True, key="r_photos")
+        if st.form_submit_button("Add rule"):
+            try:
+                autoapprove.save_rule(engine, who.actor, autoapprove.RuleSpec(
+                    rname, rules.cents_from_amount(rmax), tuple(rtypes), tuple(rres), rphotos,
+                    int(rquiet) or None))
+            except rules.ClaimRuleError as e:
+                st.error(e.message)
+            else:
+                st.session_state["settings_flash"] = f"Rule “{rname}” added."
+                st.rerun()
 
 with brand_tab:
     with st.form("brand_form"):
@@ -125,6 +171,22 @@ with staff_tab:
                 st.error(e.message)
             else:
                 st.session_state["settings_flash"] = f"Added {new_name}."
+                st.rerun()
+    with st.form("notify_user"):
+        st.markdown("**Email notifications for a staff member**")
+        e1, e2 = st.columns(2)
+        ntarget = e1.selectbox("User", [u.username for u in users], key="s_notify_user")
+        nemail = e2.text_input("Their email", key="s_notify_email")
+        nc1, nc2 = st.columns(2)
+        new_claims = nc1.checkbox("A mail for each new claim", key="s_notify_new")
+        digest = nc2.checkbox("A daily digest", key="s_notify_digest")
+        if st.form_submit_button("Save notifications"):
+            try:
+                auth.set_notifications(engine, ntarget, nemail, new_claims, digest, actor=who.actor)
+            except auth.AuthError as e:
+                st.error(e.message)
+            else:
+                st.session_state["settings_flash"] = f"Notifications for {ntarget} saved."
                 st.rerun()
     with st.form("manage_user"):
         st.markdown("**Change a password, or (de)activate**")

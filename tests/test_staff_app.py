@@ -434,3 +434,43 @@ def test_settings_logo(app, engine, monkeypatch):
     picks["s_logo"] = ("logo.png", b"not an image")
     at.button(key="s_logo_save").click().run()
     assert "must be a PNG" in at.error[0].value
+
+
+# --- email, automation ---------------------------------------------------------------------------
+
+def test_outbox_page_lists_what_would_be_sent(app, engine, monkeypatch):
+    monkeypatch.delenv("CLAIMS_SMTP_HOST", raising=False)
+    _b, r = fresh_claim(engine)
+    at = app("owner", "pages/staff_outbox.py")
+    assert "No SMTP server is configured" in everything(at)
+    table = at.dataframe[0].value
+    assert list(table["To"]) == ["c1001@example.com"] and list(table["Status"]) == ["pending"]
+    assert any(r.access_token in t.value for t in at.text)
+
+
+def test_automation_tab_adds_a_rule_that_approves(app, engine):
+    at = app("owner", "pages/staff_settings.py")
+    at.text_input(key="r_name").input("Small first claims")
+    at.number_input(key="r_max").set_value(40.0)
+    at.button(key="FormSubmitter:new_rule-Add rule").click().run()
+    assert "Rule “Small first claims” added." in everything(at)
+    _b, r = fresh_claim(engine)  # $28, first claim, with a photo: approved at filing
+    assert status(engine, r.claim_id) == "approved"
+    at = open_claim(app, r.claim_id)
+    assert "rule:Small first claims" in everything(at)
+    at.text_input(key="undo_why").input("Looks like a duplicate")
+    at.button(key="FormSubmitter:undo-Undo approval").click().run()
+    assert status(engine, r.claim_id) == "in_review"
+
+
+def test_staff_notification_preferences(app, engine):
+    at = app("owner", "pages/staff_settings.py")
+    at.selectbox(key="s_notify_user").set_value("agent1")
+    at.checkbox(key="s_notify_new").check()
+    at.button(key="FormSubmitter:notify_user-Save notifications").click().run()
+    assert "Add an email address" in at.error[0].value
+    at.text_input(key="s_notify_email").input("agent@shop.example")
+    at.button(key="FormSubmitter:notify_user-Save notifications").click().run()
+    with write_session(engine) as s:
+        u = s.scalars(select(StaffUser).where(StaffUser.username == "agent1")).one()
+        assert (u.email, u.notify_new_claims, u.daily_digest) == ("agent@shop.example", True, False)
