@@ -174,18 +174,23 @@ def tab_counts(engine: Engine, f: QueueFilter) -> dict[str, int]:
 
 
 def queue_page(engine: Engine, f: QueueFilter, *, sort: str = "oldest", page: int = 1,
-               page_size: int = 25, with_counts: bool = True) -> QueuePage:
+               page_size: int = 25, with_counts: bool = True,
+               counts: dict[str, int] | None = None) -> QueuePage:
+    """One page of the queue. Pass the ``counts`` from ``tab_counts`` (same filters) to save
+    counting twice."""
     page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[0]
     order_by = SORTS.get(sort, SORTS["oldest"])[1]
+    if counts is None and with_counts:
+        counts = tab_counts(engine, f)
     with read_session(engine) as s:
         cond = _conditions(s, f)
-        total = s.scalar(select(func.count()).select_from(Claim).where(and_(True, *cond))) or 0
+        total = counts[f.tab] if counts is not None and f.tab in counts else \
+            s.scalar(select(func.count()).select_from(Claim).where(and_(True, *cond))) or 0
         pages = max(1, -(-total // page_size))
         page = min(max(1, page), pages)
         rows = s.execute(_rows_query(cond).order_by(*order_by).limit(page_size)
                          .offset((page - 1) * page_size)).all()
-    counts = tab_counts(engine, f) if with_counts else {}
-    return QueuePage([QueueRow(*r) for r in rows], total, page, page_size, counts)
+    return QueuePage([QueueRow(*r) for r in rows], total, page, page_size, counts or {})
 
 
 def carriers(engine: Engine) -> list[str]:

@@ -115,15 +115,11 @@ class ShipmentView:
         return tuple(i for i in self.items if i.remaining > 0)
 
 
-@dataclass(frozen=True)
-class ClaimSummary:
-    id: int
-    reference: str
-    access_token: str
+class _ClaimLabels:
+    """Readable status and issue for a claim-like view with ``status`` and ``issue_type``."""
+
     status: str
     issue_type: str
-    created_at: datetime
-    claimed_cents: int
 
     @property
     def status_label(self) -> str:
@@ -132,6 +128,18 @@ class ClaimSummary:
     @property
     def issue_label(self) -> str:
         return rules.ISSUE_TYPES[self.issue_type].label
+
+
+@dataclass(frozen=True)
+class ClaimSummary(_ClaimLabels):
+    id: int
+    reference: str
+    access_token: str
+    status: str
+    issue_type: str
+    created_at: datetime
+    claimed_cents: int
+
 
 
 @dataclass(frozen=True)
@@ -635,7 +643,7 @@ class ResolutionView:
 
 
 @dataclass(frozen=True)
-class ClaimView:
+class ClaimView(_ClaimLabels):
     id: int
     reference: str
     access_token: str
@@ -661,13 +669,6 @@ class ClaimView:
     signature_name: str
     version: int
 
-    @property
-    def status_label(self) -> str:
-        return states.STATUS_LABELS[self.status]
-
-    @property
-    def issue_label(self) -> str:
-        return rules.ISSUE_TYPES[self.issue_type].label
 
     @property
     def can_add_photos(self) -> bool:

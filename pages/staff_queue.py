@@ -78,7 +78,7 @@ if st.session_state.get("q_signature") != signature:  # new filters: back to pag
     st.session_state["q_signature"] = signature
     st.session_state["q_page"] = 1
 page = queue.queue_page(engine, flt, sort=sort, page=st.session_state.get("q_page", 1),
-                        page_size=size, with_counts=False)
+                        page_size=size, counts=counts)
 c3.download_button(
     "Export CSV", data=lambda: queue.export_csv(engine, flt, sort=sort), icon=":material/download:",
     file_name=f"claims-{tab}-{date.today():%Y%m%d}.csv", mime="text/csv", width="stretch",
