@@ -83,7 +83,8 @@ def test_shipping_claim_at_desktop_with_typed_signature(live_app, browser):
     ref = services.get_claim_for_customer(engine, token).reference
     engine.dispose()
     page.get_by_text(ref).first.wait_for()
-    click_button(page, f"Open")
+    page.get_by_role("button", name="Open", exact=True).last.click()  # the newest claim
+    settle(page)
     page.get_by_text("Lost / tracking not moving").first.wait_for(timeout=30000)
     other.close()
 
