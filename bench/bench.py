@@ -159,18 +159,18 @@ def app_runs(url: str) -> dict[str, float]:
         ref = c.execute(text("SELECT reference FROM claims ORDER BY id DESC LIMIT 1")).scalar_one()
     out: dict[str, float] = {}
 
-    bare = AppTest.from_string("import streamlit as st\nst.write('')", default_timeout=120)
+    bare = AppTest.from_string("import streamlit as st\nst.write('')", default_timeout=900)
     out["bare Streamlit page"] = timed(lambda: bare.run())
     # The floor: this app's shell (navigation, store settings, styles) around a page that does no
     # claims work (View my claim's lookup form).
-    shell = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    shell = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     shell.run()
     shell.switch_page("pages/view_claim.py")
     shell.run()
     out["empty page (floor)"] = timed(lambda: shell.run())
 
     def staff_app(page, **query):
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
         now = utcnow()
         at.session_state["staff"] = {"identity": who, "logged_in_at": now, "last_seen_at": now}
         for k, v in query.items():
@@ -198,7 +198,7 @@ def app_runs(url: str) -> dict[str, float]:
 
     # the portal, step by step (a denied claim's order: its items are claimable again)
     number, email = order_row
-    p = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    p = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     p.run()
     out["portal: find your order (page)"] = timed(lambda: p.run())
 

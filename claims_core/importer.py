@@ -100,6 +100,8 @@ def _rows(data: bytes | str, required: list[str], kind: str):
     text = _decode(data)
     if not text.strip():
         raise ImportFileError("The file is empty.")
+    if "\x00" in text:
+        raise ImportFileError("This doesn't look like a CSV file (it contains binary data).")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)

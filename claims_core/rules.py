@@ -116,9 +116,14 @@ ITEM_ISSUES = tuple(c for c, t in ISSUE_TYPES.items() if t.category == ITEM)
 # --- normalising what people type ---------------------------------------------------------------
 
 
+def strip_controls(text: str | None) -> str:
+    """Drop control characters (NUL and friends) from one-line input: no database stores NUL."""
+    return "".join(ch for ch in (text or "") if unicodedata.category(ch) != "Cc")
+
+
 def normalize_order_number(raw: str | None) -> str:
     """``#1001``, ``1001``, `` 1001 `` and ``＃1001`` all become ``1001``."""
-    s = unicodedata.normalize("NFKC", raw or "").strip()
+    s = unicodedata.normalize("NFKC", strip_controls(raw)).strip()
     s = s.lstrip("#").strip()
     s = re.sub(r"\s+", "", s)
     return s.upper()
@@ -126,11 +131,11 @@ def normalize_order_number(raw: str | None) -> str:
 
 def normalize_email(raw: str | None) -> str:
     """Emails compare case-insensitively, ignoring stray spaces."""
-    return unicodedata.normalize("NFKC", raw or "").strip().lower()
+    return unicodedata.normalize("NFKC", strip_controls(raw)).strip().lower()
 
 
 def normalize_tracking(raw: str | None) -> str:
-    return re.sub(r"[\s\-]+", "", unicodedata.normalize("NFKC", raw or "")).upper()
+    return re.sub(r"[\s\-]+", "", unicodedata.normalize("NFKC", strip_controls(raw))).upper()
 
 
 def emails_match(given: str, on_file: str) -> bool:
@@ -477,7 +482,7 @@ def check_signature(
             raise SignatureInvalid(
                 "For an order of this value, please draw your signature; a typed name isn't enough."
             )
-        name = (typed_name or "").strip()
+        name = strip_controls(typed_name).strip()
         if len(name) < 2 or not any(ch.isalpha() for ch in name):
             raise SignatureInvalid("Please type your full name to sign.")
         if len(name) > 200:

@@ -489,10 +489,14 @@ def file_claim(engine: Engine, req: ClaimRequest, *, now: datetime | None = None
                 return _receipt(again, created=False)
             claim = _create_claim(s, req, key, description, photos, ink, now)
             return _receipt(claim, created=True)
-    except IntegrityError:
+    except (IntegrityError, rules.ClaimRuleError) as e:
+        # A concurrent submission may have just committed this very key (on PostgreSQL the
+        # other transaction becomes visible mid-way): then this is a replay, not a conflict.
         existing = _receipt_for_key(engine, key)
         if existing is not None:
             return existing
+        if isinstance(e, rules.ClaimRuleError):
+            raise
         raise rules.AlreadyClaimed(
             "These items are already part of an open claim on this order. You can follow that "
             "claim with View My Claim."
@@ -559,7 +563,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         email=rules.normalize_email(req.email),
         carrier=sh.carrier or "",
         signature_kind=req.signature_kind,
-        signature_name=(req.signature_name or "").strip()[:200],
+        signature_name=rules.strip_controls(req.signature_name).strip()[:200],
         signature_png=normalize_signature(req.signature_png) if req.signature_kind == "drawn" else None,
         signed_at=now,
         filed_by=req.filed_by,

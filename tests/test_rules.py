@@ -341,3 +341,9 @@ def test_drawn_signature_required_above_threshold():
 def test_money_format():
     assert rules.format_cents(123456) == "$1,234.56"
     assert rules.format_cents(5, "EUR") == "€0.05"
+
+
+def test_control_characters_dropped_from_one_line_input():
+    assert rules.normalize_order_number("10\x0001") == "1001"
+    assert rules.normalize_email("a\x00@b.c") == "a@b.c"
+    assert rules.normalize_tracking("1Z\x00\x07") == "1Z"
