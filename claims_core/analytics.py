@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Engine, and_, case, distinct, func, literal, select
+from sqlalchemy import Engine, case, distinct, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from . import rules, states

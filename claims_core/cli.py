@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from . import config, demo, migrate, states
+from . import demo, migrate, states
 from .auth import AuthError, add_user
 from .db import is_sqlite, make_engine, read_session, write_session
 from .importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock

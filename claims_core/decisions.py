@@ -83,9 +83,7 @@ def _ensure_in_review(s: Session, claim: Claim, actor: str, now: datetime) -> No
 def staff_message(engine: Engine, claim_id: int, actor: str, author_name: str, body: str, *,
                   internal: bool = False, now: datetime | None = None) -> None:
     now = now or utcnow()
-    text = rules.clean_comment(body, "The message")
-    if not text:
-        raise rules.InvalidInput("Write a message before sending.")
+    text = rules.required_text(body, "The message", "Write a message before sending.")
 
     def go(s):
         claim = _load(s, claim_id, None)
@@ -103,9 +101,7 @@ def staff_message(engine: Engine, claim_id: int, actor: str, author_name: str, b
 def request_info(engine: Engine, claim_id: int, actor: str, author_name: str, body: str, *,
                  expected_version: int | None = None, now: datetime | None = None) -> None:
     now = now or utcnow()
-    text = rules.clean_comment(body, "The message")
-    if not text:
-        raise rules.InvalidInput("Say what you need from the customer.")
+    text = rules.required_text(body, "The message", "Say what you need from the customer.")
 
     def go(s):
         claim = _load(s, claim_id, expected_version)
@@ -189,9 +185,7 @@ def undo_approval(engine: Engine, claim_id: int, actor: str, reason: str, *,
     """Take back an approval that hasn't been resolved (e.g. one an auto-approve rule made):
     its resolutions are voided (a store-credit code stops counting) and the claim is back in review."""
     now = now or utcnow()
-    reason = rules.clean_comment(reason, "The reason")
-    if not reason:
-        raise rules.InvalidInput("Say why the approval is undone.")
+    reason = rules.required_text(reason, "The reason", "Say why the approval is undone.")
 
     def go(s):
         claim = _load(s, claim_id, expected_version)

@@ -11,15 +11,15 @@ import io
 import random
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from PIL import Image, ImageDraw, ImageFilter
 from sqlalchemy import Engine, func, select
 
-from . import decisions, rules, services, states
+from . import decisions, rules, services
 from .auth import add_user
 from .db import read_session, utcnow, write_session
-from .models import LineItem, Order, Shipment, ShipmentItem, Stock, StoreSettings
+from .models import LineItem, Order, Shipment, ShipmentItem, Stock
 from .photos import ProcessedPhoto, process_photo
 
 SEED = 20261121

@@ -32,7 +32,7 @@ from typing import Callable
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
-from . import rules, states
+from . import rules
 from .db import import_session, utcnow
 from .models import ClaimItem, LineItem, Order, Shipment, ShipmentItem, Stock
 

@@ -15,7 +15,7 @@ from typing import Iterator
 from sqlalchemy import Engine, Select, and_, func, select
 
 from . import rules, states
-from .db import read_session, utcnow
+from .db import read_session
 from .models import Claim, Order, Shipment, StaffUser
 
 TABS = {

@@ -380,6 +380,14 @@ def clean_comment(text: str | None, field: str = "Your comments") -> str:
     return s
 
 
+def required_text(text: str | None, field: str, if_empty: str) -> str:
+    """Like ``clean_comment``, and the text can't be left empty (``if_empty`` says what to write)."""
+    s = clean_comment(text, field)
+    if not s:
+        raise InvalidInput(if_empty)
+    return s
+
+
 # --- resolutions --------------------------------------------------------------------------------
 
 RESOLUTION_LABELS = {

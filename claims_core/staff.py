@@ -173,9 +173,7 @@ def assign(engine: Engine, claim_id: int, actor: str, assignee_id: int | None, *
 def grant_exception(engine: Engine, order_id: int, actor: str, until: date, reason: str, *,
                     now: datetime | None = None) -> None:
     """Let one order be claimed until a later date than the filing window allows."""
-    reason = rules.clean_comment(reason, "The reason")
-    if not reason:
-        raise rules.InvalidInput("Say why this order gets more time.")
+    reason = rules.required_text(reason, "The reason", "Say why this order gets more time.")
     now = now or utcnow()
     if until < now.date():
         raise rules.InvalidInput("The new deadline must be today or later.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from claims_core import decisions, rules, services, staff, states
+from claims_core import decisions, rules, staff, states
 from claims_core.db import utcnow
 from pages import ui
 

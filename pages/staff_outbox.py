@@ -20,6 +20,7 @@ else:
 rows = notify.list_outbox(engine)
 if not rows:
     st.caption("No messages yet.")
+    st.stop()
 st.dataframe([{"To": r.to_addr, "Subject": r.subject, "Status": r.status, "Tries": r.attempts,
                "Queued (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}", "Last error": r.last_error}
               for r in rows], hide_index=True, width="stretch")

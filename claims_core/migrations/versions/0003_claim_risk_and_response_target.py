@@ -6,7 +6,6 @@ Create Date: 2026-11-21 23:47:44.130631
 """
 from alembic import op
 import sqlalchemy as sa
-import claims_core.db
 
 
 revision = '0003'

@@ -5,8 +5,6 @@ Revises: 0003
 Create Date: 2026-11-22 00:37:51.053431
 """
 from alembic import op
-import sqlalchemy as sa
-import claims_core.db
 
 
 revision = '0004'

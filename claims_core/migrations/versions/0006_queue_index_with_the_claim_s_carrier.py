@@ -6,7 +6,6 @@ Create Date: 2026-11-22 00:42:47.425555
 """
 from alembic import op
 import sqlalchemy as sa
-import claims_core.db
 
 
 revision = '0006'
