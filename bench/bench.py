@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import secrets
 import statistics
 import sys
@@ -30,101 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
-from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
-from claims_core import auth, migrate, services  # noqa: E402
-from claims_core.db import make_engine, utcnow, write_session  # noqa: E402
-from claims_core.demo import CARRIERS, PRODUCTS, make_photo, make_signature  # noqa: E402
-from claims_core.models import (Claim, ClaimItem, Event, Evidence, LineItem, Order,  # noqa: E402
-                                Shipment, ShipmentItem, Stock)
+from claims_core import auth, bulk, migrate, services  # noqa: E402
+from claims_core.db import make_engine, utcnow  # noqa: E402
+from claims_core.demo import make_photo  # noqa: E402
 from claims_core.photos import process_photo  # noqa: E402
 
-ISSUES = ["damaged", "lost", "not_received", "missing_item", "stolen", "defective", "wrong_item",
-          "delayed", "returned_to_sender"]
-STATUSES = ["submitted", "in_review", "needs_info", "approved", "resolved", "denied", "closed"]
-STATUS_WEIGHTS = [3, 3, 2, 4, 20, 3, 2]
-
-
-def fill(url: str, n_claims: int, seed: int = 7) -> None:
-    """Bulk-insert n_claims claims (each on its own order and shipment) with realistic spread."""
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    rng = random.Random(seed)
-    now = utcnow()
-    with write_session(engine) as s:
-        services.ensure_settings(s)
-        for sku, _n, _p in PRODUCTS:
-            s.add(Stock(sku=sku, on_hand=1000))
-    batch = 20_000
-    photo = process_photo(make_photo(1), "bench.jpg")
-    sig = make_signature("bench")
-    carriers = [c for c, _w in CARRIERS]
-    oid = sid = liid = siid = cid = 0
+def fill(url: str, n_claims: int) -> None:
     t0 = time.perf_counter()
-    with engine.begin() as conn:
-        for start in range(0, n_claims, batch):
-            orders, lines, ships, sitems, claims, citems, events, evid = [], [], [], [], [], [], [], []
-            for i in range(start, min(n_claims, start + batch)):
-                oid += 1; sid += 1; liid += 1; siid += 1; cid += 1  # noqa: E702
-                sku, name, price = PRODUCTS[i % len(PRODUCTS)]
-                created = now - timedelta(days=rng.uniform(1, 365))
-                shipped = created + timedelta(hours=rng.randint(6, 48))
-                qty = rng.choice([1, 1, 2])
-                orders.append(dict(id=oid, order_number=str(100000 + i), name=f"#{100000 + i}",
-                                   email=f"c{i}@example.com", customer_name="Bench", created_at=created,
-                                   financial_status="paid", fulfillment_status="fulfilled",
-                                   currency="USD", subtotal_cents=price * qty, shipping_cents=0,
-                                   tax_cents=0, total_cents=price * qty, protection_fee_cents=295,
-                                   protection_purchased_at=created, shipping_method="Standard",
-                                   shipping_address1=f"{i} Main St", shipping_city="Austin",
-                                   shipping_zip="78701", shipping_province="TX", shipping_country="US",
-                                   source="bench", updated_at=created))
-                lines.append(dict(id=liid, order_id=oid, position=1, sku=sku, name=name, quantity=qty,
-                                  unit_price_cents=price, discount_cents=0, requires_shipping=True,
-                                  is_protection=False))
-                ships.append(dict(id=sid, order_id=oid, tracking_number=f"BT{i:09d}",
-                                  carrier=carriers[i % len(carriers)], status="delivered",
-                                  shipped_at=shipped, delivered_at=shipped + timedelta(days=3),
-                                  last_scan_at=shipped + timedelta(days=3), is_replacement=False,
-                                  source="bench"))
-                sitems.append(dict(id=siid, shipment_id=sid, line_item_id=liid, quantity=qty))
-                status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
-                filed = shipped + timedelta(days=rng.uniform(3, 30))
-                issue = rng.choice(ISSUES)
-                claims.append(dict(
-                    id=cid, reference=f"CLM-{i:06X}"[:10], access_token=secrets.token_hex(16),
-                    idempotency_key=f"bench-{i}", order_id=oid, shipment_id=sid,
-                    category="item" if issue in ("damaged", "defective", "wrong_item", "missing_item") else "shipping",
-                    issue_type=issue, status=status, description="bench",
-                    desired_resolution=rng.choice(["refund", "store_credit", "reshipment"]),
-                    claimed_cents=price * qty, email=f"c{i}@example.com", signature_kind="drawn",
-                    carrier=carriers[i % len(carriers)],
-                    signature_name="", signature_png=sig if i < 200 else None, signed_at=filed,
-                    filed_by="customer", created_at=filed, updated_at=filed,
-                    decided_at=filed + timedelta(days=2) if status in ("approved", "resolved", "denied") else None,
-                    risk_score=rng.choice([0, 0, 0, 15, 30, 60]), risk_level="low", version=1))
-                citems.append(dict(claim_id=cid, shipment_item_id=siid, quantity=qty, unit_cents=price,
-                                   is_open=status in ("submitted", "in_review", "needs_info")))
-                events.append(dict(claim_id=cid, order_id=oid, actor="customer", at=filed,
-                                   action="claim_filed", to_status="submitted", details="{}"))
-                if i < 200:
-                    evid.append(dict(claim_id=cid, filename="bench.jpg", content_type="image/jpeg",
-                                     data=photo.data, thumbnail=photo.thumbnail, width=photo.width,
-                                     height=photo.height, size_bytes=len(photo.data),
-                                     sha256=photo.sha256 + "", phash=photo.phash,
-                                     review_status="pending", review_note="", created_at=filed))
-            for model, rows in ((Order, orders), (LineItem, lines), (Shipment, ships),
-                                (ShipmentItem, sitems), (Claim, claims), (ClaimItem, citems),
-                                (Event, events), (Evidence, evid)):
-                if rows:
-                    conn.execute(insert(model), rows)
-        conn.execute(text("UPDATE claims SET risk_level = CASE WHEN risk_score >= 50 THEN 'high' "
-                          "WHEN risk_score >= 20 THEN 'medium' ELSE 'low' END"))
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as c:
-            c.exec_driver_sql("ANALYZE")
-    print(f"  filled {n_claims:,} claims in {time.perf_counter() - t0:.1f} s", flush=True)
+    engine = make_engine(url)
+    bulk.fill(engine, n_claims)
     engine.dispose()
+    print(f"  filled {n_claims:,} claims in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -144,6 +61,7 @@ def app_runs(url: str) -> dict[str, float]:
 
     os.environ["DATABASE_URL"] = url
     engine = make_engine(url)
+    migrate.upgrade(engine)  # a kept database from an older run gets the newest indexes
     try:
         who = auth.add_user(engine, "bench", "owner", "bench password 1")
     except auth.AuthError:
@@ -263,13 +181,14 @@ def photo_12mp() -> float:
 def concurrent_200(url: str) -> tuple[int, int, float]:
     from tests.test_reliability import _bulk_orders, _request  # the same data shape the tests use
     engine = make_engine(url)
-    orders = _bulk_orders(engine, 200, prefix="K" + secrets.token_hex(3).upper())
+    run = secrets.token_hex(4)
+    orders = _bulk_orders(engine, 200, prefix="K" + run[:6].upper())
     times, errors = [], []
 
     def one(i):
         t0 = time.perf_counter()
         try:
-            services.file_claim(engine, _request(*orders[i], key=f"conc-{i}-{secrets.token_hex(4)}"),
+            services.file_claim(engine, _request(*orders[i], key=f"conc-{run}-{i}"),
                                 now=datetime(2026, 11, 21, 15, tzinfo=timezone.utc))
         except Exception as e:  # noqa: BLE001
             errors.append(e)
@@ -278,7 +197,7 @@ def concurrent_200(url: str) -> tuple[int, int, float]:
     with ThreadPoolExecutor(max_workers=200) as ex:
         list(ex.map(one, range(200)))
     with engine.connect() as c:
-        stored = c.execute(text("SELECT count(*) FROM claims WHERE idempotency_key LIKE 'conc-%'")).scalar_one()
+        stored = c.execute(text("SELECT count(*) FROM claims WHERE idempotency_key LIKE :k", {"k": f"conc-{run}-%"})).scalar_one()
     engine.dispose()
     return stored, len(errors), statistics.quantiles(times, n=20)[18]
 

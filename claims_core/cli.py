@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from . import demo, migrate, states
 from .auth import AuthError, add_user
-from .db import is_sqlite, make_engine, read_session, write_session
+from .db import analyze, is_sqlite, make_engine, read_session, write_session
 from .importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
 from .models import (Claim, ClaimItem, Event, Evidence, LineItem, Message, Order, Resolution,
                      Shipment, ShipmentItem, StaffUser, Stock)
@@ -41,6 +41,7 @@ def cmd_init(args) -> int:
     migrate.upgrade(engine)
     with write_session(engine) as s:
         ensure_settings(s)
+    analyze(engine)
     after = migrate.current_revision(engine)
     where = engine.url.render_as_string(hide_password=True)
     if before == after:
@@ -63,6 +64,7 @@ def cmd_demo(args) -> int:
                        "with demo data, or --if-empty to keep it.")
     print("Generating demo data (takes a few seconds)…")
     out = demo.generate(engine, orders=args.orders)
+    analyze(engine)
     print(f"Demo store ready: {out['orders']} orders, {out['claims']} claims.")
     print("Demo orders to try on the portal (order number + email):")
     for d in demo.DEMO_ORDERS:

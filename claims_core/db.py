@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
@@ -56,6 +57,14 @@ def is_sqlite(engine_or_url) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+class _SQLiteCompiler(SQLiteCompiler):
+    """Renders ``select(...).with_hint(Table, "INDEXED BY ix_name", "sqlite")`` as SQLite's own
+    index hint (SQLAlchemy's SQLite dialect drops table hints); other databases ignore the hint."""
+
+    def get_from_hint_text(self, table, text):
+        return text
+
+
 def make_engine(url: str | None = None) -> Engine:
     """Create the process's engine (``DATABASE_URL`` or SQLite under ``data/``)."""
     url = url or config.database_url()
@@ -71,6 +80,7 @@ def make_engine(url: str | None = None) -> Engine:
         pool_size=20,
         max_overflow=40,
     )
+    engine.dialect.statement_compiler = _SQLiteCompiler
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -122,3 +132,20 @@ def scratch_session(engine: Engine) -> Iterator[Session]:
 
 def import_session(engine: Engine, preview: bool):
     return scratch_session(engine) if preview else write_session(engine)
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh the query planner's statistics (after bulk changes: init, demo, imports). Without
+    them SQLite can't tell a rare filter from a common one and may read a whole index in order."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+
+
+def optimize(engine: Engine) -> None:
+    """The periodic upkeep SQLite recommends for long-running apps (``PRAGMA optimize``: re-analyses
+    only tables whose statistics have gone stale). PostgreSQL's autovacuum does this by itself."""
+    if is_sqlite(engine):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA optimize")
+            conn.commit()

@@ -191,6 +191,7 @@ class Shipment(Base):
     __table_args__ = (
         UniqueConstraint("order_id", "tracking_number", name="uq_shipments_order_tracking"),
         Index("ix_shipments_shipped_at", "shipped_at"),
+        Index("ix_shipments_carrier", "carrier"),
     )
 
 
@@ -212,6 +213,11 @@ class ShipmentItem(Base):
 
 
 # --- claims -------------------------------------------------------------------------------------
+
+# the columns the staff queue filters on besides status (see the claims indexes)
+QUEUE_FILTER_COLUMNS = ("issue_type", "carrier", "desired_resolution", "category", "claimed_cents",
+                        "risk_level", "assignee_id")
+
 
 class Claim(Base):
     __tablename__ = "claims"
@@ -264,12 +270,17 @@ class Claim(Base):
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        Index("ix_claims_status_created", "status", "created_at"),
+        # the queue's pages, one index per sort order: read in order within a status and stop after
+        # a page; the default order also holds every filtered column (no table reads while it skips)
+        Index("ix_claims_status_created", "status", "created_at", "id", *QUEUE_FILTER_COLUMNS),
+        Index("ix_claims_status_amount", "status", "claimed_cents", "id"),
+        Index("ix_claims_status_risk", "status", "risk_score", "id"),
         Index("ix_claims_created_at", "created_at"),
         Index("ix_claims_email", "email"),
         Index("ix_claims_risk_created", "risk_level", "created_at"),
-        # covers the queue's tab counts and its most used filters without touching the table
-        Index("ix_claims_queue", "status", "issue_type", "carrier", "desired_resolution", "created_at"),
+        # holds every column the queue filters on, so its counts never touch the table
+        Index("ix_claims_queue", "status", "issue_type", "carrier", "desired_resolution", "created_at",
+              "category", "claimed_cents", "risk_level", "assignee_id"),
         CheckConstraint("category IN ('shipping', 'item')", name="category"),
         CheckConstraint(
             "status IN ('submitted','in_review','needs_info','approved','resolved','denied','closed')",

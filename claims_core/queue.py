@@ -1,8 +1,9 @@
 """The staff claims queue: filter, count, sort and page in SQL; export safely.
 
-Nothing here loads the claims table: every query is filtered, limited and indexed
-(``ix_claims_status_created``, ``ix_claims_created_at``, ``ix_claims_risk_created``), so a page of
-the queue costs the same at 1,000 claims as at 1,000,000.
+Nothing here loads the claims table. A page reads claim ids in index order (one index per sort order
+within a status) and stops after one page; tab counts stop at ``COUNT_CAP`` ("10,000+", the way
+large inboxes show them) on an index that holds every filtered column, so the queue costs about the
+same at 1,000 claims as at 1,000,000.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
-from sqlalchemy import Engine, Select, and_, func, select
+from sqlalchemy import Engine, Select, and_, func, literal, select, text, tuple_, union_all
 
 from . import rules, states
 from .db import read_session
@@ -25,13 +26,17 @@ TABS = {
     "denied": ("Denied", (states.DENIED,)),
     "closed": ("Closed", (states.CLOSED,)),
 }
-SORTS = {
-    "oldest": ("Oldest first", (Claim.created_at.asc(), Claim.id.asc())),
-    "newest": ("Newest first", (Claim.created_at.desc(), Claim.id.desc())),
-    "amount": ("Highest amount", (Claim.claimed_cents.desc(), Claim.id.desc())),
-    "risk": ("Highest risk", (Claim.risk_score.desc(), Claim.id.desc())),
+SORTS = {  # label, the column sorted on, descending?
+    "oldest": ("Oldest first", "created_at", False),
+    "newest": ("Newest first", "created_at", True),
+    "amount": ("Highest amount", "claimed_cents", True),
+    "risk": ("Highest risk", "risk_score", True),
 }
+# the index that reads each sort's column in order within a status
+SORT_INDEXES = {"created_at": "ix_claims_status_created", "claimed_cents": "ix_claims_status_amount",
+                "risk_score": "ix_claims_status_risk"}
 PAGE_SIZES = (25, 50, 100)
+COUNT_CAP = 1_000  # counts stop here and read "1,000+"
 RISK_LEVELS = ("low", "medium", "high")
 
 
@@ -80,14 +85,29 @@ class QueueRow:
 @dataclass
 class QueuePage:
     rows: list[QueueRow]
-    total: int
+    total: int  # may be COUNT_CAP + 1, meaning "more than COUNT_CAP"
     page: int
     page_size: int
     counts: dict[str, int] = field(default_factory=dict)
+    has_next: bool = False
 
     @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+    def total_is_exact(self) -> bool:
+        return self.total <= COUNT_CAP
+
+    @property
+    def pages(self) -> int | None:
+        """How many pages, or None when the count was capped."""
+        return max(1, -(-self.total // self.page_size)) if self.total_is_exact else None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def count_label(n: int) -> str:
+    """A tab count as staff read it: exact up to the cap, then "10,000+"."""
+    return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
 
 
 def _day_start(d: date) -> datetime:
@@ -162,40 +182,87 @@ def _rows_query(cond: list) -> Select:
     )
 
 
+def _sort(sort: str, table=Claim.__table__) -> tuple[list, object, bool]:
+    """ORDER BY for a sort (ties broken by id, so paging is stable), its column, descending?"""
+    _label, name, descending = SORTS.get(sort, SORTS["oldest"])
+    column, ident = table.c[name], table.c.id
+    order = [column.desc(), ident.desc()] if descending else [column.asc(), ident.asc()]
+    return order, column, descending
+
+
 def tab_counts(engine: Engine, f: QueueFilter) -> dict[str, int]:
-    """How many claims each tab holds under the other filters."""
+    """How many claims each tab holds under the other filters, counted up to ``COUNT_CAP + 1``
+    (one statement; each tab stops reading after the cap)."""
     with read_session(engine) as s:
-        rows = s.execute(
-            select(Claim.status, func.count()).where(and_(True, *_conditions(s, f, with_tab=False)))
-            .group_by(Claim.status)
-        ).all()
-    by_status = dict(rows)
-    return {tab: sum(by_status.get(st, 0) for st in statuses) for tab, (_l, statuses) in TABS.items()}
+        cond = _conditions(s, f, with_tab=False)
+        parts = []
+        for tab, (_label, statuses) in TABS.items():
+            capped = (select(literal(1).label("one")).select_from(Claim)
+                      .where(Claim.status.in_(statuses), *cond).limit(COUNT_CAP + 1).subquery())
+            parts.append(select(literal(tab).label("tab"), func.count().label("n")).select_from(capped))
+        return {tab: n for tab, n in s.execute(union_all(*parts)).all()}
 
 
 def queue_page(engine: Engine, f: QueueFilter, *, sort: str = "oldest", page: int = 1,
                page_size: int = 25, with_counts: bool = True,
                counts: dict[str, int] | None = None) -> QueuePage:
     """One page of the queue. Pass the ``counts`` from ``tab_counts`` (same filters) to save
-    counting twice."""
+    counting twice.
+
+    The page's claim ids come first, from the claims table alone in index order (a join before
+    the sort would touch every matching row); the page's 25-100 rows are then joined."""
     page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[0]
-    order_by = SORTS.get(sort, SORTS["oldest"])[1]
     if counts is None and with_counts:
         counts = tab_counts(engine, f)
     with read_session(engine) as s:
         cond = _conditions(s, f)
-        total = counts[f.tab] if counts is not None and f.tab in counts else \
-            s.scalar(select(func.count()).select_from(Claim).where(and_(True, *cond))) or 0
-        pages = max(1, -(-total // page_size))
-        page = min(max(1, page), pages)
-        rows = s.execute(_rows_query(cond).order_by(*order_by).limit(page_size)
-                         .offset((page - 1) * page_size)).all()
-    return QueuePage([QueueRow(*r) for r in rows], total, page, page_size, counts or {})
+        if counts is not None and f.tab in counts:
+            total = counts[f.tab]
+        else:
+            capped = select(Claim.id).where(*cond).limit(COUNT_CAP + 1).subquery()
+            total = s.scalar(select(func.count()).select_from(capped)) or 0
+        if total <= COUNT_CAP:
+            page = min(page, max(1, -(-total // page_size)))
+        page = max(1, page)
+        offset = (page - 1) * page_size
+        if total == 0:
+            ids = []
+        elif total <= COUNT_CAP:
+            # few matches: find them the cheapest way (as the count did), then sort those
+            few = (select(Claim.id, Claim.created_at, Claim.claimed_cents, Claim.risk_score)
+                   .where(*cond).limit(COUNT_CAP + 1).subquery())
+            ids = list(s.scalars(select(few.c.id).order_by(*_sort(sort, few)[0])
+                                 .limit(page_size + 1).offset(offset)))
+        else:
+            # many matches: read them in the sort's index order and stop after one page. SQLite's
+            # planner would rather seek the filters on ix_claims_queue and sort every match, which
+            # costs more the more claims match; the hint keeps a page at the price of a page.
+            order, column, _desc = _sort(sort)
+            ids = list(s.scalars(select(Claim.id).where(*cond).order_by(*order)
+                                 .with_hint(Claim, f"INDEXED BY {SORT_INDEXES[column.name]}", "sqlite")
+                                 .limit(page_size + 1).offset(offset)))
+        has_next = len(ids) > page_size
+        ids = ids[:page_size]
+        rows = s.execute(_rows_query([Claim.id.in_(ids)]).order_by(*_sort(sort)[0])).all() \
+            if ids else []
+    return QueuePage([QueueRow(*r) for r in rows], total, page, page_size, counts or {}, has_next)
+
+
+# Each carrier once, skipping through ix_shipments_carrier: one index probe per carrier instead of
+# reading every shipment (a "loose index scan"; neither SQLite nor PostgreSQL does it by itself).
+_CARRIERS = text(
+    "WITH RECURSIVE c(name) AS ("
+    " SELECT min(carrier) FROM shipments WHERE carrier > ''"
+    " UNION ALL"
+    " SELECT (SELECT min(carrier) FROM shipments WHERE carrier > c.name) FROM c WHERE c.name IS NOT NULL"
+    ") SELECT name FROM c WHERE name IS NOT NULL"
+)
 
 
 def carriers(engine: Engine) -> list[str]:
+    """Every carrier that shipped something, in order."""
     with read_session(engine) as s:
-        return [c for c in s.scalars(select(Shipment.carrier).distinct().order_by(Shipment.carrier)) if c]
+        return list(s.scalars(_CARRIERS))
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -215,23 +282,31 @@ def safe_cell(value) -> str:
 
 def export_rows(engine: Engine, f: QueueFilter, *, sort: str = "oldest",
                 chunk: int = 2000) -> Iterator[list[str]]:
-    """All rows matching the filter, streamed in chunks (never the whole table in memory)."""
-    order_by = SORTS.get(sort, SORTS["oldest"])[1]
-    offset = 0
+    """All rows matching the filter, streamed in chunks (never the whole table in memory). Each
+    chunk starts after the last one's sort key (keyset paging), so chunk 500 costs what chunk 1
+    does."""
+    order_by, column, descending = _sort(sort)
+    last = None
     while True:
         with read_session(engine) as s:
-            rows = s.execute(_rows_query(_conditions(s, f)).order_by(*order_by).limit(chunk)
-                             .offset(offset)).all()
+            cond = _conditions(s, f)
+            if last is not None:
+                key = tuple_(column, Claim.id)
+                cond.append(key < last if descending else key > last)
+            keys = s.execute(select(column, Claim.id).where(*cond).order_by(*order_by)
+                             .limit(chunk)).all()
+            rows = s.execute(_rows_query([Claim.id.in_([k[1] for k in keys])])
+                             .order_by(*order_by)).all() if keys else []
         for r in rows:
             q = QueueRow(*r)
             yield [safe_cell(v) for v in (
                 q.reference, q.order_name, q.email, rules.ISSUE_TYPES[q.issue_type].label,
                 states.STATUS_LABELS[q.status], q.desired_resolution,
-                f"{q.claimed_cents / 100:.2f}", q.carrier, q.tracking_number, q.risk_level,
+                rules.decimal_amount(q.claimed_cents), q.carrier, q.tracking_number, q.risk_level,
                 q.created_at.strftime("%Y-%m-%d %H:%M"), q.assignee)]
-        if len(rows) < chunk:
+        if len(keys) < chunk:
             return
-        offset += chunk
+        last = tuple(keys[-1])
 
 
 def export_csv(engine: Engine, f: QueueFilter, *, sort: str = "oldest") -> bytes:

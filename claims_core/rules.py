@@ -541,6 +541,14 @@ def format_cents(cents: int, currency: str = "USD") -> str:
     return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}"
 
 
+def decimal_amount(cents: int):
+    """Integer cents as an exact ``Decimal`` amount (1999 -> Decimal("19.99")), for tables and
+    exports."""
+    from decimal import Decimal
+
+    return Decimal(int(cents)).scaleb(-2)
+
+
 def cents_from_amount(amount) -> int:
     """A money amount typed in a form (e.g. 12.5 or "12.50") as integer cents, exactly."""
     from decimal import ROUND_HALF_UP, Decimal, InvalidOperation

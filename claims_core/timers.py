@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from . import notify, states
-from .db import read_session, utcnow, write_session
+from .db import optimize, read_session, utcnow, write_session
 from .models import Claim, Event, StaffUser
 from .services import get_settings
 
@@ -115,4 +115,5 @@ def tick(engine: Engine, *, now: datetime | None = None, smtp: notify.SmtpConfig
     run_reminders_and_closing(engine, now, report)
     run_digests(engine, now, report)
     report.mail = notify.send_pending(engine, smtp, now=now)
+    optimize(engine)
     return report

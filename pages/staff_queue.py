@@ -47,7 +47,7 @@ with st.expander("Filters", expanded=False):
 
 
 def _cents(amount):
-    return None if amount is None else int(round(amount * 100))
+    return None if amount is None else rules.cents_from_amount(amount)
 
 
 d_from = dates[0] if len(dates) >= 1 else None
@@ -64,7 +64,7 @@ if base.min_cents is not None and base.max_cents is not None and base.min_cents 
 counts = queue.tab_counts(engine, base)
 tab = st.segmented_control(
     "Claims", list(queue.TABS), default="todo", key="q_tab", required=True,
-    format_func=lambda t: f"{queue.TABS[t][0]} ({counts.get(t, 0):,})",
+    format_func=lambda t: f"{queue.TABS[t][0]} ({queue.count_label(counts.get(t, 0))})",
     label_visibility="collapsed",
 )
 flt = queue.with_tab(base, tab or "todo")
@@ -98,7 +98,7 @@ else:
         "Issue": rules.ISSUE_TYPES[r.issue_type].label,
         "Status": states.STATUS_LABELS[r.status],
         "Asked": rules.RESOLUTION_LABELS[r.desired_resolution],
-        "Amount": r.claimed_cents / 100,
+        "Amount": rules.decimal_amount(r.claimed_cents),
         "Carrier": r.carrier,
         "Risk": r.risk_level.capitalize(),
         "Age": ui.age_text(r.age(now)),
@@ -120,11 +120,12 @@ else:
         st.switch_page("pages/staff_claim.py", query_params={"id": page.rows[chosen[0]].id})
 
 p1, p2, p3 = st.columns([1, 2, 1])
-if p1.button("Previous", disabled=page.page <= 1, width="stretch", key="q_prev"):
+if p1.button("Previous", disabled=not page.has_previous, width="stretch", key="q_prev"):
     st.session_state["q_page"] = page.page - 1
     st.rerun()
-p2.markdown(f"<div style='text-align:center'>Page {page.page} of {page.pages} · "
-            f"{page.total:,} claims</div>", unsafe_allow_html=True)
-if p3.button("Next", disabled=page.page >= page.pages, width="stretch", key="q_next"):
+of_pages = f" of {page.pages:,}" if page.pages else ""
+p2.markdown(f"<div style='text-align:center'>Page {page.page:,}{of_pages} · "
+            f"{queue.count_label(page.total)} claims</div>", unsafe_allow_html=True)
+if p3.button("Next", disabled=not page.has_next, width="stretch", key="q_next"):
     st.session_state["q_page"] = page.page + 1
     st.rerun()

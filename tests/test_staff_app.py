@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from claims_core.db import utcnow, write_session
 from claims_core.models import Claim, Evidence, Order, StaffUser, Stock, StoreSettings
 from pages import ui
 
-from .factories import claim_request, jpeg_bytes, make_order
+from .factories import claim_request, make_order
 from .test_import import SAMPLE
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -188,6 +189,25 @@ def test_queue_csv_export_button(app, engine):
     fresh_claim(engine)
     at = app("agent", "pages/staff_queue.py")
     assert at.get("download_button")
+
+
+def test_queue_counts_past_the_cap_and_pages_on(app, engine, monkeypatch):
+    from claims_core import bulk, queue
+    bulk.fill(engine, 90, with_photos=0)
+    monkeypatch.setattr(queue, "COUNT_CAP", 20)
+    at = app("agent", "pages/staff_queue.py")
+    tab = at.segmented_control(key="q_tab")
+    assert "Approved (20+)" in tab.options  # the options as shown
+    tab.set_value("approved").run()
+    footer = " ".join(m.value for m in at.markdown)
+    assert "Page 1 · 20+ claims" in footer
+    first = list(at.dataframe(key="q_table").value["Claim"])
+    assert len(first) == 25 and not at.button(key="q_next").disabled and at.button(key="q_prev").disabled
+    at.button(key="q_next").click().run()
+    second = list(at.dataframe(key="q_table").value["Claim"])
+    assert "Page 2 · 20+ claims" in " ".join(m.value for m in at.markdown)
+    assert second and not set(first) & set(second)
+    assert isinstance(at.dataframe(key="q_table").value["Amount"].iloc[0], Decimal)
 
 
 # --- one claim: every action --------------------------------------------------------------------
