@@ -26,16 +26,38 @@ def reset() -> None:
     st.session_state.pop("uploader_round", None)
 
 
+# Moving between steps happens in on_click callbacks: Streamlit runs a callback before the script,
+# so one click is one script run (a button followed by st.rerun() would be two). Callbacks read
+# widget values from st.session_state, which holds what the customer had typed at the click.
+
 def go(step: str) -> None:
+    """Move the wizard to ``step`` (saving the draft). Use as a button's on_click."""
     f = flow()
     f["step"] = step
     if f.get("order_id") and step not in ("lookup", "done"):
         portal.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
+
+
+def jump(step: str) -> None:
+    """Move to ``step`` from inside a script run (a step that can't be shown)."""
+    go(step)
     st.rerun()
 
 
+def refuse(message: str) -> None:
+    """Stay on this step and tell the customer what to fix (shown by show_refusal)."""
+    flow()["refusal"] = message
+
+
+def show_refusal() -> None:
+    message = flow().pop("refusal", None)
+    if message:
+        st.error(message)
+
+
 def _draft_data(f: dict) -> dict:
-    return {k: v for k, v in f.items() if k not in ("offer_draft", "receipt", "processed_files")}
+    return {k: v for k, v in f.items()
+            if k not in ("offer_draft", "receipt", "processed_files", "refusal")}
 
 
 
@@ -64,27 +86,30 @@ def step_lookup() -> None:
     if settings.intro_text:
         st.text(settings.intro_text)
     with st.form("lookup", border=True):
-        query = st.text_input("Order number or tracking number", placeholder="e.g. #1001",
-                              key="lookup_query")
+        st.text_input("Order number or tracking number", placeholder="e.g. #1001",
+                      key="lookup_query")
         st.caption("You'll find it in your order confirmation or shipping confirmation email.")
-        email = st.text_input("Email used at checkout", placeholder="you@example.com",
-                              key="lookup_email")
-        found = st.form_submit_button("Find my order", type="primary", width="stretch")
-    if found:
-        if not query.strip() or not email.strip():
-            st.error("Enter your order number (or tracking number) and your email.")
-            return
-        try:
-            view = portal.guarded_lookup(engine, query, email, ui.client_address())
-        except rules.ClaimRuleError as e:
-            st.error(e.message)
-            return
-        st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
-                                          "email": email.strip(), "idem_key": uuid.uuid4().hex}
-        draft = portal.load_draft(engine, view.id, email)
-        if draft and draft.data.get("step") not in (None, "lookup", "order"):
-            flow()["offer_draft"] = draft.data
-        st.rerun()
+        st.text_input("Email used at checkout", placeholder="you@example.com", key="lookup_email")
+        st.form_submit_button("Find my order", type="primary", width="stretch", on_click=look_up)
+    show_refusal()
+
+
+def look_up() -> None:
+    query = st.session_state.get("lookup_query", "")
+    email = st.session_state.get("lookup_email", "")
+    if not query.strip() or not email.strip():
+        refuse("Enter your order number (or tracking number) and your email.")
+        return
+    try:
+        view = portal.guarded_lookup(engine, query, email, ui.client_address())
+    except rules.ClaimRuleError as e:
+        refuse(e.message)
+        return
+    st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
+                                      "email": email.strip(), "idem_key": uuid.uuid4().hex}
+    draft = portal.load_draft(engine, view.id, email)
+    if draft and draft.data.get("step") not in (None, "lookup", "order"):
+        flow()["offer_draft"] = draft.data
 
 
 def step_order() -> None:
@@ -100,17 +125,9 @@ def step_order() -> None:
         with st.container(border=True):
             st.markdown("**Continue where you left off?** You started a claim for this order.")
             c1, c2 = st.columns(2)
-            if c1.button("Continue my claim", type="primary", width="stretch",
-                         key="continue_draft"):
-                saved = f.pop("offer_draft")
-                saved.pop("offer_draft", None)
-                f.update(saved)
-                f.setdefault("idem_key", uuid.uuid4().hex)
-                st.rerun()
-            if c2.button("Start over", width="stretch", key="start_over"):
-                f.pop("offer_draft")
-                portal.discard_draft(engine, f["order_id"], f["email"])
-                st.rerun()
+            c1.button("Continue my claim", type="primary", width="stretch", key="continue_draft",
+                      on_click=continue_draft)
+            c2.button("Start over", width="stretch", key="start_over", on_click=start_over)
 
     st.subheader("Items", anchor=False)
     for item in view.items:
@@ -142,11 +159,24 @@ def step_order() -> None:
     if not view.claimable:
         st.warning(view.reason)
         st.info(f"Questions? Contact the store at {view.support_email}.")
-    elif st.button("Start a claim", type="primary", width="stretch", key="start_claim"):
-        go("issue")
-    if st.button("Look up a different order", width="stretch", key="another_order"):
-        reset()
-        st.rerun()
+    else:
+        st.button("Start a claim", type="primary", width="stretch", key="start_claim",
+                  on_click=go, args=("issue",))
+    st.button("Look up a different order", width="stretch", key="another_order", on_click=reset)
+
+
+def continue_draft() -> None:
+    f = flow()
+    saved = f.pop("offer_draft", None) or {}
+    saved.pop("offer_draft", None)
+    f.update(saved)
+    f.setdefault("idem_key", uuid.uuid4().hex)
+
+
+def start_over() -> None:
+    f = flow()
+    f.pop("offer_draft", None)
+    portal.discard_draft(engine, f["order_id"], f["email"])
 
 
 def step_issue() -> None:
@@ -157,8 +187,7 @@ def step_issue() -> None:
     ships = view.claimable_shipments
     if not ships:
         st.warning(view.reason or "This order can't take a new claim.")
-        if st.button("Back to the order"):
-            go("order")
+        st.button("Back to the order", on_click=go, args=("order",))
         return
     ids = [s.id for s in ships]
     if len(ships) > 1:
@@ -169,36 +198,52 @@ def step_issue() -> None:
         sid = ids[0]
         st.caption(shipment_label(ships[0]))
     ship = next((s for s in ships if s.id == sid), None)
-    cats = [c for c in (rules.SHIPPING, rules.ITEM)
-            if ship and any(rules.ISSUE_TYPES[t].category == c for t in ship.issue_types)]
+    cats = _categories(ship)
     cat_labels = {rules.SHIPPING: "A problem with the delivery (late, lost, stolen…)",
                   rules.ITEM: "A problem with an item (damaged, wrong, missing…)"}
     cat = st.radio("What kind of problem?", cats,
                    index=cats.index(f["category"]) if f.get("category") in cats else None,
                    format_func=cat_labels.get, key="category") if ship else None
-    issue = None
     if cat:
-        options = [t for t in ship.issue_types if rules.ISSUE_TYPES[t].category == cat]
-        issue = st.radio(
+        options = _issues(ship, cat)
+        st.radio(
             "Which describes it best?", options,
             index=options.index(f["issue_type"]) if f.get("issue_type") in options else None,
             format_func=lambda t: f"{rules.ISSUE_TYPES[t].label} — {rules.ISSUE_TYPES[t].help}",
             key="issue",
         )
+    show_refusal()
     c1, c2 = st.columns(2)
-    if c1.button("Back", width="stretch", key="back"):
-        go("order")
-    if c2.button("Continue", type="primary", width="stretch", key="continue"):
-        if not ship:
-            st.error("Choose the shipment this is about.")
-            return
-        if not issue:
-            st.error("Choose what went wrong to continue.")
-            return
-        if f.get("shipment_id") != sid:
-            f["items"] = {}
-        f.update(shipment_id=sid, category=cat, issue_type=issue)
-        go("details")
+    c1.button("Back", width="stretch", key="back", on_click=go, args=("order",))
+    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=issue_chosen,
+              args=(ships,))
+
+
+def _categories(ship) -> list[str]:
+    return [c for c in (rules.SHIPPING, rules.ITEM)
+            if ship and any(rules.ISSUE_TYPES[t].category == c for t in ship.issue_types)]
+
+
+def _issues(ship, category: str) -> list[str]:
+    return [t for t in ship.issue_types if rules.ISSUE_TYPES[t].category == category]
+
+
+def issue_chosen(ships: list) -> None:
+    f = flow()
+    sid = st.session_state.get("ship") if len(ships) > 1 else ships[0].id
+    ship = next((s for s in ships if s.id == sid), None)
+    if not ship:
+        refuse("Choose the shipment this is about.")
+        return
+    cat = st.session_state.get("category")
+    issue = st.session_state.get("issue") if cat in _categories(ship) else None
+    if not issue or issue not in _issues(ship, cat):
+        refuse("Choose what went wrong to continue.")
+        return
+    if f.get("shipment_id") != sid:
+        f["items"] = {}
+    f.update(shipment_id=sid, category=cat, issue_type=issue)
+    go("details")
 
 
 def _photos(f: dict) -> list:
@@ -239,8 +284,7 @@ def step_details() -> None:
     view = order_view()
     ship = next((s for s in view.shipments if s.id == f.get("shipment_id")), None)
     if ship is None or not f.get("issue_type"):
-        go("issue")
-        return
+        jump("issue")
     issue = rules.ISSUE_TYPES[f["issue_type"]]
     steps_header("details")
     st.title(issue.label, anchor=False)
@@ -269,23 +313,33 @@ def step_details() -> None:
                                key="description")
     st.caption(f"Up to {rules.MAX_COMMENT_CHARS:,} characters"
                + (f" · {len(description):,} so far" if description else "") + ".")
+    show_refusal()
     c1, c2 = st.columns(2)
-    if c1.button("Back", width="stretch", key="back"):
-        f["description"] = description
-        f["items"] = {str(k): v for k, v in items.items()}
+    c1.button("Back", width="stretch", key="back", on_click=details_done,
+              args=(ship.id, list(items), False))
+    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=details_done,
+              args=(ship.id, list(items), True))
+
+
+def details_done(shipment_id: int, item_ids: list[int], forward: bool) -> None:
+    """Keep what was typed; going forward, check it first."""
+    f = flow()
+    items = {sid: int(st.session_state.get(f"qty_{sid}") or 0) for sid in item_ids}
+    description = st.session_state.get("description", "")
+    f["description"] = description
+    f["items"] = {str(k): v for k, v in items.items()}
+    if not forward:
         go("issue")
-    if c2.button("Continue", type="primary", width="stretch", key="continue"):
-        f["description"] = description
-        f["items"] = {str(k): v for k, v in items.items()}
-        try:
-            checked = services.check_claim_details(
-                engine, f["order_id"], f["email"], ship.id, f["issue_type"], items,
-                len(f.get("photos", [])), description)
-        except rules.ClaimRuleError as e:
-            st.error(e.message)
-            return
-        f["items"] = {str(k): v for k, v in checked.items.items()}
-        go("resolution")
+        return
+    try:
+        checked = services.check_claim_details(
+            engine, f["order_id"], f["email"], shipment_id, f["issue_type"], items,
+            len(f.get("photos", [])), description)
+    except rules.ClaimRuleError as e:
+        refuse(e.message)
+        return
+    f["items"] = {str(k): v for k, v in checked.items.items()}
+    go("resolution")
 
 
 def _items(f: dict) -> dict[int, int]:
@@ -316,21 +370,26 @@ def step_resolution() -> None:
                    f"{view.support_email}.")
         return
     kinds = [o.kind for o in available]
-    choice = st.radio("Your preference", kinds,
+    st.radio("Your preference", kinds,
                       index=kinds.index(f["resolution"]) if f.get("resolution") in kinds else None,
                       format_func=lambda k: resolution_text(
                           next(o for o in available if o.kind == k), view.currency),
                       key="resolution")
     st.caption("The store's team reviews every claim and makes the final decision.")
+    show_refusal()
     c1, c2 = st.columns(2)
-    if c1.button("Back", width="stretch", key="back"):
-        go("details")
-    if c2.button("Continue", type="primary", width="stretch", key="continue"):
-        if not choice:
-            st.error("Choose how you'd like it resolved.")
-            return
-        f["resolution"] = choice
-        go("review")
+    c1.button("Back", width="stretch", key="back", on_click=go, args=("details",))
+    c2.button("Continue", type="primary", width="stretch", key="continue",
+              on_click=resolution_chosen, args=(kinds,))
+
+
+def resolution_chosen(kinds: list[str]) -> None:
+    choice = st.session_state.get("resolution")
+    if choice not in kinds:
+        refuse("Choose how you'd like it resolved.")
+        return
+    flow()["resolution"] = choice
+    go("review")
 
 
 def step_review() -> None:
@@ -338,8 +397,7 @@ def step_review() -> None:
     view = order_view()
     ship = next((s for s in view.shipments if s.id == f.get("shipment_id")), None)
     if ship is None:
-        go("issue")
-        return
+        jump("issue")
     steps_header("review")
     st.title("Check your claim", anchor=False)
     issue = rules.ISSUE_TYPES[f["issue_type"]]
@@ -349,8 +407,7 @@ def step_review() -> None:
     def section(title: str, back: str, key: str):
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.markdown(f"**{title}**")
-        if c2.button("Change", key=f"change_{key}", width="stretch"):
-            go(back)
+        c2.button("Change", key=f"change_{key}", width="stretch", on_click=go, args=(back,))
 
     with st.container(border=True):
         section("What went wrong", "issue", "issue")
@@ -375,10 +432,9 @@ def step_review() -> None:
         opt = options.get(f.get("resolution"))
         st.markdown(resolution_text(opt, view.currency) if opt else "Not chosen yet")
     c1, c2 = st.columns(2)
-    if c1.button("Back", width="stretch", key="back"):
-        go("resolution")
-    if c2.button("Continue to sign", type="primary", width="stretch", key="continue"):
-        go("sign")
+    c1.button("Back", width="stretch", key="back", on_click=go, args=("resolution",))
+    c2.button("Continue to sign", type="primary", width="stretch", key="continue", on_click=go,
+              args=("sign",))
 
 
 def step_sign() -> None:
@@ -404,7 +460,7 @@ def step_sign() -> None:
     c1, c2 = st.columns(2)
     if c1.button("Back", width="stretch", key="back"):
         f.update(signature_mode=mode, typed_name=name)
-        go("review")
+        jump("review")
     if c2.button("Submit claim", type="primary", width="stretch", key="submit"):
         f.update(signature_mode=mode, typed_name=name)
         req = services.ClaimRequest(
@@ -443,9 +499,7 @@ def step_done() -> None:
                    width="stretch")
     st.caption("Keep this link to check your claim later, from any device:")
     st.code(claim_link(receipt["token"]), language=None, wrap_lines=True)
-    if st.button("File another claim", width="stretch", key="file_another"):
-        reset()
-        st.rerun()
+    st.button("File another claim", width="stretch", key="file_another", on_click=reset)
 
 
 ui.branding(settings)
