@@ -2,8 +2,6 @@
 the customer's and the staff's pages, in a real browser."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from claims_core import decisions, services

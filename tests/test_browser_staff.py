@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from claims_core.db import make_engine, read_session
 from claims_core.models import Claim, Evidence

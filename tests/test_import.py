@@ -1,7 +1,5 @@
 """Importing the Shopify orders export, shipments and stock."""
 import csv
-import io
-from datetime import timedelta
 from pathlib import Path
 
 import pytest

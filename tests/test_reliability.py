@@ -17,7 +17,7 @@ from claims_core.db import write_session
 from claims_core.models import Claim, ClaimItem, Event, LineItem, Order, Shipment, ShipmentItem
 
 from .conftest import NOW
-from .factories import claim_request, make_order
+from .factories import make_order
 
 ROOT = Path(__file__).resolve().parents[1]
 

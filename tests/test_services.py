@@ -1,11 +1,11 @@
 """Services: lookup, what is claimable, filing (atomic, idempotent), coming back, messages."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from claims_core import decisions, rules, services, states
+from claims_core import decisions, rules, services
 from claims_core.db import write_session
 from claims_core.models import Claim, ClaimItem, Event, Evidence, Order, StoreSettings
 

@@ -2,14 +2,14 @@
 import csv
 import io
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from claims_core import auth, decisions, queue, rules, services, staff, states, store
 from claims_core.db import write_session
-from claims_core.models import Claim, Event, Evidence, Resolution, StaffUser, StoreSettings
+from claims_core.models import Claim, Event, Resolution, StaffUser, StoreSettings
 
 from .conftest import NOW
 from .factories import claim_request, jpeg_bytes, make_order
