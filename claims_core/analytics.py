@@ -340,8 +340,3 @@ def operations(engine: Engine, f: AnalyticsFilter) -> Operations:
     return Operations(decided, approved, denied,
                       round(approved / decided, 3) if decided else None,
                       r1(fr[0]), r1(fr[1]), r1(dc[0]), r1(dc[1]), waiting)
-
-
-def carriers(engine: Engine) -> list[str]:
-    with read_session(engine) as s:
-        return [c for c in s.scalars(select(Shipment.carrier).distinct().order_by(Shipment.carrier)) if c]

@@ -134,7 +134,8 @@ class Order(Base):
     claims: Mapped[list[Claim]] = relationship(back_populates="order", order_by="Claim.created_at")
 
     __table_args__ = (Index("ix_orders_created_at", "created_at"),
-                      Index("ix_orders_shipping_zip", "shipping_zip"))
+                      # risk: other claims at the same address (zip, then the street as compared)
+                      Index("ix_orders_zip_address", "shipping_zip", text("lower(shipping_address1)")))
 
     @property
     def is_protected(self) -> bool:
@@ -335,7 +336,7 @@ class Evidence(Base):
     message_id: Mapped[Optional[int]] = mapped_column(ForeignKey("messages.id"))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(32), default="image/jpeg")
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only when opened
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)

@@ -7,9 +7,10 @@ recomputed live on the claim page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from .models import Claim, Evidence, Order, Shipment
@@ -35,7 +36,8 @@ def _address_key(order: Order) -> tuple[str, str]:
     return ((order.shipping_address1 or "").strip().lower(), (order.shipping_zip or "").strip().lower())
 
 
-def signals(session: Session, claim: Claim) -> list[Signal]:
+def signals(session: Session, claim: Claim,
+            reused: dict[int, list[str]] | None = None) -> list[Signal]:
     out: list[Signal] = []
     order = claim.order
 
@@ -64,10 +66,10 @@ def signals(session: Session, claim: Claim) -> list[Signal]:
 
     recent = select(Claim.claimed_cents).where(Claim.id != claim.id) \
         .order_by(Claim.created_at.desc()).limit(AVERAGE_SAMPLE).subquery()
-    avg = session.scalar(select(func.avg(recent.c.claimed_cents)))
-    if avg and claim.claimed_cents > 2 * float(avg):
-        out.append(Signal("High value", f"{claim.claimed_cents / float(avg):.1f}× the store's "
-                                        "average claim", 15))
+    total, n = session.execute(select(func.sum(recent.c.claimed_cents), func.count())).one()
+    if total and claim.claimed_cents * n > 2 * total:
+        times = Decimal(claim.claimed_cents * n) / Decimal(total)
+        out.append(Signal("High value", f"{times:.1f}× the store's average claim", 15))
 
     shipment: Shipment = claim.shipment
     if shipment.delivered_at and claim.created_at - shipment.delivered_at < SOON_AFTER_DELIVERY \
@@ -76,7 +78,7 @@ def signals(session: Session, claim: Claim) -> list[Signal]:
         out.append(Signal("Filed very soon after delivery", f"{minutes} minutes after the "
                                                              "delivery scan", 15))
 
-    reused = reused_photos(session, claim)
+    reused = reused_photos(session, claim) if reused is None else reused
     if reused:
         refs = sorted({ref for refs in reused.values() for ref in refs})
         out.append(Signal("Photos used in another claim", ", ".join(refs[:5]), 40))
@@ -91,11 +93,11 @@ def reused_photos(session: Session, claim: Claim) -> dict[int, list[str]]:
         return {}
     shas = [v[0] for v in mine.values()]
     hashes = [v[1] for v in mine.values()]
-    rows = session.execute(
+    same = [Evidence.sha256.in_(shas), Evidence.phash.in_(hashes)]  # each on its own index
+    rows = session.execute(union(*(
         select(Evidence.sha256, Evidence.phash, Claim.reference)
         .join(Claim, Claim.id == Evidence.claim_id)
-        .where(Evidence.claim_id != claim.id,
-               or_(Evidence.sha256.in_(shas), Evidence.phash.in_(hashes)))
+        .where(Evidence.claim_id != claim.id, match) for match in same))
     ).all()
     out: dict[int, list[str]] = {}
     for eid, (sha, ph) in mine.items():
@@ -105,7 +107,8 @@ def reused_photos(session: Session, claim: Claim) -> dict[int, list[str]]:
     return out
 
 
-def assess(session: Session, claim: Claim) -> tuple[int, str, list[Signal]]:
-    sig = signals(session, claim)
+def assess(session: Session, claim: Claim,
+           reused: dict[int, list[str]] | None = None) -> tuple[int, str, list[Signal]]:
+    sig = signals(session, claim, reused)
     score = sum(s.weight for s in sig)
     return score, level_for(score), sig

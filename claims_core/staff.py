@@ -91,7 +91,7 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
         order: Order = claim.order
         sh = claim.shipment
         reused = risk.reused_photos(s, claim)
-        score, level, sig = risk.assess(s, claim)
+        score, level, sig = risk.assess(s, claim, reused)
         events = s.scalars(select(Event).where(Event.claim_id == claim.id).order_by(Event.id)).all()
         assignee = s.get(StaffUser, claim.assignee_id) if claim.assignee_id else None
         address = ", ".join(x for x in (order.shipping_address1, order.shipping_city,

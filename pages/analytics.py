@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from claims_core import analytics, rules
+from claims_core import analytics, queue, rules
 from claims_core.db import utcnow
 from claims_core.queue import safe_cell
 from pages import ui
@@ -27,7 +27,7 @@ period = c1.date_input("Period (shipments fulfilled / claims filed)",
 issue_types = c2.multiselect("Issue type", list(rules.ISSUE_TYPES), key="a_issue",
                              format_func=lambda t: rules.ISSUE_TYPES[t].label,
                              placeholder="All issue types")
-carriers = c3.multiselect("Carrier", analytics.carriers(engine), key="a_carrier",
+carriers = c3.multiselect("Carrier", queue.carriers(engine), key="a_carrier",
                           placeholder="All carriers")
 grain = c4.radio("Trend by", analytics.GRAINS, index=1, key="a_grain", format_func=str.capitalize)
 if not isinstance(period, (tuple, list)) or len(period) != 2:

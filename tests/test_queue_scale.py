@@ -165,3 +165,18 @@ def test_a_queue_page_costs_the_same_at_twice_the_claims(engine, monkeypatch):
 def _every_claim(engine) -> int:
     with read_session(engine) as s:
         return len(s.execute(select(Claim.__table__)).all())
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="counts SQLite's virtual-machine steps")
+def test_a_claim_page_costs_the_same_at_twice_the_claims(engine):
+    """The staff claim page's risk signals (earlier claims, same address, store average, reused
+    photos) use indexes: every bulk order is in one zip code, so a zip-only index would not do."""
+    from claims_core import staff
+
+    bulk.fill(engine, 3000, now=NOW, with_photos=5)
+    with read_session(engine) as s:
+        claim_id = s.scalar(select(func.min(Claim.id)))
+    small = sqlite_steps(engine, lambda: staff.claim_for_staff(engine, claim_id))
+    bulk.fill(engine, 3000, now=NOW, with_photos=5, seed=8)
+    large = sqlite_steps(engine, lambda: staff.claim_for_staff(engine, claim_id))
+    assert large <= small * 1.25 + 20, (small, large)
