@@ -1,7 +1,7 @@
 """The staff claims queue: filter, count, sort and page in SQL; export safely.
 
 Nothing here loads the claims table. A page reads claim ids in index order (one index per sort order
-within a status) and stops after one page; tab counts stop at ``COUNT_CAP`` ("10,000+", the way
+within a status) and stops after one page; tab counts stop at ``COUNT_CAP`` ("1,000+", the way
 large inboxes show them) on an index that holds every filtered column, so the queue costs about the
 same at 1,000 claims as at 1,000,000.
 """
@@ -106,7 +106,7 @@ class QueuePage:
 
 
 def count_label(n: int) -> str:
-    """A tab count as staff read it: exact up to the cap, then "10,000+"."""
+    """A tab count as staff read it: exact up to the cap, then "1,000+"."""
     return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
 
 
