@@ -119,13 +119,16 @@ else:
     if chosen:
         st.switch_page("pages/staff_claim.py", query_params={"id": page.rows[chosen[0]].id})
 
+
+def turn_to(n: int) -> None:
+    st.session_state["q_page"] = n  # a button callback: the click is one script run
+
+
 p1, p2, p3 = st.columns([1, 2, 1])
-if p1.button("Previous", disabled=not page.has_previous, width="stretch", key="q_prev"):
-    st.session_state["q_page"] = page.page - 1
-    st.rerun()
+p1.button("Previous", disabled=not page.has_previous, width="stretch", key="q_prev",
+          on_click=turn_to, args=(page.page - 1,))
 of_pages = f" of {page.pages:,}" if page.pages else ""
 p2.markdown(f"<div style='text-align:center'>Page {page.page:,}{of_pages} · "
             f"{queue.count_label(page.total)} claims</div>", unsafe_allow_html=True)
-if p3.button("Next", disabled=not page.has_next, width="stretch", key="q_next"):
-    st.session_state["q_page"] = page.page + 1
-    st.rerun()
+p3.button("Next", disabled=not page.has_next, width="stretch", key="q_next",
+          on_click=turn_to, args=(page.page + 1,))
