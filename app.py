@@ -8,7 +8,7 @@ from claims_core import auth
 from pages.ui import current_staff, global_style, store_settings
 
 settings = store_settings()
-st.set_page_config(page_title=f"{settings.name} · Claims", page_icon="📦", layout="centered")
+st.set_page_config(page_title=f"{settings.name} · Claims", page_icon="📦")  # layout: each page its own
 global_style(settings)
 
 public = [

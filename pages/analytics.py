@@ -37,26 +37,44 @@ if period[0] > period[1]:
     st.error("The period's start is after its end.")
     st.stop()
 flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(carriers))
-version = analytics.data_version(engine)  # part of every cache key: new events, fresh figures
+version = analytics.data_version(engine)  # the newest event: new events, new figures
+refresh = st.session_state.pop("a_refresh", False)
+notice = st.empty()  # filled in at the end if some figures are older than the data
 
 
-@st.cache_data(ttl=600, max_entries=300, show_spinner=False)
-def cached(name: str, flt_: analytics.AnalyticsFilter, arg: str | None, data_version: int, url: str):
-    """One figure's numbers and chart, cached per filters, database and data version (a new event
-    means new figures). Building Plotly figures costs more than the SQL at small sizes, so the
-    chart is cached with its data."""
-    data = {"rates": lambda: analytics.claim_rates(engine, flt_),
-            "trend": lambda: analytics.rate_trend(engine, flt_, arg),
-            "outcomes": lambda: analytics.outcomes_trend(engine, flt_, arg),
-            "breakdown": lambda: analytics.breakdown(engine, flt_, arg),
-            "money": lambda: analytics.money_by_month(engine, flt_),
-            "ops": lambda: analytics.operations(engine, flt_)}[name]()
+@st.cache_resource(show_spinner=False)
+def figure_store(url: str) -> analytics.FigureStore:
+    """The figures computed so far, one store per database, shared by every session of this
+    server (building Plotly figures costs more than the SQL at small sizes, so charts are kept
+    with their data)."""
+    return analytics.FigureStore()
+
+
+def compute(name: str, arg: str | None):
+    data = {"rates": lambda: analytics.claim_rates(engine, flt),
+            "trend": lambda: analytics.rate_trend(engine, flt, arg),
+            "outcomes": lambda: analytics.outcomes_trend(engine, flt, arg),
+            "breakdown": lambda: analytics.breakdown(engine, flt, arg),
+            "money": lambda: analytics.money_by_month(engine, flt),
+            "ops": lambda: analytics.operations(engine, flt)}[name]()
     return data, FIGURES[name](data, arg) if name in FIGURES else None
+
+
+stale: list[analytics.Computed] = []
+
+
+def computing(name: str, arg: str | None):
+    with st.spinner("Working out the figures…", show_time=True):
+        return compute(name, arg)
 
 
 def get(name, arg=None):
     from claims_core import config
-    return cached(name, flt, arg, version, config.database_url())
+    entry, is_stale = figure_store(config.database_url()).get(
+        (name, flt, arg), version, lambda: computing(name, arg), refresh=refresh)
+    if is_stale:
+        stale.append(entry)
+    return entry.value
 
 
 def _style(fig):
@@ -232,3 +250,16 @@ o4.metric("Decision, 90th percentile", fmt(ops.decision_p90_h))
 st.caption(f"Claims filed in the period: {ops.decided:,} decided ({ops.approved:,} approved, "
            f"{ops.denied:,} denied); {ops.waiting_on_customer:,} waiting on the customer.")
 table_and_download(ops.as_frame(), "operations")
+
+
+def update_figures() -> None:
+    st.session_state["a_refresh"] = True
+
+
+if stale:
+    oldest = min(stale, key=lambda e: e.computed_at)
+    with notice.container(border=True):
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(f"Some figures are from {oldest.computed_at:%H:%M} UTC: claims have changed "
+                   f"since. Working them out again takes about {sum(e.seconds for e in stale):.0f} s.")
+        c2.button("Update figures", key="a_update", on_click=update_figures, width="stretch")

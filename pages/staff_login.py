@@ -5,6 +5,7 @@ from claims_core import auth
 from claims_core.db import utcnow
 from pages import ui
 
+st.set_page_config(layout="centered")
 engine = ui.get_engine()
 st.title("Staff log in", anchor=False)
 if st.session_state.pop("staff_expired", False):

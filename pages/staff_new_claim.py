@@ -10,6 +10,7 @@ from claims_core import portal, rules, services, staff
 from claims_core.db import utcnow
 from pages import ui
 
+st.set_page_config(layout="centered")
 who = ui.require("work_claims")
 engine = ui.get_engine()
 settings = ui.store_settings()

@@ -6,6 +6,7 @@ import streamlit as st
 from claims_core import portal, rules, services
 from pages import ui
 
+st.set_page_config(layout="centered")
 engine = ui.get_engine()
 settings = ui.store_settings()
 ui.branding(settings)

@@ -343,3 +343,81 @@ def test_page_renders_with_demo_data(db_url, engine, monkeypatch):
     at.radio(key="a_grain").set_value("week").run()
     at.multiselect(key="a_issue").set_value(["damaged"]).run()
     assert not at.exception
+
+
+# --- keeping figures ----------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_figures_follow_the_data_when_quick():
+    clock, calls = Clock(), []
+    store = analytics.FigureStore(clock=clock)
+
+    def compute():
+        calls.append(1)
+        clock.t += 0.1  # quick
+        return len(calls)
+    assert store.get("rates", 1, compute)[0].value == 1
+    assert store.get("rates", 1, compute) == (store.get("rates", 1, compute)[0], False)
+    assert len(calls) == 1  # same data: kept
+    fresh, stale = store.get("rates", 2, compute)  # a new event: computed again at once
+    assert (fresh.value, fresh.version, stale, len(calls)) == (2, 2, False, 2)
+
+
+def test_slow_figures_are_served_stale_until_an_update_is_asked_for():
+    clock, calls = Clock(), []
+    store = analytics.FigureStore(clock=clock)
+
+    def compute():
+        calls.append(1)
+        clock.t += 40  # a minute-long computation at 1M claims
+        return len(calls)
+    store.get("rates", 1, compute)
+    shown, stale = store.get("rates", 2, compute)
+    assert (shown.value, shown.version, stale, len(calls)) == (1, 1, True, 1)
+    assert store.get("trend", 2, compute)[1] is False  # a figure never computed is computed
+    updated, stale = store.get("rates", 2, compute, refresh=True)
+    assert (updated.value, updated.version, stale) == (3, 2, False)
+    assert store.get("rates", 2, compute) == (updated, False)
+
+
+def test_figure_store_keeps_the_most_recent_entries():
+    store = analytics.FigureStore(max_entries=2)
+    for key in ("a", "b", "c"):
+        store.get(key, 1, lambda: key)
+    calls = []
+    store.get("a", 1, lambda: calls.append(1) or "a again")
+    assert calls == [1]  # "a" was the oldest: dropped
+
+
+def test_page_serves_slow_figures_marked_stale_until_updated(db_url, engine, monkeypatch):
+    from claims_core import decisions, demo
+    from sqlalchemy import select
+
+    from claims_core.db import utcnow
+    demo.generate(engine, orders=200, create_staff=False, log=lambda *_: None)
+    monkeypatch.setattr(analytics.FigureStore, "SLOW_SECONDS", 0.0)  # as if this were a big shop
+    at = _analytics_page(db_url, engine, monkeypatch)
+
+    def waiting():
+        return next(m.value for m in at.metric if m.label == "Waiting on customers")
+    before = waiting()
+    with write_session(engine) as s:
+        claim_id = s.scalar(select(Claim.id).where(
+            Claim.status.in_(("submitted", "in_review")),
+            Claim.created_at >= utcnow() - timedelta(days=170)).limit(1))
+    decisions.request_info(engine, claim_id, "staff:t", "T", "A photo of the label, please")
+    at.run()
+    assert waiting() == before  # the last figures, served at once...
+    notice = " ".join(c.value for c in at.caption)
+    assert "Some figures are from" in notice and "claims have changed since" in notice
+    at.button(key="a_update").click().run()
+    assert waiting() == f"{int(before.replace(',', '')) + 1:,}"  # ...until asked to update
+    assert "Some figures are from" not in " ".join(c.value for c in at.caption)
+    assert not at.exception
