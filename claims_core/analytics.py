@@ -12,8 +12,11 @@ Definitions (also shown on the page):
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from time import perf_counter
 
 import pandas as pd
 from sqlalchemy import Engine, case, distinct, func, literal, select
@@ -364,14 +367,10 @@ class FigureStore:
     SLOW_SECONDS = 2.0
 
     def __init__(self, max_entries: int = 300, clock=None, now=None):
-        import threading
-        import time as _time
-        from collections import OrderedDict
-
         self._entries: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
-        self._clock = clock or _time.perf_counter
+        self._clock = clock or perf_counter
         self._now = now or (lambda: datetime.now(timezone.utc))
 
     def get(self, key, version: int, compute, *, refresh: bool = False) -> tuple[Computed, bool]:
