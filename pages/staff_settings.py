@@ -20,14 +20,21 @@ rules_tab, auto_tab, brand_tab, staff_tab, import_tab = st.tabs(
     ["Claim rules", "Automation", "Branding", "Staff", "Imports"])
 
 
-def save(changes: dict, what: str) -> None:
+def act(action, done) -> None:
+    """Run one owner action: show why it was refused, or say it was done (``done``: the message,
+    or a function of the action's result) and show the page again."""
     try:
-        changed = store.update_settings(engine, who.actor, changes)
-    except rules.ClaimRuleError as e:
+        result = action()
+    except rules.ClaimRuleError as e:  # includes auth.AuthError
         st.error(e.message)
         return
-    st.session_state["settings_flash"] = f"{what} saved." if changed else "Nothing changed."
+    st.session_state["settings_flash"] = done(result) if callable(done) else done
     st.rerun()
+
+
+def save(changes: dict, what: str) -> None:
+    act(lambda: store.update_settings(engine, who.actor, changes),
+        lambda changed: f"{what} saved." if changed else "Nothing changed.")
 
 
 with rules_tab:
@@ -110,15 +117,9 @@ with auto_tab:
                               format_func=rules.RESOLUTION_LABELS.get)
         rphotos = st.checkbox("Require photos where the issue needs them", True, key="r_photos")
         if st.form_submit_button("Add rule"):
-            try:
-                autoapprove.save_rule(engine, who.actor, autoapprove.RuleSpec(
-                    rname, rules.cents_from_amount(rmax), tuple(rtypes), tuple(rres), rphotos,
-                    int(rquiet) or None))
-            except rules.ClaimRuleError as e:
-                st.error(e.message)
-            else:
-                st.session_state["settings_flash"] = f"Rule “{rname}” added."
-                st.rerun()
+            act(lambda: autoapprove.save_rule(engine, who.actor, autoapprove.RuleSpec(
+                rname, rules.cents_from_amount(rmax), tuple(rtypes), tuple(rres), rphotos,
+                int(rquiet) or None)), f"Rule “{rname}” added.")
 
 with brand_tab:
     with st.form("brand_form"):
@@ -139,13 +140,7 @@ with brand_tab:
                           ["png", "jpg", "jpeg", "webp"], key="s_logo")
     l1, l2 = st.columns(2)
     if l1.button("Use this logo", disabled=logo is None, key="s_logo_save"):
-        try:
-            store.set_logo(engine, who.actor, logo[1])
-        except rules.ClaimRuleError as e:
-            st.error(e.message)
-        else:
-            st.session_state["settings_flash"] = "Logo saved."
-            st.rerun()
+        act(lambda: store.set_logo(engine, who.actor, logo[1]), "Logo saved.")
     if settings.logo_png and l2.button("Remove logo", key="s_logo_rm"):
         store.set_logo(engine, who.actor, None)
         st.rerun()
@@ -165,13 +160,8 @@ with staff_tab:
                                                        "analyst": "Analyst (read-only analytics)"}[r])
         pw = st.text_input("Password (at least 10 characters)", type="password", key="s_new_pw")
         if st.form_submit_button("Add user"):
-            try:
-                auth.add_user(engine, new_name, new_role, pw, new_display, actor=who.actor)
-            except auth.AuthError as e:
-                st.error(e.message)
-            else:
-                st.session_state["settings_flash"] = f"Added {new_name}."
-                st.rerun()
+            act(lambda: auth.add_user(engine, new_name, new_role, pw, new_display, actor=who.actor),
+                f"Added {new_name}.")
     with st.form("notify_user"):
         st.markdown("**Email notifications for a staff member**")
         e1, e2 = st.columns(2)
@@ -181,13 +171,9 @@ with staff_tab:
         new_claims = nc1.checkbox("A mail for each new claim", key="s_notify_new")
         digest = nc2.checkbox("A daily digest", key="s_notify_digest")
         if st.form_submit_button("Save notifications"):
-            try:
-                auth.set_notifications(engine, ntarget, nemail, new_claims, digest, actor=who.actor)
-            except auth.AuthError as e:
-                st.error(e.message)
-            else:
-                st.session_state["settings_flash"] = f"Notifications for {ntarget} saved."
-                st.rerun()
+            act(lambda: auth.set_notifications(engine, ntarget, nemail, new_claims, digest,
+                                               actor=who.actor),
+                f"Notifications for {ntarget} saved.")
     with st.form("manage_user"):
         st.markdown("**Change a password, or (de)activate**")
         m1, m2 = st.columns(2)
@@ -198,16 +184,9 @@ with staff_tab:
         do_off = a2.form_submit_button("Deactivate")
         do_on = a3.form_submit_button("Activate")
         if do_pw or do_off or do_on:
-            try:
-                if do_pw:
-                    auth.change_password(engine, target, new_pw, actor=who.actor)
-                else:
-                    auth.set_active(engine, target, bool(do_on), actor=who.actor)
-            except auth.AuthError as e:
-                st.error(e.message)
-            else:
-                st.session_state["settings_flash"] = f"{target} updated."
-                st.rerun()
+            act(lambda: auth.change_password(engine, target, new_pw, actor=who.actor) if do_pw
+                else auth.set_active(engine, target, bool(do_on), actor=who.actor),
+                f"{target} updated.")
 
 with import_tab:
     kinds = {"orders": ("Shopify orders export", importer.import_orders),
