@@ -4,47 +4,47 @@ Public pages for everyone (file a claim, view my claim); staff pages only after 
 """
 import streamlit as st
 
-from claims_core import auth
-from pages.ui import current_staff, global_style, store_settings
+from claims_core.domain import can
+from views.ui import current_staff, global_style, store_settings
 
 settings = store_settings()
 st.set_page_config(page_title=f"{settings.name} · Claims", page_icon="📦")  # layout: each page its own
 global_style(settings)
 
 public = [
-    st.Page("pages/file_claim.py", title="File a claim", icon=":material/local_shipping:",
+    st.Page("views/customer/file_claim.py", title="File a claim", icon=":material/local_shipping:",
             default=True),
-    st.Page("pages/view_claim.py", title="View my claim", icon=":material/search:",
+    st.Page("views/customer/view_claim.py", title="View my claim", icon=":material/search:",
             url_path="my-claim"),
 ]
 
 
 def log_out():
     st.session_state.pop("staff", None)
-    st.switch_page("pages/file_claim.py")
+    st.switch_page("views/customer/file_claim.py")
 
 
 who = current_staff()
-login = st.Page("pages/staff_login.py", title="Staff log in", icon=":material/login:",
+login = st.Page("views/staff/login.py", title="Staff log in", icon=":material/login:",
                 url_path="login", visibility="hidden" if who else "visible")
 staff = [login]
 if who is not None:
-    if auth.can(who.role, "work_claims"):
+    if can(who.role, "work_claims"):
         staff += [
-            st.Page("pages/staff_queue.py", title="Claims queue", icon=":material/inbox:",
+            st.Page("views/staff/queue.py", title="Claims queue", icon=":material/inbox:",
                     url_path="queue"),
-            st.Page("pages/staff_claim.py", title="Claim", icon=":material/assignment:",
+            st.Page("views/staff/claim.py", title="Claim", icon=":material/assignment:",
                     url_path="claim", visibility="hidden"),
-            st.Page("pages/staff_new_claim.py", title="New claim for a customer",
+            st.Page("views/staff/new_claim.py", title="New claim for a customer",
                     icon=":material/add_call:", url_path="new-claim"),
         ]
-    if auth.can(who.role, "analytics"):
-        staff.append(st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:",
+    if can(who.role, "analytics"):
+        staff.append(st.Page("views/staff/analytics.py", title="Analytics", icon=":material/monitoring:",
                              url_path="analytics"))
-    if auth.can(who.role, "settings"):
-        staff.append(st.Page("pages/staff_settings.py", title="Settings",
+    if can(who.role, "settings"):
+        staff.append(st.Page("views/staff/settings.py", title="Settings",
                              icon=":material/settings:", url_path="settings"))
-        staff.append(st.Page("pages/staff_outbox.py", title="Outbox", icon=":material/outbox:",
+        staff.append(st.Page("views/staff/outbox.py", title="Outbox", icon=":material/outbox:",
                              url_path="outbox"))
     staff.append(st.Page(log_out, title=f"Log out ({who.username})", icon=":material/logout:",
                          url_path="logout"))

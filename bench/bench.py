@@ -31,10 +31,13 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from claims_core import auth, bulk, migrate, services  # noqa: E402
-from claims_core.db import make_engine, utcnow  # noqa: E402
-from claims_core.demo import make_photo  # noqa: E402
-from claims_core.photos import process_photo  # noqa: E402
+from claims_core.services import accounts
+from claims_core.adapters import bulk
+from claims_core.infra import migrate
+from claims_core import services  # noqa: E402
+from claims_core.infra.db import make_engine, utcnow  # noqa: E402
+from claims_core.adapters.demo import make_photo  # noqa: E402
+from claims_core.infra.photos import process_photo  # noqa: E402
 
 def fill(url: str, n_claims: int) -> None:
     t0 = time.perf_counter()
@@ -73,16 +76,16 @@ def race(measures: dict, rounds: int = 9) -> dict[str, float]:
 def app_runs(url: str) -> dict[str, float]:
     from streamlit.testing.v1 import AppTest
 
-    from claims_core.analytics import AnalyticsFilter, claim_rates, money_by_month, operations, \
+    from claims_core.services.analytics import AnalyticsFilter, claim_rates, money_by_month, operations, \
         outcomes_trend, rate_trend, breakdown
 
     os.environ["DATABASE_URL"] = url
     engine = make_engine(url)
     migrate.upgrade(engine)  # a kept database from an older run gets the newest indexes
     try:
-        who = auth.add_user(engine, "bench", "owner", "bench password 1")
-    except auth.AuthError:
-        who = auth.authenticate(engine, "bench", "bench password 1")
+        who = accounts.add_user(engine, "bench", "owner", "bench password 1")
+    except accounts.AuthError:
+        who = accounts.authenticate(engine, "bench", "bench password 1")
     with engine.connect() as c:
         claim_id = c.execute(text("SELECT min(claim_id) FROM evidence")).scalar_one()
         recent = (utcnow() - timedelta(days=30)).replace(tzinfo=None)
@@ -102,7 +105,7 @@ def app_runs(url: str) -> dict[str, float]:
     # page's own cost, the floor's included.
     shell = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     shell.run()
-    shell.switch_page("pages/view_claim.py")
+    shell.switch_page("views/customer/view_claim.py")
     shell.run()
     m["empty page (floor)"] = shell.run
 
@@ -117,20 +120,20 @@ def app_runs(url: str) -> dict[str, float]:
         at.run()
         return at
 
-    q0 = staff_app("pages/staff_queue.py")
+    q0 = staff_app("views/staff/queue.py")
     m["queue: as it opens (to do, oldest)"] = q0.run
-    q = staff_app("pages/staff_queue.py")
+    q = staff_app("views/staff/queue.py")
     q.multiselect(key="q_issue").set_value(["damaged", "lost", "stolen"])
     q.multiselect(key="q_carrier").set_value(["UPS", "USPS"])
     q.multiselect(key="q_res").set_value(["refund", "store_credit"])
     q.run()
     m["queue: 3 filters"] = q.run
-    qs = staff_app("pages/staff_queue.py")
+    qs = staff_app("views/staff/queue.py")
     qs.text_input(key="q_text").set_value(ref)
     qs.run()
     m["queue: search by reference"] = qs.run
 
-    c = staff_app("pages/staff_claim.py", id=claim_id)
+    c = staff_app("views/staff/claim.py", id=claim_id)
     m["one claim with photos"] = c.run
 
     today = utcnow().date()
@@ -141,7 +144,7 @@ def app_runs(url: str) -> dict[str, float]:
                lambda: money_by_month(engine, flt), lambda: operations(engine, flt)):
         fn()
     cold = time.perf_counter() - t0
-    a = staff_app("pages/analytics.py")  # computes and caches the figures once
+    a = staff_app("views/staff/analytics.py")  # computes and caches the figures once
     m["analytics (warm)"] = a.run
 
     # the portal, step by step (a denied claim's order: its items are claimable again)
@@ -184,9 +187,9 @@ def app_runs(url: str) -> dict[str, float]:
 
 def _first_value(at):
     """The first issue offered (radio values are the issue codes)."""
-    from claims_core import rules
+    from claims_core import domain
     labels = at.radio(key="issue").options
-    for code, t in rules.ISSUE_TYPES.items():
+    for code, t in domain.ISSUE_TYPES.items():
         if any(lbl.startswith(t.label + " —") for lbl in labels):
             return code
 

@@ -18,13 +18,17 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from . import demo, migrate, states
-from .auth import AuthError, add_user
-from .db import analyze, is_sqlite, make_engine, read_session, write_session
-from .importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
-from .models import (Claim, ClaimItem, Event, Evidence, LineItem, Message, Order, Resolution,
+from .adapters import demo
+from .adapters.importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
+from .adapters.mailer import smtp_from_env
+from .adapters.scheduler import tick
+from .domain.errors import AuthError
+from .domain.vocabulary import STATUSES
+from .infra import migrate
+from .infra.db import analyze, is_sqlite, make_engine, read_session, write_session
+from .infra.models import (ensure_settings_row, Claim, ClaimItem, Event, Evidence, LineItem, Message, Order, Resolution,
                      Shipment, ShipmentItem, StaffUser, Stock)
-from .services import ensure_settings
+from .services.accounts import add_user
 
 
 class CliError(Exception):
@@ -40,7 +44,7 @@ def cmd_init(args) -> int:
     before = migrate.current_revision(engine)
     migrate.upgrade(engine)
     with write_session(engine) as s:
-        ensure_settings(s)
+        ensure_settings_row(s)
     analyze(engine)
     after = migrate.current_revision(engine)
     where = engine.url.render_as_string(hide_password=True)
@@ -196,7 +200,7 @@ def collect_stats(engine) -> dict:
             "shipment_items": count(ShipmentItem),
             "stock_skus": count(Stock),
             "claims": count(Claim),
-            "claims_by_status": {st: by_status.get(st, 0) for st in states.STATUSES},
+            "claims_by_status": {st: by_status.get(st, 0) for st in STATUSES},
             "claim_items": count(ClaimItem),
             "photos": count(Evidence),
             "messages": count(Message),
@@ -214,12 +218,12 @@ def cmd_stats(args) -> int:
 
 
 def cmd_tick(args) -> int:
-    from . import notify, timers
     engine = _engine()
     _require_schema(engine)
-    report = timers.tick(engine, smtp=notify.smtp_from_env())
+    report = tick(engine, smtp=smtp_from_env())
     print(json.dumps({"reminded": report.reminded, "closed": report.closed,
-                      "digests": report.digests, "mail": report.mail}))
+                      "digests": report.digests, "drafts_purged": report.drafts_purged,
+                      "mail": report.mail}))
     return 0
 
 

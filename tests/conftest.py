@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import text
 
-from claims_core.db import make_engine, write_session
-from claims_core.migrate import upgrade
-from claims_core.services import ensure_settings
+from claims_core.infra.db import make_engine, write_session
+from claims_core.infra.migrate import upgrade
+from claims_core.infra.models import ensure_settings_row as ensure_settings
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 
@@ -95,7 +95,7 @@ def _release_app_engines():
     connections close (PostgreSQL would run out of connections otherwise)."""
     yield
     try:
-        from pages import ui
+        from views import ui
     except Exception:  # pragma: no cover
         return
     ui.release_engines()
@@ -203,12 +203,5 @@ def browser(live_app):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        # Warm up: until the app has run once after a start, Streamlit routes deep links with
-        # the pages/ folder's names and shows "Page not found" over the right page (upstream
-        # behaviour; see the README). One visit to the main page settles it.
-        warm = b.new_page()
-        warm.goto(live_app["url"])
-        warm.get_by_text("Find my order").first.wait_for(timeout=60000)
-        warm.close()
         yield b
         b.close()

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from PIL import Image, ImageDraw
 
-from claims_core import services
-from claims_core.db import write_session
-from claims_core.models import LineItem, Order, Shipment, ShipmentItem, Stock
+from claims_core.services import customer
+from claims_core.infra.db import write_session
+from claims_core.infra.models import LineItem, Order, Shipment, ShipmentItem, Stock
 
 from .conftest import NOW
 
@@ -99,12 +99,12 @@ def signature_png(blank=False) -> bytes:
 
 
 def claim_request(built: Built, *, key="key-1", shipment=0, issue="damaged", items=None,
-                  resolution="refund", photos=None, signature="drawn", **kw) -> services.ClaimRequest:
+                  resolution="refund", photos=None, signature="drawn", **kw) -> customer.ClaimRequest:
     if items is None and issue in ("damaged", "defective", "wrong_item", "missing_item"):
         items = {built.items[(shipment, "MUG")]: 1}
     if photos is None:
         photos = [("box.jpg", jpeg_bytes())] if issue in ("damaged", "defective", "wrong_item") else []
-    return services.ClaimRequest(
+    return customer.ClaimRequest(
         idempotency_key=key, order_id=built.order_id, email=kw.pop("email", built.email),
         shipment_id=built.shipment_ids[shipment], issue_type=issue, items=items or {},
         desired_resolution=resolution, photos=photos, signature_kind=signature,

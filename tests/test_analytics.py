@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from claims_core import analytics, auth
-from claims_core.db import write_session
-from claims_core.models import (Claim, ClaimItem, Decision, Event, LineItem, Order, Resolution,
+from claims_core.services import analytics
+from claims_core.services import accounts
+from claims_core.infra.db import write_session
+from claims_core.infra.models import (Claim, ClaimItem, Decision, Event, LineItem, Order, Resolution,
                                 Shipment, ShipmentItem)
 
 UTC = timezone.utc
@@ -315,13 +316,13 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 def _analytics_page(db_url, engine, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", db_url)
-    who = auth.add_user(engine, "ana", "analyst", "a long password")
+    who = accounts.add_user(engine, "ana", "analyst", "a long password")
     at = AppTest.from_file(APP, default_timeout=90)
-    from claims_core.db import utcnow
+    from claims_core.infra.db import utcnow
     now = utcnow()
     at.session_state["staff"] = {"identity": who, "logged_in_at": now, "last_seen_at": now}
     at.run()
-    at.switch_page("pages/analytics.py").run()
+    at.switch_page("views/staff/analytics.py").run()
     return at
 
 
@@ -333,7 +334,7 @@ def test_page_renders_on_an_empty_database(db_url, engine, monkeypatch):
 
 
 def test_page_renders_with_demo_data(db_url, engine, monkeypatch):
-    from claims_core import demo
+    from claims_core.adapters import demo
     demo.generate(engine, orders=200, create_staff=False, log=lambda *_: None)
     at = _analytics_page(db_url, engine, monkeypatch)
     assert not at.exception
@@ -397,10 +398,11 @@ def test_figure_store_keeps_the_most_recent_entries():
 
 
 def test_page_serves_slow_figures_marked_stale_until_updated(db_url, engine, monkeypatch):
-    from claims_core import decisions, demo
+    from claims_core.services import decisions
+    from claims_core.adapters import demo
     from sqlalchemy import select
 
-    from claims_core.db import utcnow
+    from claims_core.infra.db import utcnow
     demo.generate(engine, orders=200, create_staff=False, log=lambda *_: None)
     monkeypatch.setattr(analytics.FigureStore, "SLOW_SECONDS", 0.0)  # as if this were a big shop
     at = _analytics_page(db_url, engine, monkeypatch)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from claims_core import decisions, services
-from claims_core.db import make_engine, utcnow
+from claims_core.services import decisions
+from claims_core.services import customer
+from claims_core.infra.db import make_engine, utcnow
 
 from .browser import DESKTOP, PHONE, click_button, settle
 from .factories import claim_request, make_order
@@ -28,9 +29,9 @@ def _inert(page):
 def test_hostile_text_is_inert_everywhere(live_app, browser):
     engine = make_engine(live_app["db_url"])
     built = make_order(engine, "H1", "hostile@example.com", base=utcnow(), tracking_prefix="HX")
-    r = services.file_claim(engine, claim_request(built, key="hostile", description=HOSTILE,
+    r = customer.file_claim(engine, claim_request(built, key="hostile", description=HOSTILE,
                                                   signature="typed", signature_name="<b>Eve</b>"))
-    services.add_customer_message(engine, r.access_token, HOSTILE)
+    customer.add_customer_message(engine, r.access_token, HOSTILE)
     decisions.staff_message(engine, r.claim_id, "staff:t", "Shop", "Reply with " + HOSTILE)
     engine.dispose()
 

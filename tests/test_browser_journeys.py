@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from claims_core import services
-from claims_core.db import make_engine, utcnow
-from claims_core.demo import DEMO_ORDERS, make_photo
+from claims_core.services import customer
+from claims_core.infra.db import make_engine, utcnow
+from claims_core.adapters.demo import DEMO_ORDERS, make_photo
 
 from .browser import (DESKTOP, PHONE, assert_accessible, choose, click_button, set_checkbox,
                       settle)
@@ -80,7 +80,7 @@ def test_shipping_claim_at_desktop_with_typed_signature(live_app, browser):
     click_button(page, "Find my claims")
     token = link.split("token=")[1]
     engine = make_engine(live_app["db_url"])
-    ref = services.get_claim_for_customer(engine, token).reference
+    ref = customer.get_claim_for_customer(engine, token).reference
     engine.dispose()
     page.get_by_text(ref).first.wait_for()
     page.get_by_role("button", name="Open", exact=True).last.click()  # the newest claim
@@ -92,7 +92,7 @@ def test_shipping_claim_at_desktop_with_typed_signature(live_app, browser):
 def test_staff_ask_customer_replies_staff_approve_store_credit(live_app, browser, tmp_path):
     engine = make_engine(live_app["db_url"])
     built = make_order(engine, "J3", "journey3@example.com", base=utcnow(), tracking_prefix="J3T")
-    r = services.file_claim(engine, claim_request(built, key="journey3", resolution="store_credit"))
+    r = customer.file_claim(engine, claim_request(built, key="journey3", resolution="store_credit"))
     engine.dispose()
 
     staff = browser.new_context(viewport=DESKTOP)
@@ -140,11 +140,11 @@ def test_staff_ask_customer_replies_staff_approve_store_credit(live_app, browser
 
 
 def test_analyst_downloads_a_csv(live_app, browser, engine=None):
-    from claims_core import auth
+    from claims_core.services import accounts
     eng = make_engine(live_app["db_url"])
     try:
-        auth.add_user(eng, "journey-analyst", "analyst", "analyst password 1")
-    except auth.AuthError:
+        accounts.add_user(eng, "journey-analyst", "analyst", "analyst password 1")
+    except accounts.AuthError:
         pass
     eng.dispose()
     ctx = browser.new_context(viewport=DESKTOP, accept_downloads=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from claims_core.db import make_engine, read_session
-from claims_core.demo import DEMO_ORDERS, make_photo
-from claims_core.models import Claim
+from claims_core.infra.db import make_engine, read_session
+from claims_core.adapters.demo import DEMO_ORDERS, make_photo
+from claims_core.infra.models import Claim
 
 from .browser import (DESKTOP, PHONE, assert_accessible, choose, click_button, draw_signature,
                       settle, shot)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from claims_core.db import make_engine, read_session
-from claims_core.models import Claim, Evidence
+from claims_core.infra.db import make_engine, read_session
+from claims_core.infra.models import Claim, Evidence
 
 from .browser import DESKTOP, click_button, set_checkbox, settle
 
@@ -44,13 +44,13 @@ def test_staff_approve_partial_refund(live_app, browser):
             .order_by(Claim.id)).first()
         found = None if claim is None else (claim.reference, claim.access_token, claim.claimed_cents)
     if found is None:  # the demo data has none open today (nor did an earlier test file one)
-        from claims_core import services
-        from claims_core.db import utcnow
+        from claims_core.services import customer
+        from claims_core.infra.db import utcnow
 
         from .factories import claim_request, make_order
         built = make_order(engine, "B7001", "browser.staff@example.com", base=utcnow(),
                            tracking_prefix="BRS", stock={"MUG": 5})
-        receipt = services.file_claim(engine, claim_request(
+        receipt = customer.file_claim(engine, claim_request(
             built, key="browser-staff", items={built.items[(0, "MUG")]: 2}))
         found = (receipt.reference, receipt.access_token, receipt.claimed_cents)
     ref, token, claimed = found

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from claims_core import auth, cli, demo, migrate, services
-from claims_core.db import make_engine
+from claims_core.services import accounts
+from claims_core import cli
+from claims_core.adapters import demo
+from claims_core.infra import migrate
+from claims_core.services import customer
+from claims_core.infra.db import make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 from .test_import import SAMPLE  # noqa: E402
@@ -85,7 +89,7 @@ def test_add_user_reads_password_from_stdin(fresh_db_url):
     assert out.returncode == 0, out.stderr
     assert "correct horse" not in out.stdout + out.stderr
     engine = make_engine(fresh_db_url)
-    who = auth.authenticate(engine, "alice", "correct horse battery")
+    who = accounts.authenticate(engine, "alice", "correct horse battery")
     assert who.role == "agent"
     from sqlalchemy import text
     with engine.connect() as c:
@@ -124,7 +128,7 @@ def test_demo_then_backup_while_filing(tmp_path, cli_db, capsys):
                                tracking_prefix=f"BK{i}")
             req = claim_request(built, key=f"bk-{i}", issue="missing_item", photos=[],
                                 signature="typed")
-            filed.append(services.file_claim(engine, req).reference)
+            filed.append(customer.file_claim(engine, req).reference)
             i += 1
 
     t = threading.Thread(target=writer)
@@ -152,7 +156,7 @@ def test_demo_then_backup_while_filing(tmp_path, cli_db, capsys):
                                  "on c.id = ci.claim_id where c.id is null")).scalar_one()
         assert orphans == 0
     assert migrate.is_up_to_date(copy)
-    assert services.lookup_order(copy, demo.DEMO_ORDERS[0].number, demo.DEMO_ORDERS[0].email).claimable
+    assert customer.lookup_order(copy, demo.DEMO_ORDERS[0].number, demo.DEMO_ORDERS[0].email).claimable
     copy.dispose()
 
 

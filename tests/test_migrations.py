@@ -8,9 +8,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from claims_core import cli, migrate
-from claims_core.db import make_engine
-from claims_core.models import Base
+from claims_core import cli
+from claims_core.infra import migrate
+from claims_core.infra.db import make_engine
+from claims_core.infra.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
 

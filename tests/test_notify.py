@@ -1,4 +1,4 @@
-"""Email (outbox + SMTP on loopback), timers, and auto-approve rules."""
+"""Email (outbox + SMTP on loopback), timers, and auto-approve domain."""
 from __future__ import annotations
 
 import socket
@@ -10,9 +10,19 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
-from claims_core import autoapprove, cli, decisions, notify, rules, services, timers
-from claims_core.db import write_session
-from claims_core.models import Claim, Event, OutboxMessage, Resolution, StaffUser, StoreSettings
+from claims_core.adapters import mailer
+from claims_core.adapters import scheduler
+from claims_core.domain import auto_approval as domain_auto_approval
+from claims_core.services import auto_approval
+from claims_core import cli
+from claims_core.services import decisions
+from claims_core.services import settings as store_settings
+from claims_core.services import notifications
+from claims_core import domain
+from claims_core.services import customer
+from claims_core.services import timers
+from claims_core.infra.db import write_session
+from claims_core.infra.models import Claim, Event, OutboxMessage, Resolution, StaffUser, StoreSettings
 
 from .conftest import NOW
 from .factories import claim_request, make_order
@@ -28,11 +38,12 @@ def outbox(engine):
 
 def test_customer_mails_follow_the_claim(engine):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=NOW)
+    r = customer.file_claim(engine, claim_request(built), now=NOW)
     decisions.request_info(engine, r.claim_id, "staff:t", "Jo", "Photo of the label, please", now=NOW)
     decisions.staff_message(engine, r.claim_id, "staff:t", "Jo", "Thanks!", now=NOW)
     decisions.staff_message(engine, r.claim_id, "staff:t", "Jo", "internal only", internal=True, now=NOW)
-    services.add_customer_message(engine, r.access_token, "here", now=NOW)
+    customer.add_customer_message(engine, r.access_token, "here", now=NOW)
+    store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})  # the store allows it
     decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("store_credit", 2800, 10)],
                       now=NOW)
     kinds = [k for k, *_ in outbox(engine)]
@@ -47,25 +58,25 @@ def test_customer_mails_follow_the_claim(engine):
 
 def test_mail_is_written_with_the_event_or_not_at_all(engine, monkeypatch):
     built = make_order(engine)
-    real = services.autoapprove.try_rules
+    real = customer.autoapprove.try_rules
 
     def boom(*a, **k):
         real(*a, **k)
         raise RuntimeError("crash after the outbox row was added")
 
-    monkeypatch.setattr(services.autoapprove, "try_rules", boom)
+    monkeypatch.setattr(customer.autoapprove, "try_rules", boom)
     with pytest.raises(RuntimeError):
-        services.file_claim(engine, claim_request(built), now=NOW)
+        customer.file_claim(engine, claim_request(built), now=NOW)
     assert outbox(engine) == []
 
 
 def test_staff_opt_in_new_claim_mail(engine):
-    from claims_core import auth
-    auth.add_user(engine, "ann", "agent", "a long password")
+    from claims_core.services import accounts
+    accounts.add_user(engine, "ann", "agent", "a long password")
     with write_session(engine) as s:
         u = s.scalars(select(StaffUser)).one()
         u.email, u.notify_new_claims = "ann@shop.example", True
-    services.file_claim(engine, claim_request(make_order(engine)), now=NOW)
+    customer.file_claim(engine, claim_request(make_order(engine)), now=NOW)
     assert ("staff_new_claim", "ann@shop.example") in [(k, t) for k, t, *_ in outbox(engine)]
 
 
@@ -73,7 +84,7 @@ def test_templates_escape_customer_text_and_carry_branding(engine):
     with write_session(engine) as s:
         s.get(StoreSettings, 1).name = "Maple & Co"
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=NOW)
+    r = customer.file_claim(engine, claim_request(built), now=NOW)
     decisions.staff_message(engine, r.claim_id, "staff:t", "Jo", "<script>alert(1)</script> & more", now=NOW)
     with write_session(engine) as s:
         m = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "new_message")).one()
@@ -106,7 +117,7 @@ def smtp_server():
         ctl = Controller(inbox, hostname="127.0.0.1", port=port)
         ctl.start()
         servers.append(ctl)
-        return inbox, notify.SmtpConfig(host="127.0.0.1", port=port, starttls=False,
+        return inbox, mailer.SmtpConfig(host="127.0.0.1", port=port, starttls=False,
                                         sender="claims@shop.example", timeout=3)
     yield start
     for ctl in servers:
@@ -116,9 +127,9 @@ def smtp_server():
 def test_delivered_over_smtp_once(engine, smtp_server):
     inbox, cfg = smtp_server()
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=NOW)
-    assert notify.send_pending(engine, cfg, now=NOW)["sent"] == 1
-    assert notify.send_pending(engine, cfg, now=NOW + timedelta(hours=1))["sent"] == 0
+    r = customer.file_claim(engine, claim_request(built), now=NOW)
+    assert mailer.send_pending(engine, cfg, now=NOW)["sent"] == 1
+    assert mailer.send_pending(engine, cfg, now=NOW + timedelta(hours=1))["sent"] == 0
     [msg] = inbox.messages
     assert msg["To"] == "sam@example.com" and r.reference in msg["Subject"]
     parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in msg.walk()
@@ -129,15 +140,15 @@ def test_delivered_over_smtp_once(engine, smtp_server):
 
 def test_refusal_keeps_the_message_queued_then_retries(engine, smtp_server):
     inbox, cfg = smtp_server(refuse=True)
-    services.file_claim(engine, claim_request(make_order(engine)), now=NOW)
-    assert notify.send_pending(engine, cfg, now=NOW) == {"sent": 0, "retry": 1, "failed": 0, "skipped": 0}
+    customer.file_claim(engine, claim_request(make_order(engine)), now=NOW)
+    assert mailer.send_pending(engine, cfg, now=NOW) == {"sent": 0, "retry": 1, "failed": 0, "skipped": 0}
     with write_session(engine) as s:
         m = s.scalars(select(OutboxMessage)).one()
         assert (m.status, m.attempts) == ("pending", 1) and "550" in m.last_error
         assert m.next_attempt_at > NOW
-    assert notify.send_pending(engine, cfg, now=NOW)["retry"] == 0  # not due yet: backoff
+    assert mailer.send_pending(engine, cfg, now=NOW)["retry"] == 0  # not due yet: backoff
     inbox.refuse = False
-    assert notify.send_pending(engine, cfg, now=NOW + timedelta(minutes=5))["sent"] == 1
+    assert mailer.send_pending(engine, cfg, now=NOW + timedelta(minutes=5))["sent"] == 1
     assert len(inbox.messages) == 1
 
 
@@ -146,10 +157,10 @@ def test_timeout_keeps_the_message_queued(engine):
     silent.bind(("127.0.0.1", 0))
     silent.listen(5)  # accepts, never answers
     try:
-        cfg = notify.SmtpConfig(host="127.0.0.1", port=silent.getsockname()[1], starttls=False,
+        cfg = mailer.SmtpConfig(host="127.0.0.1", port=silent.getsockname()[1], starttls=False,
                                 timeout=1)
-        services.file_claim(engine, claim_request(make_order(engine)), now=NOW)
-        assert notify.send_pending(engine, cfg, now=NOW)["retry"] == 1
+        customer.file_claim(engine, claim_request(make_order(engine)), now=NOW)
+        assert mailer.send_pending(engine, cfg, now=NOW)["retry"] == 1
         assert outbox(engine)[0][2] == "pending"
     finally:
         silent.close()
@@ -157,10 +168,10 @@ def test_timeout_keeps_the_message_queued(engine):
 
 def test_gives_up_after_max_attempts(engine, smtp_server):
     inbox, cfg = smtp_server(refuse=True)
-    services.file_claim(engine, claim_request(make_order(engine)), now=NOW)
+    customer.file_claim(engine, claim_request(make_order(engine)), now=NOW)
     t = NOW
-    for _ in range(notify.MAX_ATTEMPTS):
-        notify.send_pending(engine, cfg, now=t)
+    for _ in range(mailer.MAX_ATTEMPTS):
+        mailer.send_pending(engine, cfg, now=t)
         t += timedelta(hours=7)
     assert outbox(engine)[0][2] == "failed"
 
@@ -169,8 +180,8 @@ def test_two_senders_at_once_send_each_message_once(engine, smtp_server):
     inbox, cfg = smtp_server()
     for i in range(10):
         b = make_order(engine, f"M{i}", f"m{i}@example.com", tracking_prefix=f"M{i}")
-        services.file_claim(engine, claim_request(b, key=f"m{i}"), now=NOW)
-    threads = [threading.Thread(target=notify.send_pending, args=(engine, cfg), kwargs={"now": NOW})
+        customer.file_claim(engine, claim_request(b, key=f"m{i}"), now=NOW)
+    threads = [threading.Thread(target=mailer.send_pending, args=(engine, cfg), kwargs={"now": NOW})
                for _ in range(2)]
     [t.start() for t in threads]
     [t.join() for t in threads]
@@ -180,10 +191,10 @@ def test_two_senders_at_once_send_each_message_once(engine, smtp_server):
 def test_no_smtp_configured_leaves_the_outbox_for_the_staff_page(engine, monkeypatch):
     for k in ("CLAIMS_SMTP_HOST",):
         monkeypatch.delenv(k, raising=False)
-    assert notify.smtp_from_env() is None
-    services.file_claim(engine, claim_request(make_order(engine)), now=NOW)
-    assert notify.send_pending(engine, None, now=NOW)["skipped"] == 1
-    assert [r.status for r in notify.list_outbox(engine)] == ["pending"]
+    assert mailer.smtp_from_env() is None
+    customer.file_claim(engine, claim_request(make_order(engine)), now=NOW)
+    assert mailer.send_pending(engine, None, now=NOW)["skipped"] == 1
+    assert [r.status for r in notifications.list_outbox(engine)] == ["pending"]
 
 
 # --- timers -------------------------------------------------------------------------------------
@@ -191,7 +202,7 @@ def test_no_smtp_configured_leaves_the_outbox_for_the_staff_page(engine, monkeyp
 @pytest.fixture
 def waiting_claim(engine):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=NOW)
+    r = customer.file_claim(engine, claim_request(built), now=NOW)
     decisions.request_info(engine, r.claim_id, "staff:t", "Jo", "The label please", now=NOW)
     return r
 
@@ -203,13 +214,13 @@ def _status(engine, cid):
 
 def test_one_reminder_then_closed(engine, waiting_claim):
     r = waiting_claim
-    rep = timers.tick(engine, now=NOW + timedelta(days=4, hours=23))
+    rep = scheduler.tick(engine, now=NOW + timedelta(days=4, hours=23))
     assert rep.reminded == [] and rep.closed == []
-    rep = timers.tick(engine, now=NOW + timedelta(days=5))
+    rep = scheduler.tick(engine, now=NOW + timedelta(days=5))
     assert rep.reminded == [r.reference]
-    assert timers.tick(engine, now=NOW + timedelta(days=6)).reminded == []  # only one reminder
+    assert scheduler.tick(engine, now=NOW + timedelta(days=6)).reminded == []  # only one reminder
     assert [k for k, *_ in outbox(engine)].count("reminder") == 1
-    rep = timers.tick(engine, now=NOW + timedelta(days=10))
+    rep = scheduler.tick(engine, now=NOW + timedelta(days=10))
     assert rep.closed == [r.reference] and _status(engine, r.claim_id) == "closed"
     with write_session(engine) as s:
         ev = s.scalars(select(Event).where(Event.action == "auto_closed")).one()
@@ -218,16 +229,16 @@ def test_one_reminder_then_closed(engine, waiting_claim):
 
 def test_reply_reopens_an_auto_closed_claim_within_the_window(engine, waiting_claim):
     r = waiting_claim
-    timers.tick(engine, now=NOW + timedelta(days=10))
-    view = services.add_customer_message(engine, r.access_token, "Sorry, here it is",
+    scheduler.tick(engine, now=NOW + timedelta(days=10))
+    view = customer.add_customer_message(engine, r.access_token, "Sorry, here it is",
                                          now=NOW + timedelta(days=11))
     assert view.status == "in_review"
 
 
 def test_reply_after_the_window_does_not_reopen(engine, waiting_claim):
     r = waiting_claim
-    timers.tick(engine, now=NOW + timedelta(days=10))
-    view = services.add_customer_message(engine, r.access_token, "late", now=NOW + timedelta(days=40))
+    scheduler.tick(engine, now=NOW + timedelta(days=10))
+    view = customer.add_customer_message(engine, r.access_token, "late", now=NOW + timedelta(days=40))
     assert view.status == "closed"  # shipped 10 days before NOW: the 45-day window is over
 
 
@@ -242,13 +253,13 @@ def test_two_ticks_at_once_do_each_thing_once(engine, waiting_claim):
 
 
 def test_daily_digest_once_a_day(engine, waiting_claim):
-    from claims_core import auth
-    auth.add_user(engine, "boss", "owner", "a long password")
+    from claims_core.services import accounts
+    accounts.add_user(engine, "boss", "owner", "a long password")
     with write_session(engine) as s:
         u = s.scalars(select(StaffUser)).one()
         u.email, u.daily_digest = "boss@shop.example", True
-    assert timers.tick(engine, now=NOW).digests == 1
-    assert timers.tick(engine, now=NOW + timedelta(hours=1)).digests == 0
+    assert scheduler.tick(engine, now=NOW).digests == 1
+    assert scheduler.tick(engine, now=NOW + timedelta(hours=1)).digests == 0
     with write_session(engine) as s:
         d = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "staff_digest")).one()
         assert "Waiting on customers: 1" in d.body_text
@@ -263,14 +274,14 @@ def test_tick_command(engine, db_url, monkeypatch, capsys):
 
 # --- auto-approve rules -------------------------------------------------------------------------
 
-RULE = autoapprove.RuleSpec("small & first", max_cents=5000, quiet_months=12)
+RULE = auto_approval.RuleSpec("small & first", max_cents=5000, quiet_months=12)
 
 
 def facts(**kw):
     base = dict(claimed_cents=4999, issue_type="damaged", desired_resolution="refund",
                 photo_count=1, months_since_last_claim=None)
     base.update(kw)
-    return autoapprove.ClaimFacts(**base)
+    return domain_auto_approval.ClaimFacts(**base)
 
 
 @pytest.mark.parametrize("kw,ok", [
@@ -285,40 +296,40 @@ def facts(**kw):
     ({"desired_resolution": "store_credit"}, True),
 ])
 def test_rule_conditions_at_their_edges(kw, ok):
-    assert autoapprove.rule_matches(RULE, facts(**kw))[0] is ok
+    assert domain_auto_approval.rule_matches(RULE, facts(**kw))[0] is ok
 
 
 def test_issue_type_condition():
-    rule = autoapprove.RuleSpec("lost only", 10_000, issue_types=("lost",))
-    assert not autoapprove.rule_matches(rule, facts())[0]
-    assert autoapprove.rule_matches(rule, facts(issue_type="lost"))[0]
+    rule = auto_approval.RuleSpec("lost only", 10_000, issue_types=("lost",))
+    assert not domain_auto_approval.rule_matches(rule, facts())[0]
+    assert domain_auto_approval.rule_matches(rule, facts(issue_type="lost"))[0]
 
 
 def test_rule_approves_at_filing_names_itself_and_can_be_undone(engine):
-    autoapprove.save_rule(engine, "staff:boss", RULE)
+    auto_approval.save_rule(engine, "staff:boss", RULE)
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built, resolution="store_credit"), now=NOW)
-    view = services.get_claim_for_customer(engine, r.access_token)
+    r = customer.file_claim(engine, claim_request(built, resolution="store_credit"), now=NOW)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert view.status == "approved" and view.resolutions[0].store_credit_code
     with write_session(engine) as s:
         ev = s.scalars(select(Event).where(Event.action == "approved")).one()
         assert ev.actor == "rule:small & first" and '"rule": "small & first"' in ev.details
     decisions.undo_approval(engine, r.claim_id, "staff:boss", "Photo looks reused")
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert view.status == "in_review" and view.resolutions == ()
     # the second claim from this email within 12 months is left for staff
-    r2 = services.file_claim(engine, claim_request(built, key="k2", items={built.items[(0, "TOTE")]: 1},
+    r2 = customer.file_claim(engine, claim_request(built, key="k2", items={built.items[(0, "TOTE")]: 1},
                                                    resolution="refund"), now=NOW + timedelta(days=1))
-    assert services.get_claim_for_customer(engine, r2.access_token).status == "submitted"
+    assert customer.get_claim_for_customer(engine, r2.access_token).status == "submitted"
 
 
 def test_inactive_rules_and_big_claims_are_left_alone(engine):
-    rid = autoapprove.save_rule(engine, "staff:boss", autoapprove.RuleSpec("tiny", 100))
+    rid = auto_approval.save_rule(engine, "staff:boss", auto_approval.RuleSpec("tiny", 100))
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=NOW)  # $28 is not under $1
-    assert services.get_claim_for_customer(engine, r.access_token).status == "submitted"
-    autoapprove.set_rule_active(engine, "staff:boss", rid, False)
-    with pytest.raises(rules.InvalidInput):
-        autoapprove.save_rule(engine, "staff:boss", autoapprove.RuleSpec("tiny", 100))
-    with pytest.raises(rules.InvalidInput):
-        autoapprove.save_rule(engine, "staff:boss", autoapprove.RuleSpec("bad", 0))
+    r = customer.file_claim(engine, claim_request(built), now=NOW)  # $28 is not under $1
+    assert customer.get_claim_for_customer(engine, r.access_token).status == "submitted"
+    auto_approval.set_rule_active(engine, "staff:boss", rid, False)
+    with pytest.raises(domain.InvalidInput):
+        auto_approval.save_rule(engine, "staff:boss", auto_approval.RuleSpec("tiny", 100))
+    with pytest.raises(domain.InvalidInput):
+        auto_approval.save_rule(engine, "staff:boss", auto_approval.RuleSpec("bad", 0))

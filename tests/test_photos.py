@@ -5,7 +5,7 @@ import time
 import pytest
 from PIL import Image
 
-from claims_core.photos import (MAX_EDGE, PhotoRejected, phash_distance, process_photo,
+from claims_core.infra.photos import (MAX_EDGE, PhotoRejected, phash_distance, process_photo,
                                 signature_ink)
 
 from .factories import jpeg_bytes, signature_png

@@ -15,10 +15,12 @@ from PIL import Image
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from claims_core import decisions, rules, services
-from claims_core.db import utcnow, write_session
-from claims_core.models import Claim, ClaimDraft, Evidence, StoreSettings
-from pages import ui
+from claims_core.services import decisions
+from claims_core import domain
+from claims_core.services import customer
+from claims_core.infra.db import utcnow, write_session
+from claims_core.infra.models import Claim, ClaimDraft, Evidence, StoreSettings
+from views import ui
 
 from .factories import claim_request, jpeg_bytes, make_order, signature_png
 
@@ -97,7 +99,7 @@ def claims(engine):
         return s.scalars(select(Claim)).all()
 
 
-def to_details(p: Portal, built, issue="damaged", category=rules.ITEM, shipment=None):
+def to_details(p: Portal, built, issue="damaged", category=domain.ITEM, shipment=None):
     if p.titles() == ["File a claim"]:
         p.lookup(f"#{built.number}", built.email.upper())
     assert p.titles() == [f"Order #{built.number}"]
@@ -163,7 +165,7 @@ def test_shipping_claim_on_second_of_two_shipments_typed_signature(portal, engin
     p.choose("ship", built.shipment_ids[1])
     # an in-transit shipment offers only shipping issues
     assert p.at.radio(key="category").options == ["A problem with the delivery (late, lost, stolen…)"]
-    p.choose("category", rules.SHIPPING)
+    p.choose("category", domain.SHIPPING)
     assert [o.split(" — ")[0] for o in p.at.radio(key="issue").options] == \
         ["Delayed", "Lost / tracking not moving"]
     p.choose("issue", "lost")
@@ -263,7 +265,7 @@ def test_each_step_change_is_one_script_run(portal, engine, monkeypatch):
 
     one_run(lambda: p.lookup(built.number, built.email), f"Order #{built.number}")
     one_run(lambda: p.click("start_claim"), "What went wrong?")
-    p.choose("category", rules.ITEM)
+    p.choose("category", domain.ITEM)
     p.choose("issue", "damaged")
     one_run(lambda: p.click("continue"), "Damaged")
     p.at.number_input(key=f"qty_{built.items[(0, 'MUG')]}").set_value(1)
@@ -288,7 +290,7 @@ def test_typed_text_counts_when_continue_is_clicked_straight_away(portal, engine
     the callback reads the value sent with the click."""
     built = order(engine)
     p = portal()
-    to_details(p, built, issue="stolen", category=rules.SHIPPING)
+    to_details(p, built, issue="stolen", category=domain.SHIPPING)
     p.at.text_area(key="description").input("Left at the wrong door")
     p.click("continue")
     p.choose("resolution", "refund")
@@ -312,7 +314,7 @@ def test_window_closed_order(portal, engine):
         dict(status="delivered", shipped=now - timedelta(days=60), delivered=now - timedelta(days=58),
              items=[("MUG", 3)])])
     p = portal().lookup(built.number, built.email)
-    closed = rules.format_date((now - timedelta(days=60)).date() + timedelta(days=45))
+    closed = domain.format_date((now - timedelta(days=60)).date() + timedelta(days=45))
     assert f"closed on {closed}" in p.all_text()
 
 
@@ -323,7 +325,7 @@ def test_not_shipped_order(portal, engine):
 
 def test_already_claimed_order_lists_the_claim(portal, engine):
     built = order(engine, lines=(("MUG", "Hand-thrown Mug", 2800, 1),))
-    r = services.file_claim(engine, claim_request(built, items={built.items[(0, "MUG")]: 1}))
+    r = customer.file_claim(engine, claim_request(built, items={built.items[(0, "MUG")]: 1}))
     p = portal().lookup(built.number, built.email)
     text = p.all_text()
     assert r.reference in text and "Received" in text and "already covered" in text
@@ -341,17 +343,17 @@ def test_lookup_misses_get_one_neutral_message(portal, engine):
         p.lookup(query, email)
         seen.update(p.errors())
         assert p.titles() == ["File a claim"]
-    assert seen == {rules.LOOKUP_FAILED}
+    assert seen == {domain.LOOKUP_FAILED}
 
 
 def test_repeated_misses_are_refused_for_a_while(portal, engine, monkeypatch):
-    from claims_core import portal as portal_core
+    from claims_core.services import drafts, lookup
     monkeypatch.setattr(portal_core.time, "sleep", lambda s: None)
     built = order(engine)
     p = portal()
     for i in range(10):
         p.lookup("1001", f"guess{i}@example.com")
-        assert p.errors() == [rules.LOOKUP_FAILED]
+        assert p.errors() == [domain.LOOKUP_FAILED]
     p.lookup("1001", built.email)  # even the right details are refused now
     assert "Too many attempts" in p.errors()[0]
     assert p.titles() == ["File a claim"]
@@ -380,7 +382,7 @@ def test_hostile_comment_is_plain_text_everywhere(portal, engine):
     assert claim.description == HOSTILE
     v = portal()
     v.at.query_params["token"] = claim.access_token
-    v.at.switch_page("pages/view_claim.py")
+    v.at.switch_page("views/customer/view_claim.py")
     v.run()
     assert HOSTILE in [t.value for t in v.at.text]
     assert all(HOSTILE not in m.value for m in v.at.markdown)
@@ -418,7 +420,7 @@ def test_quantity_never_above_claimable(portal, engine):
     qty = p.at.number_input(key=f"qty_{built.items[(0, 'MUG')]}")
     assert qty.max == 3
     # another claim takes two mugs while this customer is on the page
-    other = services.file_claim(engine, claim_request(built, key="other",
+    other = customer.file_claim(engine, claim_request(built, key="other",
                                                       items={built.items[(0, "MUG")]: 2}))
     decisions.approve(engine, other.claim_id, "staff:t", [decisions.ResolutionInput("refund", 5600)])
     qty.set_value(3)
@@ -529,7 +531,7 @@ def test_second_claim_for_the_same_items(portal, engine):
     built = order(engine)
     p = portal()
     to_sign(p, built)
-    services.file_claim(engine, claim_request(built, key="elsewhere"))  # same mug, another tab
+    customer.file_claim(engine, claim_request(built, key="elsewhere"))  # same mug, another tab
     p.at.checkbox(key="accurate").check()
     p.click("submit")
     assert "already" in p.errors()[0]

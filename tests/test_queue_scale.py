@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, func, select, update
 
-from claims_core import bulk, queue
-from claims_core.db import read_session, write_session
-from claims_core.models import Claim
+from claims_core.adapters import bulk
+from claims_core.services import claim_queue
+from claims_core.infra.db import read_session, write_session
+from claims_core.infra.models import Claim
 
 from .conftest import NOW, ON_POSTGRES
 
-Q = queue.QueueFilter
+Q = claim_queue.QueueFilter
 FILTERED = dict(issue_types=("damaged", "lost", "stolen", "defective"), carriers=("UPS", "USPS", "FedEx"))
 
 
@@ -27,8 +28,8 @@ def many(engine):
 
 def expected_ids(engine, f: Q, sort: str) -> list[int]:
     """The queue's order computed the slow, obvious way: every claim in Python."""
-    _label, column, descending = queue.SORTS[sort]
-    statuses = queue.TABS[f.tab][1]
+    _label, column, descending = claim_queue.SORTS[sort]
+    statuses = claim_queue.TABS[f.tab][1]
     with read_session(engine) as s:
         claims = s.scalars(select(Claim)).all()
     keep = [c for c in claims if c.status in statuses
@@ -41,14 +42,14 @@ def expected_ids(engine, f: Q, sort: str) -> list[int]:
 def all_pages(engine, f: Q, sort: str, size: int = 25) -> list[int]:
     ids, page = [], 1
     while True:
-        p = queue.queue_page(engine, f, sort=sort, page=page, page_size=size)
+        p = claim_queue.queue_page(engine, f, sort=sort, page=page, page_size=size)
         ids += [r.id for r in p.rows]
         if not p.has_next:
             return ids
         page += 1
 
 
-@pytest.mark.parametrize("sort", list(queue.SORTS))
+@pytest.mark.parametrize("sort", list(claim_queue.SORTS))
 @pytest.mark.parametrize("cap", [10_000, 20], ids=["few-matches-path", "many-matches-path"])
 def test_every_page_in_order_on_both_paths(many, monkeypatch, sort, cap):
     monkeypatch.setattr(queue, "COUNT_CAP", cap)
@@ -62,35 +63,35 @@ def test_counts_stop_at_the_cap(many, monkeypatch):
     monkeypatch.setattr(queue, "COUNT_CAP", 30)
     with read_session(many) as s:
         exact = dict(s.execute(select(Claim.status, func.count()).group_by(Claim.status)).all())
-    counts = queue.tab_counts(many, Q())
-    for tab, (_label, statuses) in queue.TABS.items():
+    counts = claim_queue.tab_counts(many, Q())
+    for tab, (_label, statuses) in claim_queue.TABS.items():
         n = sum(exact.get(st, 0) for st in statuses)
         assert counts[tab] == min(n, 31), tab
-    assert counts["approved"] == 31 and queue.count_label(counts["approved"]) == "30+"
-    assert queue.count_label(7) == "7"
-    page = queue.queue_page(many, Q(tab="approved"), counts=counts)
+    assert counts["approved"] == 31 and claim_queue.count_label(counts["approved"]) == "30+"
+    assert claim_queue.count_label(7) == "7"
+    page = claim_queue.queue_page(many, Q(tab="approved"), counts=counts)
     assert (page.total_is_exact, page.pages, page.has_previous, page.has_next) == (False, None, False, True)
-    small = queue.queue_page(many, Q(tab="closed"))
+    small = claim_queue.queue_page(many, Q(tab="closed"))
     assert small.total_is_exact and small.pages == -(-small.total // 25)
 
 
 def test_a_page_past_the_end_comes_back_to_the_last(many):
     f = Q(tab="approved", **FILTERED)
-    p = queue.queue_page(many, f, page=999, page_size=25)
+    p = claim_queue.queue_page(many, f, page=999, page_size=25)
     assert p.page == p.pages and p.rows and not p.has_next
 
 
-@pytest.mark.parametrize("sort", list(queue.SORTS))
+@pytest.mark.parametrize("sort", list(claim_queue.SORTS))
 def test_export_chunks_follow_on_without_gaps_or_repeats(many, sort):
     f = Q(tab="approved")
-    refs = [row[0] for row in queue.export_rows(many, f, sort=sort, chunk=7)]
+    refs = [row[0] for row in claim_queue.export_rows(many, f, sort=sort, chunk=7)]
     with read_session(many) as s:
         by_id = dict(s.execute(select(Claim.id, Claim.reference)).all())
     assert refs == [by_id[i] for i in expected_ids(many, f, sort)]
 
 
 def test_export_amounts_are_exact(many):
-    rows = list(queue.export_rows(many, Q(tab="approved"), sort="amount"))
+    rows = list(claim_queue.export_rows(many, Q(tab="approved"), sort="amount"))
     with read_session(many) as s:
         cents = dict(s.execute(select(Claim.reference, Claim.claimed_cents)).all())
     for row in rows:
@@ -99,7 +100,7 @@ def test_export_amounts_are_exact(many):
 
 
 def test_carriers_each_once_in_order(many):
-    assert queue.carriers(many) == ["Canada Post", "DHL Express", "FedEx", "UPS", "USPS"]
+    assert claim_queue.carriers(many) == ["Canada Post", "DHL Express", "FedEx", "UPS", "USPS"]
 
 
 # --- a page reads a page: SQLite's own count of the work it did, at two sizes --------------------
@@ -145,8 +146,8 @@ def test_a_queue_page_costs_the_same_at_twice_the_claims(engine, monkeypatch):
 
     def view(f, sort):
         def run():
-            counts = queue.tab_counts(engine, f)
-            queue.queue_page(engine, f, sort=sort, counts=counts)
+            counts = claim_queue.tab_counts(engine, f)
+            claim_queue.queue_page(engine, f, sort=sort, counts=counts)
         return run
 
     bulk.fill(engine, 4000, now=NOW, with_photos=0)
@@ -171,12 +172,12 @@ def _every_claim(engine) -> int:
 def test_a_claim_page_costs_the_same_at_twice_the_claims(engine):
     """The staff claim page's risk signals (earlier claims, same address, store average, reused
     photos) use indexes: every bulk order is in one zip code, so a zip-only index would not do."""
-    from claims_core import staff
+    from claims_core.services import claim_review
 
     bulk.fill(engine, 3000, now=NOW, with_photos=5)
     with read_session(engine) as s:
         claim_id = s.scalar(select(func.min(Claim.id)))
-    small = sqlite_steps(engine, lambda: staff.claim_for_staff(engine, claim_id))
+    small = sqlite_steps(engine, lambda: claim_review.claim_for_staff(engine, claim_id))
     bulk.fill(engine, 3000, now=NOW, with_photos=5, seed=8)
-    large = sqlite_steps(engine, lambda: staff.claim_for_staff(engine, claim_id))
+    large = sqlite_steps(engine, lambda: claim_review.claim_for_staff(engine, claim_id))
     assert large <= small * 1.25 + 20, (small, large)

@@ -12,9 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from claims_core import importer, photos, portal, rules, services
-from claims_core.db import write_session
-from claims_core.models import Claim, ClaimItem, Event, LineItem, Order, Shipment, ShipmentItem
+from claims_core.adapters import importer
+from claims_core.infra import photos
+from claims_core.services import drafts, lookup
+from claims_core import domain
+from claims_core.services import customer
+from claims_core.infra.db import write_session
+from claims_core.infra.models import Claim, ClaimItem, Event, LineItem, Order, Shipment, ShipmentItem
 
 from .conftest import NOW
 from .factories import make_order
@@ -44,7 +48,7 @@ def _bulk_orders(engine, n: int, prefix: str = "C") -> list[tuple[int, int, int,
 
 
 def _request(order_id, shipment_id, item_id, email, key):
-    return services.ClaimRequest(
+    return customer.ClaimRequest(
         idempotency_key=key, order_id=order_id, email=email, shipment_id=shipment_id,
         issue_type="missing_item", items={item_id: 1}, desired_resolution="refund",
         signature_kind="typed", signature_name="Pat Doe", accurate_confirmed=True)
@@ -71,7 +75,7 @@ def _run_all(fns, workers=200):
 @pytest.mark.slow
 def test_200_concurrent_claims_for_different_orders(engine):
     orders = _bulk_orders(engine, 200)
-    fns = [lambda o=o, i=i: services.file_claim(engine, _request(*o, key=f"par-{i}"), now=NOW)
+    fns = [lambda o=o, i=i: customer.file_claim(engine, _request(*o, key=f"par-{i}"), now=NOW)
            for i, o in enumerate(orders)]
     results, errors, times = _run_all(fns)
     assert errors == [] and len(results) == 200
@@ -85,11 +89,11 @@ def test_200_concurrent_claims_for_different_orders(engine):
 @pytest.mark.slow
 def test_200_concurrent_claims_for_the_same_item(engine):
     [o] = _bulk_orders(engine, 1)
-    fns = [lambda i=i: services.file_claim(engine, _request(*o, key=f"same-{i}"), now=NOW)
+    fns = [lambda i=i: customer.file_claim(engine, _request(*o, key=f"same-{i}"), now=NOW)
            for i in range(200)]
     results, errors, _ = _run_all(fns)
     assert len(results) == 1 and len(errors) == 199
-    assert all(isinstance(e, rules.AlreadyClaimed) for e in errors), {type(e) for e in errors}
+    assert all(isinstance(e, domain.AlreadyClaimed) for e in errors), {type(e) for e in errors}
     assert all("already" in e.message for e in errors)
     with write_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Claim)) == 1
@@ -98,7 +102,7 @@ def test_200_concurrent_claims_for_the_same_item(engine):
 
 def test_idempotency_key_replayed_five_times_at_once(engine):
     [o] = _bulk_orders(engine, 1)
-    fns = [lambda: services.file_claim(engine, _request(*o, key="replay-me"), now=NOW)] * 5
+    fns = [lambda: customer.file_claim(engine, _request(*o, key="replay-me"), now=NOW)] * 5
     results, errors, _ = _run_all(fns, workers=5)
     assert errors == [] and len(results) == 5
     assert len({(r.claim_id, r.reference, r.access_token, r.status, r.claimed_cents)
@@ -112,8 +116,8 @@ def test_idempotency_key_replayed_five_times_at_once(engine):
 # --- throttling ---------------------------------------------------------------------------------
 
 def _miss(engine, query, email, client, sleeps):
-    with pytest.raises(rules.ClaimRuleError) as e:
-        portal.guarded_lookup(engine, query, email, client, now=NOW, sleep=sleeps.append)
+    with pytest.raises(domain.ClaimRuleError) as e:
+        lookup.guarded_lookup(engine, query, email, client, now=NOW, sleep=sleeps.append)
     return e.value
 
 
@@ -122,14 +126,14 @@ def test_eleventh_miss_on_one_order_number_is_refused(engine):
     sleeps: list = []
     for i in range(10):  # from ten different clients
         err = _miss(engine, "1001", f"guess{i}@example.com", f"10.0.0.{i}", sleeps)
-        assert err.message == rules.LOOKUP_FAILED
+        assert err.message == domain.LOOKUP_FAILED
     err = _miss(engine, "#1001", "sam@example.com", "10.9.9.9", sleeps)  # right email, new client
-    assert isinstance(err, portal.TooManyAttempts)
-    assert sleeps and max(sleeps) <= portal.MAX_DELAY_SECONDS  # slowed down before refusing
+    assert isinstance(err, domain.TooManyAttempts)
+    assert sleeps and max(sleeps) <= lookup.MAX_DELAY_SECONDS  # slowed down before refusing
     assert sleeps == sorted(sleeps)
     # a different order from a fresh client is unaffected
     make_order(engine, "1002", "b@example.com", tracking_prefix="B")
-    assert portal.guarded_lookup(engine, "1002", "b@example.com", "10.1.1.1", now=NOW,
+    assert lookup.guarded_lookup(engine, "1002", "b@example.com", "10.1.1.1", now=NOW,
                                  sleep=lambda s: None).name == "#1002"
 
 
@@ -139,33 +143,33 @@ def test_eleventh_miss_from_one_client_is_refused(engine):
     for i in range(10):  # walking through order numbers
         _miss(engine, str(5000 + i), "sam@example.com", "203.0.113.7", sleeps)
     err = _miss(engine, "1001", "sam@example.com", "203.0.113.7", sleeps)
-    assert isinstance(err, portal.TooManyAttempts)
+    assert isinstance(err, domain.TooManyAttempts)
 
 
 def test_throttle_window_moves_on(engine):
     from datetime import timedelta
     make_order(engine)
     for i in range(10):
-        with pytest.raises(rules.OrderNotFound):
-            portal.guarded_lookup(engine, "1001", f"x{i}@example.com", "c", now=NOW, sleep=lambda s: None)
+        with pytest.raises(domain.OrderNotFound):
+            lookup.guarded_lookup(engine, "1001", f"x{i}@example.com", "c", now=NOW, sleep=lambda s: None)
     later = NOW + timedelta(minutes=11)
-    assert portal.guarded_lookup(engine, "1001", "sam@example.com", "c", now=later,
+    assert lookup.guarded_lookup(engine, "1001", "sam@example.com", "c", now=later,
                                  sleep=lambda s: None).name == "#1001"
 
 
 def test_emails_compared_in_constant_time(monkeypatch):
     calls = []
-    real = rules.hmac.compare_digest
-    monkeypatch.setattr(rules.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
-    assert rules.emails_match(" A@B.C ", "a@b.c")
+    real = domain.hmac.compare_digest
+    monkeypatch.setattr(domain.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    assert domain.emails_match(" A@B.C ", "a@b.c")
     assert calls == [(b"a@b.c", b"a@b.c")]
 
 
 def test_lookup_compares_the_email_even_when_the_order_does_not_exist(engine, monkeypatch):
     calls = []
     monkeypatch.setattr(rules, "emails_match", lambda a, b: calls.append(b) or False)
-    with pytest.raises(rules.OrderNotFound):
-        services.lookup_order(engine, "nope", "x@example.com")
+    with pytest.raises(domain.OrderNotFound):
+        customer.lookup_order(engine, "nope", "x@example.com")
     assert len(calls) == 1  # same work either way: timing doesn't tell which part was wrong
 
 
@@ -175,7 +179,7 @@ def test_streamlit_config_keeps_xsrf_and_matches_the_upload_cap():
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["enableXsrfProtection"] is True
     assert cfg["server"]["maxUploadSize"] * 1024 * 1024 == photos.DEFAULT_MAX_BYTES
-    from claims_core.models import StoreSettings
+    from claims_core.infra.models import StoreSettings
     assert StoreSettings.__table__.c.max_photo_bytes.default.arg == photos.DEFAULT_MAX_BYTES
 
 
@@ -189,9 +193,9 @@ FUZZ = settings(max_examples=60, deadline=None,
 @given(query=st.text(max_size=80), email=st.text(max_size=80))
 def test_fuzz_order_lookup_only_clear_errors(engine, query, email):
     try:
-        services.lookup_order(engine, query, email, now=NOW)
-    except rules.OrderNotFound as e:
-        assert e.message == rules.LOOKUP_FAILED
+        customer.lookup_order(engine, query, email, now=NOW)
+    except domain.OrderNotFound as e:
+        assert e.message == domain.LOOKUP_FAILED
 
 
 CSV_HEADER = ("Name,Email,Created at,Fulfilled at,Lineitem quantity,Lineitem name,Lineitem price,"

@@ -5,9 +5,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from claims_core import decisions, rules, services
-from claims_core.db import write_session
-from claims_core.models import Claim, ClaimItem, Event, Evidence, Order, StoreSettings
+from claims_core.services import decisions
+from claims_core.services import settings as store_settings
+from claims_core import domain
+from claims_core.services import customer
+from claims_core.infra.db import write_session
+from claims_core.infra.models import Claim, ClaimItem, Event, Evidence, Order, StoreSettings
 
 from .conftest import NOW
 from .factories import claim_request, jpeg_bytes, make_order, signature_png
@@ -24,13 +27,13 @@ def _count(engine, model):
 @pytest.mark.parametrize("email", ["sam@example.com", "SAM@EXAMPLE.COM", "  Sam@Example.com "])
 def test_lookup_by_order_number_typed_every_way(engine, now, typed, email):
     make_order(engine)
-    view = services.lookup_order(engine, typed, email, now=now)
+    view = customer.lookup_order(engine, typed, email, now=now)
     assert view.name == "#1001" and view.protected and view.claimable
 
 
 def test_lookup_by_tracking_number(engine, now):
     built = make_order(engine, tracking_prefix="1Z")
-    view = services.lookup_order(engine, " 1z1001x0 ", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, " 1z1001x0 ", "sam@example.com", now=now)
     assert view.id == built.order_id
 
 
@@ -41,15 +44,15 @@ def test_wrong_number_and_wrong_email_give_the_same_answer(engine, now):
     for query, email in [("9999", "sam@example.com"), ("1001", "wrong@example.com"),
                          ("1001", ""), ("", "sam@example.com"),
                          ("ZZ1002X0", "sam@example.com")]:  # another order's tracking number
-        with pytest.raises(rules.OrderNotFound) as e:
-            services.lookup_order(engine, query, email, now=now)
+        with pytest.raises(domain.OrderNotFound) as e:
+            customer.lookup_order(engine, query, email, now=now)
         messages.add(e.value.message)
-    assert messages == {rules.LOOKUP_FAILED}
+    assert messages == {domain.LOOKUP_FAILED}
 
 
 def test_order_view_lists_items_shipments_deadline(engine, now):
     make_order(engine)
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert [i.name for i in view.items] == ["Hand-thrown Mug", "Canvas Tote"]  # no protection line
     assert len(view.shipments) == 1
     assert view.deadline == (NOW - timedelta(days=10)).date() + timedelta(days=45)
@@ -58,14 +61,14 @@ def test_order_view_lists_items_shipments_deadline(engine, now):
 
 def test_unprotected_order_says_why(engine, now):
     make_order(engine, protected=False)
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "shipping protection" in view.reason
     assert view.support_email
 
 
 def test_late_protection_not_claimable(engine, now):
     make_order(engine, protection_at=NOW - timedelta(days=9))  # shipped 10 days ago
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "after this shipment left" in view.reason
 
 
@@ -73,17 +76,17 @@ def test_window_closed_says_when(engine, now):
     make_order(engine, created=NOW - timedelta(days=60),
                shipments=[dict(status="delivered", shipped=NOW - timedelta(days=46),
                                delivered=NOW - timedelta(days=44), items=[("MUG", 3)])])
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable
     closed = (NOW - timedelta(days=46)).date() + timedelta(days=45)
-    assert f"closed on {rules.format_date(closed)}" in view.reason
+    assert f"closed on {domain.format_date(closed)}" in view.reason
 
 
 def test_day_45_still_open(engine, now):
     make_order(engine, created=NOW - timedelta(days=60),
                shipments=[dict(status="delivered", shipped=NOW - timedelta(days=45),
                                delivered=NOW - timedelta(days=44), items=[("MUG", 3)])])
-    assert services.lookup_order(engine, "1001", "sam@example.com", now=now).claimable
+    assert customer.lookup_order(engine, "1001", "sam@example.com", now=now).claimable
 
 
 def test_staff_exception_reopens_window(engine, now):
@@ -92,7 +95,7 @@ def test_staff_exception_reopens_window(engine, now):
                                        delivered=NOW - timedelta(days=68), items=[("MUG", 3)])])
     with write_session(engine) as s:
         s.get(Order, built.order_id).claim_deadline_override = NOW.date() + timedelta(days=3)
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert view.claimable and view.deadline == NOW.date() + timedelta(days=3)
 
 
@@ -100,18 +103,18 @@ def test_store_window_setting(engine, now):
     make_order(engine)  # shipped 10 days ago
     with write_session(engine) as s:
         s.get(StoreSettings, 1).filing_window_days = 9
-    assert not services.lookup_order(engine, "1001", "sam@example.com", now=now).claimable
+    assert not customer.lookup_order(engine, "1001", "sam@example.com", now=now).claimable
 
 
 def test_not_shipped_yet(engine, now):
     make_order(engine, shipments=[])
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "hasn't shipped" in view.reason
 
 
 def test_cancelled_not_claimable(engine, now):
     make_order(engine, cancelled=True)
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "cancelled" in view.reason
 
 
@@ -126,7 +129,7 @@ def _two_shipments(engine):
 
 def test_list_claimable_per_shipment(engine, now):
     built = _two_shipments(engine)
-    ships = services.list_claimable(engine, built.order_id, "SAM@example.com", now=now)
+    ships = customer.list_claimable(engine, built.order_id, "SAM@example.com", now=now)
     assert [s.id for s in ships] == built.shipment_ids
     assert "damaged" in ships[0].issue_types and "lost" not in ships[0].issue_types
     assert ships[1].issue_types == ("delayed", "lost")
@@ -136,7 +139,7 @@ def test_list_claimable_per_shipment(engine, now):
 
 def test_file_item_claim_commits_everything(engine, now):
     built = make_order(engine)
-    receipt = services.file_claim(engine, claim_request(built), now=now)
+    receipt = customer.file_claim(engine, claim_request(built), now=now)
     assert receipt.created and receipt.reference.startswith("CLM-") and len(receipt.reference) == 10
     assert len(receipt.access_token) >= 40 and receipt.access_token != receipt.reference
     assert receipt.claimed_cents == 2800
@@ -153,23 +156,23 @@ def test_shipping_claim_covers_whole_shipment(engine, now):
     built = _two_shipments(engine)
     req = claim_request(built, shipment=1, issue="lost", resolution="store_credit",
                         signature="typed")
-    receipt = services.file_claim(engine, req, now=now)
+    receipt = customer.file_claim(engine, req, now=now)
     assert receipt.claimed_cents == 3450
-    view = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.shipments[1].claimable and "already covered" in view.shipments[1].reason
     assert view.shipments[0].claimable and view.claimable
 
 
 def test_issue_not_available_for_shipment_state(engine, now):
     built = _two_shipments(engine)
-    with pytest.raises(rules.IssueNotAvailable):
-        services.file_claim(engine, claim_request(built, shipment=1, issue="not_received"), now=now)
+    with pytest.raises(domain.IssueNotAvailable):
+        customer.file_claim(engine, claim_request(built, shipment=1, issue="not_received"), now=now)
 
 
 def test_same_idempotency_key_twice_returns_first_claim(engine, now):
     built = make_order(engine)
-    first = services.file_claim(engine, claim_request(built, key="abc"), now=now)
-    again = services.file_claim(engine, claim_request(built, key="abc", description="changed"), now=now)
+    first = customer.file_claim(engine, claim_request(built, key="abc"), now=now)
+    again = customer.file_claim(engine, claim_request(built, key="abc", description="changed"), now=now)
     assert again.claim_id == first.claim_id and again.reference == first.reference
     assert again.access_token == first.access_token and not again.created
     assert _count(engine, Claim) == 1 and _count(engine, Event) == 1
@@ -178,39 +181,39 @@ def test_same_idempotency_key_twice_returns_first_claim(engine, now):
 def test_quantity_limit_counts_other_claims(engine, now):
     built = make_order(engine)
     mug = built.items[(0, "MUG")]
-    r1 = services.file_claim(engine, claim_request(built, key="k1", items={mug: 2}), now=now)
+    r1 = customer.file_claim(engine, claim_request(built, key="k1", items={mug: 2}), now=now)
     decisions.approve(engine, r1.claim_id, "staff:t", [decisions.ResolutionInput("refund", 5600)],
                       now=now)
-    with pytest.raises(rules.QuantityError, match="at most 1"):
-        services.file_claim(engine, claim_request(built, key="k2", items={mug: 2}), now=now)
-    services.file_claim(engine, claim_request(built, key="k3", items={mug: 1}), now=now)
-    with pytest.raises(rules.AlreadyClaimed):
-        services.file_claim(engine, claim_request(built, key="k4", items={mug: 1}), now=now)
+    with pytest.raises(domain.QuantityError, match="at most 1"):
+        customer.file_claim(engine, claim_request(built, key="k2", items={mug: 2}), now=now)
+    customer.file_claim(engine, claim_request(built, key="k3", items={mug: 1}), now=now)
+    with pytest.raises(domain.AlreadyClaimed):
+        customer.file_claim(engine, claim_request(built, key="k4", items={mug: 1}), now=now)
 
 
 def test_denied_claim_frees_its_items(engine, now):
     built = make_order(engine)
     mug = built.items[(0, "MUG")]
-    r1 = services.file_claim(engine, claim_request(built, key="k1", items={mug: 3}), now=now)
+    r1 = customer.file_claim(engine, claim_request(built, key="k1", items={mug: 3}), now=now)
     decisions.deny(engine, r1.claim_id, "staff:t", "insufficient_evidence", now=now)
-    services.file_claim(engine, claim_request(built, key="k2", items={mug: 3}), now=now)
+    customer.file_claim(engine, claim_request(built, key="k2", items={mug: 3}), now=now)
     # and the denied one can't be reopened now: its items are in another open claim
-    with pytest.raises(rules.AlreadyClaimed):
+    with pytest.raises(domain.AlreadyClaimed):
         decisions.reopen(engine, r1.claim_id, "staff:t", now=now)
 
 
 def test_second_open_claim_on_same_item(engine, now):
     built = make_order(engine)
     mug = built.items[(0, "MUG")]
-    services.file_claim(engine, claim_request(built, key="k1", items={mug: 1}), now=now)
-    with pytest.raises(rules.AlreadyClaimed):
-        services.file_claim(engine, claim_request(built, key="k2", items={mug: 1}), now=now)
+    customer.file_claim(engine, claim_request(built, key="k1", items={mug: 1}), now=now)
+    with pytest.raises(domain.AlreadyClaimed):
+        customer.file_claim(engine, claim_request(built, key="k2", items={mug: 1}), now=now)
 
 
 def test_one_open_claim_per_item_is_a_database_constraint(engine, now):
     built = make_order(engine)
     mug = built.items[(0, "MUG")]
-    r1 = services.file_claim(engine, claim_request(built, key="k1", items={mug: 1}), now=now)
+    r1 = customer.file_claim(engine, claim_request(built, key="k1", items={mug: 1}), now=now)
     with pytest.raises(IntegrityError):
         with write_session(engine) as s:
             s.add(ClaimItem(claim_id=r1.claim_id, shipment_item_id=mug, quantity=1,
@@ -222,7 +225,7 @@ def test_one_open_claim_per_item_is_a_database_constraint(engine, now):
 
 def test_unique_keys_are_database_constraints(engine, now):
     built = make_order(engine)
-    r1 = services.file_claim(engine, claim_request(built, key="k1"), now=now)
+    r1 = customer.file_claim(engine, claim_request(built, key="k1"), now=now)
     for column in ("idempotency_key", "reference", "access_token"):
         with pytest.raises(IntegrityError):
             with write_session(engine) as s:
@@ -237,15 +240,15 @@ def test_unique_keys_are_database_constraints(engine, now):
 
 def test_crash_mid_filing_leaves_nothing(engine, now, monkeypatch):
     built = make_order(engine)
-    real = services.states.record_event
+    real = customer.states.record_event
 
     def boom(*a, **kw):
         real(*a, **kw)
         raise RuntimeError("crash after photos and items were written")
 
-    monkeypatch.setattr(services.states, "record_event", boom)
+    monkeypatch.setattr(customer.states, "record_event", boom)
     with pytest.raises(RuntimeError):
-        services.file_claim(engine, claim_request(built), now=now)
+        customer.file_claim(engine, claim_request(built), now=now)
     for model in (Claim, ClaimItem, Evidence, Event):
         assert _count(engine, model) == 0
 
@@ -254,27 +257,27 @@ def test_window_closing_while_filling_in(engine, now):
     make_order(engine, created=NOW - timedelta(days=50),
                shipments=[dict(status="delivered", shipped=NOW - timedelta(days=45),
                                delivered=NOW - timedelta(days=44), items=[("MUG", 3), ("TOTE", 1)])])
-    built = services.lookup_order(engine, "1001", "sam@example.com", now=now)
+    built = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert built.claimable
     from .factories import Built
     b = Built(built.id, "1001", "sam@example.com", [built.shipments[0].id],
               {(0, "MUG"): built.shipments[0].items[0].shipment_item_id})
-    with pytest.raises(rules.WindowClosed):
-        services.file_claim(engine, claim_request(b), now=NOW + timedelta(days=1))
+    with pytest.raises(domain.WindowClosed):
+        customer.file_claim(engine, claim_request(b), now=NOW + timedelta(days=1))
     assert _count(engine, Claim) == 0
 
 
 def test_photos_required_for_damage(engine, now):
     built = make_order(engine)
-    with pytest.raises(rules.EvidenceRequired):
-        services.file_claim(engine, claim_request(built, photos=[]), now=now)
+    with pytest.raises(domain.EvidenceRequired):
+        customer.file_claim(engine, claim_request(built, photos=[]), now=now)
 
 
 def test_bad_photo_names_the_file_and_stores_nothing(engine, now):
     built = make_order(engine)
     photos = [("good.jpg", jpeg_bytes()), ("invoice.jpg", b"%PDF-1.7 not an image")]
-    with pytest.raises(services.PhotosRejected) as e:
-        services.file_claim(engine, claim_request(built, photos=photos), now=now)
+    with pytest.raises(domain.PhotosRejected) as e:
+        customer.file_claim(engine, claim_request(built, photos=photos), now=now)
     assert [err.filename for err in e.value.errors] == ["invoice.jpg"]
     assert "invoice.jpg" in e.value.message
     assert _count(engine, Evidence) == 0 and _count(engine, Claim) == 0
@@ -284,32 +287,32 @@ def test_blank_signature_refused(engine, now):
     built = make_order(engine)
     req = claim_request(built)
     req.signature_png = signature_png(blank=True)
-    with pytest.raises(rules.SignatureInvalid):
-        services.file_claim(engine, req, now=now)
+    with pytest.raises(domain.SignatureInvalid):
+        customer.file_claim(engine, req, now=now)
 
 
 def test_drawn_signature_required_above_threshold(engine, now):
     built = make_order(engine, total_cents=60000)
-    with pytest.raises(rules.SignatureInvalid):
-        services.file_claim(engine, claim_request(built, signature="typed"), now=now)
-    assert services.file_claim(engine, claim_request(built), now=now).created
+    with pytest.raises(domain.SignatureInvalid):
+        customer.file_claim(engine, claim_request(built, signature="typed"), now=now)
+    assert customer.file_claim(engine, claim_request(built), now=now).created
 
 
 def test_resolution_must_be_offered(engine, now):
     built = make_order(engine, stock={"MUG": 0})
-    with pytest.raises(rules.ResolutionUnavailable, match="stock"):
-        services.file_claim(engine, claim_request(built, resolution="reshipment"), now=now)
+    with pytest.raises(domain.ResolutionUnavailable, match="stock"):
+        customer.file_claim(engine, claim_request(built, resolution="reshipment"), now=now)
     with write_session(engine) as s:
         s.get(StoreSettings, 1).offer_refund = False
-    with pytest.raises(rules.ResolutionUnavailable):
-        services.file_claim(engine, claim_request(built, resolution="refund"), now=now)
+    with pytest.raises(domain.ResolutionUnavailable):
+        customer.file_claim(engine, claim_request(built, resolution="refund"), now=now)
 
 
 def test_resolution_choices_show_amounts(engine, now):
     built = make_order(engine, stock={"MUG": 5})
     with write_session(engine) as s:
         s.get(StoreSettings, 1).store_credit_bonus_pct = 10
-    opts = services.resolution_choices(engine, built.shipment_ids[0], {built.items[(0, "MUG")]: 2},
+    opts = customer.resolution_choices(engine, built.shipment_ids[0], {built.items[(0, "MUG")]: 2},
                                        "damaged")
     by = {o.kind: o for o in opts}
     assert by["refund"].amount_cents == 5600 and by["store_credit"].credit_cents == 6160
@@ -318,40 +321,40 @@ def test_resolution_choices_show_amounts(engine, now):
 
 def test_long_comment_refused_with_limit(engine, now):
     built = make_order(engine)
-    with pytest.raises(rules.InvalidInput, match="4,000"):
-        services.file_claim(engine, claim_request(built, description="x" * 10_000), now=now)
+    with pytest.raises(domain.InvalidInput, match="4,000"):
+        customer.file_claim(engine, claim_request(built, description="x" * 10_000), now=now)
 
 
 def test_comment_stored_verbatim(engine, now):
     built = make_order(engine)
     hostile = "<b>hi</b> [link](javascript:alert(1)) ![img](http://x/y.png) 😀"
-    r = services.file_claim(engine, claim_request(built, description=hostile), now=now)
-    assert services.get_claim_for_customer(engine, r.access_token).description == hostile
+    r = customer.file_claim(engine, claim_request(built, description=hostile), now=now)
+    assert customer.get_claim_for_customer(engine, r.access_token).description == hostile
 
 
 # --- coming back --------------------------------------------------------------------------------
 
 def test_fetch_claim_by_token_and_by_order_email(engine, now):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=now)
-    view = services.get_claim_for_customer(engine, r.access_token)
+    r = customer.file_claim(engine, claim_request(built), now=now)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert view.reference == r.reference and view.status_label == "Received"
     assert [i.quantity for i in view.items] == [1] and len(view.evidence) == 1
-    found = services.find_claims_for_customer(engine, "#1001", "SAM@example.com")
+    found = customer.find_claims_for_customer(engine, "#1001", "SAM@example.com")
     assert [c.reference for c in found] == [r.reference]
-    with pytest.raises(services.ClaimNotFound):
-        services.get_claim_for_customer(engine, "x" * 43)
-    with pytest.raises(rules.OrderNotFound):
-        services.find_claims_for_customer(engine, "1001", "nope@example.com")
+    with pytest.raises(domain.ClaimNotFound):
+        customer.get_claim_for_customer(engine, "x" * 43)
+    with pytest.raises(domain.OrderNotFound):
+        customer.find_claims_for_customer(engine, "1001", "nope@example.com")
 
 
 def test_customer_reply_puts_claim_back_in_review(engine, now):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=now)
+    r = customer.file_claim(engine, claim_request(built), now=now)
     decisions.request_info(engine, r.claim_id, "staff:t", "Jordan", "A photo of the label please",
                            now=now)
-    assert services.get_claim_for_customer(engine, r.access_token).status == "needs_info"
-    view = services.add_customer_message(engine, r.access_token, "Here it is",
+    assert customer.get_claim_for_customer(engine, r.access_token).status == "needs_info"
+    view = customer.add_customer_message(engine, r.access_token, "Here it is",
                                          [("label.png", jpeg_bytes(seed=7))],
                                          now=now + timedelta(hours=1))
     assert view.status == "in_review" and len(view.evidence) == 2
@@ -362,50 +365,51 @@ def test_customer_reply_puts_claim_back_in_review(engine, now):
 
 def test_customer_photos_only_while_shop_waits(engine, now):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=now)
-    with pytest.raises(rules.InvalidInput):
-        services.add_customer_message(engine, r.access_token, "more", [("x.jpg", jpeg_bytes())])
-    view = services.add_customer_message(engine, r.access_token, "Any news?")
+    r = customer.file_claim(engine, claim_request(built), now=now)
+    with pytest.raises(domain.InvalidInput):
+        customer.add_customer_message(engine, r.access_token, "more", [("x.jpg", jpeg_bytes())])
+    view = customer.add_customer_message(engine, r.access_token, "Any news?")
     assert view.status == "submitted" and view.messages[-1].body == "Any news?"
 
 
 def test_internal_notes_hidden_from_customer(engine, now):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=now)
+    r = customer.file_claim(engine, claim_request(built), now=now)
     decisions.staff_message(engine, r.claim_id, "staff:t", "Jordan", "looks fishy", internal=True)
-    assert services.get_claim_for_customer(engine, r.access_token).messages == ()
+    assert customer.get_claim_for_customer(engine, r.access_token).messages == ()
 
 
 def test_decision_visible_to_customer(engine, now):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built, resolution="store_credit"), now=now)
+    r = customer.file_claim(engine, claim_request(built, resolution="store_credit"), now=now)
+    store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})  # the store allows it
     codes = decisions.approve(engine, r.claim_id, "staff:t",
                               [decisions.ResolutionInput("store_credit", 2800, 10)], now=now)
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert view.status == "approved" and view.resolutions[0].store_credit_code == codes[0]
-    r2 = services.file_claim(engine, claim_request(built, key="k2", items={built.items[(0, "TOTE")]: 1}),
+    r2 = customer.file_claim(engine, claim_request(built, key="k2", items={built.items[(0, "TOTE")]: 1}),
                              now=now)
     decisions.deny(engine, r2.claim_id, "staff:t", "other", "Outside our policy.", now=now)
-    denied = services.get_claim_for_customer(engine, r2.access_token)
+    denied = customer.get_claim_for_customer(engine, r2.access_token)
     assert denied.status == "denied" and "Outside our policy." in denied.denial_reason
     assert denied.resolutions == ()
 
 
 def test_stale_decision_refused(engine, now):
     built = make_order(engine)
-    r = services.file_claim(engine, claim_request(built), now=now)
-    seen = services.get_claim_for_customer(engine, r.access_token).version
+    r = customer.file_claim(engine, claim_request(built), now=now)
+    seen = customer.get_claim_for_customer(engine, r.access_token).version
     decisions.deny(engine, r.claim_id, "staff:a", "insufficient_evidence", expected_version=seen)
-    with pytest.raises(decisions.StaleClaim):
+    with pytest.raises(domain.StaleClaim):
         decisions.approve(engine, r.claim_id, "staff:b", [decisions.ResolutionInput("refund", 100)],
                           expected_version=seen)
 
 
 def test_reshipment_decrements_stock(engine, now):
     built = make_order(engine, stock={"MUG": 2})
-    r = services.file_claim(engine, claim_request(built, resolution="reshipment"), now=now)
+    r = customer.file_claim(engine, claim_request(built, resolution="reshipment"), now=now)
     decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("reshipment")])
-    from claims_core.models import Shipment, Stock
+    from claims_core.infra.models import Shipment, Stock
     with write_session(engine) as s:
         assert s.get(Stock, "MUG").on_hand == 1
         repl = s.scalars(select(Shipment).where(Shipment.is_replacement)).one()

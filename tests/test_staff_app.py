@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from claims_core import auth, decisions, services
-from claims_core.db import utcnow, write_session
-from claims_core.models import Claim, Evidence, Order, StaffUser, Stock, StoreSettings
-from pages import ui
+from claims_core.services import accounts
+from claims_core.services import decisions
+from claims_core.services import customer
+from claims_core.infra.db import utcnow, write_session
+from claims_core.infra.models import Claim, Evidence, Order, StaffUser, Stock, StoreSettings
+from views import ui
 
 from .factories import claim_request, make_order
 from .test_import import SAMPLE
@@ -24,7 +26,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 def app(db_url, engine, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setattr(ui, "photo_uploader", lambda label, key, collapsed=False: [])
-    users = {role: auth.add_user(engine, f"{role}1", role, "a long password") for role in auth.ROLES}
+    users = {role: accounts.add_user(engine, f"{role}1", role, "a long password") for role in accounts.ROLES}
 
     def start(role=None, page=None, **query):
         at = AppTest.from_file(APP, default_timeout=60)
@@ -60,12 +62,12 @@ def page_names(at):
 def fresh_claim(engine, number="1001", **kw):
     built = make_order(engine, number, f"c{number}@example.com", base=utcnow(),
                        tracking_prefix=f"T{number}", stock=kw.pop("stock", None))
-    r = services.file_claim(engine, claim_request(built, key=f"k{number}", **kw))
+    r = customer.file_claim(engine, claim_request(built, key=f"k{number}", **kw))
     return built, r
 
 
 def open_claim(app, claim_id, role="agent"):
-    return app(role, "pages/staff_claim.py", id=claim_id)
+    return app(role, "views/staff/claim.py", id=claim_id)
 
 
 def status(engine, claim_id):
@@ -76,7 +78,7 @@ def status(engine, claim_id):
 # --- login and roles ----------------------------------------------------------------------------
 
 def test_login_right_wrong_locked(app, engine):
-    at = app(page="pages/staff_login.py")
+    at = app(page="views/staff/login.py")
     at.text_input(key="login_user").input("agent1")
     at.text_input(key="login_password").input("wrong password")
     at.button[0].click().run()
@@ -84,10 +86,10 @@ def test_login_right_wrong_locked(app, engine):
     at.text_input(key="login_password").input("a long password")
     at.button[0].click().run()
     assert titles(at) == ["Claims queue"]
-    for _ in range(auth.MAX_FAILED_LOGINS):
-        with pytest.raises(auth.AuthError):
-            auth.authenticate(engine, "owner1", "nope nope nope")
-    at = app(page="pages/staff_login.py")
+    for _ in range(accounts.MAX_FAILED_LOGINS):
+        with pytest.raises(accounts.AuthError):
+            accounts.authenticate(engine, "owner1", "nope nope nope")
+    at = app(page="views/staff/login.py")
     at.text_input(key="login_user").input("owner1")
     at.text_input(key="login_password").input("a long password")
     at.button[0].click().run()
@@ -114,11 +116,11 @@ def test_each_roles_view(app, role, sees, hidden):
 
 def test_page_refuses_wrong_role_even_when_reached(app, engine):
     with pytest.raises(ValueError):  # not registered for an agent: no URL leads there
-        app("agent", "pages/staff_settings.py")
+        app("agent", "views/staff/settings.py")
     # and the page itself checks the role too, should it ever be reached
     page = AppTest.from_file(str(Path(APP).parent / "pages" / "staff_settings.py"), default_timeout=60)
     now = utcnow()
-    page.session_state["staff"] = {"identity": auth.authenticate(engine, "agent1", "a long password"),
+    page.session_state["staff"] = {"identity": accounts.authenticate(engine, "agent1", "a long password"),
                                    "logged_in_at": now, "last_seen_at": now}
     page.run()
     assert titles(page) == [] and "doesn't give access" in page.error[0].value
@@ -129,11 +131,11 @@ def test_page_refuses_wrong_role_even_when_reached(app, engine):
 def test_expired_session_logs_out(app, engine):
     at = AppTest.from_file(APP, default_timeout=60)
     old = utcnow() - timedelta(hours=13)
-    who = auth.authenticate(engine, "agent1", "a long password")
+    who = accounts.authenticate(engine, "agent1", "a long password")
     at.session_state["staff"] = {"identity": who, "logged_in_at": old, "last_seen_at": old}
     at.run()
     assert "Claims queue" not in page_names(at)
-    at.switch_page("pages/staff_login.py").run()
+    at.switch_page("views/staff/login.py").run()
     assert "session expired" in everything(at)
 
 
@@ -143,7 +145,7 @@ def test_queue_tabs_filters_search(app, engine):
     _b1, r1 = fresh_claim(engine, "1001")
     _b2, r2 = fresh_claim(engine, "1002", issue="missing_item", photos=[], resolution="store_credit")
     decisions.request_info(engine, r2.claim_id, "staff:t", "T", "label please")
-    at = app("agent", "pages/staff_queue.py")
+    at = app("agent", "views/staff/claim_queue.py")
     assert titles(at) == ["Claims queue"]
     table = at.dataframe(key="q_table").value
     assert list(table["Claim"]) == [r1.reference]
@@ -180,22 +182,23 @@ def test_queue_tabs_filters_search(app, engine):
 
 def test_queue_age_and_overdue_cue(app, engine):
     built = make_order(engine, base=utcnow())
-    services.file_claim(engine, claim_request(built), now=utcnow() - timedelta(days=3))
-    df = app("agent", "pages/staff_queue.py").dataframe(key="q_table").value
+    customer.file_claim(engine, claim_request(built), now=utcnow() - timedelta(days=3))
+    df = app("agent", "views/staff/claim_queue.py").dataframe(key="q_table").value
     assert df["Due"].iloc[0] == "Overdue" and df["Age"].iloc[0] == "3 d"
 
 
 def test_queue_csv_export_button(app, engine):
     fresh_claim(engine)
-    at = app("agent", "pages/staff_queue.py")
+    at = app("agent", "views/staff/claim_queue.py")
     assert at.get("download_button")
 
 
 def test_queue_counts_past_the_cap_and_pages_on(app, engine, monkeypatch):
-    from claims_core import bulk, queue
+    from claims_core.adapters import bulk
+    from claims_core.services import claim_queue
     bulk.fill(engine, 90, with_photos=0)
     monkeypatch.setattr(queue, "COUNT_CAP", 20)
-    at = app("agent", "pages/staff_queue.py")
+    at = app("agent", "views/staff/claim_queue.py")
     tab = at.segmented_control(key="q_tab")
     assert "Approved (20+)" in tab.options  # the options as shown
     tab.set_value("approved").run()
@@ -230,7 +233,7 @@ def test_approve_refund_prefilled_and_editable_down(app, engine):
     at.number_input(key="ap_refund_amt").set_value(20.0)
     at.button(key="FormSubmitter:approve-Approve").click().run()
     assert "Claim approved." in everything(at)
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert view.status == "approved" and [(x.kind, x.amount_cents) for x in view.resolutions] == [("refund", 2000)]
 
 
@@ -243,7 +246,7 @@ def test_approve_partial_split(app, engine):
     at.number_input(key="ap_credit_amt").set_value(18.0)
     at.number_input(key="ap_bonus").set_value(10)
     at.button(key="FormSubmitter:approve-Approve").click().run()
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert [(x.kind, x.amount_cents, x.bonus_pct) for x in view.resolutions] == \
         [("refund", 1000, 0), ("store_credit", 1800, 10)]
     assert view.resolutions[1].store_credit_code
@@ -278,7 +281,7 @@ def test_deny_with_reason(app, engine):
     at.text_area(key="deny_note").input("Photos show a different item.")
     at.button(key="FormSubmitter:deny-Deny").click().run()
     assert status(engine, r.claim_id) == "denied"
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert "Photos show a different item." in view.denial_reason
     # approving a denied claim is not offered; reopening is
     assert not [b for b in at.button if b.key == "FormSubmitter:approve-Approve"]
@@ -292,7 +295,7 @@ def test_request_info_then_customer_sees_it(app, engine):
     at.text_area(key="ask_body").input("Please send a photo of the label.")
     at.button(key="FormSubmitter:ask-Request information").click().run()
     assert status(engine, r.claim_id) == "needs_info"
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert view.messages[-1].body == "Please send a photo of the label."
 
 
@@ -321,7 +324,7 @@ def test_assign_note_and_message(app, engine):
     at.button(key="FormSubmitter:note-Save note").click().run()
     at.text_area(key="staff_reply").input("We're on it!")
     at.button(key="FormSubmitter:reply-Send to customer").click().run()
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert [m.body for m in view.messages] == ["We're on it!"]  # the note stays internal
     assert "Customer called twice." in [t.value for t in at.text]
     assert "assigned to agent1" in everything(at)
@@ -356,7 +359,7 @@ def test_someone_else_decided_meanwhile(app, engine):
 
 
 def test_stale_approve_refused_when_the_form_is_still_there(app, engine):
-    from claims_core import staff as staff_core
+    from claims_core.services import claim_review
     _b, r = fresh_claim(engine)
     at = open_claim(app, r.claim_id)
     with write_session(engine) as s:
@@ -373,7 +376,7 @@ def test_stale_approve_refused_when_the_form_is_still_there(app, engine):
 
 def test_file_on_behalf(app, engine):
     built = make_order(engine, base=utcnow())
-    at = app("agent", "pages/staff_new_claim.py")
+    at = app("agent", "views/staff/new_claim.py")
     at.text_input(key="sn_query").input("#1001")
     at.button[0].click().run()
     at.selectbox(key="sn_issue").set_value("missing_item").run()
@@ -389,7 +392,7 @@ def test_file_on_behalf(app, engine):
 # --- settings -----------------------------------------------------------------------------------
 
 def test_settings_rules_branding_users(app, engine):
-    at = app("owner", "pages/staff_settings.py")
+    at = app("owner", "views/staff/settings.py")
     assert titles(at) == ["Settings"]
     at.number_input(key="s_window").set_value(30)
     at.checkbox(key="s_reship").uncheck()
@@ -412,14 +415,14 @@ def test_settings_rules_branding_users(app, engine):
     at.text_input(key="s_new_user").input("newbie")
     at.text_input(key="s_new_pw").input("long enough pw")
     at.button(key="FormSubmitter:add_user-Add user").click().run()
-    assert auth.authenticate(engine, "newbie", "long enough pw").role == "agent"
+    assert accounts.authenticate(engine, "newbie", "long enough pw").role == "agent"
 
 
 def test_settings_import_preview_errors_then_import(app, engine, monkeypatch):
     text = SAMPLE.read_text(encoding="utf-8").replace(",3,Trail Runner 2", ",three,Trail Runner 2")
     picked = {"s_import_orders": ("orders.csv", text.encode())}
     monkeypatch.setattr(ui, "file_picker", lambda label, types, key: picked.get(key))
-    at = app("owner", "pages/staff_settings.py")
+    at = app("owner", "views/staff/settings.py")
     body = everything(at)
     assert "Preview:" in body and "23 created" in body and "2 rows will be skipped" in body
     errors = at.dataframe[-1].value
@@ -435,7 +438,7 @@ def test_settings_import_preview_errors_then_import(app, engine, monkeypatch):
 def test_settings_bad_import_file(app, engine, monkeypatch):
     monkeypatch.setattr(ui, "file_picker", lambda label, types, key:
                         ("orders.csv", b"%PDF\x00\x01") if key == "s_import_orders" else None)
-    at = app("owner", "pages/staff_settings.py")
+    at = app("owner", "views/staff/settings.py")
     assert "orders.csv:" in at.error[0].value and "Nothing was imported" in at.error[0].value
 
 
@@ -446,7 +449,7 @@ def test_settings_logo(app, engine, monkeypatch):
     Image.new("RGB", (600, 300), (10, 20, 30)).save(buf, "PNG")
     picks = {"s_logo": ("logo.png", buf.getvalue())}
     monkeypatch.setattr(ui, "file_picker", lambda label, types, key: picks.get(key))
-    at = app("owner", "pages/staff_settings.py")
+    at = app("owner", "views/staff/settings.py")
     at.button(key="s_logo_save").click().run()
     with write_session(engine) as s:
         logo = s.get(StoreSettings, 1).logo_png
@@ -461,7 +464,7 @@ def test_settings_logo(app, engine, monkeypatch):
 def test_outbox_page_lists_what_would_be_sent(app, engine, monkeypatch):
     monkeypatch.delenv("CLAIMS_SMTP_HOST", raising=False)
     _b, r = fresh_claim(engine)
-    at = app("owner", "pages/staff_outbox.py")
+    at = app("owner", "views/staff/outbox.py")
     assert "No SMTP server is configured" in everything(at)
     table = at.dataframe[0].value
     assert list(table["To"]) == ["c1001@example.com"] and list(table["Status"]) == ["pending"]
@@ -469,7 +472,7 @@ def test_outbox_page_lists_what_would_be_sent(app, engine, monkeypatch):
 
 
 def test_automation_tab_adds_a_rule_that_approves(app, engine):
-    at = app("owner", "pages/staff_settings.py")
+    at = app("owner", "views/staff/settings.py")
     at.text_input(key="r_name").input("Small first claims")
     at.number_input(key="r_max").set_value(40.0)
     at.button(key="FormSubmitter:new_rule-Add rule").click().run()
@@ -484,7 +487,7 @@ def test_automation_tab_adds_a_rule_that_approves(app, engine):
 
 
 def test_staff_notification_preferences(app, engine):
-    at = app("owner", "pages/staff_settings.py")
+    at = app("owner", "views/staff/settings.py")
     at.selectbox(key="s_notify_user").set_value("agent1")
     at.checkbox(key="s_notify_new").check()
     at.button(key="FormSubmitter:notify_user-Save notifications").click().run()

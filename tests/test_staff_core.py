@@ -7,9 +7,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from claims_core import auth, decisions, queue, rules, services, staff, states, store
-from claims_core.db import write_session
-from claims_core.models import Claim, Event, Resolution, StaffUser, StoreSettings
+from claims_core.services import accounts
+from claims_core.services import decisions
+from claims_core.services import claim_queue
+from claims_core import domain
+from claims_core.services import customer
+from claims_core.services import claim_review
+from claims_core.services import settings as store_settings
+from claims_core.infra.db import write_session
+from claims_core.infra.models import Claim, Event, Resolution, StaffUser, StoreSettings
 
 from .conftest import NOW
 from .factories import claim_request, jpeg_bytes, make_order
@@ -18,33 +24,33 @@ from .factories import claim_request, jpeg_bytes, make_order
 
 
 def test_passwords_are_argon2id_and_login_works(engine):
-    auth.add_user(engine, "Alice", "agent", "a long password")
+    accounts.add_user(engine, "Alice", "agent", "a long password")
     with write_session(engine) as s:
         h = s.scalars(select(StaffUser.password_hash)).one()
     assert h.startswith("$argon2id$") and "a long password" not in h
-    who = auth.authenticate(engine, " ALICE ", "a long password")
+    who = accounts.authenticate(engine, " ALICE ", "a long password")
     assert (who.username, who.role, who.actor) == ("alice", "agent", "staff:alice")
 
 
 def test_wrong_user_and_wrong_password_same_answer(engine):
-    auth.add_user(engine, "alice", "agent", "a long password")
+    accounts.add_user(engine, "alice", "agent", "a long password")
     msgs = set()
     for user, pw in [("alice", "nope nope nope"), ("bob", "a long password")]:
-        with pytest.raises(auth.AuthError) as e:
-            auth.authenticate(engine, user, pw)
+        with pytest.raises(accounts.AuthError) as e:
+            accounts.authenticate(engine, user, pw)
         msgs.add(e.value.message)
     assert msgs == {"Wrong username or password."}
 
 
 def test_lockout_then_unlock_by_itself(engine):
-    auth.add_user(engine, "alice", "agent", "a long password")
-    for _ in range(auth.MAX_FAILED_LOGINS):
-        with pytest.raises(auth.AuthError):
-            auth.authenticate(engine, "alice", "wrong password", now=NOW)
-    with pytest.raises(auth.AuthError, match="locked"):
-        auth.authenticate(engine, "alice", "a long password", now=NOW + timedelta(minutes=1))
+    accounts.add_user(engine, "alice", "agent", "a long password")
+    for _ in range(accounts.MAX_FAILED_LOGINS):
+        with pytest.raises(accounts.AuthError):
+            accounts.authenticate(engine, "alice", "wrong password", now=NOW)
+    with pytest.raises(accounts.AuthError, match="locked"):
+        accounts.authenticate(engine, "alice", "a long password", now=NOW + timedelta(minutes=1))
     # not locked out for good: after the lockout period the right password works again
-    who = auth.authenticate(engine, "alice", "a long password", now=NOW + auth.LOCKOUT + timedelta(seconds=1))
+    who = accounts.authenticate(engine, "alice", "a long password", now=NOW + accounts.LOCKOUT + timedelta(seconds=1))
     assert who.username == "alice"
     with write_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Event).where(Event.action == "user_locked")) == 1
@@ -52,22 +58,22 @@ def test_lockout_then_unlock_by_itself(engine):
 
 def test_sessions_expire():
     start = NOW
-    assert not auth.session_expired(start, start + timedelta(hours=1), start + timedelta(hours=2))
-    assert auth.session_expired(start, start, start + auth.SESSION_IDLE + timedelta(seconds=1))
-    assert auth.session_expired(start, start + timedelta(hours=12), start + timedelta(hours=12, seconds=1))
+    assert not accounts.session_expired(start, start + timedelta(hours=1), start + timedelta(hours=2))
+    assert accounts.session_expired(start, start, start + accounts.SESSION_IDLE + timedelta(seconds=1))
+    assert accounts.session_expired(start, start + timedelta(hours=12), start + timedelta(hours=12, seconds=1))
 
 
 def test_roles():
-    assert auth.can("owner", "settings") and not auth.can("agent", "settings")
-    assert auth.can("agent", "work_claims") and not auth.can("analyst", "work_claims")
-    assert auth.can("analyst", "analytics") and not auth.can("agent", "analytics")
+    assert accounts.can("owner", "settings") and not accounts.can("agent", "settings")
+    assert accounts.can("agent", "work_claims") and not accounts.can("analyst", "work_claims")
+    assert accounts.can("analyst", "analytics") and not accounts.can("agent", "analytics")
 
 
 def test_last_owner_cannot_be_deactivated(engine):
-    auth.add_user(engine, "boss", "owner", "a long password")
-    with pytest.raises(auth.AuthError, match="last active owner"):
-        auth.set_active(engine, "boss", False, actor="staff:boss")
-    auth.set_active(engine, "boss", True, actor="staff:boss")
+    accounts.add_user(engine, "boss", "owner", "a long password")
+    with pytest.raises(accounts.AuthError, match="last active owner"):
+        accounts.set_active(engine, "boss", False, actor="staff:boss")
+    accounts.set_active(engine, "boss", True, actor="staff:boss")
 
 
 # --- the queue ----------------------------------------------------------------------------------
@@ -95,7 +101,7 @@ def claims_set(engine):
         built = make_order(engine, num, f"c{num}@example.com", shipments=ships,
                            tracking_prefix=f"T{num}", created=shipped - timedelta(days=1))
         items = None if issue in ("lost", "stolen") else {built.items[(0, "MUG")]: 1 + i % 3}
-        r = services.file_claim(engine, claim_request(built, key=f"q{num}", issue=issue, items=items,
+        r = customer.file_claim(engine, claim_request(built, key=f"q{num}", issue=issue, items=items,
                                                       resolution=res),
                                 now=NOW - timedelta(days=5 - i % 5, hours=i))
         if status != "submitted":
@@ -118,10 +124,10 @@ def refs(page):
 
 
 def test_tabs_and_counts(engine, claims_set):
-    counts = queue.tab_counts(engine, queue.QueueFilter())
+    counts = claim_queue.tab_counts(engine, claim_queue.QueueFilter())
     assert counts == {"todo": 2, "waiting": 1, "approved": 1, "denied": 1, "closed": 1}
-    assert refs(queue.queue_page(engine, queue.QueueFilter(tab="todo"))) == ["#2001", "#2002"]
-    assert refs(queue.queue_page(engine, queue.QueueFilter(tab="waiting"))) == ["#2003"]
+    assert refs(claim_queue.queue_page(engine, claim_queue.QueueFilter(tab="todo"))) == ["#2001", "#2002"]
+    assert refs(claim_queue.queue_page(engine, claim_queue.QueueFilter(tab="waiting"))) == ["#2003"]
 
 
 @pytest.mark.parametrize("flt,expected", [
@@ -138,12 +144,12 @@ def test_tabs_and_counts(engine, claims_set):
     (dict(tab="todo", text=" t2002-2002x0 "), ["#2002"]),
 ])
 def test_each_filter(engine, claims_set, flt, expected):
-    assert refs(queue.queue_page(engine, queue.QueueFilter(**flt))) == expected
+    assert refs(claim_queue.queue_page(engine, claim_queue.QueueFilter(**flt))) == expected
 
 
 def test_search_by_reference(engine, claims_set):
     ref = claims_set["2003"].reference
-    page = queue.queue_page(engine, queue.QueueFilter(tab="waiting", text=ref.lower()))
+    page = claim_queue.queue_page(engine, claim_queue.QueueFilter(tab="waiting", text=ref.lower()))
     assert [r.reference for r in page.rows] == [ref]
 
 
@@ -151,44 +157,44 @@ def test_date_range(engine, claims_set):
     with write_session(engine) as s:
         created = {c.order.name: c.created_at for c in s.scalars(select(Claim))}
     day = created["#2001"].date()
-    page = queue.queue_page(engine, queue.QueueFilter(tab="todo", date_from=day, date_to=day))
+    page = claim_queue.queue_page(engine, claim_queue.QueueFilter(tab="todo", date_from=day, date_to=day))
     assert refs(page) == ["#2001"]
 
 
 def test_sorting_and_paging(engine, claims_set):
-    f = queue.QueueFilter(tab="todo")
-    oldest = [r.order_name for r in queue.queue_page(engine, f, sort="oldest").rows]
-    newest = [r.order_name for r in queue.queue_page(engine, f, sort="newest").rows]
+    f = claim_queue.QueueFilter(tab="todo")
+    oldest = [r.order_name for r in claim_queue.queue_page(engine, f, sort="oldest").rows]
+    newest = [r.order_name for r in claim_queue.queue_page(engine, f, sort="newest").rows]
     assert oldest == list(reversed(newest))
-    amount = [r.claimed_cents for r in queue.queue_page(engine, f, sort="amount").rows]
+    amount = [r.claimed_cents for r in claim_queue.queue_page(engine, f, sort="amount").rows]
     assert amount == sorted(amount, reverse=True)
     for n in range(30):  # more claims for paging
         b = make_order(engine, f"P{n}", f"p{n}@example.com", tracking_prefix=f"PG{n}")
-        services.file_claim(engine, claim_request(b, key=f"page{n}", issue="missing_item", photos=[]),
+        customer.file_claim(engine, claim_request(b, key=f"page{n}", issue="missing_item", photos=[]),
                             now=NOW)
-    p1 = queue.queue_page(engine, f, page=1, page_size=25)
-    p2 = queue.queue_page(engine, f, page=2, page_size=25)
+    p1 = claim_queue.queue_page(engine, f, page=1, page_size=25)
+    p2 = claim_queue.queue_page(engine, f, page=2, page_size=25)
     assert (p1.total, p1.pages, len(p1.rows), len(p2.rows)) == (32, 2, 25, 7)
     assert not {r.id for r in p1.rows} & {r.id for r in p2.rows}
-    assert queue.queue_page(engine, f, page=99, page_size=25).page == 2
+    assert claim_queue.queue_page(engine, f, page=99, page_size=25).page == 2
 
 
 def test_waiting_too_long(engine, claims_set):
-    row = queue.queue_page(engine, queue.QueueFilter(tab="todo"), sort="oldest").rows[0]
+    row = claim_queue.queue_page(engine, claim_queue.QueueFilter(tab="todo"), sort="oldest").rows[0]
     assert row.waiting_too_long(row.updated_at + timedelta(hours=49), 48)
     assert not row.waiting_too_long(row.updated_at + timedelta(hours=47), 48)
 
 
 def test_export_is_spreadsheet_safe(engine):
     built = make_order(engine, email="=cmd|'/c calc'!a1@example.com")
-    services.file_claim(engine, claim_request(built), now=NOW)
-    data = queue.export_csv(engine, queue.QueueFilter(tab="todo")).decode("utf-8-sig")
+    customer.file_claim(engine, claim_request(built), now=NOW)
+    data = claim_queue.export_csv(engine, claim_queue.QueueFilter(tab="todo")).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(data)))
-    assert rows[0] == queue.EXPORT_COLUMNS and len(rows) == 2
+    assert rows[0] == claim_queue.EXPORT_COLUMNS and len(rows) == 2
     assert rows[1][2] == "'=cmd|'/c calc'!a1@example.com"
     for bad in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=x"):
-        assert queue.safe_cell(bad).startswith("'")
-    assert queue.safe_cell("plain") == "plain"
+        assert claim_queue.safe_cell(bad).startswith("'")
+    assert claim_queue.safe_cell("plain") == "plain"
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -196,15 +202,15 @@ def test_export_is_spreadsheet_safe(engine):
 @pytest.fixture
 def one_claim(engine):
     built = make_order(engine, stock={"MUG": 1})
-    r = services.file_claim(engine, claim_request(built, items={built.items[(0, "MUG")]: 2}), now=NOW)
+    r = customer.file_claim(engine, claim_request(built, items={built.items[(0, "MUG")]: 2}), now=NOW)
     return built, r
 
 
 def test_refund_above_paid_refused(engine, one_claim):
     _b, r = one_claim
-    with pytest.raises(rules.InvalidInput, match="more than"):
+    with pytest.raises(domain.InvalidInput, match="more than"):
         decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("refund", 5601)])
-    with pytest.raises(rules.InvalidInput):
+    with pytest.raises(domain.InvalidInput):
         decisions.approve(engine, r.claim_id, "staff:t", [
             decisions.ResolutionInput("refund", 3000), decisions.ResolutionInput("store_credit", 2601)])
     with write_session(engine) as s:
@@ -214,9 +220,10 @@ def test_refund_above_paid_refused(engine, one_claim):
 
 def test_partial_split(engine, one_claim):
     _b, r = one_claim
+    store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})  # the store allows it
     codes = decisions.approve(engine, r.claim_id, "staff:t", [
         decisions.ResolutionInput("refund", 2000), decisions.ResolutionInput("store_credit", 3600, 10)])
-    view = services.get_claim_for_customer(engine, r.access_token)
+    view = customer.get_claim_for_customer(engine, r.access_token)
     assert [(x.kind, x.amount_cents) for x in view.resolutions] == [("refund", 2000), ("store_credit", 3600)]
     assert view.resolutions[1].store_credit_code == codes[0]
 
@@ -224,9 +231,9 @@ def test_partial_split(engine, one_claim):
 def test_approving_a_denied_claim_is_illegal(engine, one_claim):
     _b, r = one_claim
     decisions.deny(engine, r.claim_id, "staff:t", "insufficient_evidence")
-    with pytest.raises(states.IllegalTransition):
+    with pytest.raises(domain.IllegalTransition):
         decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)])
-    with pytest.raises(states.IllegalTransition):
+    with pytest.raises(domain.IllegalTransition):
         decisions.deny(engine, r.claim_id, "staff:t", "duplicate")
     decisions.reopen(engine, r.claim_id, "staff:t")
     decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)])
@@ -234,15 +241,15 @@ def test_approving_a_denied_claim_is_illegal(engine, one_claim):
 
 def test_deny_needs_a_reason(engine, one_claim):
     _b, r = one_claim
-    with pytest.raises(rules.InvalidInput):
+    with pytest.raises(domain.InvalidInput):
         decisions.deny(engine, r.claim_id, "staff:t", "bogus")
-    with pytest.raises(rules.InvalidInput):
+    with pytest.raises(domain.InvalidInput):
         decisions.deny(engine, r.claim_id, "staff:t", "other", "")
 
 
 def test_reshipment_checks_stock(engine, one_claim):
     _b, r = one_claim  # two mugs claimed, one in stock
-    with pytest.raises(rules.ResolutionUnavailable, match="MUG"):
+    with pytest.raises(domain.ResolutionUnavailable, match="MUG"):
         decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("reshipment")])
 
 
@@ -250,7 +257,7 @@ def test_store_credit_codes_unique(engine):
     codes = set()
     for i in range(20):
         b = make_order(engine, f"S{i}", f"s{i}@example.com", tracking_prefix=f"SC{i}")
-        r = services.file_claim(engine, claim_request(b, key=f"sc{i}"), now=NOW)
+        r = customer.file_claim(engine, claim_request(b, key=f"sc{i}"), now=NOW)
         codes.update(decisions.approve(engine, r.claim_id, "staff:t",
                                        [decisions.ResolutionInput("store_credit", 2800)]))
     assert len(codes) == 20
@@ -276,9 +283,9 @@ def test_two_agents_deciding_at_once(engine, one_claim):
         try:
             fn()
             results[name] = "ok"
-        except decisions.StaleClaim:
+        except domain.StaleClaim:
             results[name] = "stale"
-        except states.IllegalTransition:
+        except domain.IllegalTransition:
             results[name] = "illegal"
 
     t1 = threading.Thread(target=agent, args=("a", lambda: decisions.approve(
@@ -302,76 +309,76 @@ def test_photo_review_and_reuse_flag(engine):
     photo = jpeg_bytes(seed=3)
     b1 = make_order(engine, "R1", "r1@example.com", tracking_prefix="R1")
     b2 = make_order(engine, "R2", "r2@example.com", tracking_prefix="R2")
-    r1 = services.file_claim(engine, claim_request(b1, key="r1", photos=[("a.jpg", photo)]), now=NOW)
-    r2 = services.file_claim(engine, claim_request(b2, key="r2", photos=[("same.jpg", photo)]),
+    r1 = customer.file_claim(engine, claim_request(b1, key="r1", photos=[("a.jpg", photo)]), now=NOW)
+    r2 = customer.file_claim(engine, claim_request(b2, key="r2", photos=[("same.jpg", photo)]),
                              now=NOW + timedelta(hours=1))
-    v = staff.claim_for_staff(engine, r2.claim_id)
+    v = claim_review.claim_for_staff(engine, r2.claim_id)
     assert v.photos[0].reused_in == (r1.reference,)
     assert any(s.label == "Photos used in another claim" for s in v.signals)
     with write_session(engine) as s:
         assert s.get(Claim, r2.claim_id).risk_level in ("medium", "high")
-    with pytest.raises(rules.InvalidInput):
-        staff.review_photo(engine, r2.claim_id, v.photos[0].id, "staff:t", "rejected", "")
-    staff.review_photo(engine, r2.claim_id, v.photos[0].id, "staff:t", "rejected", "Same as CLM in R1")
-    v = staff.claim_for_staff(engine, r2.claim_id)
+    with pytest.raises(domain.InvalidInput):
+        claim_review.review_photo(engine, r2.claim_id, v.photos[0].id, "staff:t", "rejected", "")
+    claim_review.review_photo(engine, r2.claim_id, v.photos[0].id, "staff:t", "rejected", "Same as CLM in R1")
+    v = claim_review.claim_for_staff(engine, r2.claim_id)
     assert (v.photos[0].review_status, v.photos[0].review_note) == ("rejected", "Same as CLM in R1")
     assert v.events[-1].action == "photo_reviewed"
 
 
 def test_risk_prior_claims_and_soon_after_delivery(engine):
     b = make_order(engine, "K1", "k@example.com", tracking_prefix="K1")
-    r1 = services.file_claim(engine, claim_request(b, key="k1", items={b.items[(0, "MUG")]: 1}), now=NOW)
-    r2 = services.file_claim(engine, claim_request(b, key="k2", items={b.items[(0, "TOTE")]: 1}),
+    r1 = customer.file_claim(engine, claim_request(b, key="k1", items={b.items[(0, "MUG")]: 1}), now=NOW)
+    r2 = customer.file_claim(engine, claim_request(b, key="k2", items={b.items[(0, "TOTE")]: 1}),
                              now=NOW + timedelta(minutes=5))
-    v = staff.claim_for_staff(engine, r2.claim_id)
+    v = claim_review.claim_for_staff(engine, r2.claim_id)
     labels = {s.label: s.detail for s in v.signals}
     assert labels["Earlier claims from this email"].startswith("1 (")
     fast = make_order(engine, "K2", "fast@example.com", tracking_prefix="K2", shipments=[
         dict(status="delivered", shipped=NOW - timedelta(days=2), delivered=NOW - timedelta(minutes=30),
              items=[("MUG", 3)])])
-    r3 = services.file_claim(engine, claim_request(fast, key="k3", issue="not_received"), now=NOW)
-    assert "Filed very soon after delivery" in {s.label for s in staff.claim_for_staff(engine, r3.claim_id).signals}
+    r3 = customer.file_claim(engine, claim_request(fast, key="k3", issue="not_received"), now=NOW)
+    assert "Filed very soon after delivery" in {s.label for s in claim_review.claim_for_staff(engine, r3.claim_id).signals}
     assert r1.claim_id != r2.claim_id
 
 
 def test_assign_only_to_workers(engine, one_claim):
     _b, r = one_claim
-    agent = auth.add_user(engine, "ann", "agent", "a long password")
-    analyst = auth.add_user(engine, "ray", "analyst", "a long password")
-    staff.assign(engine, r.claim_id, "staff:boss", agent.id)
-    assert staff.claim_for_staff(engine, r.claim_id).assignee == "ann"
-    with pytest.raises(rules.InvalidInput):
-        staff.assign(engine, r.claim_id, "staff:boss", analyst.id)
+    agent = accounts.add_user(engine, "ann", "agent", "a long password")
+    analyst = accounts.add_user(engine, "ray", "analyst", "a long password")
+    claim_review.assign(engine, r.claim_id, "staff:boss", agent.id)
+    assert claim_review.claim_for_staff(engine, r.claim_id).assignee == "ann"
+    with pytest.raises(domain.InvalidInput):
+        claim_review.assign(engine, r.claim_id, "staff:boss", analyst.id)
 
 
 def test_window_exception(engine):
     b = make_order(engine, created=NOW - timedelta(days=80), shipments=[
         dict(status="delivered", shipped=NOW - timedelta(days=70), delivered=NOW - timedelta(days=68),
              items=[("MUG", 3)])])
-    assert not services.lookup_order(engine, "1001", b.email, now=NOW).claimable
-    with pytest.raises(rules.InvalidInput):
-        staff.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5), "", now=NOW)
-    staff.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5),
+    assert not customer.lookup_order(engine, "1001", b.email, now=NOW).claimable
+    with pytest.raises(domain.InvalidInput):
+        claim_review.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5), "", now=NOW)
+    claim_review.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5),
                           "Customer was travelling", now=NOW)
-    assert services.lookup_order(engine, "1001", b.email, now=NOW).claimable
+    assert customer.lookup_order(engine, "1001", b.email, now=NOW).claimable
 
 
 def test_staff_files_on_behalf_through_the_same_rules(engine):
     b = make_order(engine, total_cents=90_000)  # above the drawn-signature threshold
     req = claim_request(b, signature="typed", filed_by="staff:ann")
-    r = services.file_claim(engine, req, now=NOW)
+    r = customer.file_claim(engine, req, now=NOW)
     with write_session(engine) as s:
         c = s.get(Claim, r.claim_id)
         assert c.filed_by == "staff:ann" and c.signature_kind == "typed"
-    with pytest.raises(rules.AlreadyClaimed):  # same rules: the mug line already has an open claim
-        services.file_claim(engine, claim_request(b, key="again", signature="typed",
+    with pytest.raises(domain.AlreadyClaimed):  # same rules: the mug line already has an open claim
+        customer.file_claim(engine, claim_request(b, key="again", signature="typed",
                                                   filed_by="staff:ann"), now=NOW)
 
 
 # --- settings -----------------------------------------------------------------------------------
 
 def test_settings_validated_and_logged(engine):
-    changed = store.update_settings(engine, "staff:boss", {"filing_window_days": 30,
+    changed = store_settings.update_settings(engine, "staff:boss", {"filing_window_days": 30,
                                                             "accent_color": "#112233"})
     assert sorted(changed) == ["accent_color", "filing_window_days"]
     with write_session(engine) as s:
@@ -381,5 +388,5 @@ def test_settings_validated_and_logged(engine):
     for bad in ({"filing_window_days": 0}, {"accent_color": "red"}, {"support_email": "nope"},
                 {"protection_pattern": "("}, {"timezone": "Mars/Base"},
                 {"offer_refund": False, "offer_reshipment": False, "offer_store_credit": False}):
-        with pytest.raises(rules.InvalidInput):
-            store.update_settings(engine, "staff:boss", bad)
+        with pytest.raises(domain.InvalidInput):
+            store_settings.update_settings(engine, "staff:boss", bad)

@@ -4,9 +4,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from claims_core import decisions, services
-from claims_core.db import utcnow
-from pages import ui
+from claims_core.services import decisions
+from claims_core.services import settings as store_settings
+from claims_core.services import customer
+from claims_core.infra.db import utcnow
+from views import ui
 
 from .factories import claim_request, jpeg_bytes, make_order
 
@@ -24,7 +26,7 @@ def view(db_url, engine, monkeypatch):
         at = AppTest.from_file(APP, default_timeout=60)
         if token is not None:
             at.query_params["token"] = token
-        at.switch_page("pages/view_claim.py")
+        at.switch_page("views/customer/view_claim.py")
         at.run()
         assert not at.exception, at.exception
         at.uploads = uploads
@@ -35,7 +37,7 @@ def view(db_url, engine, monkeypatch):
 @pytest.fixture
 def filed(engine):
     built = make_order(engine, base=utcnow())
-    receipt = services.file_claim(engine, claim_request(built, description="Mug handle snapped"))
+    receipt = customer.file_claim(engine, claim_request(built, description="Mug handle snapped"))
     return built, receipt
 
 
@@ -87,7 +89,7 @@ def test_reply_any_time(view, filed, engine):
     at.text_area(key="reply_body").input("Any update? <b>thanks</b>")
     at.button[-1].click().run()
     assert not at.exception
-    claim = services.get_claim_for_customer(engine, r.access_token)
+    claim = customer.get_claim_for_customer(engine, r.access_token)
     assert claim.messages[-1].body == "Any update? <b>thanks</b>" and claim.status == "submitted"
     assert "Any update? <b>thanks</b>" in [t.value for t in at.text]
 
@@ -101,7 +103,7 @@ def test_needs_info_reply_with_photo_goes_back_to_review(view, filed, engine):
     at.uploads.append([("label.jpg", jpeg_bytes(seed=99))])
     at.text_area(key="reply_body").input("Label attached")
     at.button[-1].click().run()
-    claim = services.get_claim_for_customer(engine, r.access_token)
+    claim = customer.get_claim_for_customer(engine, r.access_token)
     assert claim.status == "in_review" and len(claim.evidence) == 2
     assert "In review" in texts(at)
 
@@ -114,18 +116,19 @@ def test_bad_photo_in_reply_is_named(view, filed, engine):
     at.text_area(key="reply_body").input("Here")
     at.button[-1].click().run()
     assert at.error[0].value.startswith("label.jpg: ")
-    assert services.get_claim_for_customer(engine, r.access_token).status == "needs_info"
+    assert customer.get_claim_for_customer(engine, r.access_token).status == "needs_info"
 
 
 def test_decisions_shown(view, engine):
     built = make_order(engine, base=utcnow())
-    r = services.file_claim(engine, claim_request(built, resolution="store_credit"))
+    r = customer.file_claim(engine, claim_request(built, resolution="store_credit"))
+    store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})  # the store allows it
     codes = decisions.approve(engine, r.claim_id, "staff:t",
                               [decisions.ResolutionInput("store_credit", 2800, 10)])
     at = view(r.access_token)
     body = texts(at)
     assert "Decision: approved" in body and "$30.80" in body and codes[0] in body
-    r2 = services.file_claim(engine, claim_request(built, key="k2",
+    r2 = customer.file_claim(engine, claim_request(built, key="k2",
                                                    items={built.items[(0, "TOTE")]: 1}))
     decisions.deny(engine, r2.claim_id, "staff:t", "delivered_confirmed", "Signed for by you.")
     at = view(r2.access_token)

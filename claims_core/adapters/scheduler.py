@@ -1,0 +1,23 @@
+"""``python -m claims_core tick`` (every minute from cron is fine): the timers, draft retention,
+delivering the outbox, and SQLite's periodic upkeep."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from ..infra.db import optimize, utcnow
+from ..services import drafts, timers
+from . import mailer
+
+
+def tick(engine: Engine, *, now: datetime | None = None,
+         smtp: mailer.SmtpConfig | None = None) -> timers.TickReport:
+    now = now or utcnow()
+    report = timers.TickReport()
+    timers.run_reminders_and_closing(engine, now, report)
+    timers.run_digests(engine, now, report)
+    report.drafts_purged = drafts.purge_expired(engine, now=now)
+    report.mail = mailer.send_pending(engine, smtp, now=now)
+    optimize(engine)
+    return report

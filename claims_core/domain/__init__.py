@@ -1,0 +1,54 @@
+"""The domain: every rule of the product, in pure Python (no database session, no Streamlit).
+
+Each rule has one home, a module named after what it is about:
+
+- ``vocabulary``  every enum (issue types, statuses, resolutions, denial reasons, audit actions,
+  roles) with its labels;
+- ``errors``      refusals, each with a stable ``ErrorCode``;
+- ``money``       integer cents, the store-credit bonus, "never more than was paid";
+- ``windows``     the filing window and every other deadline or waiting period;
+- ``eligibility`` ``evaluate(order, shipment, items, now, settings)``: can this shipment take a
+  claim, for which issues, items and evidence;
+- ``resolutions`` what a customer may ask for; ``signature`` how a claim is signed;
+- ``lifecycle``   the action table of a claim's life;
+- ``identifiers`` order numbers, tracking numbers, emails and the look-up key;
+- ``text``        free text limits; ``csv_safe`` the one CSV writer.
+
+The names below are re-exported so callers can write ``domain.filing_deadline``; each is defined
+once, in its module.
+"""
+from .csv_safe import safe_cell, write_csv  # noqa: F401
+from .eligibility import (PHOTO_REQUIRED_ISSUES, Eligibility, available_issue_types,  # noqa: F401
+                          check_has_shipments, check_issue_available, check_item_quantities,
+                          check_order_not_cancelled, check_photo_count, check_protected,
+                          check_protection_covers_shipment, deadline_for, evaluate, evaluate_order,
+                          explain_issue_unavailable, issue_categories, issues_in, photos_required,
+                          remaining_quantity, reply_photo_limit)
+from .errors import (LOOKUP_FAILED, AlreadyClaimed, AuthError, ClaimNotFound,  # noqa: F401
+                     ClaimRuleError, ErrorCode, EvidenceRequired, InvalidInput, IssueNotAvailable,
+                     NotProtected, NotShipped, OrderCancelled, OrderNotFound, PhotosRejected,
+                     QuantityError, ResolutionUnavailable, SignatureInvalid, StaleClaim,
+                     TooManyAttempts, WindowClosed)
+from .identifiers import (emails_match, lookup_target, normalize_email,  # noqa: F401
+                          normalize_order_number, normalize_tracking)
+from .lifecycle import (ACTIONS, TRANSITIONS, Action, Actor, IllegalTransition,  # noqa: F401
+                        allows, available_actions, can_transition)
+from .money import (check_bonus, check_resolution_amounts, cents_from_amount,  # noqa: F401
+                    credit_with_bonus, decimal_amount, format_cents, unit_paid_cents)
+from .resolutions import (ResolutionOption, check_resolution_choice,  # noqa: F401
+                          resolution_options, stock_shortfall)
+from .signature import (ACCURACY_STATEMENT, check_signature, clean_signature_name,  # noqa: F401
+                        drawn_signature_required, signature_modes)
+from .text import MAX_COMMENT_CHARS, clean_comment, required_text, strip_controls  # noqa: F401
+from .vocabulary import (APPROVED, AWAITING_SHOP, CATEGORY_LABELS, CLOSED,  # noqa: F401
+                         COVERING_STATUSES, DECIDED_STATUSES, DENIAL_EXPLANATIONS, DENIAL_LABELS,
+                         DENIED, GRANTED_STATUSES, IN_REVIEW, ISSUE_TYPES, ITEM, ITEM_ISSUES,
+                         NEEDS_INFO, OPEN_STATUSES, PERMISSIONS, RESOLUTION_ASKED,
+                         RESOLUTION_LABELS, RESOLVED, ROLES, SHIPMENT_STATUS_LABELS,
+                         SHIPMENT_STATUSES, SHIPPING, STATUS_LABELS, STATUSES, SUBMITTED,
+                         AuditAction, ClaimStatus, DenialReason, IssueCategory, IssueType,
+                         PhotoVerdict, ResolutionKind, Role, ShipmentStatus, SignatureKind, can)
+from .windows import (DRAFT_DAYS, check_filing_window, days_without_scan,  # noqa: F401
+                      draft_expires_at, filing_deadline, format_date, local_date,
+                      past_response_target, response_overdue_before, store_zone,
+                      tracking_stalled, waiting_step, within_window)

@@ -1,0 +1,107 @@
+"""Refusals. Every refusal carries a stable :class:`ErrorCode` plus words for the person who asked.
+
+Pages, the CLI and tests match the **code**, never the wording (the wording will be translated).
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # finding things
+    ORDER_NOT_FOUND = "order_not_found"
+    CLAIM_NOT_FOUND = "claim_not_found"
+    NOT_FOUND = "not_found"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    # eligibility of an order or shipment
+    ORDER_CANCELLED = "order_cancelled"
+    NOT_PROTECTED = "not_protected"
+    PROTECTION_AFTER_SHIPMENT = "protection_after_shipment"
+    NOT_SHIPPED = "not_shipped"
+    WINDOW_CLOSED = "window_closed"
+    NOTHING_LEFT_TO_CLAIM = "nothing_left_to_claim"
+    TRACKING_NOT_READY = "tracking_not_ready"
+    ISSUE_NOT_AVAILABLE = "issue_not_available"
+    # what the claim asks for
+    QUANTITY_INVALID = "quantity_invalid"
+    ALREADY_CLAIMED = "already_claimed"
+    PHOTOS_REQUIRED = "photos_required"
+    TOO_MANY_PHOTOS = "too_many_photos"
+    PHOTO_REJECTED = "photo_rejected"
+    RESOLUTION_UNAVAILABLE = "resolution_unavailable"
+    SIGNATURE_INVALID = "signature_invalid"
+    # decisions and money
+    AMOUNT_INVALID = "amount_invalid"
+    AMOUNT_ABOVE_PAID = "amount_above_paid"
+    BONUS_ABOVE_CAP = "bonus_above_cap"
+    OUT_OF_STOCK = "out_of_stock"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    STALE_CLAIM = "stale_claim"
+    # accounts
+    AUTH_FAILED = "auth_failed"
+    ACCOUNT_RULE = "account_rule"
+    # anything typed or uploaded that isn't right
+    INVALID_INPUT = "invalid_input"
+    TEXT_TOO_LONG = "text_too_long"
+    TEXT_REQUIRED = "text_required"
+    FORM_EXPIRED = "form_expired"
+
+
+class ClaimRuleError(Exception):
+    """A rule said no. ``message`` is written for the customer (or staff member) who asked;
+    ``code`` says which rule, for code that reacts to it."""
+
+    code: ErrorCode = ErrorCode.INVALID_INPUT
+
+    def __init__(self, message: str, code: ErrorCode | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+def _kind(name: str, default: ErrorCode) -> type[ClaimRuleError]:
+    return type(name, (ClaimRuleError,), {"code": default, "__module__": __name__})
+
+
+OrderNotFound = _kind("OrderNotFound", ErrorCode.ORDER_NOT_FOUND)
+ClaimNotFound = _kind("ClaimNotFound", ErrorCode.CLAIM_NOT_FOUND)
+NotProtected = _kind("NotProtected", ErrorCode.NOT_PROTECTED)
+WindowClosed = _kind("WindowClosed", ErrorCode.WINDOW_CLOSED)
+NotShipped = _kind("NotShipped", ErrorCode.NOT_SHIPPED)
+OrderCancelled = _kind("OrderCancelled", ErrorCode.ORDER_CANCELLED)
+IssueNotAvailable = _kind("IssueNotAvailable", ErrorCode.ISSUE_NOT_AVAILABLE)
+QuantityError = _kind("QuantityError", ErrorCode.QUANTITY_INVALID)
+AlreadyClaimed = _kind("AlreadyClaimed", ErrorCode.ALREADY_CLAIMED)
+EvidenceRequired = _kind("EvidenceRequired", ErrorCode.PHOTOS_REQUIRED)
+ResolutionUnavailable = _kind("ResolutionUnavailable", ErrorCode.RESOLUTION_UNAVAILABLE)
+SignatureInvalid = _kind("SignatureInvalid", ErrorCode.SIGNATURE_INVALID)
+InvalidInput = _kind("InvalidInput", ErrorCode.INVALID_INPUT)
+TooManyAttempts = _kind("TooManyAttempts", ErrorCode.TOO_MANY_ATTEMPTS)
+AuthError = _kind("AuthError", ErrorCode.AUTH_FAILED)
+
+
+class StaleClaim(ClaimRuleError):
+    code = ErrorCode.STALE_CLAIM
+
+    def __init__(self):
+        super().__init__(
+            "Someone else changed this claim while you were looking at it. "
+            "It has been reloaded: check its new state before acting."
+        )
+
+
+class PhotosRejected(ClaimRuleError):
+    """One or more files weren't usable photos; ``errors`` holds one (file name, reason) each."""
+
+    code = ErrorCode.PHOTO_REJECTED
+
+    def __init__(self, errors: list):
+        self.errors = errors
+        super().__init__(" ".join(e.message for e in errors))
+
+
+LOOKUP_FAILED = (
+    "We couldn't find an order with those details. Check the order number (or tracking number) "
+    "and the email address you used at checkout."
+)

@@ -1,0 +1,61 @@
+"""What a customer may ask for, and what a reshipment needs from stock."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .errors import ErrorCode, ResolutionUnavailable
+from .money import credit_with_bonus
+from .vocabulary import RESOLUTION_LABELS, ResolutionKind
+
+
+@dataclass(frozen=True)
+class ResolutionOption:
+    kind: str
+    available: bool
+    amount_cents: int
+    bonus_pct: int = 0
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        return RESOLUTION_LABELS[self.kind]
+
+    @property
+    def credit_cents(self) -> int:
+        """Store credit including the bonus."""
+        return credit_with_bonus(self.amount_cents, self.bonus_pct)
+
+
+def stock_shortfall(needed: Mapping[str, int], on_hand: Mapping[str, int]) -> list[str]:
+    """SKUs whose stock can't cover what a reshipment needs."""
+    return sorted(sku for sku, qty in needed.items() if on_hand.get(sku, 0) < qty)
+
+
+def resolution_options(*, offer_refund: bool, offer_reshipment: bool, offer_store_credit: bool,
+                       bonus_pct: int, amount_cents: int, needed_stock: Mapping[str, int],
+                       on_hand: Mapping[str, int]) -> list[ResolutionOption]:
+    """The resolutions this store offers, in order; reshipment is unavailable, with the reason,
+    when stock can't cover the items."""
+    out: list[ResolutionOption] = []
+    if offer_reshipment:
+        short = stock_shortfall(needed_stock, on_hand)
+        out.append(ResolutionOption(
+            ResolutionKind.RESHIPMENT, not short, amount_cents,
+            reason="" if not short else "Not available: the store doesn't have enough in stock "
+                                        "to send replacements right now.",
+        ))
+    if offer_store_credit:
+        out.append(ResolutionOption(ResolutionKind.STORE_CREDIT, True, amount_cents, bonus_pct))
+    if offer_refund:
+        out.append(ResolutionOption(ResolutionKind.REFUND, True, amount_cents))
+    return out
+
+
+def check_resolution_choice(kind: str, options: Iterable[ResolutionOption]) -> ResolutionOption:
+    for opt in options:
+        if opt.kind == kind:
+            if not opt.available:
+                raise ResolutionUnavailable(opt.reason, ErrorCode.OUT_OF_STOCK)
+            return opt
+    raise ResolutionUnavailable("Please choose one of the resolutions offered.")

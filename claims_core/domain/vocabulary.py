@@ -1,0 +1,246 @@
+"""The product's words: every enum, with its labels, in one place.
+
+Values are the strings stored in the database, so a member compares equal to its stored value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class IssueCategory(StrEnum):
+    SHIPPING = "shipping"
+    ITEM = "item"
+
+
+class IssueType(StrEnum):
+    DELAYED = "delayed"
+    LOST = "lost"
+    STOLEN = "stolen"
+    NOT_RECEIVED = "not_received"
+    RETURNED_TO_SENDER = "returned_to_sender"
+    DAMAGED = "damaged"
+    DEFECTIVE = "defective"
+    WRONG_ITEM = "wrong_item"
+    MISSING_ITEM = "missing_item"
+
+    @property
+    def info(self) -> "IssueInfo":
+        return ISSUE_TYPES[self]
+
+    @property
+    def label(self) -> str:
+        return ISSUE_TYPES[self].label
+
+    @property
+    def category(self) -> IssueCategory:
+        return ISSUE_TYPES[self].category
+
+
+@dataclass(frozen=True)
+class IssueInfo:
+    code: IssueType
+    category: IssueCategory
+    label: str
+    help: str
+
+
+SHIPPING = IssueCategory.SHIPPING
+ITEM = IssueCategory.ITEM
+
+# Display order is the order here.
+ISSUE_TYPES: dict[str, IssueInfo] = {
+    t.code: t
+    for t in [
+        IssueInfo(IssueType.DELAYED, SHIPPING, "Delayed", "The package is late and still on its way."),
+        IssueInfo(IssueType.LOST, SHIPPING, "Lost / tracking not moving",
+                  "Tracking hasn't moved for days."),
+        IssueInfo(IssueType.STOLEN, SHIPPING, "Stolen", "It was delivered and then taken."),
+        IssueInfo(IssueType.NOT_RECEIVED, SHIPPING, "Delivered but not received",
+                  "Tracking says delivered, but you don't have it."),
+        IssueInfo(IssueType.RETURNED_TO_SENDER, SHIPPING, "Returned to sender",
+                  "The carrier sent the package back to the store."),
+        IssueInfo(IssueType.DAMAGED, ITEM, "Damaged", "An item arrived broken or damaged."),
+        IssueInfo(IssueType.DEFECTIVE, ITEM, "Defective", "An item doesn't work as it should."),
+        IssueInfo(IssueType.WRONG_ITEM, ITEM, "Wrong item", "You received something you didn't order."),
+        IssueInfo(IssueType.MISSING_ITEM, ITEM, "Missing item", "An item was missing from the package."),
+    ]
+}
+ITEM_ISSUES = tuple(c for c, t in ISSUE_TYPES.items() if t.category == ITEM)
+CATEGORY_LABELS = {SHIPPING: "A problem with the delivery (late, lost, stolen…)",
+                   ITEM: "A problem with an item (damaged, wrong, missing…)"}
+
+
+class ClaimStatus(StrEnum):
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    NEEDS_INFO = "needs_info"
+    APPROVED = "approved"
+    RESOLVED = "resolved"
+    DENIED = "denied"
+    CLOSED = "closed"
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+
+SUBMITTED, IN_REVIEW, NEEDS_INFO = ClaimStatus.SUBMITTED, ClaimStatus.IN_REVIEW, ClaimStatus.NEEDS_INFO
+APPROVED, RESOLVED = ClaimStatus.APPROVED, ClaimStatus.RESOLVED
+DENIED, CLOSED = ClaimStatus.DENIED, ClaimStatus.CLOSED
+STATUSES = tuple(ClaimStatus)
+STATUS_LABELS = {
+    SUBMITTED: "Received",
+    IN_REVIEW: "In review",
+    NEEDS_INFO: "Waiting for you",
+    APPROVED: "Approved",
+    RESOLVED: "Resolved",
+    DENIED: "Denied",
+    CLOSED: "Closed",
+}
+OPEN_STATUSES = frozenset({SUBMITTED, IN_REVIEW, NEEDS_INFO})
+# Claims whose items stay covered (can't be claimed again): open ones and granted ones.
+COVERING_STATUSES = frozenset({SUBMITTED, IN_REVIEW, NEEDS_INFO, APPROVED, RESOLVED})
+# The shop owes an answer (the response target runs).
+AWAITING_SHOP = frozenset({SUBMITTED, IN_REVIEW})
+DECIDED_STATUSES = frozenset({APPROVED, RESOLVED, DENIED, CLOSED})
+GRANTED_STATUSES = frozenset({APPROVED, RESOLVED})
+
+
+class ResolutionKind(StrEnum):
+    REFUND = "refund"
+    RESHIPMENT = "reshipment"
+    STORE_CREDIT = "store_credit"
+
+    @property
+    def label(self) -> str:
+        return RESOLUTION_LABELS[self]
+
+
+RESOLUTION_LABELS = {
+    ResolutionKind.REFUND: "Refund",
+    ResolutionKind.RESHIPMENT: "Send a replacement",
+    ResolutionKind.STORE_CREDIT: "Store credit",
+}
+# How the customer reads what they asked for.
+RESOLUTION_ASKED = {
+    ResolutionKind.REFUND: "Refund",
+    ResolutionKind.STORE_CREDIT: "Store credit",
+    ResolutionKind.RESHIPMENT: "Replacement shipment",
+}
+
+
+class DenialReason(StrEnum):
+    OUTSIDE_WINDOW = "outside_window"
+    NOT_COVERED = "not_covered"
+    DELIVERED_CONFIRMED = "delivered_confirmed"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+
+
+# Staff choose by these labels ...
+DENIAL_LABELS = {
+    DenialReason.OUTSIDE_WINDOW: "Filed outside the window",
+    DenialReason.NOT_COVERED: "Not covered by protection",
+    DenialReason.DELIVERED_CONFIRMED: "Delivery confirmed",
+    DenialReason.INSUFFICIENT_EVIDENCE: "Not enough evidence",
+    DenialReason.DUPLICATE: "Duplicate claim",
+    DenialReason.OTHER: "Other (explain)",
+}
+# ... and the customer reads these.
+DENIAL_EXPLANATIONS = {
+    DenialReason.OUTSIDE_WINDOW: "The claim was filed after the filing window closed.",
+    DenialReason.NOT_COVERED: "This problem isn't covered by shipping protection.",
+    DenialReason.DELIVERED_CONFIRMED: "The carrier confirmed delivery to the correct address.",
+    DenialReason.INSUFFICIENT_EVIDENCE: "The photos or details didn't show the problem.",
+    DenialReason.DUPLICATE: "This was already claimed.",
+    DenialReason.OTHER: "",
+}
+
+
+class ShipmentStatus(StrEnum):
+    FULFILLED = "fulfilled"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    RETURNED = "returned"
+    EXCEPTION = "exception"
+
+
+SHIPMENT_STATUSES = tuple(ShipmentStatus)
+SHIPMENT_STATUS_LABELS = {
+    ShipmentStatus.FULFILLED: "Shipped",
+    ShipmentStatus.IN_TRANSIT: "In transit",
+    ShipmentStatus.DELIVERED: "Delivered",
+    ShipmentStatus.RETURNED: "Returned to sender",
+    ShipmentStatus.EXCEPTION: "Delivery problem",
+}
+
+
+class SignatureKind(StrEnum):
+    DRAWN = "drawn"
+    TYPED = "typed"
+
+
+class PhotoVerdict(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class AuditAction(StrEnum):
+    """What an event records (the ``events.action`` column)."""
+
+    CLAIM_FILED = "claim_filed"
+    REVIEW_STARTED = "review_started"
+    INFO_REQUESTED = "info_requested"
+    CUSTOMER_MESSAGE = "customer_message"
+    CUSTOMER_REPLIED = "customer_replied"
+    REOPENED_BY_CUSTOMER = "reopened_by_customer"
+    STAFF_MESSAGE = "staff_message"
+    INTERNAL_NOTE = "internal_note"
+    APPROVED = "approved"
+    APPROVAL_UNDONE = "approval_undone"
+    RESHIPMENT_CREATED = "reshipment_created"
+    DENIED = "denied"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    AUTO_CLOSED = "auto_closed"
+    REOPENED = "reopened"
+    REMINDER_SENT = "reminder_sent"
+    PHOTO_REVIEWED = "photo_reviewed"
+    ASSIGNED = "assigned"
+    WINDOW_EXCEPTION = "window_exception"
+    SETTINGS_CHANGED = "settings_changed"
+    AUTO_APPROVAL_RULE_ADDED = "rule_added"
+    AUTO_APPROVAL_RULE_ENABLED = "rule_enabled"
+    AUTO_APPROVAL_RULE_DISABLED = "rule_disabled"
+    USER_ADDED = "user_added"
+    USER_LOCKED = "user_locked"
+    USER_ACTIVATED = "user_activated"
+    USER_DEACTIVATED = "user_deactivated"
+    PASSWORD_CHANGED = "password_changed"
+    NOTIFICATIONS_CHANGED = "notifications_changed"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    AGENT = "agent"
+    ANALYST = "analyst"
+
+
+ROLES = tuple(Role)
+# Who may do what, by role.
+PERMISSIONS = {
+    "work_claims": frozenset({Role.OWNER, Role.AGENT}),
+    "settings": frozenset({Role.OWNER}),
+    "analytics": frozenset({Role.OWNER, Role.ANALYST}),
+}
+
+
+def can(role: str, permission: str) -> bool:
+    return role in PERMISSIONS.get(permission, frozenset())

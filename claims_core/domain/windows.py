@@ -1,0 +1,87 @@
+"""Windows and deadlines, in the store's calendar: the filing window, the wait before "lost",
+the response target, reminders and auto-closing, draft retention."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import WindowClosed
+
+DRAFT_DAYS = 7  # a customer's unfinished claim (and its photos) is kept this long
+
+
+def store_zone(tz_name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz_name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_date(moment: datetime, tz_name: str | None) -> date:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(store_zone(tz_name)).date()
+
+
+def format_date(d: date) -> str:
+    return f"{d:%B} {d.day}, {d.year}"
+
+
+def filing_deadline(shipped_at: datetime, window_days: int, tz_name: str | None = "UTC",
+                    override: date | None = None) -> date:
+    """Last day (store's calendar) a claim can be filed for a shipment.
+
+    Day 0 is the day the shipment was fulfilled; the default window of 45 days means day 45 is the
+    last day. A staff exception for the order can only move the deadline later.
+    """
+    deadline = local_date(shipped_at, tz_name) + timedelta(days=window_days)
+    if override is not None and override > deadline:
+        deadline = override
+    return deadline
+
+
+def within_window(deadline: date, now: datetime, tz_name: str | None = "UTC") -> bool:
+    return local_date(now, tz_name) <= deadline
+
+
+def check_filing_window(deadline: date, now: datetime, tz_name: str | None = "UTC") -> None:
+    if not within_window(deadline, now, tz_name):
+        raise WindowClosed(
+            f"The window to file a claim for this shipment closed on {format_date(deadline)}. "
+            "Please contact the store directly."
+        )
+
+
+def days_without_scan(shipped_at: datetime, last_scan_at: datetime | None, now: datetime) -> int:
+    base = last_scan_at or shipped_at
+    return max(0, (now - base).days)
+
+
+def tracking_stalled(shipped_at: datetime, last_scan_at: datetime | None, now: datetime,
+                     lost_wait_days: int) -> bool:
+    """Tracking hasn't moved for the store's wait period: the package may be claimed as lost."""
+    return days_without_scan(shipped_at, last_scan_at, now) >= lost_wait_days
+
+
+def past_response_target(updated_at: datetime, now: datetime, target_hours: int) -> bool:
+    """The shop has owed an answer for longer than its response target."""
+    return now - updated_at > timedelta(hours=target_hours)
+
+
+def response_overdue_before(now: datetime, target_hours: int) -> datetime:
+    """Claims last touched before this moment are past the response target (for queries)."""
+    return now - timedelta(hours=target_hours)
+
+
+def waiting_step(asked_at: datetime, now: datetime, reminder_after_days: int,
+                 close_after_days: int) -> str | None:
+    """What a claim waiting on the customer since ``asked_at`` is due: "close", "remind" or None."""
+    if now - asked_at >= timedelta(days=close_after_days):
+        return "close"
+    if now - asked_at >= timedelta(days=reminder_after_days):
+        return "remind"
+    return None
+
+
+def draft_expires_at(now: datetime) -> datetime:
+    return now + timedelta(days=DRAFT_DAYS)

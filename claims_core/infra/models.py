@@ -1,0 +1,562 @@
+"""The claims domain as tables (SQLAlchemy 2.x typed mappings).
+
+Money is always integer cents. Times are UTC (see ``db.UTCDateTime``). The schema itself is owned
+by the Alembic migrations in ``claims_core/migrations``; these classes must match them (a test
+compares the two).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ..domain.auto_approval import spec_from_columns
+from .db import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+# --- store --------------------------------------------------------------------------------------
+
+class StoreSettings(Base):
+    """The one store this portal serves: rules it can tune and how the portal looks."""
+
+    __tablename__ = "store_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # branding
+    name: Mapped[str] = mapped_column(String(200), default="Our Store")
+    logo_png: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    accent_color: Mapped[str] = mapped_column(String(7), default="#2563eb")
+    support_email: Mapped[str] = mapped_column(String(254), default="support@example.com")
+    intro_text: Mapped[str] = mapped_column(Text, default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    # rules
+    filing_window_days: Mapped[int] = mapped_column(Integer, default=45)
+    lost_wait_days: Mapped[int] = mapped_column(Integer, default=7)
+    offer_refund: Mapped[bool] = mapped_column(Boolean, default=True)
+    offer_reshipment: Mapped[bool] = mapped_column(Boolean, default=True)
+    offer_store_credit: Mapped[bool] = mapped_column(Boolean, default=True)
+    store_credit_bonus_pct: Mapped[int] = mapped_column(Integer, default=0)
+    max_photos: Mapped[int] = mapped_column(Integer, default=6)
+    max_photo_bytes: Mapped[int] = mapped_column(Integer, default=20 * 1024 * 1024)
+    signature_threshold_cents: Mapped[int] = mapped_column(Integer, default=50000)
+    response_target_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
+    reminder_after_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    close_after_days: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    lookup_max_misses: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    lookup_window_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    protection_pattern: Mapped[str] = mapped_column(
+        String(500), default=r"protection|shipping insurance|route|ship-protect"
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("filing_window_days BETWEEN 1 AND 3650", name="window"),
+        CheckConstraint("lost_wait_days BETWEEN 0 AND 365", name="lost_wait"),
+        CheckConstraint("store_credit_bonus_pct BETWEEN 0 AND 100", name="bonus"),
+    )
+
+
+class Stock(Base):
+    __tablename__ = "stock"
+
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- orders -------------------------------------------------------------------------------------
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_number: Mapped[str] = mapped_column(String(64), unique=True)  # normalised: "1001"
+    name: Mapped[str] = mapped_column(String(64))  # as the shop shows it: "#1001"
+    email: Mapped[str] = mapped_column(String(254), index=True)  # normalised (lower, stripped)
+    customer_name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    financial_status: Mapped[str] = mapped_column(String(32), default="paid")
+    fulfillment_status: Mapped[str] = mapped_column(String(32), default="unfulfilled")
+    cancelled_at: Mapped[Optional[datetime]]
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    subtotal_cents: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_cents: Mapped[int] = mapped_column(Integer, default=0)
+    tax_cents: Mapped[int] = mapped_column(Integer, default=0)
+    total_cents: Mapped[int] = mapped_column(Integer, default=0)
+    protection_fee_cents: Mapped[int] = mapped_column(Integer, default=0)
+    protection_purchased_at: Mapped[Optional[datetime]]  # None: not protected
+    shipping_method: Mapped[str] = mapped_column(String(100), default="")
+    shipping_address1: Mapped[str] = mapped_column(String(200), default="")
+    shipping_city: Mapped[str] = mapped_column(String(100), default="")
+    shipping_zip: Mapped[str] = mapped_column(String(20), default="")
+    shipping_province: Mapped[str] = mapped_column(String(100), default="")
+    shipping_country: Mapped[str] = mapped_column(String(2), default="")
+    claim_deadline_override: Mapped[Optional[date]] = mapped_column(Date)
+    external_id: Mapped[Optional[str]] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="import")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    line_items: Mapped[list[LineItem]] = relationship(
+        back_populates="order", order_by="LineItem.position", cascade="all, delete-orphan"
+    )
+    shipments: Mapped[list[Shipment]] = relationship(
+        back_populates="order", order_by="Shipment.shipped_at"
+    )
+    claims: Mapped[list[Claim]] = relationship(back_populates="order", order_by="Claim.created_at")
+
+    __table_args__ = (Index("ix_orders_created_at", "created_at"),
+                      # risk: other claims at the same address (zip, then the street as compared)
+                      Index("ix_orders_zip_address", "shipping_zip", text("lower(shipping_address1)")))
+
+    @property
+    def is_protected(self) -> bool:
+        return self.protection_purchased_at is not None
+
+
+class LineItem(Base):
+    __tablename__ = "line_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(String(100), default="")
+    name: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    discount_cents: Mapped[int] = mapped_column(Integer, default=0)  # for the whole line
+    requires_shipping: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_protection: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    order: Mapped[Order] = relationship(back_populates="line_items")
+
+    __table_args__ = (
+        UniqueConstraint("order_id", "position", name="uq_line_items_order_position"),
+        CheckConstraint("quantity >= 0", name="quantity"),
+        Index("ix_line_items_sku", "sku"),
+    )
+
+    @property
+    def paid_cents(self) -> int:
+        return self.unit_price_cents * self.quantity - self.discount_cents
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    tracking_number: Mapped[Optional[str]] = mapped_column(String(64), index=True)  # normalised
+    carrier: Mapped[str] = mapped_column(String(64), default="")
+    # fulfilled: shipped, no tracking data; in_transit; delivered; returned; exception
+    status: Mapped[str] = mapped_column(String(16), default="fulfilled")
+    shipped_at: Mapped[datetime]
+    delivered_at: Mapped[Optional[datetime]]
+    last_scan_at: Mapped[Optional[datetime]]
+    is_replacement: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16), default="import")  # import | export | demo | claim
+
+    order: Mapped[Order] = relationship(back_populates="shipments")
+    items: Mapped[list[ShipmentItem]] = relationship(
+        back_populates="shipment", cascade="all, delete-orphan", order_by="ShipmentItem.id"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("order_id", "tracking_number", name="uq_shipments_order_tracking"),
+        Index("ix_shipments_shipped_at", "shipped_at"),
+        Index("ix_shipments_carrier", "carrier"),
+    )
+
+
+class ShipmentItem(Base):
+    __tablename__ = "shipment_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"))
+    line_item_id: Mapped[int] = mapped_column(ForeignKey("line_items.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    shipment: Mapped[Shipment] = relationship(back_populates="items")
+    line_item: Mapped[LineItem] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("shipment_id", "line_item_id", name="uq_shipment_items_line"),
+        CheckConstraint("quantity > 0", name="quantity"),
+    )
+
+
+# --- claims -------------------------------------------------------------------------------------
+
+# the columns the staff queue filters on besides status (see the claims indexes)
+QUEUE_FILTER_COLUMNS = ("issue_type", "carrier", "desired_resolution", "category", "claimed_cents",
+                        "risk_level", "assignee_id")
+
+
+class Claim(Base):
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)  # CLM-4F7K2Q
+    access_token: Mapped[str] = mapped_column(String(64), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    category: Mapped[str] = mapped_column(String(16))  # shipping | item
+    issue_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    description: Mapped[str] = mapped_column(Text, default="")
+    desired_resolution: Mapped[str] = mapped_column(String(16))
+    claimed_cents: Mapped[int] = mapped_column(Integer, default=0)
+    email: Mapped[str] = mapped_column(String(254))  # who filed (normalised)
+    signature_kind: Mapped[str] = mapped_column(String(8))  # drawn | typed
+    signature_name: Mapped[str] = mapped_column(String(200), default="")
+    signature_png: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    signed_at: Mapped[datetime]
+    filed_by: Mapped[str] = mapped_column(String(100), default="customer")
+    assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[Optional[datetime]]
+    reminded_at: Mapped[Optional[datetime]]
+    carrier: Mapped[str] = mapped_column(String(64), default="", server_default="")  # the shipment's, for the queue
+    risk_score: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    risk_level: Mapped[str] = mapped_column(String(8), default="low", server_default="low")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    order: Mapped[Order] = relationship(back_populates="claims")
+    shipment: Mapped[Shipment] = relationship()
+    items: Mapped[list[ClaimItem]] = relationship(
+        back_populates="claim", cascade="all, delete-orphan", order_by="ClaimItem.id"
+    )
+    evidence: Mapped[list[Evidence]] = relationship(
+        back_populates="claim", order_by="Evidence.id", cascade="all, delete-orphan"
+    )
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="claim", order_by="Message.id", cascade="all, delete-orphan"
+    )
+    resolutions: Mapped[list[Resolution]] = relationship(
+        back_populates="claim", order_by="Resolution.id", cascade="all, delete-orphan"
+    )
+    decisions: Mapped[list[Decision]] = relationship(
+        back_populates="claim", order_by="Decision.id", cascade="all, delete-orphan"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        # the queue's pages, one index per sort order: read in order within a status and stop after
+        # a page; the default order also holds every filtered column (no table reads while it skips)
+        Index("ix_claims_status_created", "status", "created_at", "id", *QUEUE_FILTER_COLUMNS),
+        Index("ix_claims_status_amount", "status", "claimed_cents", "id"),
+        Index("ix_claims_status_risk", "status", "risk_score", "id"),
+        Index("ix_claims_created_at", "created_at"),
+        Index("ix_claims_email", "email"),
+        Index("ix_claims_risk_created", "risk_level", "created_at"),
+        # holds every column the queue filters on, so its counts never touch the table
+        Index("ix_claims_queue", "status", "issue_type", "carrier", "desired_resolution", "created_at",
+              "category", "claimed_cents", "risk_level", "assignee_id"),
+        CheckConstraint("category IN ('shipping', 'item')", name="category"),
+        CheckConstraint(
+            "status IN ('submitted','in_review','needs_info','approved','resolved','denied','closed')",
+            name="status",
+        ),
+        CheckConstraint("claimed_cents >= 0", name="claimed"),
+    )
+
+
+class ClaimItem(Base):
+    """Which shipped items a claim covers, and how many.
+
+    ``is_open`` mirrors whether the claim is still open; a partial unique index on it makes "one open
+    claim per shipment line item" a database guarantee.
+    """
+
+    __tablename__ = "claim_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    shipment_item_id: Mapped[int] = mapped_column(ForeignKey("shipment_items.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_cents: Mapped[int] = mapped_column(Integer)  # what the customer paid per unit
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    claim: Mapped[Claim] = relationship(back_populates="items")
+    shipment_item: Mapped[ShipmentItem] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity"),
+        Index(
+            "uq_claim_items_one_open_claim",
+            "shipment_item_id",
+            unique=True,
+            sqlite_where=text("is_open"),
+            postgresql_where=text("is_open"),
+        ),
+    )
+
+    @property
+    def amount_cents(self) -> int:
+        return self.unit_cents * self.quantity
+
+
+class Evidence(Base):
+    """A photo, cleaned (re-encoded, no metadata) and stored with its thumbnail and hashes."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    message_id: Mapped[Optional[int]] = mapped_column(ForeignKey("messages.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(32), default="image/jpeg")
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded only when opened
+    thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    phash: Mapped[str] = mapped_column(String(16), index=True)
+    review_status: Mapped[str] = mapped_column(String(16), default="pending")
+    review_note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    claim: Mapped[Claim] = relationship(back_populates="evidence")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    author_kind: Mapped[str] = mapped_column(String(16))  # customer | staff | system
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)  # staff-only note
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    claim: Mapped[Claim] = relationship(back_populates="messages")
+
+
+class Decision(Base):
+    """A staff approval or denial (the resolutions hang off an approval)."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # approved | denied
+    reason_code: Mapped[str] = mapped_column(String(32), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    claim: Mapped[Claim] = relationship(back_populates="decisions")
+
+
+class Resolution(Base):
+    __tablename__ = "resolutions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # refund | store_credit | reshipment
+    amount_cents: Mapped[int] = mapped_column(Integer, default=0)
+    bonus_pct: Mapped[int] = mapped_column(Integer, default=0)
+    store_credit_code: Mapped[Optional[str]] = mapped_column(String(32), unique=True)
+    replacement_shipment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("shipments.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    voided_at: Mapped[Optional[datetime]]  # an approval undone by staff
+
+    claim: Mapped[Claim] = relationship(back_populates="resolutions")
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('refund', 'store_credit', 'reshipment')", name="kind"),
+        CheckConstraint("amount_cents >= 0", name="amount"),
+    )
+
+
+# --- the portal's memory ------------------------------------------------------------------------
+
+class ClaimDraft(Base):
+    """A half-filled claim form, kept server-side (7 days) so a reload or closed tab loses nothing."""
+
+    __tablename__ = "claim_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    data: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("order_id", "email", name="uq_claim_drafts_order_email"),)
+
+
+class LookupAttempt(Base):
+    """A failed order lookup, by order number and by client, to slow down and refuse guessing."""
+
+    __tablename__ = "lookup_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(128))  # "order:1001" or "client:<hash>"
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_lookup_attempts_key_at", "key", "at"),)
+
+
+# --- staff and the trail ------------------------------------------------------------------------
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[datetime]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    notify_new_claims: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    daily_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+    __table_args__ = (CheckConstraint("role IN ('owner', 'agent', 'analyst')", name="role"),)
+
+
+class OutboxMessage(Base):
+    """An email waiting to go out, written in the same transaction as the event that caused it.
+
+    ``dedupe_key`` is unique: the same notification is never queued twice. The sender takes a row
+    with a conditional UPDATE (pending → sending), so two senders never send the same message.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    claim_id: Mapped[Optional[int]] = mapped_column(ForeignKey("claims.id"), index=True)
+    to_addr: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class AutoApproveRule(Base):
+    """The owner's rule for approving simple claims automatically at filing time."""
+
+    __tablename__ = "auto_approve_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_cents: Mapped[int] = mapped_column(Integer)  # claims strictly under this amount
+    issue_types: Mapped[str] = mapped_column(String(300), default="")  # comma list; empty = any
+    resolutions: Mapped[str] = mapped_column(String(100), default="refund,store_credit")
+    require_photos: Mapped[bool] = mapped_column(Boolean, default=True)
+    quiet_months: Mapped[Optional[int]] = mapped_column(Integer)  # no claim from the email in N months
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def spec(self):
+        return spec_from_columns(self.name, self.max_cents, self.issue_types, self.resolutions,
+                                 self.require_photos, self.quiet_months)
+
+
+class Event(Base):
+    """Append-only trail: who did what, when, from which status to which.
+
+    Database triggers refuse UPDATE and DELETE; the ORM refuses them too (see below).
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[Optional[int]] = mapped_column(ForeignKey("claims.id"), index=True)
+    order_id: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(48))
+    from_status: Mapped[Optional[str]] = mapped_column(String(16))
+    to_status: Mapped[Optional[str]] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+@event.listens_for(Event, "before_update")
+def _refuse_event_update(mapper, connection, target):
+    raise AppendOnlyError("the event log is append-only")
+
+
+@event.listens_for(Event, "before_delete")
+def _refuse_event_delete(mapper, connection, target):
+    raise AppendOnlyError("the event log is append-only")
+
+
+# --- the settings row ---------------------------------------------------------------------------
+
+SETTINGS_DEFAULTS = {
+    c.key: c.default.arg
+    for c in StoreSettings.__table__.columns
+    if c.default is not None and not callable(c.default.arg)
+}
+
+
+def settings_row(session) -> StoreSettings:
+    """The store's settings row (a transient copy with defaults if none was saved yet)."""
+    row = session.get(StoreSettings, 1)
+    return row if row is not None else StoreSettings(id=1, **SETTINGS_DEFAULTS)
+
+
+def ensure_settings_row(session) -> StoreSettings:
+    """The settings row, created with its defaults if the store has none yet (for writing)."""
+    row = session.get(StoreSettings, 1)
+    if row is None:
+        row = StoreSettings(id=1, **SETTINGS_DEFAULTS)
+        session.add(row)
+        session.flush()
+    return row

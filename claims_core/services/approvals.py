@@ -1,0 +1,101 @@
+"""Granting a claim inside a transaction: one decision, its resolutions, stock for a reshipment.
+
+Used by the staff approval and by the owner's auto-approve rules alike, so both obey the same
+rules: never more than was paid, and a store-credit bonus within the store's cap.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..domain import lifecycle, money
+from ..domain.errors import ErrorCode, ResolutionUnavailable
+from ..domain.lifecycle import Action
+from ..domain.resolutions import stock_shortfall
+from ..domain.text import clean_comment
+from ..domain.vocabulary import SUBMITTED, AuditAction, ResolutionKind
+from ..infra.models import Claim, Decision, Resolution, Shipment, ShipmentItem, Stock, settings_row
+from .events import apply, record_event
+
+CREDIT_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class ResolutionInput:
+    kind: str  # refund | store_credit | reshipment
+    amount_cents: int = 0  # refund or credit value (before bonus); ignored for reshipment
+    bonus_pct: int = 0
+
+
+def new_store_credit_code() -> str:
+    return "CREDIT-" + "".join(secrets.choice(CREDIT_ALPHABET) for _ in range(10))
+
+
+def ensure_in_review(s: Session, claim: Claim, actor: str, now: datetime | None) -> None:
+    if claim.status == SUBMITTED:
+        apply(s, claim, Action.START_REVIEW, actor=actor, at=now)
+
+
+def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[ResolutionInput], *,
+          now: datetime, note: str = "", details: dict | None = None) -> list[str]:
+    """Approve ``claim`` with these resolutions (a split is several); returns store-credit codes."""
+    lifecycle.check(Action.APPROVE, claim.status)
+    money.check_resolution_amounts([(r.kind, r.amount_cents) for r in resolutions],
+                                   claim.claimed_cents)
+    cap = settings_row(s).store_credit_bonus_pct
+    for r in resolutions:
+        if r.kind == ResolutionKind.STORE_CREDIT:
+            money.check_bonus(r.bonus_pct, cap)
+    ensure_in_review(s, claim, actor, now)
+    decision = Decision(claim_id=claim.id, outcome="approved", note=clean_comment(note),
+                        decided_by=actor, decided_at=now)
+    s.add(decision)
+    s.flush()
+    codes, made = [], []
+    for r in resolutions:
+        res = Resolution(claim_id=claim.id, decision_id=decision.id, kind=r.kind, created_at=now)
+        if r.kind == ResolutionKind.REFUND:
+            res.amount_cents = r.amount_cents
+        elif r.kind == ResolutionKind.STORE_CREDIT:
+            res.amount_cents, res.bonus_pct = r.amount_cents, r.bonus_pct
+            res.store_credit_code = new_store_credit_code()
+            codes.append(res.store_credit_code)
+        elif r.kind == ResolutionKind.RESHIPMENT:
+            res.amount_cents = claim.claimed_cents
+            res.replacement_shipment_id = reship(s, claim, actor, now).id
+        claim.resolutions.append(res)
+        made.append({"kind": r.kind, "amount_cents": res.amount_cents, "bonus_pct": res.bonus_pct})
+    apply(s, claim, Action.APPROVE, actor=actor, at=now,
+          details={"resolutions": made, "decision_id": decision.id, **(details or {})})
+    return codes
+
+
+def reship(s: Session, claim: Claim, actor: str, now: datetime) -> Shipment:
+    """Take the claimed items out of stock and record the replacement shipment."""
+    needed: dict[str, int] = {}
+    for ci in claim.items:
+        sku = ci.shipment_item.line_item.sku
+        needed[sku] = needed.get(sku, 0) + ci.quantity
+    stock = {row.sku: row for row in s.scalars(select(Stock).where(Stock.sku.in_(list(needed))))}
+    short = stock_shortfall(needed, {k: v.on_hand for k, v in stock.items()})
+    if short:
+        raise ResolutionUnavailable(
+            f"Not enough stock to reship: {', '.join(short)}. Choose another resolution.",
+            ErrorCode.OUT_OF_STOCK)
+    for sku, qty in needed.items():
+        stock[sku].on_hand -= qty
+        stock[sku].updated_at = now
+    sh = Shipment(order_id=claim.order_id, tracking_number=None, carrier="", status="fulfilled",
+                  shipped_at=now, is_replacement=True, source="claim",
+                  items=[ShipmentItem(line_item_id=ci.shipment_item.line_item_id, quantity=ci.quantity)
+                         for ci in claim.items])
+    s.add(sh)
+    s.flush()
+    record_event(s, actor=actor, action=AuditAction.RESHIPMENT_CREATED, claim=claim,
+                 details={"shipment_id": sh.id, "stock": needed}, at=now)
+    return sh

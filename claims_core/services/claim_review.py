@@ -1,0 +1,230 @@
+"""Staff reviewing one claim: what they see of it, and the smaller actions (assign, photo review,
+a filing-window exception, finding an order to file for a customer)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import selectinload
+
+from sqlalchemy.orm import Session
+
+from .. import domain
+from ..domain import eligibility
+from ..domain.vocabulary import AuditAction, PhotoVerdict, Role
+from ..infra.db import read_session, utcnow
+from ..infra.models import (Claim, ClaimItem, Event, Evidence, Order, ShipmentItem, StaffUser,
+                            settings_row)
+from . import customer, risk
+from .decisions import load_claim
+from .events import record_event
+from .unit_of_work import transactional
+
+
+@dataclass(frozen=True)
+class StaffPhoto:
+    id: int
+    filename: str
+    thumbnail: bytes
+    width: int
+    height: int
+    review_status: str
+    review_note: str
+    reused_in: tuple[str, ...]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    details: dict
+
+
+@dataclass(frozen=True)
+class ItemFact:
+    name: str
+    sku: str
+    quantity: int
+    unit_cents: int
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class StaffClaimView:
+    claim: customer.ClaimView  # what the customer sees, for the shared parts
+    order_id: int
+    order_number: str
+    customer_name: str
+    email: str
+    order_total_cents: int
+    order_created_at: datetime
+    shipping_address: str
+    shipping_method: str
+    protected: bool
+    shipment_status: str
+    shipped_at: datetime
+    delivered_at: datetime | None
+    last_scan_at: datetime | None
+    deadline: date
+    items: tuple[ItemFact, ...]
+    signature_png: bytes | None
+    photos: tuple[StaffPhoto, ...]
+    risk_score: int
+    risk_level: str
+    signals: tuple[risk.Signal, ...]
+    events: tuple[EventView, ...]
+    internal_notes: tuple[customer.MessageView, ...]
+    assignee_id: int | None
+    assignee: str | None
+    actions: tuple[domain.Action, ...]  # what staff can do with it now (the action table)
+    filed_by: str
+
+
+def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
+    with read_session(engine) as s:
+        claim = s.scalars(select(Claim).where(Claim.id == claim_id).options(
+            *customer._claim_options(),
+            selectinload(Claim.items).selectinload(ClaimItem.shipment_item)
+            .selectinload(ShipmentItem.line_item),
+        )).first()
+        if claim is None:
+            raise domain.ClaimNotFound("That claim doesn't exist.")
+        settings = settings_row(s)
+        view = customer.build_claim_view(s, claim)
+        order: Order = claim.order
+        sh = claim.shipment
+        reused = risk.reused_photos(s, claim)
+        score, level, sig = risk.assess(s, claim, reused)
+        events = s.scalars(select(Event).where(Event.claim_id == claim.id).order_by(Event.id)).all()
+        assignee = s.get(StaffUser, claim.assignee_id) if claim.assignee_id else None
+        address = ", ".join(x for x in (order.shipping_address1, order.shipping_city,
+                                        order.shipping_province, order.shipping_zip,
+                                        order.shipping_country) if x)
+        return StaffClaimView(
+            claim=view, order_id=order.id, order_number=order.name,
+            customer_name=order.customer_name, email=order.email,
+            order_total_cents=order.total_cents, order_created_at=order.created_at,
+            shipping_address=address, shipping_method=order.shipping_method,
+            protected=order.is_protected, shipment_status=sh.status, shipped_at=sh.shipped_at,
+            delivered_at=sh.delivered_at, last_scan_at=sh.last_scan_at,
+            deadline=eligibility.deadline_for(order, sh, settings),
+            items=tuple(ItemFact(ci.shipment_item.line_item.name, ci.shipment_item.line_item.sku,
+                                 ci.quantity, ci.unit_cents, ci.amount_cents) for ci in claim.items),
+            signature_png=claim.signature_png,
+            photos=tuple(StaffPhoto(e.id, e.filename, e.thumbnail, e.width, e.height,
+                                    e.review_status, e.review_note, tuple(reused.get(e.id, ())),
+                                    e.sha256) for e in claim.evidence),
+            risk_score=score, risk_level=level, signals=tuple(sig),
+            events=tuple(EventView(e.at, e.actor, e.action, e.from_status, e.to_status,
+                                   json.loads(e.details or "{}")) for e in events),
+            internal_notes=tuple(customer.MessageView(m.author_kind, m.author_name, m.body,
+                                                      m.created_at)
+                                 for m in claim.messages if m.internal),
+            assignee_id=claim.assignee_id,
+            assignee=assignee.display_name or assignee.username if assignee else None,
+            actions=domain.available_actions(claim.status, domain.Actor.STAFF),
+            filed_by=claim.filed_by,
+        )
+
+
+def photo_data(engine: Engine, claim_id: int, evidence_id: int) -> bytes:
+    with read_session(engine) as s:
+        e = s.get(Evidence, evidence_id)
+        if e is None or e.claim_id != claim_id:
+            raise domain.ClaimRuleError("That photo isn't part of this claim.")
+        return e.data
+
+
+def review_photo(engine: Engine, claim_id: int, evidence_id: int, actor: str, verdict: str,
+                 note: str = "", *, now: datetime | None = None) -> None:
+    if verdict not in tuple(PhotoVerdict):
+        raise domain.InvalidInput("Mark the photo accepted or rejected.")
+    note = domain.clean_comment(note, "The note")
+    if verdict == PhotoVerdict.REJECTED and not note:
+        raise domain.InvalidInput("Say why the photo is rejected.", domain.ErrorCode.TEXT_REQUIRED)
+    _review_photo(engine, claim_id, evidence_id, actor, verdict, note, now)
+
+
+@transactional
+def _review_photo(s: Session, claim_id: int, evidence_id: int, actor: str, verdict: str,
+                  note: str, now: datetime | None) -> None:
+    claim = load_claim(s, claim_id)
+    e = s.get(Evidence, evidence_id)
+    if e is None or e.claim_id != claim.id:
+        raise domain.ClaimRuleError("That photo isn't part of this claim.", domain.ErrorCode.NOT_FOUND)
+    before = e.review_status
+    e.review_status, e.review_note = verdict, note
+    record_event(s, actor=actor, action=AuditAction.PHOTO_REVIEWED, claim=claim,
+                 details={"evidence_id": e.id, "from": before, "to": verdict, "note": note}, at=now)
+
+
+@transactional
+def assign(s: Session, claim_id: int, actor: str, assignee_id: int | None, *,
+           expected_version: int | None = None, now: datetime | None = None) -> None:
+    claim = load_claim(s, claim_id, expected_version)
+    if assignee_id is not None:
+        user = s.get(StaffUser, assignee_id)
+        if user is None or not user.active or not domain.can(user.role, "work_claims"):
+            raise domain.InvalidInput("Claims can be assigned to owners and agents only.")
+    before = claim.assignee_id
+    claim.assignee_id = assignee_id
+    claim.updated_at = now or utcnow()
+    record_event(s, actor=actor, action=AuditAction.ASSIGNED, claim=claim,
+                 details={"from": before, "to": assignee_id}, at=now)
+
+
+def grant_exception(engine: Engine, order_id: int, actor: str, until: date, reason: str, *,
+                    now: datetime | None = None) -> None:
+    """Let one order be claimed until a later date than the filing window allows."""
+    reason = domain.required_text(reason, "The reason", "Say why this order gets more time.")
+    now = now or utcnow()
+    if until < now.date():
+        raise domain.InvalidInput("The new deadline must be today or later.")
+    _grant_exception(engine, order_id, actor, until, reason, now)
+
+
+@transactional
+def _grant_exception(s: Session, order_id: int, actor: str, until: date, reason: str,
+                     now: datetime) -> None:
+    order = s.get(Order, order_id)
+    if order is None:
+        raise domain.OrderNotFound("That order doesn't exist.")
+    before = order.claim_deadline_override
+    order.claim_deadline_override = until
+    record_event(s, actor=actor, action=AuditAction.WINDOW_EXCEPTION, order_id=order.id,
+                 details={"from": str(before) if before else None, "to": str(until),
+                          "reason": reason}, at=now)
+
+
+def assignable_staff(engine: Engine) -> list[tuple[int, str]]:
+    with read_session(engine) as s:
+        return [(u.id, u.display_name or u.username) for u in s.scalars(
+            select(StaffUser).where(StaffUser.active,
+                                    StaffUser.role.in_(domain.PERMISSIONS["work_claims"]))
+            .order_by(StaffUser.username))]
+
+
+def find_order_for_staff(engine: Engine, query: str, *, now: datetime | None = None
+                         ) -> customer.OrderView:
+    """Staff look up an order (by number or tracking number) to file on a customer's behalf."""
+    with read_session(engine) as s:
+        order = customer.find_order(s, query)
+        if order is None:
+            raise domain.OrderNotFound("No order with that number or tracking number.")
+        return customer.build_order_view(s, order, now)
+
+
+def order_email(engine: Engine, order_id: int) -> str:
+    with read_session(engine) as s:
+        order = s.get(Order, order_id)
+        if order is None:
+            raise domain.OrderNotFound("No such order.")
+        return order.email
+
+

@@ -1,0 +1,839 @@
+"""The customer's actions: find my order, see what I can claim, file a claim, follow it, reply.
+
+One function per user action, one transaction each. Pages call these and show what comes back; a
+``domain.ClaimRuleError`` carries a code and the message to show. Times can be passed in (``now=``) so
+tests and demo data control the clock.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import Engine, case, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from .. import domain
+from ..domain import eligibility
+from ..domain.lifecycle import Action
+from ..domain.money import unit_paid_cents
+from ..domain.vocabulary import AuditAction
+from ..infra.db import read_session, utcnow
+from ..infra.models import (
+    Claim,
+    ClaimDraft,
+    ClaimItem,
+    Event,
+    Evidence,
+    LineItem,
+    Message,
+    Order,
+    Shipment,
+    ShipmentItem,
+    Stock,
+    StoreSettings,
+    settings_row,
+)
+from ..infra.photos import PhotoRejected, ProcessedPhoto, normalize_signature, process_photo, signature_ink
+from . import risk
+from .events import apply, record_event
+from .settings import load_settings
+from .unit_of_work import run
+
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
+
+
+# --- views handed to pages ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ItemLine:
+    shipment_item_id: int
+    line_item_id: int
+    sku: str
+    name: str
+    carried: int
+    remaining: int
+    unit_cents: int
+
+
+@dataclass(frozen=True)
+class ShipmentView:
+    id: int
+    label: str
+    tracking_number: str | None
+    carrier: str
+    status: str
+    shipped_at: datetime
+    delivered_at: datetime | None
+    last_scan_at: datetime | None
+    items: tuple[ItemLine, ...]
+    issue_types: tuple[str, ...]
+    deadline: date | None
+    claimable: bool
+    reason: str  # why not claimable ("" when it is)
+    reason_codes: tuple[domain.ErrorCode, ...] = ()  # every reason, by code
+
+    @property
+    def remaining_items(self) -> tuple[ItemLine, ...]:
+        return tuple(i for i in self.items if i.remaining > 0)
+
+
+class _ClaimLabels:
+    """Readable status and issue for a claim-like view with ``status`` and ``issue_type``."""
+
+    status: str
+    issue_type: str
+
+    @property
+    def status_label(self) -> str:
+        return domain.STATUS_LABELS[self.status]
+
+    @property
+    def issue_label(self) -> str:
+        return domain.ISSUE_TYPES[self.issue_type].label
+
+
+@dataclass(frozen=True)
+class ClaimSummary(_ClaimLabels):
+    id: int
+    reference: str
+    access_token: str
+    status: str
+    issue_type: str
+    created_at: datetime
+    claimed_cents: int
+
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    name: str
+    sku: str
+    quantity: int
+    paid_cents: int
+
+
+@dataclass(frozen=True)
+class OrderView:
+    id: int
+    name: str
+    customer_name: str
+    created_at: datetime
+    currency: str
+    total_cents: int
+    protected: bool
+    items: tuple[OrderLine, ...]
+    shipments: tuple[ShipmentView, ...]
+    claims: tuple[ClaimSummary, ...]
+    claimable: bool
+    reason: str
+    support_email: str
+    reason_codes: tuple[domain.ErrorCode, ...] = ()
+
+    @property
+    def window_closed(self) -> bool:
+        """Nothing can be claimed only because the filing window closed (staff may extend it)."""
+        return domain.ErrorCode.WINDOW_CLOSED in self.reason_codes
+
+    @property
+    def claimable_shipments(self) -> tuple[ShipmentView, ...]:
+        return tuple(s for s in self.shipments if s.claimable)
+
+
+def _remaining(session: Session, shipment_items: Iterable[ShipmentItem]) -> dict[int, int]:
+    """Claimable quantity per shipment item: what it carried less what open or approved claims
+    cover, and nothing while a claim on it is still open."""
+    items = list(shipment_items)
+    ids = [si.id for si in items]
+    covered: dict[int, int] = {}
+    has_open: set[int] = set()
+    if ids:
+        rows = session.execute(
+            select(ClaimItem.shipment_item_id, func.sum(ClaimItem.quantity),
+                   func.max(case((ClaimItem.is_open, 1), else_=0)))
+            .join(Claim, Claim.id == ClaimItem.claim_id)
+            .where(ClaimItem.shipment_item_id.in_(ids), Claim.status.in_(domain.COVERING_STATUSES))
+            .group_by(ClaimItem.shipment_item_id)
+        ).all()
+        for sid, qty, is_open in rows:
+            covered[sid] = int(qty)
+            if is_open:
+                has_open.add(sid)
+    return {si.id: domain.remaining_quantity(si.quantity, covered.get(si.id, 0), si.id in has_open)
+            for si in items}
+
+
+def _unit_paid_cents(li: LineItem) -> int:
+    return unit_paid_cents(li.unit_price_cents, li.quantity, li.discount_cents)
+
+
+def _shipment_view(
+    session: Session, order: Order, sh: Shipment, index: int, settings: StoreSettings,
+    now: datetime, remaining: dict[int, int],
+) -> ShipmentView:
+    items = tuple(
+        ItemLine(
+            shipment_item_id=si.id,
+            line_item_id=si.line_item_id,
+            sku=si.line_item.sku,
+            name=si.line_item.name,
+            carried=si.quantity,
+            remaining=remaining.get(si.id, 0),
+            unit_cents=_unit_paid_cents(si.line_item),
+        )
+        for si in sh.items
+        if not si.line_item.is_protection
+    )
+    verdict = eligibility.evaluate(order, sh, [i.remaining for i in items], now, settings)
+    deadline, issue_types, reason = verdict.deadline, verdict.issue_types, verdict.reason
+    label = f"Shipment {index}"
+    if sh.is_replacement:
+        label += " (replacement)"
+    return ShipmentView(
+        id=sh.id, label=label, tracking_number=sh.tracking_number, carrier=sh.carrier,
+        status=sh.status, shipped_at=sh.shipped_at, delivered_at=sh.delivered_at,
+        last_scan_at=sh.last_scan_at, items=items, issue_types=issue_types, deadline=deadline,
+        claimable=not reason, reason=reason, reason_codes=verdict.codes,
+    )
+
+
+def build_order_view(session: Session, order: Order, now: datetime | None = None) -> OrderView:
+    now = now or utcnow()
+    settings = settings_row(session)
+    remaining = _remaining(session, [si for sh in order.shipments for si in sh.items])
+    shipments = tuple(
+        _shipment_view(session, order, sh, i + 1, settings, now, remaining)
+        for i, sh in enumerate(order.shipments)
+    )
+    refusals = eligibility.evaluate_order(order, len(shipments))
+    reason = refusals[0].message if refusals else ""
+    codes = tuple(r.code for r in refusals)
+    if not reason and not any(s.claimable for s in shipments):
+        reason = shipments[0].reason if len(shipments) == 1 else _combined_reason(shipments)
+        codes = tuple(dict.fromkeys(c for s in shipments for c in s.reason_codes))
+    return OrderView(
+        id=order.id,
+        name=order.name,
+        customer_name=order.customer_name,
+        created_at=order.created_at,
+        currency=order.currency,
+        total_cents=order.total_cents,
+        protected=order.is_protected,
+        items=tuple(
+            OrderLine(li.name, li.sku, li.quantity, li.paid_cents)
+            for li in order.line_items if not li.is_protection
+        ),
+        shipments=shipments,
+        claims=tuple(_claim_summary(c) for c in order.claims),
+        claimable=not reason,
+        reason=reason,
+        reason_codes=codes,
+        support_email=settings.support_email,
+    )
+
+
+def _combined_reason(shipments: Sequence[ShipmentView]) -> str:
+    reasons = list(dict.fromkeys(s.reason for s in shipments))
+    if len(reasons) == 1:
+        return reasons[0]
+    return " ".join(f"{s.label}: {s.reason}" for s in shipments)
+
+
+def _claim_summary(c: Claim) -> ClaimSummary:
+    return ClaimSummary(c.id, c.reference, c.access_token, c.status, c.issue_type, c.created_at,
+                        c.claimed_cents)
+
+
+def _order_options():
+    return (
+        selectinload(Order.line_items),
+        selectinload(Order.shipments).selectinload(Shipment.items).selectinload(ShipmentItem.line_item),
+        selectinload(Order.claims),
+    )
+
+
+def find_order(session: Session, query: str) -> Order | None:
+    """The order a typed order number or tracking number points to (any spelling), or None.
+    The customer look-up and the staff search both find orders this way."""
+    number = domain.normalize_order_number(query)
+    if not number:
+        return None
+    order = session.scalars(
+        select(Order).where(Order.order_number == number).options(*_order_options())).first()
+    if order is not None:
+        return order
+    tracking = domain.normalize_tracking(query)
+    order_id = session.scalars(
+        select(Shipment.order_id).where(Shipment.tracking_number == tracking).limit(1)
+    ).first() if tracking else None
+    if order_id is None:
+        return None
+    return session.scalars(select(Order).where(Order.id == order_id).options(*_order_options())).first()
+
+
+def _find_order(session: Session, query: str, email: str) -> Order:
+    """Order by number or tracking number, proven by the checkout email; one answer for any miss."""
+    order = find_order(session, query)
+    on_file = order.email if order is not None else "nobody@invalid.example"
+    matched = domain.emails_match(email, on_file)  # always compare, found or not
+    if order is None or not matched or not domain.normalize_email(email):
+        raise domain.OrderNotFound(domain.LOOKUP_FAILED)
+    return order
+
+
+def lookup_order(engine: Engine, query: str, email: str, *, now: datetime | None = None) -> OrderView:
+    """Customer action: find my order (order number or tracking number + checkout email)."""
+    with read_session(engine) as s:
+        return build_order_view(s, _find_order(s, query, email), now)
+
+
+def list_claimable(engine: Engine, order_id: int, email: str, *,
+                   now: datetime | None = None) -> list[ShipmentView]:
+    """The shipments of an order that can take a claim now, with what is left to claim on each."""
+    with read_session(engine) as s:
+        order = s.scalars(select(Order).where(Order.id == order_id).options(*_order_options())).first()
+        if order is None or not domain.emails_match(email, order.email):
+            raise domain.OrderNotFound(domain.LOOKUP_FAILED)
+        return list(build_order_view(s, order, now).claimable_shipments)
+
+
+def resolution_choices(engine: Engine, shipment_id: int, items: dict[int, int] | None,
+                       issue_type: str) -> list[domain.ResolutionOption]:
+    """What the customer may ask for, for these items (all remaining items for shipping issues)."""
+    with read_session(engine) as s:
+        sh = s.get(Shipment, shipment_id)
+        if sh is None:
+            raise domain.ClaimNotFound("That shipment no longer exists.")
+        settings = settings_row(s)
+        chosen = _chosen_items(s, sh, issue_type, items, check=False)
+        return _options_for(s, settings, sh, chosen)
+
+
+def _chosen_items(session: Session, sh: Shipment, issue_type: str, items: dict[int, int] | None,
+                  *, check: bool = True) -> dict[int, int]:
+    real = [si for si in sh.items if not si.line_item.is_protection]
+    remaining = _remaining(session, real)
+    names = {si.id: si.line_item.name for si in real}
+    if domain.ISSUE_TYPES[issue_type].category == domain.SHIPPING:
+        chosen = {sid: q for sid, q in remaining.items() if q > 0}
+        if not chosen and check:
+            raise domain.AlreadyClaimed(
+                "Everything in this shipment is already covered by another claim."
+            )
+        return chosen
+    if not check:
+        return {sid: min(int(q), remaining.get(sid, 0)) for sid, q in (items or {}).items()
+                if isinstance(q, int) and q > 0 and sid in remaining}
+    return domain.check_item_quantities(items or {}, remaining, names)
+
+
+def _options_for(session: Session, settings: StoreSettings, sh: Shipment,
+                 chosen: dict[int, int]) -> list[domain.ResolutionOption]:
+    by_id = {si.id: si for si in sh.items}
+    amount = sum(_unit_paid_cents(by_id[sid].line_item) * q for sid, q in chosen.items())
+    needed: dict[str, int] = {}
+    for sid, q in chosen.items():
+        sku = by_id[sid].line_item.sku or f"line-{by_id[sid].line_item_id}"
+        needed[sku] = needed.get(sku, 0) + q
+    on_hand = dict(session.execute(
+        select(Stock.sku, Stock.on_hand).where(Stock.sku.in_(list(needed)))
+    ).all()) if needed else {}
+    return domain.resolution_options(
+        offer_refund=settings.offer_refund,
+        offer_reshipment=settings.offer_reshipment,
+        offer_store_credit=settings.offer_store_credit,
+        bonus_pct=settings.store_credit_bonus_pct,
+        amount_cents=amount,
+        needed_stock=needed,
+        on_hand=on_hand,
+    )
+
+
+# --- filing -------------------------------------------------------------------------------------
+
+@dataclass
+class ClaimRequest:
+    idempotency_key: str
+    order_id: int
+    email: str
+    shipment_id: int
+    issue_type: str
+    desired_resolution: str
+    signature_kind: str  # drawn | typed
+    accurate_confirmed: bool
+    items: dict[int, int] = field(default_factory=dict)  # shipment_item_id -> quantity
+    description: str = ""
+    photos: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, raw bytes)
+    signature_name: str = ""
+    signature_png: bytes | None = None
+    filed_by: str = "customer"
+
+
+@dataclass(frozen=True)
+class ClaimReceipt:
+    claim_id: int
+    reference: str
+    access_token: str
+    status: str
+    claimed_cents: int
+    created: bool  # False when the idempotency key had already been used
+
+
+def new_reference() -> str:
+    return "CLM-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+
+
+def new_access_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def process_photos(photos: Sequence[tuple[str, bytes]], max_bytes: int) -> list[ProcessedPhoto]:
+    """Process every photo; report every bad file at once (a rejected file stores nothing)."""
+    done, errors = [], []
+    for name, raw in photos:
+        try:
+            done.append(process_photo(raw, name, max_bytes=max_bytes))
+        except PhotoRejected as e:
+            errors.append(e)
+    if errors:
+        raise domain.PhotosRejected(errors)
+    return done
+
+
+def file_claim(engine: Engine, req: ClaimRequest, *, now: datetime | None = None,
+               processed: Sequence[ProcessedPhoto] | None = None) -> ClaimReceipt:
+    """Customer (or staff on their behalf) files a claim.
+
+    Claim, items, photos, signature and the event commit together or not at all. The same
+    idempotency key twice returns the first claim. ``processed`` lets a caller that already
+    validated the photos (the portal does, to show thumbnails) skip reprocessing them.
+    """
+    now = now or utcnow()
+    key = (req.idempotency_key or "").strip()
+    if not key or len(key) > 128:
+        raise domain.InvalidInput("This form has expired. Please reload the page and try again.",
+                                  domain.ErrorCode.FORM_EXPIRED)
+
+    existing = _receipt_for_key(engine, key)
+    if existing is not None:
+        return existing
+
+    settings = load_settings(engine)
+    if req.issue_type not in domain.ISSUE_TYPES:
+        raise domain.InvalidInput("Please choose what went wrong from the list.")
+    description = domain.clean_comment(req.description)
+    photos = list(processed) if processed is not None else process_photos(
+        req.photos, settings.max_photo_bytes
+    )
+    domain.check_photo_count(req.issue_type, len(photos), settings.max_photos)
+    ink = signature_ink(req.signature_png) if req.signature_kind == "drawn" else 0
+
+    try:
+        def work(s: Session) -> ClaimReceipt:
+            again = s.scalars(select(Claim).where(Claim.idempotency_key == key)).first()
+            if again is not None:
+                return _receipt(again, created=False)
+            return _receipt(_create_claim(s, req, key, description, photos, ink, now), created=True)
+        return run(engine, work)
+    except (IntegrityError, domain.ClaimRuleError) as e:
+        # A concurrent submission may have just committed this very key (on PostgreSQL the
+        # other transaction becomes visible mid-way): then this is a replay, not a conflict.
+        existing = _receipt_for_key(engine, key)
+        if existing is not None:
+            return existing
+        if isinstance(e, domain.ClaimRuleError):
+            raise
+        raise domain.AlreadyClaimed(
+            "These items are already part of an open claim on this order. You can follow that "
+            "claim with View My Claim."
+        )
+
+
+def _receipt(claim: Claim, *, created: bool) -> ClaimReceipt:
+    return ClaimReceipt(claim.id, claim.reference, claim.access_token, claim.status,
+                        claim.claimed_cents, created)
+
+
+def _receipt_for_key(engine: Engine, key: str) -> ClaimReceipt | None:
+    with read_session(engine) as s:
+        c = s.scalars(select(Claim).where(Claim.idempotency_key == key)).first()
+        return _receipt(c, created=False) if c is not None else None
+
+
+def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
+                  photos: Sequence[ProcessedPhoto], ink: int, now: datetime) -> Claim:
+    settings = settings_row(s)
+    order = s.get(Order, req.order_id)
+    if order is None or not domain.emails_match(req.email, order.email):
+        raise domain.OrderNotFound(domain.LOOKUP_FAILED)
+    sh = s.get(Shipment, req.shipment_id)
+    if sh is None or sh.order_id != order.id:
+        raise domain.InvalidInput("Please choose one of this order's shipments.")
+
+    # Every rule again, inside the transaction: the window may have closed while the customer
+    # was filling in the form, or another claim may have taken the items.
+    real = [si for si in sh.items if not si.line_item.is_protection]
+    verdict = eligibility.evaluate(order, sh, list(_remaining(s, real).values()), now, settings)
+    for refusal in verdict.reasons:
+        if refusal.code != domain.ErrorCode.NOTHING_LEFT_TO_CLAIM:  # said per item below
+            raise refusal
+    domain.check_issue_available(req.issue_type, verdict.issue_types, sh.status,
+                                 settings.lost_wait_days)
+    chosen = _chosen_items(s, sh, req.issue_type, req.items)
+    options = _options_for(s, settings, sh, chosen)
+    option = domain.check_resolution_choice(req.desired_resolution, options)
+    domain.check_signature(
+        kind=req.signature_kind, typed_name=req.signature_name, drawn_ink_pixels=ink,
+        accurate_confirmed=req.accurate_confirmed, order_total_cents=order.total_cents,
+        threshold_cents=settings.signature_threshold_cents,
+        filed_by_staff=req.filed_by != "customer",
+    )
+
+    reference = new_reference()
+    while s.scalars(select(Claim.id).where(Claim.reference == reference)).first() is not None:
+        reference = new_reference()  # pragma: no cover - 1 in a billion
+    by_id = {si.id: si for si in sh.items}
+    claim = Claim(
+        reference=reference,
+        access_token=new_access_token(),
+        idempotency_key=key,
+        order_id=order.id,
+        shipment_id=sh.id,
+        category=domain.ISSUE_TYPES[req.issue_type].category,
+        issue_type=req.issue_type,
+        status=domain.SUBMITTED,
+        description=description,
+        desired_resolution=option.kind,
+        claimed_cents=option.amount_cents,
+        email=domain.normalize_email(req.email),
+        carrier=sh.carrier or "",
+        signature_kind=req.signature_kind,
+        signature_name=domain.clean_signature_name(req.signature_name),
+        signature_png=normalize_signature(req.signature_png) if req.signature_kind == "drawn" else None,
+        signed_at=now,
+        filed_by=req.filed_by,
+        created_at=now,
+        updated_at=now,
+        items=[
+            ClaimItem(shipment_item_id=sid, quantity=q,
+                      unit_cents=_unit_paid_cents(by_id[sid].line_item), is_open=True)
+            for sid, q in chosen.items()
+        ],
+        evidence=[_evidence(p, now) for p in photos],
+    )
+    s.add(claim)
+    s.flush()
+    claim.risk_score, claim.risk_level, _signals = risk.assess(s, claim)
+    # The portal's saved progress for this order is used up.
+    s.execute(delete(ClaimDraft).where(ClaimDraft.order_id == order.id,
+                                       ClaimDraft.email == claim.email))
+    record_event(
+        s, actor=req.filed_by, action=AuditAction.CLAIM_FILED, claim=claim,
+        to_status=domain.SUBMITTED,
+        details={"reference": reference, "issue_type": req.issue_type,
+                 "items": {str(k): v for k, v in chosen.items()}, "photos": len(photos),
+                 "desired_resolution": option.kind, "claimed_cents": option.amount_cents},
+        at=now,
+    )
+    return claim
+
+
+def _evidence(p: ProcessedPhoto, now: datetime, message: Message | None = None) -> Evidence:
+    return Evidence(
+        filename=p.filename, content_type=p.content_type, data=p.data, thumbnail=p.thumbnail,
+        width=p.width, height=p.height, size_bytes=len(p.data), sha256=p.sha256, phash=p.phash,
+        created_at=now, message_id=message.id if message is not None else None,
+    )
+
+
+# --- the customer coming back -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TimelineStep:
+    label: str
+    at: datetime | None
+    done: bool
+    current: bool
+
+
+@dataclass(frozen=True)
+class EvidenceView:
+    id: int
+    filename: str
+    thumbnail: bytes
+    width: int
+    height: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageView:
+    author_kind: str
+    author_name: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedItemView:
+    name: str
+    sku: str
+    quantity: int
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class ResolutionView:
+    kind: str
+    amount_cents: int
+    bonus_pct: int
+    store_credit_code: str | None
+
+
+@dataclass(frozen=True)
+class ClaimView(_ClaimLabels):
+    id: int
+    reference: str
+    access_token: str
+    order_name: str
+    status: str
+    issue_type: str
+    category: str
+    description: str
+    desired_resolution: str
+    claimed_cents: int
+    currency: str
+    created_at: datetime
+    shipment_label: str
+    tracking_number: str | None
+    carrier: str
+    items: tuple[ClaimedItemView, ...]
+    evidence: tuple[EvidenceView, ...]
+    messages: tuple[MessageView, ...]
+    timeline: tuple[TimelineStep, ...]
+    resolutions: tuple[ResolutionView, ...]
+    denial_reason: str
+    signature_kind: str
+    signature_name: str
+    version: int
+
+
+    @property
+    def can_add_photos(self) -> bool:
+        return self.status == domain.NEEDS_INFO
+
+
+def _timeline(claim: Claim, events: Sequence[Event]) -> tuple[TimelineStep, ...]:
+    first_at: dict[str, datetime] = {}
+    for ev in events:
+        if ev.to_status and ev.to_status not in first_at:
+            first_at[ev.to_status] = ev.at
+    last_at = {ev.to_status: ev.at for ev in events if ev.to_status}
+    status = claim.status
+    decided = status in domain.DECIDED_STATUSES
+    decision_label = domain.STATUS_LABELS[status] if decided else "Decision"
+    steps = [
+        TimelineStep("Received", first_at.get(domain.SUBMITTED, claim.created_at), True,
+                     status == domain.SUBMITTED),
+        TimelineStep("In review", first_at.get(domain.IN_REVIEW),
+                     domain.IN_REVIEW in first_at or decided or status == domain.NEEDS_INFO,
+                     status == domain.IN_REVIEW),
+    ]
+    if domain.NEEDS_INFO in first_at:
+        steps.append(TimelineStep("Waiting for you", last_at.get(domain.NEEDS_INFO),
+                                  True, status == domain.NEEDS_INFO))
+    steps.append(TimelineStep(decision_label, last_at.get(status) if decided else None, decided,
+                              decided))
+    return tuple(steps)
+
+
+def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False) -> ClaimView:
+    events = s.scalars(select(Event).where(Event.claim_id == claim.id).order_by(Event.id)).all()
+    shipments = claim.order.shipments
+    index = next((i + 1 for i, sh in enumerate(shipments) if sh.id == claim.shipment_id), 1)
+    label = f"Shipment {index}"
+    denial = ""
+    if claim.status == domain.DENIED and claim.decisions:
+        d = claim.decisions[-1]
+        denial = " ".join(x for x in (domain.DENIAL_EXPLANATIONS.get(d.reason_code, ""), d.note)
+                          if x)
+    return ClaimView(
+        id=claim.id, reference=claim.reference, access_token=claim.access_token,
+        order_name=claim.order.name, status=claim.status, issue_type=claim.issue_type,
+        category=claim.category, description=claim.description,
+        desired_resolution=claim.desired_resolution, claimed_cents=claim.claimed_cents,
+        currency=claim.order.currency, created_at=claim.created_at, shipment_label=label,
+        tracking_number=claim.shipment.tracking_number, carrier=claim.shipment.carrier,
+        items=tuple(
+            ClaimedItemView(ci.shipment_item.line_item.name, ci.shipment_item.line_item.sku,
+                            ci.quantity, ci.amount_cents)
+            for ci in claim.items
+        ),
+        evidence=tuple(
+            EvidenceView(e.id, e.filename, e.thumbnail, e.width, e.height, e.created_at)
+            for e in claim.evidence
+        ),
+        messages=tuple(
+            MessageView(m.author_kind, m.author_name, m.body, m.created_at)
+            for m in claim.messages if include_internal or not m.internal
+        ),
+        timeline=_timeline(claim, events),
+        resolutions=tuple(
+            ResolutionView(r.kind, r.amount_cents, r.bonus_pct, r.store_credit_code)
+            for r in claim.resolutions if r.voided_at is None
+        ) if claim.status in domain.GRANTED_STATUSES else (),
+        denial_reason=denial,
+        signature_kind=claim.signature_kind,
+        signature_name=claim.signature_name,
+        version=claim.version,
+    )
+
+
+def _claim_options():
+    return (
+        selectinload(Claim.order).selectinload(Order.shipments),
+        selectinload(Claim.shipment),
+        selectinload(Claim.items).selectinload(ClaimItem.shipment_item).selectinload(ShipmentItem.line_item),
+        selectinload(Claim.evidence),
+        selectinload(Claim.messages),
+        selectinload(Claim.resolutions),
+        selectinload(Claim.decisions),
+    )
+
+
+def _claim_by_token(s: Session, token: str) -> Claim:
+    token = (token or "").strip()
+    claim = s.scalars(
+        select(Claim).where(Claim.access_token == token).options(*_claim_options())
+    ).first() if 16 <= len(token) <= 64 else None
+    if claim is None:
+        raise domain.ClaimNotFound(
+            "This claim link isn't valid. Check you copied the whole link, or look the claim up "
+            "with your order number and email."
+        )
+    return claim
+
+
+def get_claim_for_customer(engine: Engine, token: str) -> ClaimView:
+    """View My Claim by the link's unguessable token."""
+    with read_session(engine) as s:
+        return build_claim_view(s, _claim_by_token(s, token))
+
+
+def find_claims_for_customer(engine: Engine, query: str, email: str) -> list[ClaimSummary]:
+    """View My Claim by order number (or tracking number) + checkout email."""
+    with read_session(engine) as s:
+        order = _find_order(s, query, email)
+        return [_claim_summary(c) for c in order.claims]
+
+
+def _closed_by_timer(s: Session, claim: Claim) -> bool:
+    last = s.scalars(select(Event.action).where(Event.claim_id == claim.id,
+                                                Event.to_status == domain.CLOSED)
+                     .order_by(Event.id.desc()).limit(1)).first()
+    return last == domain.AuditAction.AUTO_CLOSED
+
+
+def get_evidence_image(engine: Engine, token: str, evidence_id: int) -> bytes:
+    """Full-size photo of a claim, for its customer."""
+    with read_session(engine) as s:
+        claim = _claim_by_token(s, token)
+        for e in claim.evidence:
+            if e.id == evidence_id:
+                return e.data
+        raise domain.ClaimNotFound("That photo isn't part of this claim.")
+
+
+def add_customer_message(
+    engine: Engine, token: str, body: str, photos: Sequence[tuple[str, bytes]] = (), *,
+    now: datetime | None = None,
+) -> ClaimView:
+    """The customer replies. While the shop waits for information they can add photos, and the
+    reply puts the claim back in review."""
+    now = now or utcnow()
+    text = domain.clean_comment(body, "Your message")
+    settings = load_settings(engine)
+    processed = process_photos(photos, settings.max_photo_bytes) if photos else []  # outside
+    if not text and not processed:
+        raise domain.InvalidInput("Write a message or add a photo before sending.",
+                                  domain.ErrorCode.TEXT_REQUIRED)
+    return run(engine, lambda s: _customer_message(s, token, text, processed, now))
+
+
+def _customer_message(s: Session, token: str, text: str, processed: Sequence[ProcessedPhoto],
+                      now: datetime) -> ClaimView:
+    settings = settings_row(s)
+    claim = _claim_by_token(s, token)
+    if processed and claim.status != domain.NEEDS_INFO:
+        raise domain.InvalidInput(
+            "You can add photos when the store asks for more information. "
+            "Send a message if there's something to add."
+        )
+    if len(claim.evidence) + len(processed) > domain.reply_photo_limit(settings.max_photos):
+        raise domain.EvidenceRequired(
+            f"This claim already has {len(claim.evidence)} photos; no more can be added.",
+            domain.ErrorCode.TOO_MANY_PHOTOS)
+    msg = Message(author_kind="customer", author_name=claim.order.customer_name, body=text,
+                  created_at=now)
+    claim.messages.append(msg)
+    s.flush()
+    for p in processed:
+        claim.evidence.append(_evidence(p, now, msg))
+    record_event(s, actor="customer", action=AuditAction.CUSTOMER_MESSAGE, claim=claim,
+                 details={"message_id": msg.id, "photos": len(processed)}, at=now)
+    if domain.allows(Action.CUSTOMER_REPLY, claim.status):
+        apply(s, claim, Action.CUSTOMER_REPLY, actor="customer", at=now)
+    elif domain.allows(Action.REOPEN_BY_CUSTOMER, claim.status) and _closed_by_timer(s, claim):
+        # Closed for lack of an answer: the answer reopens it, within the filing window.
+        deadline = eligibility.deadline_for(claim.order, claim.shipment, settings)
+        if domain.within_window(deadline, now, settings.timezone):
+            apply(s, claim, Action.REOPEN_BY_CUSTOMER, actor="customer", at=now)
+    claim.updated_at = now
+    s.flush()
+    return build_claim_view(s, claim)
+
+
+# --- the portal's step checks -------------------------------------------------------------------
+
+def get_order_for_customer(engine: Engine, order_id: int, email: str, *,
+                           now: datetime | None = None) -> OrderView:
+    """The order again, for a customer who already proved it is theirs."""
+    with read_session(engine) as s:
+        order = s.scalars(select(Order).where(Order.id == order_id).options(*_order_options())).first()
+        if order is None or not domain.emails_match(email, order.email):
+            raise domain.OrderNotFound(domain.LOOKUP_FAILED)
+        return build_order_view(s, order, now)
+
+
+@dataclass(frozen=True)
+class CheckedDetails:
+    items: dict[int, int]
+    description: str
+    amount_cents: int
+
+
+def check_claim_details(engine: Engine, order_id: int, email: str, shipment_id: int,
+                        issue_type: str, items: dict[int, int] | None, photo_count: int,
+                        description: str, *, now: datetime | None = None) -> CheckedDetails:
+    """Everything filing will check about the chosen shipment, scenario, items, photos and text,
+    checked now so the customer hears about a problem at the step that can fix it."""
+    view = get_order_for_customer(engine, order_id, email, now=now)
+    ship = next((s for s in view.shipments if s.id == shipment_id), None)
+    if ship is None:
+        raise domain.InvalidInput("Please choose one of this order's shipments.")
+    if not ship.claimable:
+        raise domain.ClaimRuleError(ship.reason)
+    settings = load_settings(engine)
+    domain.check_issue_available(issue_type, ship.issue_types, ship.status, settings.lost_wait_days)
+    remaining = {i.shipment_item_id: i.remaining for i in ship.items}
+    unit = {i.shipment_item_id: i.unit_cents for i in ship.items}
+    if domain.ISSUE_TYPES[issue_type].category == domain.ITEM:
+        chosen = domain.check_item_quantities(items or {}, remaining,
+                                             {i.shipment_item_id: i.name for i in ship.items})
+    else:
+        chosen = {k: v for k, v in remaining.items() if v > 0}
+    domain.check_photo_count(issue_type, photo_count, settings.max_photos)
+    text = domain.clean_comment(description)
+    return CheckedDetails(chosen, text, sum(unit[k] * q for k, q in chosen.items()))

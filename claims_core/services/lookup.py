@@ -1,0 +1,85 @@
+"""The customer look-up, throttled.
+
+Every failed lookup is recorded twice, against the order number typed and against the
+client (a hash of its address). After ``SLOW_AFTER`` misses in the window each further try waits a
+little longer; once ``lookup_max_misses`` misses are on record in ``lookup_window_minutes`` the
+lookup is refused until the window has moved on, whether or not the details would be right.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import Engine, delete, func, select
+
+from ..domain.errors import OrderNotFound, TooManyAttempts
+from ..domain.identifiers import lookup_target
+from ..infra.db import read_session, utcnow, write_session
+from ..infra.models import LookupAttempt
+from . import customer
+from .customer import ClaimSummary, OrderView
+from .settings import load_settings
+
+SLOW_AFTER = 3
+MAX_DELAY_SECONDS = 3.0
+
+
+def client_key(address: str | None) -> str:
+    return "client:" + hashlib.sha256((address or "unknown").encode()).hexdigest()[:32]
+
+
+def _keys(query: str, client: str | None) -> list[str]:
+    keys = [client_key(client)]
+    target = lookup_target(query)
+    if target:
+        keys.append("order:" + target)
+    return keys
+
+
+def recent_misses(engine: Engine, keys: list[str], since: datetime) -> int:
+    with read_session(engine) as s:
+        rows = s.execute(
+            select(LookupAttempt.key, func.count()).where(LookupAttempt.key.in_(keys),
+                                                          LookupAttempt.at >= since)
+            .group_by(LookupAttempt.key)
+        ).all()
+    return max((n for _k, n in rows), default=0)
+
+
+def guarded_lookup(engine: Engine, query: str, email: str, client: str | None, *,
+                   now: datetime | None = None,
+                   sleep: Callable[[float], None] = time.sleep) -> OrderView:
+    """Look up an order for a customer, slowing down and then refusing repeated misses."""
+    return _guarded(engine, query, email, client, now or utcnow(), sleep,
+                    lambda: customer.lookup_order(engine, query, email, now=now))
+
+
+def guarded_find_claims(engine: Engine, query: str, email: str, client: str | None, *,
+                        now: datetime | None = None,
+                        sleep: Callable[[float], None] = time.sleep) -> list[ClaimSummary]:
+    """View My Claim by order number + email, under the same throttle as the order lookup."""
+    return _guarded(engine, query, email, client, now or utcnow(), sleep,
+                    lambda: customer.find_claims_for_customer(engine, query, email))
+
+
+def _guarded(engine, query, email, client, now, sleep, attempt):
+    settings = load_settings(engine)
+    window = timedelta(minutes=settings.lookup_window_minutes)
+    keys = _keys(query, client)
+    misses = recent_misses(engine, keys, now - window)
+    if misses >= settings.lookup_max_misses:
+        raise TooManyAttempts(
+            f"Too many attempts. For your security, please wait {settings.lookup_window_minutes} "
+            "minutes and try again, or contact the store."
+        )
+    if misses >= SLOW_AFTER:
+        sleep(min(MAX_DELAY_SECONDS, 0.5 * (misses - SLOW_AFTER + 1)))
+    try:
+        return attempt()
+    except OrderNotFound:
+        with write_session(engine) as s:
+            s.add_all([LookupAttempt(key=k, at=now) for k in keys])
+            s.execute(delete(LookupAttempt).where(LookupAttempt.at < now - timedelta(days=1)))
+        raise

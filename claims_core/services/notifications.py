@@ -1,0 +1,192 @@
+"""Email to customers and staff, written to the outbox in the transaction of the event that
+caused it (the SMTP sender in ``adapters/mailer.py`` delivers it after commit).
+
+The ``on_*`` functions are event handlers: ``handlers.EVENT_HANDLERS`` runs them for the events
+they answer. Every mail has a unique key, so a handler run twice queues one mail.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from ..domain.money import credit_with_bonus, format_cents
+from ..domain.vocabulary import DENIAL_EXPLANATIONS, ISSUE_TYPES, ResolutionKind
+from ..infra.db import read_session, utcnow
+from ..infra.models import (Claim, Decision, Event, Message, OutboxMessage, StaffUser, StoreSettings,
+                            settings_row)
+
+
+def public_url() -> str:
+    """Where the app is reached from outside, for links in mails (``CLAIMS_PUBLIC_URL``)."""
+    return os.environ.get("CLAIMS_PUBLIC_URL", "http://localhost:8501").rstrip("/")
+
+
+def claim_link(token: str) -> str:
+    return f"{public_url()}/my-claim?token={token}"
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+SUBJECTS = {
+    "claim_received": "We received your claim {ref}",
+    "info_requested": "{store} needs more information for claim {ref}",
+    "new_message": "New message about your claim {ref}",
+    "decision": "A decision on your claim {ref}",
+    "reminder": "Reminder: {store} is waiting for your reply on claim {ref}",
+    "auto_closed": "Your claim {ref} was closed",
+    "staff_new_claim": "New claim {ref} ({issue})",
+    "staff_digest": "Daily claims digest for {store}",
+}
+
+
+def render(kind: str, settings: StoreSettings, *, ref: str = "", link: str = "", lines: list[str],
+           issue: str = "") -> tuple[str, str, str]:
+    """(subject, plain text, HTML). Every line is escaped in the HTML part; the store's name and
+    colour brand it."""
+    subject = SUBJECTS[kind].format(store=settings.name, ref=ref, issue=issue)
+    text = "\n\n".join(lines + ([f"View your claim: {link}"] if link else [])
+                       + [f"— {settings.name} · {settings.support_email}"])
+    accent = settings.accent_color if len(settings.accent_color or "") == 7 else "#2563eb"
+    paras = "".join(f"<p>{html.escape(line).replace(chr(10), '<br>')}</p>" for line in lines)
+    button = (f'<p><a href="{html.escape(link, quote=True)}" style="background:{accent};color:#fff;'
+              f'padding:10px 16px;border-radius:6px;text-decoration:none">View your claim</a></p>'
+              if link else "")
+    body = (f'<div style="font-family:sans-serif;max-width:560px">'
+            f'<h2 style="color:{accent}">{html.escape(settings.name)}</h2>{paras}{button}'
+            f'<p style="color:#4b5563;font-size:13px">{html.escape(settings.name)} · '
+            f'{html.escape(settings.support_email)}</p></div>')
+    return subject, text, body
+
+
+def enqueue(s: Session, *, key: str, kind: str, to: str, claim: Claim | None, lines: list[str],
+            link: str = "", issue: str = "", now: datetime | None = None) -> bool:
+    """Queue one email in the caller's transaction; False if this notification exists already."""
+    if not to:
+        return False
+    if s.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first() is not None:
+        return False
+    subject, text, body = render(kind, settings_row(s), ref=claim.reference if claim else "",
+                                 link=link, lines=lines, issue=issue)
+    s.add(OutboxMessage(dedupe_key=key, kind=kind, claim_id=claim.id if claim else None, to_addr=to,
+                        subject=subject[:300], body_text=text, body_html=body,
+                        next_attempt_at=now or utcnow(), created_at=now or utcnow()))
+    return True
+
+
+def _to_customer(s: Session, ev: Event, claim: Claim, key: str, kind: str, lines: list[str]) -> None:
+    enqueue(s, key=key, kind=kind, to=claim.email, claim=claim, link=claim_link(claim.access_token),
+            now=ev.at, lines=lines)
+
+
+def _details(ev: Event) -> dict:
+    return json.loads(ev.details or "{}")
+
+
+# --- event handlers -----------------------------------------------------------------------------
+
+def on_claim_filed(s: Session, ev: Event, claim: Claim) -> None:
+    issue = ISSUE_TYPES[claim.issue_type].label
+    _to_customer(s, ev, claim, f"received:{claim.id}", "claim_received", [
+        f"Thank you — we received your claim {claim.reference} ({issue}).",
+        "Our team reviews every claim, usually within 2 business days. If we need anything "
+        "else we'll ask you on your claim page, and we'll email you when there's a decision."])
+    for u in s.scalars(select(StaffUser).where(StaffUser.active, StaffUser.notify_new_claims,
+                                               StaffUser.email != "")):
+        enqueue(s, key=f"staffnew:{claim.id}:{u.id}", kind="staff_new_claim", to=u.email,
+                claim=claim, issue=issue, now=ev.at, lines=[
+                    f"A new claim {claim.reference} ({issue}, "
+                    f"{format_cents(claim.claimed_cents)}) was filed.",
+                    "The customer wrote:", claim.description or "(no comments)"])
+
+
+def _message_body(s: Session, ev: Event) -> tuple[int, str]:
+    mid = _details(ev).get("message_id")
+    msg = s.get(Message, mid) if mid is not None else None
+    return mid, msg.body if msg is not None else ""
+
+
+def on_info_requested(s: Session, ev: Event, claim: Claim) -> None:
+    mid, body = _message_body(s, ev)
+    _to_customer(s, ev, claim, f"info:{claim.id}:{mid}", "info_requested", [
+        "We need a little more information to decide on your claim:", body,
+        "Reply on your claim page (you can add photos there)."])
+
+
+def on_staff_message(s: Session, ev: Event, claim: Claim) -> None:
+    mid, body = _message_body(s, ev)
+    _to_customer(s, ev, claim, f"msg:{claim.id}:{mid}", "new_message",
+                 ["You have a new message about your claim:", body])
+
+
+def approval_lines(claim: Claim, decision_id: int) -> list[str]:
+    lines = ["Good news: your claim was approved."]
+    for r in claim.resolutions:
+        if r.decision_id != decision_id or r.voided_at is not None:
+            continue
+        if r.kind == ResolutionKind.REFUND:
+            lines.append(f"Refund of {format_cents(r.amount_cents)} to your original payment method.")
+        elif r.kind == ResolutionKind.STORE_CREDIT:
+            lines.append(f"Store credit of {format_cents(credit_with_bonus(r.amount_cents, r.bonus_pct))}"
+                         f": use code {r.store_credit_code} at checkout.")
+        else:
+            lines.append("A replacement of your items is on its way.")
+    return lines
+
+
+def on_decision(s: Session, ev: Event, claim: Claim) -> None:
+    decision_id = _details(ev).get("decision_id")
+    decision = s.get(Decision, decision_id) if decision_id is not None else None
+    if decision is None:
+        return
+    if decision.outcome == "approved":
+        lines = approval_lines(claim, decision.id)
+    else:
+        why = " ".join(x for x in (DENIAL_EXPLANATIONS.get(decision.reason_code, ""), decision.note)
+                       if x)
+        lines = ["We're sorry: we couldn't approve your claim.",
+                 why or "Reply on your claim page if you have questions."]
+    _to_customer(s, ev, claim, f"decision:{claim.id}:{decision.id}", "decision", lines)
+
+
+def on_reminder(s: Session, ev: Event, claim: Claim) -> None:
+    _to_customer(s, ev, claim, f"reminder:{claim.id}:{_details(ev).get('waiting_since_event')}",
+                 "reminder", [
+                     "We're still waiting for your reply to decide on your claim.",
+                     "If we don't hear from you, the claim will be closed; you can reopen it by "
+                     "replying while the filing window is open."])
+
+
+def on_auto_closed(s: Session, ev: Event, claim: Claim) -> None:
+    _to_customer(s, ev, claim, f"autoclosed:{claim.id}:{_details(ev).get('waiting_since_event')}",
+                 "auto_closed", [
+                     "We closed your claim because we didn't hear back.",
+                     "You can reopen it by replying on your claim page while the filing window is "
+                     "open."])
+
+
+# --- the outbox, for the staff Outbox page ------------------------------------------------------
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    to_addr: str
+    subject: str
+    status: str
+    attempts: int
+    created_at: datetime
+    last_error: str
+    body_text: str
+
+
+def list_outbox(engine: Engine, limit: int = 200) -> list[OutboxRow]:
+    with read_session(engine) as s:
+        return [OutboxRow(m.id, m.to_addr, m.subject, m.status, m.attempts, m.created_at,
+                          m.last_error, m.body_text)
+                for m in s.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit))]
+

@@ -1,0 +1,145 @@
+"""The store's settings, in one module: read them, validate a change, save it with a before/after
+event, set the logo. (The row and its defaults are ``infra.models.settings_row``.)"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from ..domain.errors import InvalidInput
+from ..domain.text import clean_comment
+from ..domain.vocabulary import AuditAction
+from ..infra.db import read_session
+from ..infra.models import StoreSettings, ensure_settings_row, settings_row
+from .events import record_event
+from .unit_of_work import transactional
+
+EDITABLE = {
+    "name": str, "accent_color": str, "support_email": str, "intro_text": str, "timezone": str,
+    "filing_window_days": int, "lost_wait_days": int, "offer_refund": bool,
+    "offer_reshipment": bool, "offer_store_credit": bool, "store_credit_bonus_pct": int,
+    "max_photos": int, "max_photo_bytes": int, "signature_threshold_cents": int,
+    "protection_pattern": str, "response_target_hours": int, "lookup_max_misses": int,
+    "lookup_window_minutes": int, "reminder_after_days": int, "close_after_days": int,
+}
+RANGES = {
+    "filing_window_days": (1, 3650, "The filing window"),
+    "lost_wait_days": (0, 365, "The waiting period for “lost”"),
+    "store_credit_bonus_pct": (0, 100, "The store-credit bonus"),
+    "max_photos": (1, 20, "The number of photos"),
+    "max_photo_bytes": (1024 * 1024, 20 * 1024 * 1024, "The photo size limit"),
+    "signature_threshold_cents": (0, 100_000_000, "The signature threshold"),
+    "response_target_hours": (1, 24 * 30, "The response target"),
+    "lookup_max_misses": (3, 100, "The lookup limit"),
+    "lookup_window_minutes": (1, 1440, "The lookup window"),
+    "reminder_after_days": (1, 60, "The reminder delay"),
+    "close_after_days": (2, 120, "The auto-close delay"),
+}
+MAX_LOGO_BYTES = 1024 * 1024
+
+
+def validate(changes: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in EDITABLE:
+            raise InvalidInput(f"Unknown setting {key}.")
+        kind = EDITABLE[key]
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInput(f"{RANGES[key][2]} must be a whole number.")
+            lo, hi, label = RANGES[key]
+            if not lo <= value <= hi:
+                raise InvalidInput(f"{label} must be between {lo:,} and {hi:,}.")
+        elif kind is bool:
+            value = bool(value)
+        else:
+            value = (value or "").strip()
+        out[key] = value
+    if "name" in out and not 1 <= len(out["name"]) <= 200:
+        raise InvalidInput("The store name must be 1 to 200 characters.")
+    if "accent_color" in out and not re.fullmatch(r"#[0-9a-fA-F]{6}", out["accent_color"]):
+        raise InvalidInput("The accent colour must look like #0f766e.")
+    if "support_email" in out and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", out["support_email"]):
+        raise InvalidInput("The support email doesn't look like an email address.")
+    if "intro_text" in out:
+        out["intro_text"] = clean_comment(out["intro_text"], "The intro text")
+    if "protection_pattern" in out:
+        try:
+            re.compile(out["protection_pattern"])
+        except re.error as e:
+            raise InvalidInput(f"The protection pattern isn't a valid pattern: {e}.")
+        if not out["protection_pattern"]:
+            raise InvalidInput("The protection pattern can't be empty.")
+    if "timezone" in out:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(out["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(f"Unknown time zone “{out['timezone']}” (e.g. America/New_York).")
+    if {"offer_refund", "offer_reshipment", "offer_store_credit"} <= out.keys() and not (
+            out["offer_refund"] or out["offer_reshipment"] or out["offer_store_credit"]):
+        raise InvalidInput("Offer at least one resolution.")
+    if {"reminder_after_days", "close_after_days"} <= out.keys() and \
+            out["close_after_days"] <= out["reminder_after_days"]:
+        raise InvalidInput("Close a waiting claim later than its reminder is sent.")
+    return out
+
+
+def load_settings(engine: Engine) -> StoreSettings:
+    """The settings as they are now (a detached copy)."""
+    with read_session(engine) as s:
+        row = settings_row(s)
+        s.expunge_all()
+        return row
+
+
+def update_settings(engine: Engine, actor: str, changes: dict[str, Any]) -> list[str]:
+    """Save the changed settings; returns the names of what changed."""
+    return _save(engine, actor, validate(changes))
+
+
+@transactional
+def _save(s: Session, actor: str, clean: dict[str, Any]) -> list[str]:
+    row: StoreSettings = ensure_settings_row(s)
+    before = {k: getattr(row, k) for k in clean}
+    changed = [k for k, v in clean.items() if before[k] != v]
+    for k in changed:
+        setattr(row, k, clean[k])
+    if changed:
+        record_event(s, actor=actor, action=AuditAction.SETTINGS_CHANGED,
+                     details={"before": {k: before[k] for k in changed},
+                              "after": {k: clean[k] for k in changed}})
+    return changed
+
+
+def set_logo(engine, actor: str, raw: bytes | None) -> None:
+    """Store a logo (re-encoded PNG at most 256 px) or remove it with ``None``."""
+    png = None
+    if raw:
+        if len(raw) > MAX_LOGO_BYTES:
+            raise InvalidInput("The logo must be under 1 MB.")
+        try:
+            img = Image.open(io.BytesIO(raw), formats=["PNG", "JPEG", "WEBP"])
+            if img.width * img.height > 16_000_000:
+                raise InvalidInput("The logo image is too large.")
+            img.load()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            raise InvalidInput("The logo must be a PNG, JPEG or WebP image.")
+        img = img.convert("RGBA")
+        img.thumbnail((256, 256))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        png = buf.getvalue()
+    _store_logo(engine, actor, png)
+
+
+@transactional
+def _store_logo(s: Session, actor: str, png: bytes | None) -> None:
+    ensure_settings_row(s).logo_png = png
+    record_event(s, actor=actor, action=AuditAction.SETTINGS_CHANGED,
+                 details={"logo": "set" if png else "removed"})

@@ -1,0 +1,526 @@
+"""File a claim: find the order, say what went wrong, choose a resolution, review, sign."""
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from claims_core import domain
+from claims_core.services import customer, drafts, lookup
+from views import safe_text, ui
+
+st.set_page_config(layout="centered")
+engine = ui.get_engine()
+settings = ui.store_settings()
+
+STEPS = ["lookup", "order", "issue", "details", "resolution", "review", "sign", "done"]
+PROGRESS = {"issue": 1, "details": 2, "resolution": 3, "review": 4, "sign": 5}
+STATUS_WORDS = domain.SHIPMENT_STATUS_LABELS
+
+
+def flow() -> dict:
+    return st.session_state.setdefault("claim_flow", {"step": "lookup"})
+
+
+def reset() -> None:
+    st.session_state["claim_flow"] = {"step": "lookup"}
+    st.session_state.pop("uploader_round", None)
+
+
+# Moving between steps happens in on_click callbacks: Streamlit runs a callback before the script,
+# so one click is one script run (a button followed by st.rerun() would be two). Callbacks read
+# widget values from st.session_state, which holds what the customer had typed at the click.
+
+def go(step: str) -> None:
+    """Move the wizard to ``step`` (saving the draft). Use as a button's on_click."""
+    f = flow()
+    f["step"] = step
+    if f.get("order_id") and step not in ("lookup", "done"):
+        drafts.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
+
+
+def jump(step: str) -> None:
+    """Move to ``step`` from inside a script run (a step that can't be shown)."""
+    go(step)
+    st.rerun()
+
+
+def refuse(message: str) -> None:
+    """Stay on this step and tell the customer what to fix (shown by show_refusal)."""
+    flow()["refusal"] = message
+
+
+def show_refusal() -> None:
+    message = flow().pop("refusal", None)
+    if message:
+        st.error(safe_text.inline(message))  # refusals can quote a product's name
+
+
+def _draft_data(f: dict) -> dict:
+    return {k: v for k, v in f.items()
+            if k not in ("offer_draft", "receipt", "processed_files", "refusal")}
+
+
+
+def order_view() -> customer.OrderView:
+    f = flow()
+    looked_up = st.session_state.pop("looked_up_order", None)  # built by the click just now
+    if looked_up is not None and looked_up.id == f.get("order_id"):
+        return looked_up
+    return customer.get_order_for_customer(engine, f["order_id"], f["email"])
+
+
+def steps_header(step: str) -> None:
+    if step in PROGRESS:
+        n = PROGRESS[step]
+        st.progress(n / 5, text=f"Step {n} of 5 · " + ["What went wrong", "Details", "Resolution",
+                                                       "Review", "Sign"][n - 1])
+
+
+def shipment_label(s: customer.ShipmentView) -> str:
+    what = ", ".join(f"{i.name} × {i.carried}" for i in s.items)
+    bits = [s.label, s.carrier or "Carrier not known", STATUS_WORDS.get(s.status, s.status)]
+    return " · ".join(bits) + f" — {what}"
+
+
+# --- steps --------------------------------------------------------------------------------------
+
+def step_lookup() -> None:
+    st.title("File a claim", anchor=False)
+    if settings.intro_text:
+        safe_text.show(settings.intro_text)
+    with st.form("lookup", border=True):
+        st.text_input("Order number or tracking number", placeholder="e.g. #1001",
+                      key="lookup_query")
+        st.caption("You'll find it in your order confirmation or shipping confirmation email.")
+        st.text_input("Email used at checkout", placeholder="you@example.com", key="lookup_email")
+        st.form_submit_button("Find my order", type="primary", width="stretch", on_click=look_up)
+    show_refusal()
+
+
+def look_up() -> None:
+    query = st.session_state.get("lookup_query", "")
+    email = st.session_state.get("lookup_email", "")
+    if not query.strip() or not email.strip():
+        refuse("Enter your order number (or tracking number) and your email.")
+        return
+    try:
+        view = lookup.guarded_lookup(engine, query, email, ui.client_address())
+    except domain.ClaimRuleError as e:
+        refuse(e.message)
+        return
+    st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
+                                      "email": email.strip(), "idem_key": uuid.uuid4().hex}
+    st.session_state["looked_up_order"] = view  # the order page this run shows needn't ask again
+    draft = drafts.load_draft(engine, view.id, email)
+    if draft and draft.data.get("step") not in (None, "lookup", "order"):
+        flow()["offer_draft"] = draft.data
+
+
+def step_order() -> None:
+    f = flow()
+    view = order_view()
+    st.title(f"Order {safe_text.inline(view.name)}", anchor=False)
+    ui.badge("Protected" if view.protected else "Not protected", view.protected)
+    st.caption(f"Placed {ui.when(view.created_at)} · {ui.money(view.total_cents, view.currency)}")
+
+    if f.get("offer_draft"):
+        with st.container(border=True):
+            st.markdown("**Continue where you left off?** You started a claim for this order.")
+            c1, c2 = st.columns(2)
+            c1.button("Continue my claim", type="primary", width="stretch", key="continue_draft",
+                      on_click=continue_draft)
+            c2.button("Start over", width="stretch", key="start_over", on_click=start_over)
+
+    st.subheader("Items", anchor=False)
+    for item in view.items:
+        safe_text.show(f"• {item.name} × {item.quantity}")
+    st.subheader("Shipments" if len(view.shipments) != 1 else "Shipment", anchor=False)
+    if not view.shipments:
+        st.caption("Not shipped yet.")
+    for s in view.shipments:
+        with st.container(border=True):
+            st.markdown(f"**{s.label}**")
+            safe_text.show(f"{s.carrier or 'Carrier not known'}"
+                           + (f" · tracking {s.tracking_number}" if s.tracking_number else ""))
+            line = f"{STATUS_WORDS.get(s.status, s.status)} · shipped {ui.when(s.shipped_at)}"
+            if s.delivered_at:
+                line += f" · delivered {ui.when(s.delivered_at)}"
+            st.caption(line)
+            safe_text.show(", ".join(f"{i.name} × {i.carried}" for i in s.items), "caption")
+            if s.claimable:
+                st.caption(f"You can file a claim for this shipment until "
+                           f"{domain.format_date(s.deadline)}.")
+            elif view.claimable:
+                safe_text.show(s.reason, "caption", prefix="No claim possible: ")
+
+    if view.claims:
+        st.subheader("Claims on this order", anchor=False)
+        for c in view.claims:
+            cols = st.columns([3, 2, 2], vertical_alignment="center")
+            cols[0].markdown(f"**{c.reference}** · {c.issue_label}")
+            cols[1].markdown(c.status_label)
+            cols[2].page_link("views/customer/view_claim.py", label="View", icon=":material/open_in_new:",
+                              query_params={"token": c.access_token})
+
+    if not view.claimable:
+        st.warning(safe_text.inline(view.reason))
+        safe_text.show(view.support_email, "caption", prefix="Questions? Contact the store at ")
+    else:
+        st.button("Start a claim", type="primary", width="stretch", key="start_claim",
+                  on_click=go, args=("issue",))
+    st.button("Look up a different order", width="stretch", key="another_order", on_click=reset)
+
+
+def continue_draft() -> None:
+    f = flow()
+    saved = f.pop("offer_draft", None) or {}
+    saved.pop("offer_draft", None)
+    f.update(saved)
+    f.setdefault("idem_key", uuid.uuid4().hex)
+
+
+def start_over() -> None:
+    f = flow()
+    f.pop("offer_draft", None)
+    drafts.discard_draft(engine, f["order_id"], f["email"])
+
+
+def step_issue() -> None:
+    f = flow()
+    view = order_view()
+    steps_header("issue")
+    st.title("What went wrong?", anchor=False)
+    ships = view.claimable_shipments
+    if not ships:
+        st.warning(safe_text.inline(view.reason or "This order can't take a new claim."))
+        st.button("Back to the order", on_click=go, args=("order",))
+        return
+    ids = [s.id for s in ships]
+    if len(ships) > 1:
+        current = ids.index(f["shipment_id"]) if f.get("shipment_id") in ids else None
+        sid = st.radio("Which shipment is this about?", ids, index=current, key="ship",
+                       format_func=lambda i: safe_text.inline(
+                           shipment_label(next(s for s in ships if s.id == i))))
+    else:
+        sid = ids[0]
+        safe_text.show(shipment_label(ships[0]), "caption")
+    ship = next((s for s in ships if s.id == sid), None)
+    cats = _categories(ship)
+    cat_labels = domain.CATEGORY_LABELS
+    cat = st.radio("What kind of problem?", cats,
+                   index=cats.index(f["category"]) if f.get("category") in cats else None,
+                   format_func=cat_labels.get, key="category") if ship else None
+    if cat:
+        options = _issues(ship, cat)
+        st.radio(
+            "Which describes it best?", options,
+            index=options.index(f["issue_type"]) if f.get("issue_type") in options else None,
+            format_func=lambda t: f"{domain.ISSUE_TYPES[t].label} — {domain.ISSUE_TYPES[t].help}",
+            key="issue",
+        )
+    show_refusal()
+    c1, c2 = st.columns(2)
+    c1.button("Back", width="stretch", key="back", on_click=go, args=("order",))
+    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=issue_chosen,
+              args=(ships,))
+
+
+def _categories(ship) -> list[str]:
+    return domain.issue_categories(ship.issue_types) if ship else []
+
+
+def _issues(ship, category: str) -> list[str]:
+    return domain.issues_in(ship.issue_types, category)
+
+
+def issue_chosen(ships: list) -> None:
+    f = flow()
+    sid = st.session_state.get("ship") if len(ships) > 1 else ships[0].id
+    ship = next((s for s in ships if s.id == sid), None)
+    if not ship:
+        refuse("Choose the shipment this is about.")
+        return
+    cat = st.session_state.get("category")
+    issue = st.session_state.get("issue") if cat in _categories(ship) else None
+    if not issue or issue not in _issues(ship, cat):
+        refuse("Choose what went wrong to continue.")
+        return
+    if f.get("shipment_id") != sid:
+        f["items"] = {}
+    f.update(shipment_id=sid, category=cat, issue_type=issue)
+    go("details")
+
+
+def _photos(f: dict) -> list:
+    return [drafts.photo_from_json(p) for p in f.get("photos", [])]
+
+
+def photo_picker(f: dict, required: bool) -> None:
+    label = "Photos" + (" (required)" if required else " (optional)")
+    st.markdown(f"**{label}**")
+    st.caption(f"Show the problem and the packaging. Up to {settings.max_photos} photos: JPEG, PNG, "
+               f"WebP or HEIC, {settings.max_photo_bytes // 1048576} MB each.")
+    round_ = st.session_state.setdefault("uploader_round", 0)
+    files = ui.photo_uploader(label, key=f"photos_{round_}", collapsed=True)
+    if files:
+        f["photos"], errors = drafts.add_photos(f.get("photos", []), files,
+                                                max_photos=settings.max_photos,
+                                                max_bytes=settings.max_photo_bytes)
+        st.session_state["photo_errors"] = errors
+        st.session_state["uploader_round"] = round_ + 1  # empty the picker: the photos are kept
+        drafts.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
+        st.rerun()
+    errors = st.session_state.get("photo_errors", [])
+    for err in errors:
+        safe_text.show(err)  # names the file: plain text
+    if errors:
+        st.error("These files couldn't be added (see above). Choose other photos.")
+    photos = _photos(f)
+    if photos:
+        cols = st.columns(3)
+        for i, p in enumerate(photos):
+            with cols[i % 3]:
+                st.image(p.thumbnail, width=150, alt="Photo you added")
+                safe_text.show(p.filename, "caption")
+                if st.button("Remove", key=f"rm_{p.sha256}", width="stretch"):
+                    f["photos"] = [x for x in f["photos"] if x["sha256"] != p.sha256]
+                    st.session_state["photo_errors"] = []
+                    st.rerun()
+
+
+def step_details() -> None:
+    f = flow()
+    view = order_view()
+    ship = next((s for s in view.shipments if s.id == f.get("shipment_id")), None)
+    if ship is None or not f.get("issue_type"):
+        jump("issue")
+    issue = domain.ISSUE_TYPES[f["issue_type"]]
+    steps_header("details")
+    st.title(issue.label, anchor=False)
+    items: dict[int, int] = {}
+    if issue.category == domain.ITEM:
+        st.markdown("**Which items, and how many?**")
+        saved = {int(k): v for k, v in f.get("items", {}).items()}
+        for it in ship.items:
+            if it.remaining == 0:
+                safe_text.show(f"{it.name}: already covered by another claim.", "caption")
+                continue
+            items[it.shipment_item_id] = st.number_input(
+                f"{safe_text.inline(it.name)} (up to {it.remaining})", min_value=0, max_value=it.remaining,
+                value=min(saved.get(it.shipment_item_id, 0), it.remaining), step=1,
+                key=f"qty_{it.shipment_item_id}",
+            )
+        photo_picker(f, domain.photos_required(f["issue_type"]))
+        prompt = "Anything else we should know? (optional)"
+    else:
+        safe_text.show("This claim covers everything in the shipment: "
+                       + ", ".join(f"{i.name} × {i.remaining}" for i in ship.remaining_items),
+                       "caption")
+        photo_picker(f, False)
+        prompt = ("Tell us what happened: where was it meant to be left, when did tracking last "
+                  "move, have you checked with neighbours?")
+    description = st.text_area(prompt, value=f.get("description", ""), height=120,
+                               key="description")
+    st.caption(f"Up to {domain.MAX_COMMENT_CHARS:,} characters"
+               + (f" · {len(description):,} so far" if description else "") + ".")
+    show_refusal()
+    c1, c2 = st.columns(2)
+    c1.button("Back", width="stretch", key="back", on_click=details_done,
+              args=(ship.id, list(items), False))
+    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=details_done,
+              args=(ship.id, list(items), True))
+
+
+def details_done(shipment_id: int, item_ids: list[int], forward: bool) -> None:
+    """Keep what was typed; going forward, check it first."""
+    f = flow()
+    items = {sid: int(st.session_state.get(f"qty_{sid}") or 0) for sid in item_ids}
+    description = st.session_state.get("description", "")
+    f["description"] = description
+    f["items"] = {str(k): v for k, v in items.items()}
+    if not forward:
+        go("issue")
+        return
+    try:
+        checked = customer.check_claim_details(
+            engine, f["order_id"], f["email"], shipment_id, f["issue_type"], items,
+            len(f.get("photos", [])), description)
+    except domain.ClaimRuleError as e:
+        refuse(e.message)
+        return
+    f["items"] = {str(k): v for k, v in checked.items.items()}
+    go("resolution")
+
+
+def _items(f: dict) -> dict[int, int]:
+    return {int(k): int(v) for k, v in f.get("items", {}).items()}
+
+
+def resolution_text(o: domain.ResolutionOption, currency: str) -> str:
+    if o.kind == "refund":
+        return f"Refund of {ui.money(o.amount_cents, currency)} to your original payment method"
+    if o.kind == "store_credit":
+        extra = f" (includes a {o.bonus_pct}% bonus)" if o.bonus_pct else ""
+        return f"Store credit of {ui.money(o.credit_cents, currency)}{extra}, as a discount code"
+    return "Send a replacement of the same items"
+
+
+def step_resolution() -> None:
+    f = flow()
+    view = order_view()
+    steps_header("resolution")
+    st.title("How would you like it resolved?", anchor=False)
+    options = customer.resolution_choices(engine, f["shipment_id"], _items(f), f["issue_type"])
+    available = [o for o in options if o.available]
+    for o in options:
+        if not o.available:
+            safe_text.show(f"{o.label} — {o.reason}", "caption")
+    if not available:
+        st.warning("The store isn't offering any resolution online right now. Please contact "
+                   f"{view.support_email}.")
+        return
+    kinds = [o.kind for o in available]
+    st.radio("Your preference", kinds,
+                      index=kinds.index(f["resolution"]) if f.get("resolution") in kinds else None,
+                      format_func=lambda k: resolution_text(
+                          next(o for o in available if o.kind == k), view.currency),
+                      key="resolution")
+    st.caption("The store's team reviews every claim and makes the final decision.")
+    show_refusal()
+    c1, c2 = st.columns(2)
+    c1.button("Back", width="stretch", key="back", on_click=go, args=("details",))
+    c2.button("Continue", type="primary", width="stretch", key="continue",
+              on_click=resolution_chosen, args=(kinds,))
+
+
+def resolution_chosen(kinds: list[str]) -> None:
+    choice = st.session_state.get("resolution")
+    if choice not in kinds:
+        refuse("Choose how you'd like it resolved.")
+        return
+    flow()["resolution"] = choice
+    go("review")
+
+
+def step_review() -> None:
+    f = flow()
+    view = order_view()
+    ship = next((s for s in view.shipments if s.id == f.get("shipment_id")), None)
+    if ship is None:
+        jump("issue")
+    steps_header("review")
+    st.title("Check your claim", anchor=False)
+    issue = domain.ISSUE_TYPES[f["issue_type"]]
+    options = {o.kind: o for o in customer.resolution_choices(engine, ship.id, _items(f),
+                                                               f["issue_type"])}
+
+    def section(title: str, back: str, key: str):
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(f"**{title}**")
+        c2.button("Change", key=f"change_{key}", width="stretch", on_click=go, args=(back,))
+
+    with st.container(border=True):
+        section("What went wrong", "issue", "issue")
+        safe_text.show(f"{issue.label} · {view.name} · {shipment_label(ship)}")
+    with st.container(border=True):
+        section("Items and details", "details", "details")
+        if issue.category == domain.ITEM:
+            names = {i.shipment_item_id: i.name for i in ship.items}
+            for sid, q in _items(f).items():
+                safe_text.show(f"• {names.get(sid, '?')} × {q}")
+        else:
+            st.caption("Everything in the shipment")
+        photos = _photos(f)
+        if photos:
+            cols = st.columns(4)
+            for i, p in enumerate(photos):
+                cols[i % 4].image(p.thumbnail, width=110, alt="Photo you added")
+        if f.get("description"):
+            safe_text.show(f["description"])
+    with st.container(border=True):
+        section("Resolution", "resolution", "resolution")
+        opt = options.get(f.get("resolution"))
+        st.markdown(resolution_text(opt, view.currency) if opt else "Not chosen yet")
+    c1, c2 = st.columns(2)
+    c1.button("Back", width="stretch", key="back", on_click=go, args=("resolution",))
+    c2.button("Continue to sign", type="primary", width="stretch", key="continue", on_click=go,
+              args=("sign",))
+
+
+def step_sign() -> None:
+    f = flow()
+    view = order_view()
+    steps_header("sign")
+    st.title("Sign your claim", anchor=False)
+    modes = domain.signature_modes(view.total_cents, settings.signature_threshold_cents)
+    drawn_only = modes == [domain.SignatureKind.DRAWN]
+    mode = st.radio("How would you like to sign?", modes, horizontal=True,
+                    format_func={"drawn": "Draw my signature", "typed": "Type my full name"}.get,
+                    index=modes.index(f.get("signature_mode", "drawn")), key="sign_mode")
+    if drawn_only:
+        st.caption("For an order of this value, please draw your signature.")
+    png, name = None, ""
+    if mode == "drawn":
+        st.caption("Sign in the box with your finger or mouse.")
+        png = ui.signature_pad(key="signature")
+    else:
+        name = st.text_input("Full name", value=f.get("typed_name", ""), max_chars=200,
+                             key="typed_name")
+    accurate = st.checkbox(domain.ACCURACY_STATEMENT, key="accurate")
+    c1, c2 = st.columns(2)
+    if c1.button("Back", width="stretch", key="back"):
+        f.update(signature_mode=mode, typed_name=name)
+        jump("review")
+    if c2.button("Submit claim", type="primary", width="stretch", key="submit"):
+        f.update(signature_mode=mode, typed_name=name)
+        req = customer.ClaimRequest(
+            idempotency_key=f["idem_key"], order_id=f["order_id"], email=f["email"],
+            shipment_id=f["shipment_id"], issue_type=f["issue_type"], items=_items(f),
+            description=f.get("description", ""), desired_resolution=f.get("resolution", ""),
+            signature_kind=mode, signature_png=png, signature_name=name,
+            accurate_confirmed=accurate,
+        )
+        try:
+            receipt = customer.file_claim(engine, req, processed=_photos(f))
+        except domain.ClaimRuleError as e:
+            st.error(safe_text.inline(e.message))
+            return
+        f["receipt"] = {"reference": receipt.reference, "token": receipt.access_token}
+        f["step"] = "done"
+        st.rerun()
+
+
+def claim_link(token: str) -> str:
+    return ui.app_url(f"my-claim?token={token}")
+
+
+def step_done() -> None:
+    f = flow()
+    receipt = f["receipt"]
+    st.title("Claim received", anchor=False)
+    st.success(f"Your claim reference is {receipt['reference']}.")
+    st.markdown(
+        "**What happens next**\n\n"
+        "1. The store's team reviews your claim, usually within 2 business days.\n"
+        "2. If they need anything else, they'll ask you on your claim page.\n"
+        "3. You'll see their decision there too."
+    )
+    st.link_button("View my claim", claim_link(receipt["token"]), type="primary",
+                   width="stretch")
+    st.caption("Keep this link to check your claim later, from any device:")
+    st.code(claim_link(receipt["token"]), language=None, wrap_lines=True)
+    st.button("File another claim", width="stretch", key="file_another", on_click=reset)
+
+
+ui.branding(settings)
+step = flow().get("step", "lookup")
+if step not in STEPS:
+    step = "lookup"
+try:
+    {"lookup": step_lookup, "order": step_order, "issue": step_issue, "details": step_details,
+     "resolution": step_resolution, "review": step_review, "sign": step_sign,
+     "done": step_done}[step]()
+except domain.OrderNotFound:
+    reset()
+    st.error("Please look up your order again.")

@@ -1,0 +1,47 @@
+"""The one way customer- or file-provided text reaches the screen: as plain text.
+
+Names, comments, file names, typed signatures, addresses, product and carrier names come from
+customers, staff or imported files. Streamlit renders markdown in many places (``st.markdown``,
+``st.caption``, ``st.write``, image captions, widget labels, ``help=``, toasts); there such text
+could become a link or an image, and a bare ``https://…`` or ``www.…`` is linked even without any
+markdown characters. So:
+
+- ``show(text)`` puts the text on the page with Streamlit's plain-text element (``st.text``:
+  never markdown or HTML, nothing is linked);
+- ``inline(text)`` makes text safe to place *inside* a markdown string that Streamlit renders
+  (labels, radio options, ``st.error``): link, image and emphasis characters are escaped and the
+  patterns that would be auto-linked (``://``, ``www.``, ``@``) are broken.
+"""
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+TONES = ("body", "caption", "strong", "heading", "mono")
+
+# Characters that start markdown links, images, emphasis, code, HTML or maths.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()!|<>~$])")
+_LINE_START = re.compile(r"^(\s*)([#+\-=>]|\d+[.)])")
+
+
+def style() -> str:
+    """Kept for app.py's stylesheet hook (``st.text`` needs no extra style)."""
+    return ""
+
+
+def show(text: str | None, tone: str = "body", *, prefix: str = "") -> None:
+    """Show ``text`` exactly as typed, as Streamlit's plain-text element: never markdown or HTML,
+    nothing linked. ``prefix`` is the app's own words before it (plain too)."""
+    st.text(prefix + (text or ""))
+
+
+def inline(text: str | None) -> str:
+    """``text`` made inert inside a markdown string: link, image, emphasis, code, HTML and maths
+    characters are escaped, and auto-link patterns (``://``, ``www.``, ``@``) are broken, so it
+    shows as typed and never as a link."""
+    s = (text or "").replace("\n", " ")
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
+    s = s.replace("://", ":\\/\\/").replace("@", "\\@")
+    return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)

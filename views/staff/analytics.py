@@ -1,0 +1,256 @@
+"""Analytics for owners and analysts: claim rates, trends, breakdowns, money, operations."""
+from __future__ import annotations
+
+
+from datetime import timedelta
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from claims_core import domain
+from claims_core.domain.csv_safe import write_csv
+from claims_core.infra import config
+from claims_core.infra.db import utcnow
+from claims_core.services import analytics, claim_queue
+from views import safe_text, ui
+
+st.set_page_config(layout="wide")
+who = ui.require("analytics")
+engine = ui.get_engine()
+
+st.title("Analytics", anchor=False)
+
+today = utcnow().date()
+c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+period = c1.date_input("Period (shipments fulfilled / claims filed)",
+                       value=(today - timedelta(days=180), today), key="a_period", format="YYYY-MM-DD")
+issue_types = c2.multiselect("Issue type", list(domain.ISSUE_TYPES), key="a_issue",
+                             format_func=lambda t: domain.ISSUE_TYPES[t].label,
+                             placeholder="All issue types")
+carriers = c3.multiselect("Carrier", claim_queue.carriers(engine), key="a_carrier",
+                          placeholder="All carriers")
+grain = c4.radio("Trend by", analytics.GRAINS, index=1, key="a_grain", format_func=str.capitalize)
+if not isinstance(period, (tuple, list)) or len(period) != 2:
+    st.info("Choose the end of the period.")
+    st.stop()
+if period[0] > period[1]:
+    st.error("The period's start is after its end.")
+    st.stop()
+flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(carriers))
+version = analytics.data_version(engine)  # the newest event: new events, new figures
+refresh = st.session_state.pop("a_refresh", False)
+notice = st.empty()  # filled in at the end if some figures are older than the data
+
+
+@st.cache_resource(show_spinner=False)
+def figure_store(url: str) -> analytics.FigureStore:
+    """The figures computed so far, one store per database, shared by every session of this
+    server (building Plotly figures costs more than the SQL at small sizes, so charts are kept
+    with their data)."""
+    return analytics.FigureStore()
+
+
+def compute(name: str, arg: str | None):
+    data = {"rates": lambda: analytics.claim_rates(engine, flt),
+            "trend": lambda: analytics.rate_trend(engine, flt, arg),
+            "outcomes": lambda: analytics.outcomes_trend(engine, flt, arg),
+            "breakdown": lambda: analytics.breakdown(engine, flt, arg),
+            "money": lambda: analytics.money_by_month(engine, flt),
+            "ops": lambda: analytics.operations(engine, flt)}[name]()
+    return data, FIGURES[name](data, arg) if name in FIGURES else None
+
+
+stale: list[analytics.Computed] = []
+
+
+def computing(name: str, arg: str | None):
+    with st.spinner("Working out the figures…", show_time=True):
+        return compute(name, arg)
+
+
+def get(name, arg=None):
+    entry, is_stale = figure_store(config.database_url()).get(
+        (name, flt, arg), version, lambda: computing(name, arg), refresh=refresh)
+    if is_stale:
+        stale.append(entry)
+    return entry.value
+
+
+def _style(fig):
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text="", height=380,
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    return fig
+
+
+def _rates_fig(rates, _arg):
+    if not len(rates) or not int(rates["protected_shipments"].iloc[0]):
+        return None
+    fig = px.bar(rates, x="per_100_shipments", y="issue", orientation="h", color="category",
+                 text="claims", labels={"per_100_shipments": "claims per 100 protected shipments",
+                                        "issue": "", "category": ""},
+                 category_orders={"issue": list(rates["issue"])},
+                 color_discrete_map={"shipping": "#0f766e", "item": "#f59e0b"})
+    fig.update_traces(texttemplate="%{text} claims", textposition="outside", cliponaxis=False)
+    return _style(fig)
+
+
+def _trend_fig(trend, _grain):
+    if trend.empty or not trend["claims"].any():
+        return None
+    return _style(px.line(trend, x="period", y="per_100_shipments", color="issue", markers=True,
+                          labels={"per_100_shipments": "per 100 shipments", "period": ""}))
+
+
+def _outcomes_fig(outcomes, _grain):
+    if outcomes.empty:
+        return None
+    long = outcomes.melt(id_vars="period", var_name="outcome", value_name="claims")
+    return _style(px.bar(long, x="period", y="claims", color="outcome", barmode="group",
+                         labels={"period": ""},
+                         color_discrete_map={"filed": "#64748b", "approved": "#16a34a",
+                                             "denied": "#dc2626"}))
+
+
+def _breakdown_fig(df, key):
+    if df.empty:
+        return None
+    label = df.columns[0] if key != "sku" else "Product"
+    rate_col = "per_100_units" if key == "sku" else "per_100_shipments"
+    count_col = "units_claimed" if key == "sku" else "claims"
+    fig = px.bar(df.head(15), x=rate_col, y=label, orientation="h", text=count_col,
+                 labels={rate_col: "per 100 units" if key == "sku" else "per 100 shipments", label: ""})
+    fig.update_traces(marker_color="#0f766e", texttemplate="%{text}", textposition="outside",
+                      cliponaxis=False)
+    fig.update_yaxes(categoryorder="total ascending")
+    return _style(fig)
+
+
+def _money_fig(money, _arg):
+    if money.empty:
+        return None
+    dollars = money.assign(**{c: money[c] / 100 for c in
+                              ("refunds", "store_credit", "reshipments", "protection_fees")})
+    long = dollars.melt(id_vars="month", value_vars=["refunds", "store_credit", "reshipments"],
+                        var_name="paid out as", value_name="dollars")
+    fig = px.bar(long, x="month", y="dollars", color="paid out as",
+                 labels={"month": "", "dollars": "$"},
+                 color_discrete_map={"refunds": "#dc2626", "store_credit": "#f59e0b",
+                                     "reshipments": "#6366f1"})
+    fig.add_scatter(x=dollars["month"], y=dollars["protection_fees"], mode="lines+markers",
+                    name="protection fees", line=dict(color="#0f766e", width=3))
+    return _style(fig)
+
+
+FIGURES = {"rates": _rates_fig, "trend": _trend_fig, "outcomes": _outcomes_fig,
+           "breakdown": _breakdown_fig, "money": _money_fig}
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    return write_csv(list(df.columns), df.itertuples(index=False))
+
+
+def table_and_download(df: pd.DataFrame, name: str) -> None:
+    with st.expander("Table"):
+        st.dataframe(df, hide_index=True, width="stretch")
+    st.download_button("Download CSV", csv_bytes(df), file_name=f"{name}-{flt.date_from}-{flt.date_to}.csv",
+                       mime="text/csv", key=f"dl_{name}", icon=":material/download:", on_click="ignore")
+
+
+def chart(fig) -> None:
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+# --- claim rate by issue type -------------------------------------------------------------------
+rates, rates_fig = get("rates")
+top = analytics.headline(rates)
+ops, _ = get("ops")
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Protected shipments", f"{top.protected_shipments:,}")
+m2.metric("Claims on them", f"{top.claims:,}")
+m3.metric("Claims per 100 shipments", "—" if top.claims_per_100 is None else f"{top.claims_per_100:.2f}")
+m4.metric("Approval rate", "—" if ops.approval_rate is None else f"{100 * ops.approval_rate:.0f}%")
+m5.metric("Waiting on customers", f"{ops.waiting_on_customer:,}")
+
+st.subheader("Claim rate by issue type", anchor=False)
+st.caption("Claims per 100 **protected shipments fulfilled in the period** (and per 100 protected "
+           f"orders: {top.protected_orders:,}). A claim counts in the period its shipment left, whenever it was "
+           "filed. The number of claims is shown on each bar.")
+if rates_fig is None:
+    st.info("No protected shipments were fulfilled in this period.")
+else:
+    chart(rates_fig)
+table_and_download(rates, "claim-rates")
+
+# --- trends -------------------------------------------------------------------------------------
+st.subheader(f"Trends by {grain}", anchor=False)
+t1, t2 = st.columns(2)
+with t1:
+    trend, trend_fig = get("trend", grain)
+    st.caption("Claim rate per issue type (claims per 100 protected shipments that left that "
+               f"{grain}).")
+    if trend_fig is None:
+        st.info("No claims in this period.")
+    else:
+        chart(trend_fig)
+    table_and_download(trend, f"rate-trend-{grain}")
+with t2:
+    outcomes, outcomes_fig = get("outcomes", grain)
+    st.caption(f"Claims filed, approved and denied per {grain} (decisions counted when made).")
+    if outcomes_fig is None:
+        st.info("No claims filed or decided in this period.")
+    else:
+        chart(outcomes_fig)
+    table_and_download(outcomes, f"outcomes-{grain}")
+
+# --- breakdowns ---------------------------------------------------------------------------------
+st.subheader("Where claims come from", anchor=False)
+tabs = st.tabs(["Carrier", "Product", "Destination", "Shipping method"])
+for tab, key in zip(tabs, ["carrier", "sku", "region", "method"]):
+    with tab:
+        df, fig = get("breakdown", key)
+        if fig is None:
+            st.info("No protected shipments in this period.")
+            continue
+        chart(fig)
+        table_and_download(df, f"by-{key}")
+
+# --- money --------------------------------------------------------------------------------------
+st.subheader("What claims cost against what protection brought in", anchor=False)
+money, money_fig = get("money")
+if money_fig is None:
+    st.info("No protection fees or resolutions in this period.")
+else:
+    totals = analytics.money_totals(money)
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Protection fees collected", ui.money(totals.fees_cents))
+    k2.metric("Paid out (refunds, credit, reshipments)", ui.money(totals.paid_cents))
+    k3.metric("Loss ratio", "—" if totals.loss_ratio is None else f"{totals.loss_ratio:.2f}")
+    chart(money_fig)
+    st.caption("Loss ratio per month = paid out ÷ protection fees collected that month.")
+table_and_download(money, "money-by-month")
+
+# --- operations ---------------------------------------------------------------------------------
+st.subheader("Operations", anchor=False)
+o1, o2, o3, o4 = st.columns(4)
+fmt = lambda h: "—" if h is None else (f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} days")  # noqa: E731
+o1.metric("First response, median", fmt(ops.first_response_median_h))
+o2.metric("First response, 90th percentile", fmt(ops.first_response_p90_h))
+o3.metric("Decision, median", fmt(ops.decision_median_h))
+o4.metric("Decision, 90th percentile", fmt(ops.decision_p90_h))
+st.caption(f"Claims filed in the period: {ops.decided:,} decided ({ops.approved:,} approved, "
+           f"{ops.denied:,} denied); {ops.waiting_on_customer:,} waiting on the customer.")
+table_and_download(ops.as_frame(), "operations")
+
+
+def update_figures() -> None:
+    st.session_state["a_refresh"] = True
+
+
+if stale:
+    oldest = min(stale, key=lambda e: e.computed_at)
+    with notice.container(border=True):
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(f"Some figures are from {oldest.computed_at:%H:%M} UTC: claims have changed "
+                   f"since. Working them out again takes about {sum(e.seconds for e in stale):.0f} s.")
+        c2.button("Update figures", key="a_update", on_click=update_figures, width="stretch")

@@ -1,0 +1,290 @@
+"""One claim, for staff: the facts, the photos, the risk, the conversation, and the decision."""
+from __future__ import annotations
+
+import streamlit as st
+
+from claims_core import domain
+from claims_core.domain import Action
+from claims_core.infra.db import utcnow
+from claims_core.services import claim_review, decisions
+from claims_core.services.approvals import ResolutionInput
+from views import safe_text, ui
+
+st.set_page_config(layout="wide")
+who = ui.require("work_claims")
+engine = ui.get_engine()
+settings = ui.store_settings()
+
+DENIAL_LABELS = domain.DENIAL_LABELS
+
+try:
+    claim_id = int(st.query_params.get("id", ""))
+except ValueError:
+    claim_id = None
+if claim_id is None:
+    st.info("Open a claim from the queue.")
+    st.page_link("views/staff/queue.py", label="Claims queue", icon=":material/inbox:")
+    st.stop()
+
+try:
+    view = claim_review.claim_for_staff(engine, claim_id)
+except domain.ClaimRuleError as e:
+    st.error(e.message)
+    st.stop()
+c = view.claim
+version_key = f"claim_version_{claim_id}"
+seen_version = st.session_state.get(version_key, c.version)  # what this agent last looked at
+# Actions in this run carry the version the agent was looking at: if it changed, they fail.
+version = seen_version if seen_version is not None else c.version
+
+
+def act(fn, success: str) -> None:
+    """Run one staff action; on success reload, on a stale view say so and show the new state."""
+    try:
+        fn()
+    except domain.StaleClaim as e:
+        st.session_state[version_key] = None
+        st.session_state["flash"] = ("error", e.message)
+        st.rerun()
+    except domain.ClaimRuleError as e:
+        st.error(safe_text.inline(e.message))
+        return
+    st.session_state.pop(version_key, None)
+    st.session_state["flash"] = ("success", success)
+    st.rerun()
+
+
+# --- header -------------------------------------------------------------------------------------
+st.page_link("views/staff/queue.py", label="Back to the queue", icon=":material/arrow_back:")
+st.title(f"Claim {c.reference}", anchor=False)
+b1, b2, _rest = st.columns([1, 1, 5])
+with b1:
+    ui.badge(c.status_label, c.status not in (domain.DENIED, domain.CLOSED))
+with b2:
+    ui.badge(f"Risk: {view.risk_level} ({view.risk_score})",
+             {"low": True, "medium": "warn", "high": "bad"}[view.risk_level])
+flash = st.session_state.pop("flash", None)
+if flash:
+    (st.success if flash[0] == "success" else st.error)(flash[1])
+elif seen_version is not None and seen_version != c.version:
+    st.warning(f"{domain.StaleClaim().message} It is now: {c.status_label}.")
+now = utcnow()
+st.caption(f"Filed {ui.when(c.created_at)} ({ui.age_text(now - c.created_at)} ago) by "
+           f"{'the customer' if view.filed_by == 'customer' else view.filed_by} · "
+           f"assigned to {view.assignee or 'nobody'}")
+
+left, right = st.columns([3, 2], gap="large")
+
+# --- facts --------------------------------------------------------------------------------------
+with left:
+    with st.container(border=True):
+        st.markdown(f"**{c.issue_label}** ({c.category} issue) · asks for "
+                    f"**{domain.RESOLUTION_LABELS[c.desired_resolution]}** · "
+                    f"claimed {ui.money(c.claimed_cents, c.currency)}")
+        f1, f2 = st.columns(2)
+        with f1:
+            safe_text.show(f"Order {view.order_number} · {ui.money(view.order_total_cents)}", "strong")
+            safe_text.show(f"{view.customer_name}\n{view.email}\n{view.shipping_address}")
+            safe_text.show(f"Placed {ui.when(view.order_created_at)} · {view.shipping_method or '—'} · "
+                           + ("protected" if view.protected else "NOT protected"), "caption")
+        with f2:
+            st.markdown(f"**{c.shipment_label}**")
+            safe_text.show(c.carrier or "carrier unknown")
+            if c.tracking_number:
+                st.code(c.tracking_number, language=None, wrap_lines=True)
+            st.caption(f"Status: {view.shipment_status} · shipped {ui.when(view.shipped_at)} · "
+                       f"delivered {ui.when(view.delivered_at)} · last scan "
+                       f"{ui.when(view.last_scan_at)} · window until {domain.format_date(view.deadline)}")
+        st.dataframe(
+            [{"Item": i.name, "SKU": i.sku, "Qty": i.quantity, "Paid each": i.unit_cents / 100,
+              "Claimed": i.amount_cents / 100} for i in view.items],
+            hide_index=True,
+            column_config={"Paid each": st.column_config.NumberColumn(format="$%.2f"),
+                           "Claimed": st.column_config.NumberColumn(format="$%.2f")},
+        )
+        st.markdown("**Customer's comments**")
+        safe_text.show(c.description or "(none)")
+        st.markdown("**Signature**")
+        if view.signature_png:
+            st.image(view.signature_png, width=260, alt="The customer's drawn signature")
+        else:
+            safe_text.show(c.signature_name, prefix="Typed: ")
+
+    # --- photos ---------------------------------------------------------------------------------
+    st.subheader(f"Photos ({len(view.photos)})", anchor=False)
+    if not view.photos:
+        st.caption("No photos.")
+    cols = st.columns(3)
+    for i, ph in enumerate(view.photos):
+        with cols[i % 3].container(border=True):
+            st.image(ph.thumbnail, width="stretch", alt="Photo from the customer")
+            safe_text.show(f"{ph.filename} · {ph.width}×{ph.height}", "caption")
+            if ph.reused_in:
+                st.warning("Also used in " + ", ".join(ph.reused_in))
+            safe_text.show(f"Review: {ph.review_status}" + (f" — {ph.review_note}" if ph.review_note else ""),
+                           "caption")
+            if st.button("Full size", key=f"full_{ph.id}", width="stretch"):
+                st.session_state["full_photo"] = ph.id
+            with st.form(f"review_{ph.id}", border=False):
+                verdict = st.radio("Verdict", ["accepted", "rejected"], horizontal=True,
+                                   key=f"verdict_{ph.id}", label_visibility="collapsed",
+                                   index=["accepted", "rejected"].index(ph.review_status)
+                                   if ph.review_status in ("accepted", "rejected") else None,
+                                   format_func=str.capitalize)
+                note = st.text_input("Note", key=f"note_{ph.id}", value=ph.review_note,
+                                     placeholder="Note (required to reject)")
+                if st.form_submit_button("Save review", width="stretch"):
+                    act(lambda: claim_review.review_photo(engine, claim_id, ph.id, who.actor,
+                                                   verdict or "pending", note),
+                        f"Photo marked {verdict}.")
+    full = st.session_state.get("full_photo")
+    if full in {p.id for p in view.photos}:
+        st.image(claim_review.photo_data(engine, claim_id, full), width="stretch", alt="Full-size photo",
+                 caption="Full size")
+        if st.button("Close full size", key="close_full"):
+            st.session_state.pop("full_photo")
+            st.rerun()
+
+    # --- conversation ---------------------------------------------------------------------------
+    st.subheader("Conversation with the customer", anchor=False)
+    if not c.messages:
+        st.caption("No messages yet.")
+    for m in c.messages:
+        with st.chat_message("user" if m.author_kind == "customer" else "assistant"):
+            safe_text.show(f"{'Customer' if m.author_kind == 'customer' else m.author_name} · "
+                           f"{m.created_at:%b %d %H:%M} UTC", "caption")
+            safe_text.show(m.body)
+    with st.form("reply", clear_on_submit=True):
+        body = st.text_area("Message to the customer", key="staff_reply", height=90)
+        if st.form_submit_button("Send to customer"):
+            act(lambda: decisions.staff_message(engine, claim_id, who.actor,
+                                                who.display_name or who.username, body),
+                "Message sent.")
+
+# --- actions ------------------------------------------------------------------------------------
+with right:
+    st.subheader("Decide", anchor=False)
+    if Action.APPROVE in view.actions:
+        with st.form("approve"):
+            st.markdown("**Approve**")
+            paid = c.claimed_cents / 100
+            use_refund = st.checkbox("Refund", value=c.desired_resolution == "refund",
+                                     key="ap_refund")
+            refund = st.number_input("Refund amount ($)", min_value=0.0, max_value=paid,
+                                     value=paid, step=1.0, format="%.2f", key="ap_refund_amt")
+            use_credit = st.checkbox("Store credit", value=c.desired_resolution == "store_credit",
+                                     key="ap_credit")
+            credit = st.number_input("Store credit amount ($)", min_value=0.0, max_value=paid,
+                                     value=paid, step=1.0, format="%.2f", key="ap_credit_amt")
+            bonus = st.number_input("Store-credit bonus (%)", min_value=0,
+                                    max_value=settings.store_credit_bonus_pct,
+                                    value=settings.store_credit_bonus_pct, key="ap_bonus",
+                                    help="Up to the store's bonus (Settings).")
+            use_reship = st.checkbox("Reship the items (takes them from stock)",
+                                     value=c.desired_resolution == "reshipment", key="ap_reship")
+            st.caption(f"Paid for the claimed items: {ui.money(c.claimed_cents)}. For a split, tick "
+                       "refund and store credit and make the amounts add up to at most that.")
+            note = st.text_input("Note (optional)", key="ap_note")
+            if st.form_submit_button("Approve", type="primary", width="stretch"):
+                def approve():
+                    chosen = []
+                    if use_refund:
+                        chosen.append(ResolutionInput("refund", domain.cents_from_amount(refund)))
+                    if use_credit:
+                        chosen.append(ResolutionInput(
+                            "store_credit", domain.cents_from_amount(credit), int(bonus)))
+                    if use_reship:
+                        chosen.append(ResolutionInput("reshipment"))
+                    decisions.approve(engine, claim_id, who.actor, chosen,
+                                      expected_version=version, note=note)
+                act(approve, "Claim approved.")
+    if Action.DENY in view.actions:
+        with st.form("deny"):
+            st.markdown("**Deny**")
+            reason = st.selectbox("Reason", list(DENIAL_LABELS), format_func=DENIAL_LABELS.get,
+                                  key="deny_reason")
+            why = st.text_area("Explanation for the customer", key="deny_note", height=70)
+            if st.form_submit_button("Deny", width="stretch"):
+                act(lambda: decisions.deny(engine, claim_id, who.actor, reason, why,
+                                           expected_version=version), "Claim denied.")
+    if Action.REQUEST_INFO in view.actions:
+        with st.form("ask"):
+            st.markdown("**Ask the customer for more information**")
+            ask = st.text_area("What do you need?", key="ask_body", height=70,
+                               placeholder="e.g. a photo of the shipping label")
+            if st.form_submit_button("Request information", width="stretch"):
+                act(lambda: decisions.request_info(engine, claim_id, who.actor,
+                                                   who.display_name or who.username, ask,
+                                                   expected_version=version),
+                    "Asked the customer; the claim is waiting on them.")
+    b1, b2 = st.columns(2)
+    if Action.START_REVIEW in view.actions and b1.button("Start review", width="stretch", key="start_review"):
+        act(lambda: decisions.start_review(engine, claim_id, who.actor, expected_version=version),
+            "Review started.")
+    if Action.RESOLVE in view.actions and b1.button("Mark resolved", width="stretch",
+                                                     key="mark_resolved"):
+        act(lambda: decisions.mark_resolved(engine, claim_id, who.actor, expected_version=version),
+            "Marked resolved.")
+    if Action.REOPEN in view.actions and b1.button("Reopen", width="stretch",
+                                                               key="reopen"):
+        act(lambda: decisions.reopen(engine, claim_id, who.actor, expected_version=version),
+            "Claim reopened.")
+    if Action.CLOSE in view.actions and b2.button("Close", width="stretch", key="close"):
+        act(lambda: decisions.close(engine, claim_id, who.actor, expected_version=version),
+            "Claim closed.")
+    if Action.UNDO_APPROVAL in view.actions and c.resolutions and \
+            not any(r.kind == domain.ResolutionKind.RESHIPMENT for r in c.resolutions):
+        with st.form("undo"):
+            auto = next((e.actor for e in reversed(view.events) if e.action == "approved"), "")
+            st.markdown("**Undo this approval**")
+            if auto.startswith("rule:"):
+                safe_text.show(auto, "caption", prefix="Made by ")
+            undo_why = st.text_input("Why", key="undo_why")
+            if st.form_submit_button("Undo approval"):
+                act(lambda: decisions.undo_approval(engine, claim_id, who.actor, undo_why,
+                                                    expected_version=version),
+                    "Approval undone; the claim is back in review.")
+    if c.resolutions:
+        st.markdown("**Resolution**")
+        for r in c.resolutions:
+            extra = f" + {r.bonus_pct}% bonus · code `{r.store_credit_code}`" if r.kind == "store_credit" else ""
+            st.markdown(f"- {domain.RESOLUTION_LABELS[r.kind]}: {ui.money(r.amount_cents)}{extra}")
+
+    st.subheader("Assign", anchor=False)
+    people = claim_review.assignable_staff(engine)
+    ids = [None] + [pid for pid, _n in people]
+    names = dict(people)
+    a1, a2 = st.columns([3, 1], vertical_alignment="bottom")
+    pick = a1.selectbox("Assigned to", ids, index=ids.index(view.assignee_id) if view.assignee_id in ids else 0,
+                        format_func=lambda i: "Nobody" if i is None else names[i], key="assignee")
+    if a2.button("Save", key="assign_save", width="stretch") and pick != view.assignee_id:
+        act(lambda: claim_review.assign(engine, claim_id, who.actor, pick, expected_version=version),
+            "Assignment saved.")
+
+    st.subheader("Risk signals", anchor=False)
+    if not view.signals:
+        st.caption("Nothing unusual.")
+    for sig in view.signals:
+        safe_text.show(f"• {sig.label}: {sig.detail} (+{sig.weight})")
+
+    st.subheader("Internal notes", anchor=False)
+    st.caption("Only staff see these.")
+    for n in view.internal_notes:
+        safe_text.show(f"{n.author_name} · {n.created_at:%b %d %H:%M} UTC", "caption")
+        safe_text.show(n.body)
+    with st.form("note", clear_on_submit=True):
+        note_body = st.text_area("Add a note", key="note_body", height=70,
+                                 label_visibility="collapsed", placeholder="Add an internal note")
+        if st.form_submit_button("Save note"):
+            act(lambda: decisions.staff_message(engine, claim_id, who.actor,
+                                                who.display_name or who.username, note_body,
+                                                internal=True), "Note saved.")
+
+    st.subheader("Timeline", anchor=False)
+    for ev in reversed(view.events):
+        move = f" ({domain.STATUS_LABELS.get(ev.from_status, '—') if ev.from_status else 'new'} → " \
+               f"{domain.STATUS_LABELS.get(ev.to_status, '')})" if ev.to_status else ""
+        safe_text.show(f"{ev.at:%Y-%m-%d %H:%M} · {ev.actor} · {ev.action.replace('_', ' ')}{move}",
+                       "caption")
+
+st.session_state[version_key] = c.version

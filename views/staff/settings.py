@@ -1,0 +1,233 @@
+"""Owner settings: claim rules, branding, staff accounts, imports."""
+from __future__ import annotations
+
+import streamlit as st
+
+from claims_core import domain
+from claims_core.adapters import importer
+from claims_core.domain.auto_approval import GRANTABLE, RuleSpec
+from claims_core.services import accounts, auto_approval
+from claims_core.services import settings as store_settings
+from views import safe_text, ui
+
+st.set_page_config(layout="wide")
+who = ui.require("settings")
+engine = ui.get_engine()
+settings = ui.store_settings()
+
+st.title("Settings", anchor=False)
+flash = st.session_state.pop("settings_flash", None)
+if flash:
+    st.success(flash)
+
+rules_tab, auto_tab, brand_tab, staff_tab, import_tab = st.tabs(
+    ["Claim rules", "Automation", "Branding", "Staff", "Imports"])
+
+
+def act(action, done) -> None:
+    """Run one owner action: show why it was refused, or say it was done (``done``: the message,
+    or a function of the action's result) and show the page again."""
+    try:
+        result = action()
+    except domain.ClaimRuleError as e:  # includes domain.AuthError
+        st.error(safe_text.inline(e.message))
+        return
+    st.session_state["settings_flash"] = done(result) if callable(done) else done
+    st.rerun()
+
+
+def save(changes: dict, what: str) -> None:
+    act(lambda: store_settings.update_settings(engine, who.actor, changes),
+        lambda changed: f"{what} saved." if changed else "Nothing changed.")
+
+
+with rules_tab:
+    with st.form("rules_form"):
+        c1, c2, c3 = st.columns(3)
+        window = c1.number_input("Filing window (days after fulfilment)", 1, 3650,
+                                 settings.filing_window_days, key="s_window")
+        lost = c2.number_input("Days without a tracking scan before “lost”", 0, 365,
+                               settings.lost_wait_days, key="s_lost")
+        target = c3.number_input("Response target (hours)", 1, 720, settings.response_target_hours,
+                                 key="s_target")
+        st.markdown("**Resolutions offered to customers**")
+        r1, r2, r3, r4 = st.columns(4)
+        refund = r1.checkbox("Refund", settings.offer_refund, key="s_refund")
+        reship = r2.checkbox("Reshipment", settings.offer_reshipment, key="s_reship")
+        credit = r3.checkbox("Store credit", settings.offer_store_credit, key="s_credit")
+        bonus = r4.number_input("Store-credit bonus (%)", 0, 100, settings.store_credit_bonus_pct,
+                                key="s_bonus")
+        p1, p2, p3 = st.columns(3)
+        photos = p1.number_input("Photos per claim", 1, 20, settings.max_photos, key="s_photos")
+        photo_mb = p2.number_input("Photo size limit (MB)", 1, 20,
+                                   settings.max_photo_bytes // (1024 * 1024), key="s_photo_mb")
+        threshold = p3.number_input("Drawn signature required above order value ($)", 0.0,
+                                    1_000_000.0, settings.signature_threshold_cents / 100,
+                                    step=50.0, key="s_threshold")
+        pattern = st.text_input("Protection line in imports (pattern on the line's name or SKU)",
+                                settings.protection_pattern, key="s_pattern")
+        w1, w2 = st.columns(2)
+        remind = w1.number_input("Remind a customer we're waiting on after (days)", 1, 60,
+                                 settings.reminder_after_days, key="s_remind")
+        close_days = w2.number_input("…and close the claim after (days)", 2, 120,
+                                     settings.close_after_days, key="s_close")
+        l1, l2 = st.columns(2)
+        misses = l1.number_input("Order lookups: misses allowed", 3, 100, settings.lookup_max_misses,
+                                 key="s_misses")
+        minutes = l2.number_input("…within (minutes)", 1, 1440, settings.lookup_window_minutes,
+                                  key="s_minutes")
+        if st.form_submit_button("Save claim rules", type="primary"):
+            try:
+                threshold_cents = domain.cents_from_amount(threshold)
+            except domain.ClaimRuleError as e:
+                st.error(e.message)
+            else:
+                save({"filing_window_days": int(window), "lost_wait_days": int(lost),
+                      "response_target_hours": int(target), "offer_refund": refund,
+                      "offer_reshipment": reship, "offer_store_credit": credit,
+                      "store_credit_bonus_pct": int(bonus), "max_photos": int(photos),
+                      "max_photo_bytes": int(photo_mb) * 1024 * 1024,
+                      "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
+                      "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes),
+                      "reminder_after_days": int(remind), "close_after_days": int(close_days)},
+                     "Claim rules")
+
+with auto_tab:
+    st.markdown("**Auto-approve rules**, tried in order when a claim is filed. A claim is approved "
+                "with the customer's choice when it is under the amount, of a covered issue type, "
+                "has photos where the issue needs them, and its email filed no other claim in the "
+                "quiet period. Staff can undo an automatic approval from the claim.")
+    for rid, active, spec in auto_approval.list_rules(engine):
+        r1, r2 = st.columns([4, 1], vertical_alignment="center")
+        r1.markdown(f"**{safe_text.inline(spec.name)}** · under {ui.money(spec.max_cents)} · "
+                    f"{', '.join(domain.ISSUE_TYPES[t].label for t in spec.issue_types) or 'any issue'} · "
+                    f"grants {', '.join(domain.RESOLUTION_LABELS[x].lower() for x in spec.resolutions)}"
+                    + (f" · no claim in {spec.quiet_months} months" if spec.quiet_months else "")
+                    + ("" if active else " · *off*"))
+        if r2.button("Turn off" if active else "Turn on", key=f"rule_{rid}", width="stretch"):
+            auto_approval.set_rule_active(engine, who.actor, rid, not active)
+            st.rerun()
+    with st.form("new_rule", clear_on_submit=True):
+        st.markdown("**New rule**")
+        n1, n2, n3 = st.columns(3)
+        rname = n1.text_input("Name", key="r_name")
+        rmax = n2.number_input("Approve claims under ($)", 1.0, 100000.0, 50.0, key="r_max")
+        rquiet = n3.number_input("No other claim from the email in (months, 0 = don't check)",
+                                 0, 120, 12, key="r_quiet")
+        rtypes = st.multiselect("Issue types (none = any)", list(domain.ISSUE_TYPES), key="r_types",
+                                format_func=lambda t: domain.ISSUE_TYPES[t].label)
+        rres = st.multiselect("Resolutions it grants", list(GRANTABLE),
+                              default=list(GRANTABLE), key="r_res",
+                              format_func=domain.RESOLUTION_LABELS.get)
+        rphotos = st.checkbox("Require photos where the issue needs them", True, key="r_photos")
+        if st.form_submit_button("Add rule"):
+            act(lambda: auto_approval.save_rule(engine, who.actor, RuleSpec(
+                rname, domain.cents_from_amount(rmax), tuple(rtypes), tuple(rres), rphotos,
+                int(rquiet) or None)), f"Rule “{rname}” added.")
+
+with brand_tab:
+    with st.form("brand_form"):
+        name = st.text_input("Store name", settings.name, key="s_name")
+        b1, b2, b3 = st.columns(3)
+        color = b1.color_picker("Accent colour", settings.accent_color, key="s_color")
+        support = b2.text_input("Support email", settings.support_email, key="s_support")
+        tz = b3.text_input("Time zone", settings.timezone, key="s_tz",
+                           help="IANA name, e.g. America/New_York. Filing deadlines count in it.")
+        intro = st.text_area("Portal intro text", settings.intro_text, key="s_intro")
+        if st.form_submit_button("Save branding", type="primary"):
+            save({"name": name, "accent_color": color, "support_email": support, "timezone": tz,
+                  "intro_text": intro}, "Branding")
+    st.markdown("**Logo**")
+    if settings.logo_png:
+        st.image(settings.logo_png, width=96, alt="Current logo")
+    logo = ui.file_picker("Upload a logo (PNG, JPEG or WebP, under 1 MB)",
+                          ["png", "jpg", "jpeg", "webp"], key="s_logo")
+    l1, l2 = st.columns(2)
+    if l1.button("Use this logo", disabled=logo is None, key="s_logo_save"):
+        act(lambda: store_settings.set_logo(engine, who.actor, logo[1]), "Logo saved.")
+    if settings.logo_png and l2.button("Remove logo", key="s_logo_rm"):
+        store_settings.set_logo(engine, who.actor, None)
+        st.rerun()
+
+with staff_tab:
+    users = accounts.list_users(engine)
+    st.dataframe([{"Username": u.username, "Name": u.display_name, "Role": u.role,
+                   "Active": u.active, "Locked": u.locked} for u in users], hide_index=True)
+    with st.form("add_user", clear_on_submit=True):
+        st.markdown("**Add a staff member**")
+        u1, u2, u3 = st.columns(3)
+        new_name = u1.text_input("Username", key="s_new_user")
+        new_display = u2.text_input("Display name", key="s_new_display")
+        new_role = u3.selectbox("Role", accounts.ROLES, index=1, key="s_new_role",
+                                format_func=lambda r: {"owner": "Owner (everything)",
+                                                       "agent": "Agent (work claims)",
+                                                       "analyst": "Analyst (read-only analytics)"}[r])
+        pw = st.text_input("Password (at least 10 characters)", type="password", key="s_new_pw")
+        if st.form_submit_button("Add user"):
+            act(lambda: accounts.add_user(engine, new_name, new_role, pw, new_display, actor=who.actor),
+                f"Added {new_name}.")
+    with st.form("notify_user"):
+        st.markdown("**Email notifications for a staff member**")
+        e1, e2 = st.columns(2)
+        ntarget = e1.selectbox("User", [u.username for u in users], key="s_notify_user")
+        nemail = e2.text_input("Their email", key="s_notify_email")
+        nc1, nc2 = st.columns(2)
+        new_claims = nc1.checkbox("A mail for each new claim", key="s_notify_new")
+        digest = nc2.checkbox("A daily digest", key="s_notify_digest")
+        if st.form_submit_button("Save notifications"):
+            act(lambda: accounts.set_notifications(engine, ntarget, nemail, new_claims, digest,
+                                               actor=who.actor),
+                f"Notifications for {ntarget} saved.")
+    with st.form("manage_user"):
+        st.markdown("**Change a password, or (de)activate**")
+        m1, m2 = st.columns(2)
+        target = m1.selectbox("User", [u.username for u in users], key="s_target_user")
+        new_pw = m2.text_input("New password (leave empty to keep)", type="password", key="s_pw2")
+        a1, a2, a3 = st.columns(3)
+        do_pw = a1.form_submit_button("Set password")
+        do_off = a2.form_submit_button("Deactivate")
+        do_on = a3.form_submit_button("Activate")
+        if do_pw or do_off or do_on:
+            act(lambda: accounts.change_password(engine, target, new_pw, actor=who.actor) if do_pw
+                else accounts.set_active(engine, target, bool(do_on), actor=who.actor),
+                f"{target} updated.")
+
+with import_tab:
+    kinds = {"orders": ("Shopify orders export", importer.import_orders),
+             "shipments": ("Shipments CSV", importer.import_shipments),
+             "stock": ("Stock CSV (sku,on_hand)", importer.import_stock)}
+    kind = st.radio("What are you importing?", list(kinds), horizontal=True, key="s_import_kind",
+                    format_func=lambda k: kinds[k][0])
+    upload = ui.file_picker("CSV file", ["csv"], key=f"s_import_{kind}")
+    if upload is not None:
+        upload_name, data = upload
+        fn = kinds[kind][1]
+        try:
+            preview = fn(engine, data, preview=True)
+        except importer.ImportFileError as e:
+            st.error(f"{upload_name}: {e.message} Nothing was imported.")
+        else:
+            st.markdown(f"**Preview:** {preview.summary()}")
+            if preview.skipped_rows:
+                st.warning(f"{len(preview.skipped_rows)} rows will be skipped:")
+                st.dataframe([{"Line": e.line, "Problem": e.reason} for e in preview.skipped_rows],
+                             hide_index=True)
+            for note in preview.notes:
+                st.caption(note)
+            if st.button(f"Import {upload_name}", type="primary", key="s_import_go"):
+                bar = st.progress(0.0, text="Importing…")
+                kwargs = {"progress": lambda x: bar.progress(x, text="Importing…")} \
+                    if kind == "orders" else {}
+                try:
+                    report = fn(engine, data, **kwargs)
+                except importer.ImportFileError as e:
+                    st.error(e.message)
+                else:
+                    bar.progress(1.0, text="Done")
+                    st.success(report.summary())
+                    if report.skipped_rows:
+                        st.download_button(
+                            "Download the skipped rows", "line,reason\n" + "\n".join(
+                                f"{e.line},\"{e.reason.replace(chr(34), chr(39))}\""
+                                for e in report.skipped_rows),
+                            file_name="skipped-rows.csv", mime="text/csv", key="s_import_err")

@@ -1,0 +1,213 @@
+"""The pages' one layout helper: the engine, branding, money and dates, badges, file pickers, the
+signature pad, the staff session. Customer text goes through ``safe_text``.
+
+Nothing here decides anything about claims; that is claims_core's job.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+import streamlit as st
+
+from claims_core.domain import can, format_cents, format_date
+from claims_core.domain.windows import past_response_target  # noqa: F401 (pages show it)
+from claims_core.infra import config, migrate
+from claims_core.infra.db import make_engine, utcnow
+from claims_core.services.accounts import session_expired
+from claims_core.services.settings import load_settings
+from views import safe_text
+
+
+class SchemaNotReady(RuntimeError):
+    pass
+
+
+def get_engine():
+    """One engine per process (per database URL). The web process never migrates: the start
+    command (``python -m claims_core init`` / ``demo``) does, before the server starts."""
+    engine = _engine_for(config.database_url())
+    if not _schema_ready(engine):
+        st.error("The shop's database isn't set up yet. Run `python -m claims_core init` "
+                 "(the README's start command does), then reload this page.")
+        st.stop()
+    return engine
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str):
+    engine = make_engine(url)
+    _ENGINES.append(engine)
+    return engine
+
+
+def _schema_ready(engine) -> bool:
+    key = ("schema_ready", str(engine.url))
+    if not st.session_state.get(key):
+        st.session_state[key] = migrate.is_up_to_date(engine)
+    return st.session_state[key]
+
+
+_ENGINES: list = []
+
+
+def release_engines() -> None:
+    """Close every cached engine's connections (tests switch databases; a server never does)."""
+    _engine_for.clear()
+    while _ENGINES:
+        _ENGINES.pop().dispose()
+
+
+def client_address() -> str | None:
+    """The customer's address for lookup throttling (first X-Forwarded-For hop behind a proxy)."""
+    headers = st.context.headers or {}
+    forwarded = headers.get("X-Forwarded-For") if hasattr(headers, "get") else None
+    if isinstance(forwarded, str) and forwarded.strip():
+        return forwarded.split(",")[0].strip()
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) else None
+
+
+def store_settings():
+    return load_settings(get_engine())
+
+
+def app_url(path: str) -> str:
+    """An absolute link to one of the app's pages (works behind a base path too)."""
+    url = (st.context.url or "").split("?", 1)[0].split("#", 1)[0]
+    if "://" not in url:
+        return "/" + path
+    scheme, rest = url.split("://", 1)
+    host, _, page = rest.partition("/")
+    parts = [p for p in page.split("/") if p]
+    if parts and parts[-1] in ("file_claim", "my-claim"):
+        parts = parts[:-1]
+    base = "/".join([host, *parts])
+    return f"{scheme}://{base}/{path}"
+
+
+def money(cents: int, currency: str = "USD") -> str:
+    return format_cents(cents, currency)
+
+
+def day(d) -> str:
+    return format_date(d) if d else "—"
+
+
+def when(dt) -> str:
+    return f"{dt:%b} {dt.day}, {dt.year}" if dt else "—"
+
+
+_HEX = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def global_style(settings) -> None:
+    """The store's accent colour and the few styles every page uses (badges)."""
+    accent = settings.accent_color if _HEX.fullmatch(settings.accent_color or "") else "#2563eb"
+    st.html(
+        "<style>"
+        f":root {{ --claims-accent: {accent}; }}"
+        ".stButton button[kind='primary'], .stFormSubmitButton button[kind='primaryFormSubmit'] "
+        f"{{ background-color: {accent}; border-color: {accent}; }}"
+        ".claims-badge { display:inline-block; padding:2px 10px; border-radius:999px; "
+        "font-size:0.85rem; font-weight:600; }"
+        ".claims-badge.ok { background:#dcfce7; color:#166534; }"
+        ".claims-badge.no { background:#f1f5f9; color:#334155; }"
+        # Streamlit's default caption grey is below 4.5:1 contrast on white: darken it.
+        "[data-testid='stCaptionContainer'], [data-testid='stCaptionContainer'] p "
+        "{ color:#4b5563 !important; opacity:1 !important; }"
+        ".claims-badge.warn { background:#fef3c7; color:#92400e; }"
+        ".claims-badge.bad { background:#fee2e2; color:#991b1b; }"
+        "</style>" + safe_text.style()
+    )
+
+
+def branding(settings) -> None:
+    """The store's logo and name at the top of public pages."""
+    cols = st.columns([1, 5], vertical_alignment="center") if settings.logo_png else None
+    if cols:
+        cols[0].image(settings.logo_png, width=64, alt=f"{settings.name} logo")
+        with cols[1]:
+            safe_text.show(settings.name, "heading")
+    else:
+        safe_text.show(settings.name, "heading")
+
+
+def badge(label: str, ok: bool | str) -> None:
+    """A small pill. ``ok`` is True (green), False (grey), or a tone: "warn" / "bad"."""
+    tone = ok if isinstance(ok, str) else ("ok" if ok else "no")
+    st.html(f"<span class='claims-badge {tone}'>{html.escape(label)}</span>")
+
+
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
+
+
+def photo_uploader(label: str, key: str, *, collapsed: bool = False) -> list[tuple[str, bytes]]:
+    """A multi-file photo picker; returns (filename, bytes) for each file chosen.
+
+    Behind this one function so AppTest tests (where uploads can't be driven) can feed files.
+    The accepted types only filter the picker: claims_core checks every file by decoding it.
+    """
+    files = st.file_uploader(label, type=PHOTO_TYPES, accept_multiple_files=True, key=key,
+                             label_visibility="collapsed" if collapsed else "visible")
+    return [(f.name, f.getvalue()) for f in files or []]
+
+
+def file_picker(label: str, types: list[str], key: str) -> tuple[str, bytes] | None:
+    """One file (name, bytes), or None; behind a function for the same reason as above."""
+    f = st.file_uploader(label, type=types, key=key)
+    return (f.name, f.getvalue()) if f is not None else None
+
+
+def signature_pad(key: str) -> bytes | None:
+    """A drawing canvas; returns the drawn signature as PNG bytes, or None if nothing was drawn.
+
+    Kept behind this one function so tests can stand in for the canvas (it can't be drawn on
+    under AppTest) and feed signature bytes.
+    """
+    from streamlit_drawable_canvas import st_canvas
+
+    result = st_canvas(
+        stroke_width=3, stroke_color="#111827", background_color="#ffffff", height=160,
+        width=330, drawing_mode="freedraw", return_image_data=True, key=key,
+    )
+    if not result.json_data or not result.json_data.get("objects"):
+        return None
+    return result.image_bytes
+
+
+# --- staff sessions -----------------------------------------------------------------------------
+
+def current_staff():
+    """The logged-in staff member (an auth.StaffIdentity), or None; ends expired sessions."""
+    data = st.session_state.get("staff")
+    if not data:
+        return None
+    now = utcnow()
+    if session_expired(data["logged_in_at"], data["last_seen_at"], now):
+        st.session_state.pop("staff", None)
+        st.session_state["staff_expired"] = True
+        return None
+    data["last_seen_at"] = now
+    return data["identity"]
+
+
+def require(permission: str):
+    """Stop the page unless the logged-in staff member may do this."""
+    who = current_staff()
+    if who is None:
+        st.warning("Please log in.")
+        st.stop()
+    if not can(who.role, permission):
+        st.error("Your role doesn't give access to this page.")
+        st.stop()
+    return who
+
+
+def age_text(delta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    if hours < 1:
+        return f"{max(0, int(delta.total_seconds() // 60))} min"
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} d"
