@@ -139,7 +139,7 @@ def test_item_claim_every_step(portal, engine):
     p.lookup(" 1001 ", "  SAM@Example.com ")
     text = p.all_text()
     assert "Protected" in "".join(h.proto.body for h in p.at.get("html")) or "Protected" in text
-    assert "You can file a claim until" in text and "Hand-thrown Mug" in text
+    assert "You can file a claim for this shipment until" in text and "Hand-thrown Mug" in text
     to_sign(p, built, mug=2)
     p.at.checkbox(key="accurate").check()
     p.click("submit")
@@ -348,7 +348,7 @@ def test_lookup_misses_get_one_neutral_message(portal, engine):
 
 def test_repeated_misses_are_refused_for_a_while(portal, engine, monkeypatch):
     from claims_core.services import drafts, lookup
-    monkeypatch.setattr(portal_core.time, "sleep", lambda s: None)
+    monkeypatch.setattr(lookup.time, "sleep", lambda s: None)
     built = order(engine)
     p = portal()
     for i in range(10):

@@ -55,7 +55,7 @@ def test_order_view_lists_items_shipments_deadline(engine, now):
     view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
     assert [i.name for i in view.items] == ["Hand-thrown Mug", "Canvas Tote"]  # no protection line
     assert len(view.shipments) == 1
-    assert view.deadline == (NOW - timedelta(days=10)).date() + timedelta(days=45)
+    assert view.shipments[0].deadline == (NOW - timedelta(days=10)).date() + timedelta(days=45)
     assert {i.sku: i.remaining for i in view.shipments[0].items} == {"MUG": 3, "TOTE": 1}
 
 
@@ -96,7 +96,7 @@ def test_staff_exception_reopens_window(engine, now):
     with write_session(engine) as s:
         s.get(Order, built.order_id).claim_deadline_override = NOW.date() + timedelta(days=3)
     view = customer.lookup_order(engine, "1001", "sam@example.com", now=now)
-    assert view.claimable and view.deadline == NOW.date() + timedelta(days=3)
+    assert view.claimable and view.shipments[0].deadline == NOW.date() + timedelta(days=3)
 
 
 def test_store_window_setting(engine, now):
@@ -240,13 +240,13 @@ def test_unique_keys_are_database_constraints(engine, now):
 
 def test_crash_mid_filing_leaves_nothing(engine, now, monkeypatch):
     built = make_order(engine)
-    real = customer.states.record_event
+    real = customer.record_event
 
     def boom(*a, **kw):
         real(*a, **kw)
         raise RuntimeError("crash after photos and items were written")
 
-    monkeypatch.setattr(customer.states, "record_event", boom)
+    monkeypatch.setattr(customer, "record_event", boom)
     with pytest.raises(RuntimeError):
         customer.file_claim(engine, claim_request(built), now=now)
     for model in (Claim, ClaimItem, Evidence, Event):

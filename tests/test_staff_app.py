@@ -124,7 +124,7 @@ def test_page_refuses_wrong_role_even_when_reached(app, engine):
                                    "logged_in_at": now, "last_seen_at": now}
     page.run()
     assert titles(page) == [] and "doesn't give access" in page.error[0].value
-    anon = AppTest.from_file(str(Path(APP).parent / "pages" / "staff_queue.py"), default_timeout=60).run()
+    anon = AppTest.from_file(str(Path(APP).parent / "views" / "staff" / "queue.py"), default_timeout=60).run()
     assert titles(anon) == [] and "log in" in anon.warning[0].value
 
 
@@ -145,7 +145,7 @@ def test_queue_tabs_filters_search(app, engine):
     _b1, r1 = fresh_claim(engine, "1001")
     _b2, r2 = fresh_claim(engine, "1002", issue="missing_item", photos=[], resolution="store_credit")
     decisions.request_info(engine, r2.claim_id, "staff:t", "T", "label please")
-    at = app("agent", "views/staff/claim_queue.py")
+    at = app("agent", "views/staff/queue.py")
     assert titles(at) == ["Claims queue"]
     table = at.dataframe(key="q_table").value
     assert list(table["Claim"]) == [r1.reference]
@@ -183,13 +183,13 @@ def test_queue_tabs_filters_search(app, engine):
 def test_queue_age_and_overdue_cue(app, engine):
     built = make_order(engine, base=utcnow())
     customer.file_claim(engine, claim_request(built), now=utcnow() - timedelta(days=3))
-    df = app("agent", "views/staff/claim_queue.py").dataframe(key="q_table").value
+    df = app("agent", "views/staff/queue.py").dataframe(key="q_table").value
     assert df["Due"].iloc[0] == "Overdue" and df["Age"].iloc[0] == "3 d"
 
 
 def test_queue_csv_export_button(app, engine):
     fresh_claim(engine)
-    at = app("agent", "views/staff/claim_queue.py")
+    at = app("agent", "views/staff/queue.py")
     assert at.get("download_button")
 
 
@@ -197,8 +197,8 @@ def test_queue_counts_past_the_cap_and_pages_on(app, engine, monkeypatch):
     from claims_core.adapters import bulk
     from claims_core.services import claim_queue
     bulk.fill(engine, 90, with_photos=0)
-    monkeypatch.setattr(queue, "COUNT_CAP", 20)
-    at = app("agent", "views/staff/claim_queue.py")
+    monkeypatch.setattr(claim_queue, "COUNT_CAP", 20)
+    at = app("agent", "views/staff/queue.py")
     tab = at.segmented_control(key="q_tab")
     assert "Approved (20+)" in tab.options  # the options as shown
     tab.set_value("approved").run()
@@ -258,7 +258,7 @@ def test_split_above_paid_refused_in_the_page(app, engine):
     at.checkbox(key="ap_refund").check()
     at.checkbox(key="ap_credit").check()  # 28 + 28 > 28
     at.button(key="FormSubmitter:approve-Approve").click().run()
-    assert "more than the $28.00 paid" in at.error[0].value
+    assert "more than the" in at.error[0].value and "28.00 paid" in at.error[0].value
     assert status(engine, r.claim_id) == "submitted"
 
 
@@ -364,7 +364,7 @@ def test_stale_approve_refused_when_the_form_is_still_there(app, engine):
     at = open_claim(app, r.claim_id)
     with write_session(engine) as s:
         owner_id = s.scalars(select(StaffUser.id).where(StaffUser.username == "owner1")).one()
-    staff_core.assign(engine, r.claim_id, "staff:owner1", owner_id)  # changes the claim
+    claim_review.assign(engine, r.claim_id, "staff:owner1", owner_id)  # changes the claim
     at.button(key="FormSubmitter:approve-Approve").click().run()
     assert status(engine, r.claim_id) == "submitted"  # the approval based on the old view failed
     assert "Someone else changed this claim" in everything(at)

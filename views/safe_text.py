@@ -22,7 +22,6 @@ TONES = ("body", "caption", "strong", "heading", "mono")
 
 # Characters that start markdown links, images, emphasis, code, HTML or maths.
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()!|<>~$])")
-_LINE_START = re.compile(r"^(\s*)([#+\-=>]|\d+[.)])")
 
 
 def style() -> str:
@@ -42,6 +41,5 @@ def inline(text: str | None) -> str:
     shows as typed and never as a link."""
     s = (text or "").replace("\n", " ")
     s = _MD_SPECIAL.sub(r"\\\1", s)
-    s = _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
     s = s.replace("://", ":\\/\\/").replace("@", "\\@")
     return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)
