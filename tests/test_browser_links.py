@@ -82,9 +82,13 @@ def _server(env: dict, log_path: Path):
 
 def _nav_links(page) -> list[tuple[str, str]]:
     """(name, href) of every link in the page, with the navigation's "Staff" menu opened."""
+    dialog = page.get_by_role("dialog")
+    if dialog.count():  # a notice over the page would swallow the click: close it first
+        page.keyboard.press("Escape")
+        dialog.first.wait_for(state="hidden", timeout=5000)
     menu = page.locator("header, [data-testid='stSidebar']").get_by_text("Staff", exact=True)
     if menu.count():
-        menu.first.click()
+        menu.first.click(timeout=5000)
         page.wait_for_timeout(500)
     links = page.evaluate(
         "() => [...document.querySelectorAll('a')].map(a => [a.innerText, a.getAttribute('href')])")

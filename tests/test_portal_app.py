@@ -382,6 +382,7 @@ def test_hostile_comment_is_plain_text_everywhere(portal, engine):
     assert claim.description == HOSTILE
     v = portal()
     v.at.query_params["token"] = claim.access_token
+    v.at.run()
     v.at.switch_page("views/customer/view_claim.py")
     v.run()
     assert HOSTILE in [t.value for t in v.at.text]

@@ -38,6 +38,7 @@ def app(db_url, engine, monkeypatch):
             at.query_params[k] = str(v)
         at.run()
         if page:
+            at.run()  # st.navigation registers its pages on the first run
             at.switch_page(page)
             at.run()
         assert not at.exception, at.exception

@@ -26,6 +26,7 @@ def view(db_url, engine, monkeypatch):
         at = AppTest.from_file(APP, default_timeout=60)
         if token is not None:
             at.query_params["token"] = token
+        at.run()  # st.navigation registers its pages on the first run
         at.switch_page("views/customer/view_claim.py")
         at.run()
         assert not at.exception, at.exception
