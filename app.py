@@ -1,10 +1,11 @@
 """Shipping-protection claims portal. Start with: streamlit run app.py
 
-Public pages for everyone (file a claim, view my claim); staff pages only after login, by role.
+Public pages for everyone (file a claim, view my claim); staff pages ask for a log-in, then check
+the role; the menu lists what the role may open.
 """
 import streamlit as st
 
-from claims_core.domain import can
+from views.navigation import STAFF_PAGES, in_menu
 from views.ui import current_staff, global_style, store_settings
 
 settings = store_settings()
@@ -27,32 +28,21 @@ def log_out():
 who = current_staff()
 login = st.Page("views/staff/login.py", title="Staff log in", icon=":material/login:",
                 url_path="login", visibility="hidden" if who else "visible")
+
 staff = [login]
+menu = []
+for sp in STAFF_PAGES:  # all registered; the menu lists what this role may open
+    shown = in_menu(sp, who.role if who else None)
+    staff.append(st.Page(sp.script, title=sp.title, icon=sp.icon, url_path=sp.url_path,
+                         visibility="visible" if shown else "hidden"))
+    if shown:
+        menu.append(staff[-1])
 if who is not None:
-    if can(who.role, "work_claims"):
-        staff += [
-            st.Page("views/staff/queue.py", title="Claims queue", icon=":material/inbox:",
-                    url_path="queue"),
-            st.Page("views/staff/claim.py", title="Claim", icon=":material/assignment:",
-                    url_path="claim", visibility="hidden"),
-            st.Page("views/staff/new_claim.py", title="New claim for a customer",
-                    icon=":material/add_call:", url_path="new-claim"),
-        ]
-    if can(who.role, "analytics"):
-        staff.append(st.Page("views/staff/analytics.py", title="Analytics", icon=":material/monitoring:",
-                             url_path="analytics"))
-    if can(who.role, "settings"):
-        staff.append(st.Page("views/staff/settings.py", title="Settings",
-                             icon=":material/settings:", url_path="settings"))
-        staff.append(st.Page("views/staff/outbox.py", title="Outbox", icon=":material/outbox:",
-                             url_path="outbox"))
     staff.append(st.Page(log_out, title=f"Log out ({who.username})", icon=":material/logout:",
                          url_path="logout"))
 
 page = st.navigation({"": public, "Staff": staff}, position="top")
-if who is not None and (page.url_path == "login" or st.session_state.pop("after_login", False)):
-    # Just logged in (or back on the login page): go to the first page this role works on.
-    home = next((p for p in staff[1:] if p.url_path not in ("claim", "logout")), None)
-    if home is not None:
-        st.switch_page(home)
+if who is not None and page.url_path == "login" and menu:
+    # Logged in on the log-in page: go to the first page this role works on.
+    st.switch_page(menu[0])
 page.run()

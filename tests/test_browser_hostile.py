@@ -35,13 +35,13 @@ def test_hostile_text_is_inert_everywhere(live_app, browser):
     decisions.staff_message(engine, r.claim_id, "staff:t", "Shop", "Reply with " + HOSTILE)
     engine.dispose()
 
-    customer = browser.new_context(viewport=PHONE)
-    page = customer.new_page()
+    phone = browser.new_context(viewport=PHONE)
+    page = phone.new_page()
     page.goto(f"{live_app['url']}/my-claim?token={r.access_token}")
     page.get_by_text(f"Claim {r.reference}").wait_for(timeout=30000)
     settle(page)
     _inert(page)  # the claim details are open for a claim in progress
-    customer.close()
+    phone.close()
 
     staff = browser.new_context(viewport=DESKTOP)
     page = staff.new_page()

@@ -105,8 +105,8 @@ def test_staff_ask_customer_replies_staff_approve_store_credit(live_app, browser
     click_button(spage, "Request information")
     spage.get_by_text("Asked the customer").wait_for(timeout=30000)
 
-    customer = browser.new_context(viewport=PHONE)
-    cpage = customer.new_page()
+    phone = browser.new_context(viewport=PHONE)
+    cpage = phone.new_page()
     cpage.goto(f"{live_app['url']}/my-claim?token={r.access_token}")
     cpage.get_by_text("waiting for more information").wait_for(timeout=30000)
     assert_accessible(cpage, "view my claim, waiting for you")
@@ -136,7 +136,7 @@ def test_staff_ask_customer_replies_staff_approve_store_credit(live_app, browser
     code = cpage.locator("[data-testid='stCode'] code, pre code").first.inner_text().strip()
     assert code.startswith("CREDIT-")
     assert_accessible(cpage, "view my claim, approved")
-    customer.close()
+    phone.close()
 
 
 def test_analyst_downloads_a_csv(live_app, browser, engine=None):

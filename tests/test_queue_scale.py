@@ -52,7 +52,7 @@ def all_pages(engine, f: Q, sort: str, size: int = 25) -> list[int]:
 @pytest.mark.parametrize("sort", list(claim_queue.SORTS))
 @pytest.mark.parametrize("cap", [10_000, 20], ids=["few-matches-path", "many-matches-path"])
 def test_every_page_in_order_on_both_paths(many, monkeypatch, sort, cap):
-    monkeypatch.setattr(queue, "COUNT_CAP", cap)
+    monkeypatch.setattr(claim_queue, "COUNT_CAP", cap)
     for f in (Q(tab="approved"), Q(tab="approved", **FILTERED)):
         got = all_pages(many, f, sort)
         assert got == expected_ids(many, f, sort)
@@ -60,7 +60,7 @@ def test_every_page_in_order_on_both_paths(many, monkeypatch, sort, cap):
 
 
 def test_counts_stop_at_the_cap(many, monkeypatch):
-    monkeypatch.setattr(queue, "COUNT_CAP", 30)
+    monkeypatch.setattr(claim_queue, "COUNT_CAP", 30)
     with read_session(many) as s:
         exact = dict(s.execute(select(Claim.status, func.count()).group_by(Claim.status)).all())
     counts = claim_queue.tab_counts(many, Q())
@@ -95,7 +95,7 @@ def test_export_amounts_are_exact(many):
     with read_session(many) as s:
         cents = dict(s.execute(select(Claim.reference, Claim.claimed_cents)).all())
     for row in rows:
-        whole, frac = row[6].split(".")
+        whole, frac = str(row[6]).split(".")
         assert int(whole) * 100 + int(frac) == cents[row[0]] and len(frac) == 2
 
 
@@ -142,7 +142,7 @@ def sqlite_steps(engine, fn) -> int:
 
 @pytest.mark.skipif(ON_POSTGRES, reason="counts SQLite's virtual-machine steps")
 def test_a_queue_page_costs_the_same_at_twice_the_claims(engine, monkeypatch):
-    monkeypatch.setattr(queue, "COUNT_CAP", 50)  # counts are capped at both sizes
+    monkeypatch.setattr(claim_queue, "COUNT_CAP", 50)  # counts are capped at both sizes
 
     def view(f, sort):
         def run():

@@ -14,7 +14,8 @@ from claims_core.services import decisions
 from claims_core.services import customer
 from claims_core.infra.db import utcnow, write_session
 from claims_core.infra.models import Claim, Evidence, Order, StaffUser, Stock, StoreSettings
-from views import ui
+from claims_core.services import settings as store_settings
+from views import navigation, ui
 
 from .factories import claim_request, make_order
 from .test_import import SAMPLE
@@ -37,8 +38,7 @@ def app(db_url, engine, monkeypatch):
         for k, v in query.items():
             at.query_params[k] = str(v)
         at.run()
-        if page:
-            at.run()  # st.navigation registers its pages on the first run
+        if page:  # after the first run, which registered st.navigation's pages
             at.switch_page(page)
             at.run()
         assert not at.exception, at.exception
@@ -99,16 +99,28 @@ def test_login_right_wrong_locked(app, engine):
 
 def test_staff_pages_need_login(app):
     at = app()
-    assert "Staff log in" in page_names(at) and "Claims queue" not in page_names(at)
+    assert "Staff log in" in page_names(at) and navigation.menu_titles(None) == []
+
+
+def test_a_staff_link_without_a_session_asks_for_the_login_then_lands(app):
+    """A bookmark or an email link to a staff page: the log-in form, then that same page."""
+    at = app(page="views/staff/claim.py", id=999999)
+    assert titles(at) == ["Staff log in"]
+    at.text_input(key="login_user").input("agent1")
+    at.text_input(key="login_password").input("a long password")
+    at.button[0].click().run()
+    assert not at.exception
+    assert titles(at) != ["Staff log in"] and "That claim doesn't exist." in at.error[0].value
 
 
 @pytest.mark.parametrize("role,sees,hidden", [
     ("owner", ["Claims queue", "Settings"], []),
     ("agent", ["Claims queue", "New claim for a customer"], ["Settings"]),
-    ("analyst", [], ["Claims queue", "Settings"]),
+    ("analyst", ["Analytics"], ["Claims queue", "Settings"]),
 ])
 def test_each_roles_view(app, role, sees, hidden):
-    names = page_names(app(role))
+    app(role)
+    names = navigation.menu_titles(role)
     for n in sees:
         assert n in names
     for n in hidden:
@@ -116,17 +128,8 @@ def test_each_roles_view(app, role, sees, hidden):
 
 
 def test_page_refuses_wrong_role_even_when_reached(app, engine):
-    with pytest.raises(ValueError):  # not registered for an agent: no URL leads there
-        app("agent", "views/staff/settings.py")
-    # and the page itself checks the role too, should it ever be reached
-    page = AppTest.from_file(str(Path(APP).parent / "pages" / "staff_settings.py"), default_timeout=60)
-    now = utcnow()
-    page.session_state["staff"] = {"identity": accounts.authenticate(engine, "agent1", "a long password"),
-                                   "logged_in_at": now, "last_seen_at": now}
-    page.run()
-    assert titles(page) == [] and "doesn't give access" in page.error[0].value
-    anon = AppTest.from_file(str(Path(APP).parent / "views" / "staff" / "queue.py"), default_timeout=60).run()
-    assert titles(anon) == [] and "log in" in anon.warning[0].value
+    at = app("agent", "views/staff/settings.py")  # a link an agent can still follow
+    assert titles(at) == [] and "doesn't give access" in at.error[0].value
 
 
 def test_expired_session_logs_out(app, engine):
@@ -135,7 +138,7 @@ def test_expired_session_logs_out(app, engine):
     who = accounts.authenticate(engine, "agent1", "a long password")
     at.session_state["staff"] = {"identity": who, "logged_in_at": old, "last_seen_at": old}
     at.run()
-    assert "Claims queue" not in page_names(at)
+    assert navigation.menu_titles(None) == [] and "session expired" not in everything(at)
     at.switch_page("views/staff/login.py").run()
     assert "session expired" in everything(at)
 
@@ -239,13 +242,14 @@ def test_approve_refund_prefilled_and_editable_down(app, engine):
 
 
 def test_approve_partial_split(app, engine):
+    store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})
     _b, r = fresh_claim(engine)
     at = open_claim(app, r.claim_id)
     at.checkbox(key="ap_refund").check()
     at.number_input(key="ap_refund_amt").set_value(10.0)
     at.checkbox(key="ap_credit").check()
     at.number_input(key="ap_credit_amt").set_value(18.0)
-    at.number_input(key="ap_bonus").set_value(10)
+    at.number_input(key="ap_bonus").set_value(10)  # the form allows up to the store's bonus
     at.button(key="FormSubmitter:approve-Approve").click().run()
     view = customer.get_claim_for_customer(engine, r.access_token)
     assert [(x.kind, x.amount_cents, x.bonus_pct) for x in view.resolutions] == \

@@ -10,7 +10,8 @@ markdown characters. So:
   never markdown or HTML, nothing is linked);
 - ``inline(text)`` makes text safe to place *inside* a markdown string that Streamlit renders
   (labels, radio options, ``st.error``): link, image and emphasis characters are escaped and the
-  patterns that would be auto-linked (``://``, ``www.``, ``@``) are broken.
+  patterns that would be auto-linked (``://``, ``www.``, ``@``) or become Streamlit directives
+  (``:red[…]``, ``:material/…:``) are broken.
 """
 from __future__ import annotations
 
@@ -18,18 +19,12 @@ import re
 
 import streamlit as st
 
-TONES = ("body", "caption", "strong", "heading", "mono")
 
 # Characters that start markdown links, images, emphasis, code, HTML or maths.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()!|<>~$])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!<>~$])")
 
 
-def style() -> str:
-    """Kept for app.py's stylesheet hook (``st.text`` needs no extra style)."""
-    return ""
-
-
-def show(text: str | None, tone: str = "body", *, prefix: str = "") -> None:
+def show(text: str | None, *, prefix: str = "") -> None:
     """Show ``text`` exactly as typed, as Streamlit's plain-text element: never markdown or HTML,
     nothing linked. ``prefix`` is the app's own words before it (plain too)."""
     st.text(prefix + (text or ""))
@@ -41,5 +36,6 @@ def inline(text: str | None) -> str:
     shows as typed and never as a link."""
     s = (text or "").replace("\n", " ")
     s = _MD_SPECIAL.sub(r"\\\1", s)
-    s = s.replace("://", ":\\/\\/").replace("@", "\\@")
+    s = re.sub(r":(?=\S)", r"\\:", s)  # :red[…], :material/…: and scheme: links
+    s = s.replace("//", "\\/\\/").replace("@", "\\@")
     return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)

@@ -14,7 +14,8 @@ from claims_core.domain import can, format_cents, format_date
 from claims_core.domain.windows import past_response_target  # noqa: F401 (pages show it)
 from claims_core.infra import config, migrate
 from claims_core.infra.db import make_engine, utcnow
-from claims_core.services.accounts import session_expired
+from claims_core.domain.errors import ClaimRuleError
+from claims_core.services.accounts import authenticate, session_expired
 from claims_core.services.settings import load_settings
 from views import safe_text
 
@@ -118,7 +119,7 @@ def global_style(settings) -> None:
         "{ color:#4b5563 !important; opacity:1 !important; }"
         ".claims-badge.warn { background:#fef3c7; color:#92400e; }"
         ".claims-badge.bad { background:#fee2e2; color:#991b1b; }"
-        "</style>" + safe_text.style()
+        "</style>"
     )
 
 
@@ -127,10 +128,9 @@ def branding(settings) -> None:
     cols = st.columns([1, 5], vertical_alignment="center") if settings.logo_png else None
     if cols:
         cols[0].image(settings.logo_png, width=64, alt=f"{settings.name} logo")
-        with cols[1]:
-            safe_text.show(settings.name, "heading")
+        cols[1].markdown(f"### {safe_text.inline(settings.name)}")
     else:
-        safe_text.show(settings.name, "heading")
+        st.markdown(f"### {safe_text.inline(settings.name)}")
 
 
 def badge(label: str, ok: bool | str) -> None:
@@ -196,12 +196,36 @@ def require(permission: str):
     """Stop the page unless the logged-in staff member may do this."""
     who = current_staff()
     if who is None:
-        st.warning("Please log in.")
+        login_form()  # then this same page again: a bookmark lands where it points
         st.stop()
     if not can(who.role, permission):
         st.error("Your role doesn't give access to this page.")
         st.stop()
     return who
+
+
+def login_form() -> None:
+    """The staff log-in form. On success the session starts and the page the person asked for
+    runs again (the log-in page itself moves on to the person's first page)."""
+    st.title("Staff log in", anchor=False)
+    if st.session_state.pop("staff_expired", False):
+        st.info("Your session expired. Please log in again.")
+    with st.form("login"):
+        username = st.text_input("Username", key="login_user", autocomplete="username")
+        password = st.text_input("Password", type="password", key="login_password",
+                                 autocomplete="current-password")
+        submitted = st.form_submit_button("Log in", type="primary", width="stretch")
+    if submitted:
+        try:
+            who = authenticate(get_engine(), username, password)
+        except ClaimRuleError as e:
+            st.error(safe_text.inline(e.message))
+        else:
+            now = utcnow()
+            st.session_state["staff"] = {"identity": who, "logged_in_at": now, "last_seen_at": now}
+            st.rerun()
+    st.caption("Accounts are created by the owner (Settings → Staff) or with "
+               "`python -m claims_core add-user`.")
 
 
 def age_text(delta) -> str:

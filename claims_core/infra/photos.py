@@ -53,7 +53,7 @@ class ProcessedPhoto:
     content_type: str = "image/jpeg"
 
 
-def _safe_name(filename: str | None) -> str:
+def clean_filename(filename: str | None) -> str:
     name = (filename or "photo").replace("\\", "/").rsplit("/", 1)[-1].strip()
     name = "".join(ch for ch in name if ch.isprintable())
     return name[:120] or "photo"
@@ -64,7 +64,7 @@ def process_photo(
     max_pixels: int = MAX_PIXELS,
 ) -> ProcessedPhoto:
     """Validate and clean one uploaded photo, or raise :class:`PhotoRejected`."""
-    name = _safe_name(filename)
+    name = clean_filename(filename)
     if not raw:
         raise PhotoRejected(name, "the file is empty.")
     if len(raw) > max_bytes:

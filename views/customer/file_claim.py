@@ -147,12 +147,12 @@ def step_order() -> None:
             if s.delivered_at:
                 line += f" · delivered {ui.when(s.delivered_at)}"
             st.caption(line)
-            safe_text.show(", ".join(f"{i.name} × {i.carried}" for i in s.items), "caption")
+            safe_text.show(", ".join(f"{i.name} × {i.carried}" for i in s.items))
             if s.claimable:
                 st.caption(f"You can file a claim for this shipment until "
                            f"{domain.format_date(s.deadline)}.")
             elif view.claimable:
-                safe_text.show(s.reason, "caption", prefix="No claim possible: ")
+                safe_text.show(s.reason, prefix="No claim possible: ")
 
     if view.claims:
         st.subheader("Claims on this order", anchor=False)
@@ -165,7 +165,7 @@ def step_order() -> None:
 
     if not view.claimable:
         st.warning(safe_text.inline(view.reason))
-        safe_text.show(view.support_email, "caption", prefix="Questions? Contact the store at ")
+        safe_text.show(view.support_email, prefix="Questions? Contact the store at ")
     else:
         st.button("Start a claim", type="primary", width="stretch", key="start_claim",
                   on_click=go, args=("issue",))
@@ -204,7 +204,7 @@ def step_issue() -> None:
                            shipment_label(next(s for s in ships if s.id == i))))
     else:
         sid = ids[0]
-        safe_text.show(shipment_label(ships[0]), "caption")
+        safe_text.show(shipment_label(ships[0]))
     ship = next((s for s in ships if s.id == sid), None)
     cats = _categories(ship)
     cat_labels = domain.CATEGORY_LABELS
@@ -271,18 +271,15 @@ def photo_picker(f: dict, required: bool) -> None:
         st.session_state["uploader_round"] = round_ + 1  # empty the picker: the photos are kept
         drafts.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
         st.rerun()
-    errors = st.session_state.get("photo_errors", [])
-    for err in errors:
-        safe_text.show(err)  # names the file: plain text
-    if errors:
-        st.error("These files couldn't be added (see above). Choose other photos.")
+    for err in st.session_state.get("photo_errors", []):
+        st.error(safe_text.inline(err))  # names the file: inert
     photos = _photos(f)
     if photos:
         cols = st.columns(3)
         for i, p in enumerate(photos):
             with cols[i % 3]:
                 st.image(p.thumbnail, width=150, alt="Photo you added")
-                safe_text.show(p.filename, "caption")
+                safe_text.show(p.filename)
                 if st.button("Remove", key=f"rm_{p.sha256}", width="stretch"):
                     f["photos"] = [x for x in f["photos"] if x["sha256"] != p.sha256]
                     st.session_state["photo_errors"] = []
@@ -304,7 +301,7 @@ def step_details() -> None:
         saved = {int(k): v for k, v in f.get("items", {}).items()}
         for it in ship.items:
             if it.remaining == 0:
-                safe_text.show(f"{it.name}: already covered by another claim.", "caption")
+                safe_text.show(f"{it.name}: already covered by another claim.")
                 continue
             items[it.shipment_item_id] = st.number_input(
                 f"{safe_text.inline(it.name)} (up to {it.remaining})", min_value=0, max_value=it.remaining,
@@ -315,8 +312,7 @@ def step_details() -> None:
         prompt = "Anything else we should know? (optional)"
     else:
         safe_text.show("This claim covers everything in the shipment: "
-                       + ", ".join(f"{i.name} × {i.remaining}" for i in ship.remaining_items),
-                       "caption")
+                       + ", ".join(f"{i.name} × {i.remaining}" for i in ship.remaining_items))
         photo_picker(f, False)
         prompt = ("Tell us what happened: where was it meant to be left, when did tracking last "
                   "move, have you checked with neighbours?")
@@ -375,7 +371,7 @@ def step_resolution() -> None:
     available = [o for o in options if o.available]
     for o in options:
         if not o.available:
-            safe_text.show(f"{o.label} — {o.reason}", "caption")
+            safe_text.show(f"{o.label} — {o.reason}")
     if not available:
         st.warning("The store isn't offering any resolution online right now. Please contact "
                    f"{view.support_email}.")

@@ -71,7 +71,7 @@ def decision(view: customer.ClaimView) -> None:
         with st.container(border=True):
             st.markdown("**Decision: not approved**")
             safe_text.show(view.denial_reason or "The store couldn't approve this claim.")
-            safe_text.show(settings.support_email, "caption", prefix="Questions? Reply below or write to ")
+            safe_text.show(settings.support_email, prefix="Questions? Reply below or write to ")
     elif view.status == "closed":
         st.info("This claim is closed. Reply below if you still need help.")
 
@@ -85,7 +85,7 @@ def conversation(view: customer.ClaimView) -> None:
         with st.chat_message("user" if m.author_kind == "customer" else "assistant",
                              avatar=":material/person:" if m.author_kind == "customer"
                              else ":material/storefront:"):
-            safe_text.show(f"{who} · {m.created_at:%b %d, %H:%M} UTC", "caption")
+            safe_text.show(f"{who} · {m.created_at:%b %d, %H:%M} UTC")
             safe_text.show(m.body)
 
 
@@ -106,9 +106,7 @@ def reply_form(view: customer.ClaimView, token: str) -> None:
             customer.add_customer_message(engine, token, body, files)
         except domain.PhotosRejected as e:
             for err in e.errors:
-                safe_text.show(err.message)
-            st.error("Some files weren't usable photos (named above). Choose other files and "
-                     "send again.")
+                st.error(safe_text.inline(err.message))  # names the file: inert
             return
         except domain.ClaimRuleError as e:
             st.error(e.message)
@@ -136,7 +134,7 @@ def show_claim(token: str) -> None:
     with st.expander("Claim details", expanded=view.status in domain.OPEN_STATUSES):
         st.markdown(f"**{view.issue_label}** · {view.shipment_label}")
         if view.tracking_number:
-            safe_text.show(f"{view.carrier} {view.tracking_number}".strip(), "mono")
+            safe_text.show(f"{view.carrier} {view.tracking_number}".strip())
         for it in view.items:
             safe_text.show(f"• {it.name} × {it.quantity} ({ui.money(it.amount_cents, view.currency)})")
         st.markdown(f"You asked for: **{domain.RESOLUTION_ASKED.get(view.desired_resolution, '')}**")
@@ -144,16 +142,16 @@ def show_claim(token: str) -> None:
             st.markdown("**Your comments**")
             safe_text.show(view.description)
         if view.signature_kind == domain.SignatureKind.DRAWN:
-            safe_text.show("Signed with a drawn signature.", "caption")
+            safe_text.show("Signed with a drawn signature.")
         else:
-            safe_text.show(f"Signed with the typed name “{view.signature_name}”.", "caption")
+            safe_text.show(f"Signed with the typed name “{view.signature_name}”.")
     if view.evidence:
         st.subheader("Photos", anchor=False)
         cols = st.columns(3)
         for i, ev in enumerate(view.evidence):
             with cols[i % 3]:
                 st.image(ev.thumbnail, width=150, alt="Photo of the claim")
-                safe_text.show(ev.filename, "caption")
+                safe_text.show(ev.filename)
                 if st.button("Full size", key=f"full_{ev.id}", width="stretch"):
                     st.session_state["full_photo"] = ev.id
         full = st.session_state.get("full_photo")

@@ -83,10 +83,10 @@ with left:
                     f"claimed {ui.money(c.claimed_cents, c.currency)}")
         f1, f2 = st.columns(2)
         with f1:
-            safe_text.show(f"Order {view.order_number} · {ui.money(view.order_total_cents)}", "strong")
+            safe_text.show(f"Order {view.order_number} · {ui.money(view.order_total_cents)}")
             safe_text.show(f"{view.customer_name}\n{view.email}\n{view.shipping_address}")
             safe_text.show(f"Placed {ui.when(view.order_created_at)} · {view.shipping_method or '—'} · "
-                           + ("protected" if view.protected else "NOT protected"), "caption")
+                           + ("protected" if view.protected else "NOT protected"))
         with f2:
             st.markdown(f"**{c.shipment_label}**")
             safe_text.show(c.carrier or "carrier unknown")
@@ -118,11 +118,10 @@ with left:
     for i, ph in enumerate(view.photos):
         with cols[i % 3].container(border=True):
             st.image(ph.thumbnail, width="stretch", alt="Photo from the customer")
-            safe_text.show(f"{ph.filename} · {ph.width}×{ph.height}", "caption")
+            safe_text.show(f"{ph.filename} · {ph.width}×{ph.height}")
             if ph.reused_in:
                 st.warning("Also used in " + ", ".join(ph.reused_in))
-            safe_text.show(f"Review: {ph.review_status}" + (f" — {ph.review_note}" if ph.review_note else ""),
-                           "caption")
+            safe_text.show(f"Review: {ph.review_status}" + (f" — {ph.review_note}" if ph.review_note else ""))
             if st.button("Full size", key=f"full_{ph.id}", width="stretch"):
                 st.session_state["full_photo"] = ph.id
             with st.form(f"review_{ph.id}", border=False):
@@ -152,7 +151,7 @@ with left:
     for m in c.messages:
         with st.chat_message("user" if m.author_kind == "customer" else "assistant"):
             safe_text.show(f"{'Customer' if m.author_kind == 'customer' else m.author_name} · "
-                           f"{m.created_at:%b %d %H:%M} UTC", "caption")
+                           f"{m.created_at:%b %d %H:%M} UTC")
             safe_text.show(m.body)
     with st.form("reply", clear_on_submit=True):
         body = st.text_area("Message to the customer", key="staff_reply", height=90)
@@ -238,7 +237,7 @@ with right:
             auto = next((e.actor for e in reversed(view.events) if e.action == "approved"), "")
             st.markdown("**Undo this approval**")
             if auto.startswith("rule:"):
-                safe_text.show(auto, "caption", prefix="Made by ")
+                safe_text.show(auto, prefix="Made by ")
             undo_why = st.text_input("Why", key="undo_why")
             if st.form_submit_button("Undo approval"):
                 act(lambda: decisions.undo_approval(engine, claim_id, who.actor, undo_why,
@@ -270,7 +269,7 @@ with right:
     st.subheader("Internal notes", anchor=False)
     st.caption("Only staff see these.")
     for n in view.internal_notes:
-        safe_text.show(f"{n.author_name} · {n.created_at:%b %d %H:%M} UTC", "caption")
+        safe_text.show(f"{n.author_name} · {n.created_at:%b %d %H:%M} UTC")
         safe_text.show(n.body)
     with st.form("note", clear_on_submit=True):
         note_body = st.text_area("Add a note", key="note_body", height=70,
@@ -284,7 +283,6 @@ with right:
     for ev in reversed(view.events):
         move = f" ({domain.STATUS_LABELS.get(ev.from_status, '—') if ev.from_status else 'new'} → " \
                f"{domain.STATUS_LABELS.get(ev.to_status, '')})" if ev.to_status else ""
-        safe_text.show(f"{ev.at:%Y-%m-%d %H:%M} · {ev.actor} · {ev.action.replace('_', ' ')}{move}",
-                       "caption")
+        safe_text.show(f"{ev.at:%Y-%m-%d %H:%M} · {ev.actor} · {ev.action.replace('_', ' ')}{move}")
 
 st.session_state[version_key] = c.version

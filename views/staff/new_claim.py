@@ -35,7 +35,7 @@ if order_id is None:
     st.stop()
 email = claim_review.order_email(engine, order_id)
 view = customer.get_order_for_customer(engine, order_id, email)
-safe_text.show(f"Order {view.name} · {view.customer_name or email}", "heading")
+safe_text.show(f"Order {view.name} · {view.customer_name or email}")
 ui.badge("Protected" if view.protected else "Not protected", view.protected)
 
 if not view.claimable:
@@ -76,7 +76,7 @@ if files:
         safe_text.show(e)
 photos = [drafts.photo_from_json(p) for p in st.session_state.get("sn_photos", [])]
 if photos:
-    safe_text.show(", ".join(p.filename for p in photos), "caption")
+    safe_text.show(", ".join(p.filename for p in photos))
 description = st.text_area("What the customer told you", key="sn_desc", height=90)
 options = customer.resolution_choices(engine, ship.id, items, issue)
 avail = [o.kind for o in options if o.available]
