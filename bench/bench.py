@@ -31,10 +31,9 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from claims_core.services import accounts
-from claims_core.adapters import bulk
-from claims_core.infra import migrate
-from claims_core import services  # noqa: E402
+from claims_core.adapters import bulk  # noqa: E402
+from claims_core.infra import migrate  # noqa: E402
+from claims_core.services import accounts, customer  # noqa: E402
 from claims_core.infra.db import make_engine, utcnow  # noqa: E402
 from claims_core.adapters.demo import make_photo  # noqa: E402
 from claims_core.infra.photos import process_photo  # noqa: E402
@@ -100,9 +99,8 @@ def app_runs(url: str) -> dict[str, float]:
     bare = AppTest.from_string("import streamlit as st\nst.write('')", default_timeout=900)
     m["bare Streamlit page"] = bare.run
     # The floor: a page of this app that does no claims work (View my claim's lookup form).
-    # AppTest runs app.py (navigation, settings, styles) on a test's first run; its reruns run the
-    # page alone (a pages/ folder puts AppTest in its multipage-v1 mode), so every figure below is a
-    # page's own cost, the floor's included.
+    # Every AppTest run executes app.py (navigation, settings, styles) and then the page, as a
+    # browser's rerun does, so every figure below includes that shared cost, the floor's too.
     shell = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     shell.run()
     shell.switch_page("views/customer/view_claim.py")
@@ -229,7 +227,7 @@ def concurrent_200(url: str) -> tuple[int, int, float]:
     def one(i):
         t0 = time.perf_counter()
         try:
-            services.file_claim(engine, _request(*orders[i], key=f"conc-{run}-{i}"),
+            customer.file_claim(engine, _request(*orders[i], key=f"conc-{run}-{i}"),
                                 now=datetime(2026, 11, 21, 15, tzinfo=timezone.utc))
         except Exception as e:  # noqa: BLE001
             errors.append(e)

@@ -470,3 +470,49 @@ def test_every_refusal_class_has_an_error_code():
     for cls in {*in_errors, *_all_subclasses(ClaimRuleError)}:
         assert isinstance(cls.code, ErrorCode), cls
     assert isinstance(lifecycle.IllegalTransition("submitted", "resolved").code, ErrorCode)
+
+
+# --- retention and migrations -------------------------------------------------------------------
+
+def test_tick_purges_expired_drafts_and_their_photos(engine, now):
+    """Drafts (with their photos) expire after seven days and ``tick`` deletes them."""
+    from claims_core.adapters import scheduler
+    from claims_core.adapters.demo import make_photo
+    from claims_core.infra.models import ClaimDraft
+    from claims_core.services import drafts
+
+    from .factories import make_order as factory_order
+
+    built = factory_order(engine, base=now)
+    photos, errors = drafts.add_photos([], [("box.jpg", make_photo(3))], max_photos=3,
+                                       max_bytes=5_000_000)
+    assert not errors and photos
+    drafts.save_draft(engine, built.order_id, built.email, {"step": "details", "photos": photos},
+                      now=now)
+    scheduler.tick(engine, now=now + timedelta(days=6))  # not expired yet: kept
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(ClaimDraft)) == 1
+    report = scheduler.tick(engine, now=now + timedelta(days=7, minutes=1))
+    assert report.drafts_purged == 1
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(ClaimDraft)) == 0
+    assert drafts.load_draft(engine, built.order_id, built.email, now=now) is None
+
+
+def test_the_web_process_never_migrates(fresh_db_url, monkeypatch):
+    """A page on a database whose schema isn't there says to run ``init`` and changes nothing:
+    migrations run from the start command, never from a page (several instances would race)."""
+    from streamlit.testing.v1 import AppTest
+
+    from claims_core.infra import migrate
+    from claims_core.infra.db import make_engine
+
+    monkeypatch.setenv("DATABASE_URL", fresh_db_url)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    at.run()
+    assert any("python -m claims_core init" in e.value for e in at.error)
+    engine = make_engine(fresh_db_url)
+    try:
+        assert migrate.current_revision(engine) is None
+    finally:
+        engine.dispose()

@@ -9,12 +9,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..domain.errors import AuthError, ErrorCode
 from ..domain.vocabulary import PERMISSIONS, ROLES, AuditAction, Role, can  # noqa: F401
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import StaffUser
 from .events import record_event
+from .unit_of_work import transactional
 
 MIN_PASSWORD_LEN = 10
 MAX_FAILED_LOGINS = 5
@@ -43,15 +45,15 @@ def hash_password(password: str) -> str:
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LEN:
-        raise AuthError(f"The password must be at least {MIN_PASSWORD_LEN} characters.")
+        raise AuthError(f"The password must be at least {MIN_PASSWORD_LEN} characters.", ErrorCode.ACCOUNT_RULE)
     if len(password) > 1024:
-        raise AuthError("The password is too long.")
+        raise AuthError("The password is too long.", ErrorCode.ACCOUNT_RULE)
 
 
 def check_username(username: str) -> str:
     u = (username or "").strip().lower()
     if not re.fullmatch(r"[a-z0-9][a-z0-9._@-]{1,63}", u):
-        raise AuthError("A username is 2–64 letters, digits, dots, dashes, underscores or @.")
+        raise AuthError("A username is 2–64 letters, digits, dots, dashes, underscores or @.", ErrorCode.ACCOUNT_RULE)
     return u
 
 
@@ -59,19 +61,32 @@ def add_user(engine: Engine, username: str, role: str, password: str,
              display_name: str = "", *, actor: str = "cli") -> StaffIdentity:
     u = check_username(username)
     if role not in ROLES:
-        raise AuthError(f"The role must be one of {', '.join(ROLES)}.")
+        raise AuthError(f"The role must be one of {', '.join(ROLES)}.", ErrorCode.ACCOUNT_RULE)
     check_password_strength(password)
+    password_hash = hash_password(password)  # slow: before the transaction, not inside it
     try:
-        with write_session(engine) as s:
-            user = StaffUser(username=u, display_name=(display_name or u)[:200], role=role,
-                             password_hash=hash_password(password))
-            s.add(user)
-            s.flush()
-            record_event(s, actor=actor, action=AuditAction.USER_ADDED,
-                                details={"username": u, "role": role})
-            return StaffIdentity(user.id, user.username, user.display_name, user.role)
+        return _add_user(engine, u, role, (display_name or u)[:200], password_hash, actor)
     except IntegrityError:
-        raise AuthError(f"A user named {u} already exists.")
+        raise AuthError(f"A user named {u} already exists.", ErrorCode.ACCOUNT_RULE)
+
+
+@transactional
+def _add_user(s: Session, username: str, role: str, display_name: str, password_hash: str,
+              actor: str) -> StaffIdentity:
+    user = StaffUser(username=username, display_name=display_name, role=role,
+                     password_hash=password_hash)
+    s.add(user)
+    s.flush()
+    record_event(s, actor=actor, action=AuditAction.USER_ADDED,
+                 details={"username": username, "role": role})
+    return StaffIdentity(user.id, user.username, user.display_name, user.role)
+
+
+def _user(s: Session, username: str) -> StaffUser:
+    user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
+    if user is None:
+        raise AuthError("No such user.", ErrorCode.NOT_FOUND)
+    return user
 
 
 def count_users(engine: Engine) -> int:
@@ -131,29 +146,29 @@ def session_expired(logged_in_at: datetime, last_seen_at: datetime, now: datetim
 
 def change_password(engine: Engine, username: str, new_password: str, *, actor: str) -> None:
     check_password_strength(new_password)
-    with write_session(engine) as s:
-        user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
-        if user is None:
-            raise AuthError("No such user.")
-        user.password_hash = hash_password(new_password)
-        user.failed_logins = 0
-        user.locked_until = None
-        record_event(s, actor=actor, action=AuditAction.PASSWORD_CHANGED, details={"username": username})
+    _set_password(engine, username, hash_password(new_password), actor)  # hashed outside
 
 
-def set_active(engine: Engine, username: str, active: bool, *, actor: str) -> None:
-    with write_session(engine) as s:
-        user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
-        if user is None:
-            raise AuthError("No such user.")
-        if not active and user.role == Role.OWNER:
-            owners = s.scalar(select(func.count()).select_from(StaffUser).where(
-                StaffUser.role == Role.OWNER, StaffUser.active)) or 0
-            if owners <= 1:
-                raise AuthError("The last active owner can't be deactivated.")
-        user.active = active
-        record_event(s, actor=actor, action=AuditAction.USER_ACTIVATED if active else AuditAction.USER_DEACTIVATED,
-                            details={"username": username})
+@transactional
+def _set_password(s: Session, username: str, password_hash: str, actor: str) -> None:
+    user = _user(s, username)
+    user.password_hash = password_hash
+    user.failed_logins = 0
+    user.locked_until = None
+    record_event(s, actor=actor, action=AuditAction.PASSWORD_CHANGED, details={"username": username})
+
+
+@transactional
+def set_active(s: Session, username: str, active: bool, *, actor: str) -> None:
+    user = _user(s, username)
+    if not active and user.role == Role.OWNER:
+        owners = s.scalar(select(func.count()).select_from(StaffUser).where(
+            StaffUser.role == Role.OWNER, StaffUser.active)) or 0
+        if owners <= 1:
+            raise AuthError("The last active owner can't be deactivated.", ErrorCode.ACCOUNT_RULE)
+    user.active = active
+    record_event(s, actor=actor, details={"username": username},
+                 action=AuditAction.USER_ACTIVATED if active else AuditAction.USER_DEACTIVATED)
 
 
 @dataclass(frozen=True)
@@ -177,13 +192,16 @@ def set_notifications(engine: Engine, username: str, email: str, new_claims: boo
                       actor: str) -> None:
     email = (email or "").strip()
     if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-        raise AuthError("That email address doesn't look right.")
+        raise AuthError("That email address doesn't look right.", ErrorCode.ACCOUNT_RULE)
     if (new_claims or digest) and not email:
-        raise AuthError("Add an email address to receive mail.")
-    with write_session(engine) as s:
-        user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
-        if user is None:
-            raise AuthError("No such user.")
-        user.email, user.notify_new_claims, user.daily_digest = email, new_claims, digest
-        record_event(s, actor=actor, action=AuditAction.NOTIFICATIONS_CHANGED,
-                            details={"username": username, "new_claims": new_claims, "digest": digest})
+        raise AuthError("Add an email address to receive mail.", ErrorCode.ACCOUNT_RULE)
+    _set_notifications(engine, username, email, new_claims, digest, actor)
+
+
+@transactional
+def _set_notifications(s: Session, username: str, email: str, new_claims: bool, digest: bool,
+                       actor: str) -> None:
+    user = _user(s, username)
+    user.email, user.notify_new_claims, user.daily_digest = email, new_claims, digest
+    record_event(s, actor=actor, action=AuditAction.NOTIFICATIONS_CHANGED,
+                 details={"username": username, "new_claims": new_claims, "digest": digest})
