@@ -196,7 +196,8 @@ def require(permission: str):
     """Stop the page unless the logged-in staff member may do this."""
     who = current_staff()
     if who is None:
-        login_form()  # then this same page again: a bookmark lands where it points
+        with st.columns([1, 2, 1])[1]:  # a narrow form, also on the wide staff pages
+            login_form()  # then this same page again: a bookmark lands where it points
         st.stop()
     if not can(who.role, permission):
         st.error("Your role doesn't give access to this page.")

@@ -45,6 +45,15 @@ class EventView:
     to_status: str | None
     details: dict
 
+    @property
+    def line(self) -> str:
+        """One line of the claim's timeline: when, who, what, and the status change if any."""
+        move = ""
+        if self.to_status:
+            before = domain.STATUS_LABELS.get(self.from_status, "—") if self.from_status else "new"
+            move = f" ({before} → {domain.STATUS_LABELS.get(self.to_status, self.to_status)})"
+        return f"{self.at:%Y-%m-%d %H:%M} · {self.actor} · {self.action.replace('_', ' ')}{move}"
+
 
 @dataclass(frozen=True)
 class ItemFact:

@@ -622,7 +622,8 @@ class ClaimView(_ClaimLabels):
 
     @property
     def can_add_photos(self) -> bool:
-        return self.status == domain.NEEDS_INFO
+        """Photos come with the reply the shop asked for (the action that answers it)."""
+        return domain.allows(Action.CUSTOMER_REPLY, self.status)
 
 
 def _timeline(claim: Claim, events: Sequence[Event]) -> tuple[TimelineStep, ...]:
@@ -766,7 +767,7 @@ def _customer_message(s: Session, token: str, text: str, processed: Sequence[Pro
                       now: datetime) -> ClaimView:
     settings = settings_row(s)
     claim = _claim_by_token(s, token)
-    if processed and claim.status != domain.NEEDS_INFO:
+    if processed and not domain.allows(Action.CUSTOMER_REPLY, claim.status):
         raise domain.InvalidInput(
             "You can add photos when the store asks for more information. "
             "Send a message if there's something to add."

@@ -133,8 +133,7 @@ def step_order() -> None:
             c2.button("Start over", width="stretch", key="start_over", on_click=start_over)
 
     st.subheader("Items", anchor=False)
-    for item in view.items:
-        safe_text.show(f"• {item.name} × {item.quantity}")
+    safe_text.show("\n".join(f"• {item.name} × {item.quantity}" for item in view.items))
     st.subheader("Shipments" if len(view.shipments) != 1 else "Shipment", anchor=False)
     if not view.shipments:
         st.caption("Not shipped yet.")
@@ -423,8 +422,8 @@ def step_review() -> None:
         section("Items and details", "details", "details")
         if issue.category == domain.ITEM:
             names = {i.shipment_item_id: i.name for i in ship.items}
-            for sid, q in _items(f).items():
-                safe_text.show(f"• {names.get(sid, '?')} × {q}")
+            safe_text.show("\n".join(f"• {names.get(sid, '?')} × {q}"
+                                      for sid, q in _items(f).items()))
         else:
             st.caption("Everything in the shipment")
         photos = _photos(f)

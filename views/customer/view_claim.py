@@ -67,12 +67,12 @@ def decision(view: customer.ClaimView) -> None:
                     st.code(r.store_credit_code or "", language=None, wrap_lines=True)
                 else:
                     st.markdown("A **replacement** of your items is on its way.")
-    elif view.status == "denied":
+    elif view.status == domain.DENIED:
         with st.container(border=True):
             st.markdown("**Decision: not approved**")
             safe_text.show(view.denial_reason or "The store couldn't approve this claim.")
             safe_text.show(settings.support_email, prefix="Questions? Reply below or write to ")
-    elif view.status == "closed":
+    elif view.status == domain.CLOSED:
         st.info("This claim is closed. Reply below if you still need help.")
 
 
@@ -90,7 +90,7 @@ def conversation(view: customer.ClaimView) -> None:
 
 
 def reply_form(view: customer.ClaimView, token: str) -> None:
-    if view.status == "needs_info":
+    if domain.allows(domain.Action.CUSTOMER_REPLY, view.status):  # the shop awaits a reply
         st.warning("The store is waiting for more information from you. Reply below"
                    + (" and add photos if they asked for them." if view.can_add_photos else "."))
     round_ = st.session_state.setdefault("reply_round", 0)
@@ -135,8 +135,8 @@ def show_claim(token: str) -> None:
         st.markdown(f"**{view.issue_label}** · {view.shipment_label}")
         if view.tracking_number:
             safe_text.show(f"{view.carrier} {view.tracking_number}".strip())
-        for it in view.items:
-            safe_text.show(f"• {it.name} × {it.quantity} ({ui.money(it.amount_cents, view.currency)})")
+        safe_text.show("\n".join(f"• {it.name} × {it.quantity} "
+                                  f"({ui.money(it.amount_cents, view.currency)})" for it in view.items))
         st.markdown(f"You asked for: **{domain.RESOLUTION_ASKED.get(view.desired_resolution, '')}**")
         if view.description:
             st.markdown("**Your comments**")

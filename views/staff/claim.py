@@ -280,9 +280,6 @@ with right:
                                                 internal=True), "Note saved.")
 
     st.subheader("Timeline", anchor=False)
-    for ev in reversed(view.events):
-        move = f" ({domain.STATUS_LABELS.get(ev.from_status, '—') if ev.from_status else 'new'} → " \
-               f"{domain.STATUS_LABELS.get(ev.to_status, '')})" if ev.to_status else ""
-        safe_text.show(f"{ev.at:%Y-%m-%d %H:%M} · {ev.actor} · {ev.action.replace('_', ' ')}{move}")
+    safe_text.show("\n".join(ev.line for ev in reversed(view.events)))
 
 st.session_state[version_key] = c.version
