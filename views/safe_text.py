@@ -11,10 +11,12 @@ markdown characters. So:
 - ``inline(text)`` makes text safe to place *inside* a markdown string that Streamlit renders
   (labels, radio options, ``st.error``): link, image and emphasis characters are escaped and the
   patterns that would be auto-linked (``://``, ``www.``, ``@``) or become Streamlit directives
-  (``:red[…]``, ``:material/…:``) are broken.
+  (``:red[…]``, ``:material/…:``) are broken;
+- ``chart_label(text)`` for a chart's category names (plotly reads ``<a href>``, ``<b>``… in them).
 """
 from __future__ import annotations
 
+import html
 import re
 
 import streamlit as st
@@ -39,3 +41,8 @@ def inline(text: str | None) -> str:
     s = re.sub(r":(?=\S)", r"\\:", s)  # :red[…], :material/…: and scheme: links
     s = s.replace("//", "\\/\\/").replace("@", "\\@")
     return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)
+
+
+def chart_label(text) -> str:
+    """A category name for a plotly chart: its HTML-like tags escaped, so it shows as typed."""
+    return html.escape("" if text is None else str(text), quote=False)

@@ -118,6 +118,7 @@ def _breakdown_fig(df, key):
     label = df.columns[0] if key != "sku" else "Product"
     rate_col = "per_100_units" if key == "sku" else "per_100_shipments"
     count_col = "units_claimed" if key == "sku" else "claims"
+    df = df.assign(**{label: df[label].map(safe_text.chart_label)})  # names come from files
     fig = px.bar(df.head(15), x=rate_col, y=label, orientation="h", text=count_col,
                  labels={rate_col: "per 100 units" if key == "sku" else "per 100 shipments", label: ""})
     fig.update_traces(marker_color="#0f766e", texttemplate="%{text}", textposition="outside",
