@@ -20,7 +20,6 @@ from claims_core.services import settings as store_settings
 from claims_core.services import notifications
 from claims_core import domain
 from claims_core.services import customer
-from claims_core.services import timers
 from claims_core.infra.db import write_session
 from claims_core.infra.models import Claim, Event, OutboxMessage, Resolution, StaffUser, StoreSettings
 

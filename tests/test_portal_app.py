@@ -347,7 +347,7 @@ def test_lookup_misses_get_one_neutral_message(portal, engine):
 
 
 def test_repeated_misses_are_refused_for_a_while(portal, engine, monkeypatch):
-    from claims_core.services import drafts, lookup
+    from claims_core.services import lookup
     monkeypatch.setattr(lookup.time, "sleep", lambda s: None)
     built = order(engine)
     p = portal()

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from claims_core.adapters import importer
 from claims_core.infra import photos
-from claims_core.services import drafts, lookup
+from claims_core.services import lookup
 from claims_core import domain
 from claims_core.services import customer
 from claims_core.infra.db import write_session

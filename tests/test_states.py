@@ -1,5 +1,4 @@
 """The claim state machine: every legal move writes one event, every illegal one raises."""
-import itertools
 import json
 
 import pytest

@@ -11,7 +11,7 @@ import re
 import streamlit as st
 
 from claims_core.domain import can, format_cents, format_date
-from claims_core.domain.windows import past_response_target  # noqa: F401 (pages show it)
+from claims_core.domain.identifiers import client_address as domain_client_address
 from claims_core.infra import config, migrate
 from claims_core.infra.db import make_engine, utcnow
 from claims_core.domain.errors import ClaimRuleError
@@ -43,7 +43,7 @@ def _engine_for(url: str):
 
 
 def _schema_ready(engine) -> bool:
-    key = ("schema_ready", str(engine.url))
+    key = f"schema_ready:{engine.url}"
     if not st.session_state.get(key):
         st.session_state[key] = migrate.is_up_to_date(engine)
     return st.session_state[key]
@@ -60,13 +60,14 @@ def release_engines() -> None:
 
 
 def client_address() -> str | None:
-    """The customer's address for lookup throttling (first X-Forwarded-For hop behind a proxy)."""
+    """The customer's address for lookup throttling (``X-Forwarded-For`` only as far as the
+    operator's trusted proxies reach: ``CLAIMS_TRUSTED_PROXIES``)."""
     headers = st.context.headers or {}
     forwarded = headers.get("X-Forwarded-For") if hasattr(headers, "get") else None
-    if isinstance(forwarded, str) and forwarded.strip():
-        return forwarded.split(",")[0].strip()
     ip = st.context.ip_address
-    return ip if isinstance(ip, str) else None
+    return domain_client_address(ip if isinstance(ip, str) else None,
+                                 forwarded if isinstance(forwarded, str) else None,
+                                 config.trusted_proxies())
 
 
 def store_settings():

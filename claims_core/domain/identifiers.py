@@ -41,3 +41,16 @@ def lookup_target(query: str | None) -> str:
     cleaners read it (no ``#``, spaces or dashes, upper case), so ``1Z-999…``, ``1z 999…`` and
     ``1Z999…`` are one target, as they are one shipment to the search."""
     return normalize_tracking(normalize_order_number(query))[:100]
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: int) -> str | None:
+    """Who is asking, for throttling. ``X-Forwarded-For`` is anyone's to write, so it is read only
+    as far as the operator's own proxies reach: with ``trusted_proxies`` = N, the address N hops
+    back from the connection (each trusted proxy appends the address it saw). With 0 (the
+    default) the header is ignored and the connection's address counts."""
+    if trusted_proxies <= 0 or not forwarded_for:
+        return peer
+    chain = [h.strip() for h in forwarded_for.split(",") if h.strip()] + ([peer] if peer else [])
+    if not chain:
+        return peer
+    return chain[max(0, len(chain) - 1 - trusted_proxies)]

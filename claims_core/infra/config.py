@@ -1,6 +1,7 @@
 """Where the data lives. Everything a deployment changes comes from the environment."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -18,3 +19,15 @@ def database_url() -> str:
     if url:
         return url
     return f"sqlite:///{data_dir() / 'claims.db'}"
+
+
+def trusted_proxies() -> int:
+    """How many reverse proxies in front of the app add to ``X-Forwarded-For``
+    (``CLAIMS_TRUSTED_PROXIES``, default 0: the header is ignored)."""
+    raw = os.environ.get("CLAIMS_TRUSTED_PROXIES", "").strip()
+    try:
+        return max(0, int(raw)) if raw else 0
+    except ValueError:  # the safe reading: trust no header (stricter throttling, never looser)
+        logging.getLogger(__name__).warning(
+            "CLAIMS_TRUSTED_PROXIES=%r is not a whole number; X-Forwarded-For is ignored", raw)
+        return 0

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from .. import domain
 from ..domain import eligibility
-from ..domain.vocabulary import AuditAction, PhotoVerdict, Role
+from ..domain.vocabulary import AuditAction, PhotoVerdict
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, ClaimItem, Event, Evidence, Order, ShipmentItem, StaffUser,
                             settings_row)

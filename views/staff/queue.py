@@ -10,7 +10,7 @@ from claims_core import domain
 from claims_core.infra import config
 from claims_core.infra.db import utcnow
 from claims_core.services import claim_queue
-from views import safe_text, ui
+from views import ui
 
 st.set_page_config(layout="wide")
 who = ui.require("work_claims")
