@@ -32,11 +32,12 @@ import pandas as pd  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from claims_core.adapters import bulk  # noqa: E402
-from claims_core.infra import migrate  # noqa: E402
-from claims_core.services import accounts, customer  # noqa: E402
-from claims_core.infra.db import make_engine, utcnow  # noqa: E402
 from claims_core.adapters.demo import make_photo  # noqa: E402
+from claims_core.infra import migrate  # noqa: E402
+from claims_core.infra.db import make_engine, utcnow  # noqa: E402
 from claims_core.infra.photos import process_photo  # noqa: E402
+from claims_core.services import accounts, customer  # noqa: E402
+
 
 def fill(url: str, n_claims: int) -> None:
     t0 = time.perf_counter()
@@ -75,8 +76,15 @@ def race(measures: dict, rounds: int = 9) -> dict[str, float]:
 def app_runs(url: str) -> dict[str, float]:
     from streamlit.testing.v1 import AppTest
 
-    from claims_core.services.analytics import AnalyticsFilter, claim_rates, money_by_month, operations, \
-        outcomes_trend, rate_trend, breakdown
+    from claims_core.services.analytics import (
+        AnalyticsFilter,
+        breakdown,
+        claim_rates,
+        money_by_month,
+        operations,
+        outcomes_trend,
+        rate_trend,
+    )
 
     os.environ["DATABASE_URL"] = url
     engine = make_engine(url)
@@ -206,8 +214,9 @@ def naive_baseline(url: str) -> float:
 
 
 def photo_12mp() -> float:
-    from PIL import Image
     import io
+
+    from PIL import Image
     img = Image.new("RGB", (4000, 3000))
     small = Image.open(io.BytesIO(make_photo(3, 1000, 750)))
     img.paste(small.resize((4000, 3000)))
@@ -218,7 +227,10 @@ def photo_12mp() -> float:
 
 
 def concurrent_200(url: str) -> tuple[int, int, float]:
-    from tests.test_reliability import _bulk_orders, _request  # the same data shape the tests use
+    from tests.test_reliability import (  # the same data shape the tests use
+        _bulk_orders,
+        _request,
+    )
     engine = make_engine(url)
     run = secrets.token_hex(4)
     orders = _bulk_orders(engine, 200, prefix="K" + run[:6].upper())

@@ -44,6 +44,7 @@ def pg_admin_url() -> str | None:
 @contextlib.contextmanager
 def _pg_schema(migrated: bool):
     import uuid
+
     from sqlalchemy import create_engine
     admin_url = pg_admin_url()
     schema = "t_" + uuid.uuid4().hex[:12]

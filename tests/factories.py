@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from PIL import Image, ImageDraw
 
-from claims_core.services import customer
 from claims_core.infra.db import write_session
 from claims_core.infra.models import LineItem, Order, Shipment, ShipmentItem, Stock
+from claims_core.services import customer
 
 from .conftest import NOW
 

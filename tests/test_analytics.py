@@ -11,11 +11,19 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from claims_core.services import analytics
-from claims_core.services import accounts
 from claims_core.infra.db import write_session
-from claims_core.infra.models import (Claim, ClaimItem, Decision, Event, LineItem, Order, Resolution,
-                                Shipment, ShipmentItem)
+from claims_core.infra.models import (
+    Claim,
+    ClaimItem,
+    Decision,
+    Event,
+    LineItem,
+    Order,
+    Resolution,
+    Shipment,
+    ShipmentItem,
+)
+from claims_core.services import accounts, analytics
 
 UTC = timezone.utc
 BASE = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
@@ -398,11 +406,11 @@ def test_figure_store_keeps_the_most_recent_entries():
 
 
 def test_page_serves_slow_figures_marked_stale_until_updated(db_url, engine, monkeypatch):
-    from claims_core.services import decisions
-    from claims_core.adapters import demo
     from sqlalchemy import select
 
+    from claims_core.adapters import demo
     from claims_core.infra.db import utcnow
+    from claims_core.services import decisions
     demo.generate(engine, orders=200, create_staff=False, log=lambda *_: None)
     monkeypatch.setattr(analytics.FigureStore, "SLOW_SECONDS", 0.0)  # as if this were a big shop
     at = _analytics_page(db_url, engine, monkeypatch)

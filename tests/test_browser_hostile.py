@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from claims_core.services import decisions
-from claims_core.services import customer
 from claims_core.infra.db import make_engine, utcnow
+from claims_core.services import customer, decisions
 
 from .browser import DESKTOP, PHONE, click_button, settle
 from .factories import claim_request, make_order

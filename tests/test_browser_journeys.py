@@ -9,12 +9,19 @@ import re
 
 import pytest
 
-from claims_core.services import customer
-from claims_core.infra.db import make_engine, utcnow
 from claims_core.adapters.demo import DEMO_ORDERS, make_photo
+from claims_core.infra.db import make_engine, utcnow
+from claims_core.services import customer
 
-from .browser import (DESKTOP, PHONE, assert_accessible, choose, click_button, set_checkbox,
-                      settle)
+from .browser import (
+    DESKTOP,
+    PHONE,
+    assert_accessible,
+    choose,
+    click_button,
+    set_checkbox,
+    settle,
+)
 from .factories import claim_request, make_order
 
 pytestmark = pytest.mark.browser

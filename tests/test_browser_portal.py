@@ -9,12 +9,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from claims_core.infra.db import make_engine, read_session
 from claims_core.adapters.demo import DEMO_ORDERS, make_photo
+from claims_core.infra.db import make_engine, read_session
 from claims_core.infra.models import Claim
 
-from .browser import (DESKTOP, PHONE, assert_accessible, choose, click_button, draw_signature,
-                      settle, shot)
+from .browser import (
+    DESKTOP,
+    PHONE,
+    assert_accessible,
+    choose,
+    click_button,
+    draw_signature,
+    settle,
+    shot,
+)
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("PORTAL_SCREENSHOTS")  # a folder: save each step's screenshot there
@@ -62,8 +70,9 @@ def test_damaged_item_claim_with_photo_and_drawn_signature(live_app, browser, tm
     settle(page)
     photo, box = tmp_path / "broken-mug.jpg", tmp_path / "crushed-box.png"
     photo.write_bytes(make_photo(11))
-    from PIL import Image
     import io as _io
+
+    from PIL import Image
     buf = _io.BytesIO()
     Image.open(_io.BytesIO(make_photo(12))).save(buf, "PNG")
     box.write_bytes(buf.getvalue())

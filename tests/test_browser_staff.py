@@ -44,8 +44,8 @@ def test_staff_approve_partial_refund(live_app, browser):
             .order_by(Claim.id)).first()
         found = None if claim is None else (claim.reference, claim.access_token, claim.claimed_cents)
     if found is None:  # the demo data has none open today (nor did an earlier test file one)
-        from claims_core.services import customer
         from claims_core.infra.db import utcnow
+        from claims_core.services import customer
 
         from .factories import claim_request, make_order
         built = make_order(engine, "B7001", "browser.staff@example.com", base=utcnow(),

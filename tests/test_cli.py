@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from claims_core.services import accounts
 from claims_core import cli
 from claims_core.adapters import demo
 from claims_core.infra import migrate
-from claims_core.services import customer
 from claims_core.infra.db import make_engine
+from claims_core.services import accounts, customer
 
 ROOT = Path(__file__).resolve().parents[1]
 from .test_import import SAMPLE  # noqa: E402

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from claims_core.adapters import importer
-from claims_core.services import customer
 from claims_core.infra.db import write_session
 from claims_core.infra.models import LineItem, Order, Shipment, ShipmentItem, Stock
+from claims_core.services import customer
 
 from .conftest import NOW
 

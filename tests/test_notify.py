@@ -10,18 +10,20 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
-from claims_core.adapters import mailer
-from claims_core.adapters import scheduler
+from claims_core import cli, domain
+from claims_core.adapters import mailer, scheduler
 from claims_core.domain import auto_approval as domain_auto_approval
-from claims_core.services import auto_approval
-from claims_core import cli
-from claims_core.services import decisions
-from claims_core.services import settings as store_settings
-from claims_core.services import notifications
-from claims_core import domain
-from claims_core.services import customer
 from claims_core.infra.db import write_session
-from claims_core.infra.models import Claim, Event, OutboxMessage, Resolution, StaffUser, StoreSettings
+from claims_core.infra.models import (
+    Claim,
+    Event,
+    OutboxMessage,
+    Resolution,
+    StaffUser,
+    StoreSettings,
+)
+from claims_core.services import auto_approval, customer, decisions, notifications
+from claims_core.services import settings as store_settings
 
 from .conftest import NOW
 from .factories import claim_request, make_order

@@ -31,13 +31,28 @@ from claims_core.domain.lifecycle import ACTIONS, TRANSITIONS, Action, Actor
 from claims_core.domain.money import credit_with_bonus
 from claims_core.domain.vocabulary import AuditAction, ClaimStatus
 from claims_core.infra.db import read_session, write_session
-from claims_core.infra.models import (Claim, ClaimItem, Event, LineItem, LookupAttempt, Order,
-                                      OutboxMessage, Resolution, Shipment, ShipmentItem)
+from claims_core.infra.models import (
+    Claim,
+    ClaimItem,
+    Event,
+    LineItem,
+    LookupAttempt,
+    Order,
+    OutboxMessage,
+    Resolution,
+    Shipment,
+    ShipmentItem,
+)
 from claims_core.services import analytics, decisions, handlers, lookup
 from claims_core.services.approvals import ResolutionInput
 from claims_core.services.auto_approval import save_rule
-from claims_core.services.customer import (ClaimRequest, OrderView, file_claim,
-                                           get_order_for_customer, lookup_order)
+from claims_core.services.customer import (
+    ClaimRequest,
+    OrderView,
+    file_claim,
+    get_order_for_customer,
+    lookup_order,
+)
 from claims_core.services.events import apply
 from claims_core.services.settings import update_settings
 
@@ -465,8 +480,8 @@ def test_every_refusal_class_has_an_error_code():
                  if issubclass(obj, ClaimRuleError)]
     assert len(in_errors) > 10
     # plus those defined elsewhere (lifecycle, services) once they are imported
-    import claims_core.services.customer  # noqa: F401
     import claims_core.services.claim_review  # noqa: F401
+    import claims_core.services.customer  # noqa: F401
     for cls in {*in_errors, *_all_subclasses(ClaimRuleError)}:
         assert isinstance(cls.code, ErrorCode), cls
     assert isinstance(lifecycle.IllegalTransition("submitted", "resolved").code, ErrorCode)

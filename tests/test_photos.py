@@ -5,8 +5,13 @@ import time
 import pytest
 from PIL import Image
 
-from claims_core.infra.photos import (MAX_EDGE, PhotoRejected, phash_distance, process_photo,
-                                signature_ink)
+from claims_core.infra.photos import (
+    MAX_EDGE,
+    PhotoRejected,
+    phash_distance,
+    process_photo,
+    signature_ink,
+)
 
 from .factories import jpeg_bytes, signature_png
 

@@ -15,11 +15,10 @@ from PIL import Image
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from claims_core.services import decisions
 from claims_core import domain
-from claims_core.services import customer
 from claims_core.infra.db import utcnow, write_session
 from claims_core.infra.models import Claim, ClaimDraft, Evidence, StoreSettings
+from claims_core.services import customer, decisions
 from views import ui
 
 from .factories import claim_request, jpeg_bytes, make_order, signature_png

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import event, func, select, update
 
 from claims_core.adapters import bulk
-from claims_core.services import claim_queue
 from claims_core.infra.db import read_session, write_session
 from claims_core.infra.models import Claim
+from claims_core.services import claim_queue
 
 from .conftest import NOW, ON_POSTGRES
 

@@ -12,13 +12,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from claims_core import domain
 from claims_core.adapters import importer
 from claims_core.infra import photos
-from claims_core.services import lookup
-from claims_core import domain
-from claims_core.services import customer
 from claims_core.infra.db import write_session
-from claims_core.infra.models import Claim, ClaimItem, Event, LineItem, Order, Shipment, ShipmentItem
+from claims_core.infra.models import (
+    Claim,
+    ClaimItem,
+    Event,
+    LineItem,
+    Order,
+    Shipment,
+    ShipmentItem,
+)
+from claims_core.services import customer, lookup
 
 from .conftest import NOW
 from .factories import make_order

@@ -5,12 +5,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from claims_core.services import decisions
-from claims_core.services import settings as store_settings
 from claims_core import domain
-from claims_core.services import customer
 from claims_core.infra.db import write_session
-from claims_core.infra.models import Claim, ClaimItem, Event, Evidence, Order, StoreSettings
+from claims_core.infra.models import (
+    Claim,
+    ClaimItem,
+    Event,
+    Evidence,
+    Order,
+    StoreSettings,
+)
+from claims_core.services import customer, decisions
+from claims_core.services import settings as store_settings
 
 from .conftest import NOW
 from .factories import claim_request, jpeg_bytes, make_order, signature_png

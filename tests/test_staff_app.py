@@ -9,11 +9,16 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from claims_core.services import accounts
-from claims_core.services import decisions
-from claims_core.services import customer
 from claims_core.infra.db import utcnow, write_session
-from claims_core.infra.models import Claim, Evidence, Order, StaffUser, Stock, StoreSettings
+from claims_core.infra.models import (
+    Claim,
+    Evidence,
+    Order,
+    StaffUser,
+    Stock,
+    StoreSettings,
+)
+from claims_core.services import accounts, customer, decisions
 from claims_core.services import settings as store_settings
 from views import navigation, ui
 
@@ -449,6 +454,7 @@ def test_settings_bad_import_file(app, engine, monkeypatch):
 
 def test_settings_logo(app, engine, monkeypatch):
     import io
+
     from PIL import Image
     buf = io.BytesIO()
     Image.new("RGB", (600, 300), (10, 20, 30)).save(buf, "PNG")

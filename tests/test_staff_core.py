@@ -7,15 +7,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from claims_core.services import accounts
-from claims_core.services import decisions
-from claims_core.services import claim_queue
 from claims_core import domain
-from claims_core.services import customer
-from claims_core.services import claim_review
-from claims_core.services import settings as store_settings
 from claims_core.infra.db import write_session
 from claims_core.infra.models import Claim, Event, Resolution, StaffUser, StoreSettings
+from claims_core.services import (
+    accounts,
+    claim_queue,
+    claim_review,
+    customer,
+    decisions,
+)
+from claims_core.services import settings as store_settings
 
 from .conftest import NOW
 from .factories import claim_request, jpeg_bytes, make_order
@@ -390,3 +392,18 @@ def test_settings_validated_and_logged(engine):
                 {"offer_refund": False, "offer_reshipment": False, "offer_store_credit": False}):
         with pytest.raises(domain.InvalidInput):
             store_settings.update_settings(engine, "staff:boss", bad)
+
+
+def test_the_claim_view_offers_undo_only_when_the_approval_can_be_undone(engine):
+    """The staff page shows the actions the claim view lists: an approval with a replacement
+    shipped offers no undo (and the service refuses one), a refund offers it."""
+    b = make_order(engine, "U1", "u1@example.com", stock={"MUG": 10, "TOTE": 10}, tracking_prefix="U1")
+    r = customer.file_claim(engine, claim_request(b, key="u1"), now=NOW)
+    decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("reshipment")])
+    assert domain.Action.UNDO_APPROVAL not in claim_review.claim_for_staff(engine, r.claim_id).actions
+    with pytest.raises(domain.InvalidInput):
+        decisions.undo_approval(engine, r.claim_id, "staff:t", "changed my mind")
+    b2 = make_order(engine, "U2", "u2@example.com", tracking_prefix="U2")
+    r2 = customer.file_claim(engine, claim_request(b2, key="u2"), now=NOW)
+    decisions.approve(engine, r2.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)])
+    assert domain.Action.UNDO_APPROVAL in claim_review.claim_for_staff(engine, r2.claim_id).actions

@@ -5,11 +5,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from claims_core.services import events
-from claims_core.services import customer
 from claims_core import domain
 from claims_core.infra.db import write_session
 from claims_core.infra.models import AppendOnlyError, Claim, Event
+from claims_core.services import customer, events
 
 from .factories import claim_request, make_order
 

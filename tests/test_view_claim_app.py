@@ -4,10 +4,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from claims_core.services import decisions
-from claims_core.services import settings as store_settings
-from claims_core.services import customer
 from claims_core.infra.db import utcnow
+from claims_core.services import customer, decisions
+from claims_core.services import settings as store_settings
 from views import ui
 
 from .factories import claim_request, jpeg_bytes, make_order

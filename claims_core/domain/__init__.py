@@ -35,7 +35,8 @@ from .lifecycle import (ACTIONS, TRANSITIONS, Action, Actor, IllegalTransition, 
                         allows, available_actions, can_transition)
 from .money import (check_bonus, check_resolution_amounts, cents_from_amount,  # noqa: F401
                     credit_with_bonus, decimal_amount, format_cents, unit_paid_cents)
-from .resolutions import (ResolutionOption, check_resolution_choice,  # noqa: F401
+from .resolutions import (ResolutionOption, approval_can_be_undone,  # noqa: F401
+                          check_resolution_choice,
                           resolution_options, stock_shortfall)
 from .signature import (ACCURACY_STATEMENT, check_signature, clean_signature_name,  # noqa: F401
                         drawn_signature_required, signature_modes)

@@ -59,3 +59,9 @@ def check_resolution_choice(kind: str, options: Iterable[ResolutionOption]) -> R
                 raise ResolutionUnavailable(opt.reason, ErrorCode.OUT_OF_STOCK)
             return opt
     raise ResolutionUnavailable("Please choose one of the resolutions offered.")
+
+
+def approval_can_be_undone(kinds) -> bool:
+    """An approval can be taken back while nothing physical has happened: once a replacement has
+    been shipped (stock taken, a shipment made) it stands."""
+    return ResolutionKind.RESHIPMENT not in set(kinds)

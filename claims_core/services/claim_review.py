@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from .. import domain
 from ..domain import eligibility
+from ..domain.resolutions import approval_can_be_undone
 from ..domain.vocabulary import AuditAction, PhotoVerdict
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, ClaimItem, Event, Evidence, Order, ShipmentItem, StaffUser,
@@ -137,9 +138,17 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
                                  for m in claim.messages if m.internal),
             assignee_id=claim.assignee_id,
             assignee=assignee.display_name or assignee.username if assignee else None,
-            actions=domain.available_actions(claim.status, domain.Actor.STAFF),
+            actions=_staff_actions(claim),
             filed_by=claim.filed_by,
         )
+
+
+def _staff_actions(claim: Claim) -> tuple[domain.Action, ...]:
+    """What staff can do with the claim now: the action table, less an undo the approval's
+    resolutions don't allow."""
+    live = [r.kind for r in claim.resolutions if r.voided_at is None]
+    return tuple(a for a in domain.available_actions(claim.status, domain.Actor.STAFF)
+                 if a != domain.Action.UNDO_APPROVAL or approval_can_be_undone(live))
 
 
 def photo_data(engine: Engine, claim_id: int, evidence_id: int) -> bytes:

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from ..domain import lifecycle
 from ..domain.errors import AlreadyClaimed, ClaimNotFound, ErrorCode, InvalidInput, StaleClaim
 from ..domain.lifecycle import Action
+from ..domain.resolutions import approval_can_be_undone
 from ..domain.text import clean_comment, required_text
-from ..domain.vocabulary import DENIAL_LABELS, AuditAction, DenialReason, ResolutionKind
+from ..domain.vocabulary import DENIAL_LABELS, AuditAction, DenialReason
 from ..infra.db import utcnow
 from ..infra.models import Claim, Decision, Message
 from .approvals import ResolutionInput, ensure_in_review, grant
@@ -94,7 +95,7 @@ def undo_approval(s: Session, claim_id: int, actor: str, reason: str, *,
     claim = load_claim(s, claim_id, expected_version)
     lifecycle.check(Action.UNDO_APPROVAL, claim.status)
     live = [r for r in claim.resolutions if r.voided_at is None]
-    if any(r.kind == ResolutionKind.RESHIPMENT for r in live):
+    if not approval_can_be_undone(r.kind for r in live):
         raise InvalidInput("A reshipment has been sent; it can't be undone here.",
                            ErrorCode.ILLEGAL_TRANSITION)
     for r in live:

@@ -231,10 +231,10 @@ with right:
     if Action.CLOSE in view.actions and b2.button("Close", width="stretch", key="close"):
         act(lambda: decisions.close(engine, claim_id, who.actor, expected_version=version),
             "Claim closed.")
-    if Action.UNDO_APPROVAL in view.actions and c.resolutions and \
-            not any(r.kind == domain.ResolutionKind.RESHIPMENT for r in c.resolutions):
+    if Action.UNDO_APPROVAL in view.actions:
         with st.form("undo"):
-            auto = next((e.actor for e in reversed(view.events) if e.action == "approved"), "")
+            auto = next((e.actor for e in reversed(view.events)
+                         if e.action == domain.AuditAction.APPROVED), "")
             st.markdown("**Undo this approval**")
             if auto.startswith("rule:"):
                 safe_text.show(auto, prefix="Made by ")
