@@ -241,6 +241,9 @@ def test_approve_refund_prefilled_and_editable_down(app, engine):
     assert at.number_input(key="ap_refund_amt").max == 28.0  # never above what was paid
     at.number_input(key="ap_refund_amt").set_value(20.0)
     at.button(key="FormSubmitter:approve-Approve").click().run()
+    assert "Say why the amount is less" in at.error[0].value  # a partial amount needs its reason
+    at.text_input(key="ap_note").input("The handle can be glued; part of the price back.")
+    at.button(key="FormSubmitter:approve-Approve").click().run()
     assert "Claim approved." in everything(at)
     view = customer.get_claim_for_customer(engine, r.access_token)
     assert view.status == "approved" and [(x.kind, x.amount_cents) for x in view.resolutions] == [("refund", 2000)]

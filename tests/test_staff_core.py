@@ -238,7 +238,8 @@ def test_approving_a_denied_claim_is_illegal(engine, one_claim):
     with pytest.raises(domain.IllegalTransition):
         decisions.deny(engine, r.claim_id, "staff:t", "duplicate")
     decisions.reopen(engine, r.claim_id, "staff:t")
-    decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)])
+    decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)],
+                      note="A goodwill amount.")
 
 
 def test_deny_needs_a_reason(engine, one_claim):
@@ -405,5 +406,6 @@ def test_the_claim_view_offers_undo_only_when_the_approval_can_be_undone(engine)
         decisions.undo_approval(engine, r.claim_id, "staff:t", "changed my mind")
     b2 = make_order(engine, "U2", "u2@example.com", tracking_prefix="U2")
     r2 = customer.file_claim(engine, claim_request(b2, key="u2"), now=NOW)
-    decisions.approve(engine, r2.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)])
+    decisions.approve(engine, r2.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)],
+                      note="A goodwill amount.")
     assert domain.Action.UNDO_APPROVAL in claim_review.claim_for_staff(engine, r2.claim_id).actions

@@ -29,3 +29,97 @@ def test_the_setting_reads_a_whole_number(monkeypatch):
     assert config.trusted_proxies() == 2
     monkeypatch.setenv("CLAIMS_TRUSTED_PROXIES", "two")
     assert config.trusted_proxies() == 0  # a typo trusts no header: stricter, never looser
+
+
+# --- money and messages -------------------------------------------------------------------------
+
+def test_a_partial_refund_needs_the_reason_and_the_customer_sees_it(engine):
+    import pytest
+    from sqlalchemy import select
+
+    from claims_core import domain
+    from claims_core.infra.db import read_session
+    from claims_core.infra.models import OutboxMessage
+    from claims_core.services import customer, decisions
+
+    from .conftest import NOW
+    from .factories import claim_request, make_order
+
+    built = make_order(engine)
+    r = customer.file_claim(engine, claim_request(built), now=NOW)  # one mug: $28.00
+    partial = [decisions.ResolutionInput("refund", 1500)]
+    with pytest.raises(domain.ClaimRuleError) as refused:
+        decisions.approve(engine, r.claim_id, "staff:t", partial, now=NOW)
+    assert refused.value.code == domain.ErrorCode.TEXT_REQUIRED
+    decisions.approve(engine, r.claim_id, "staff:t", partial, now=NOW,
+                      note="One mug arrived intact in the second box.")
+    view = customer.get_claim_for_customer(engine, r.access_token)
+    assert view.partial and view.decision_note == "One mug arrived intact in the second box."
+    with read_session(engine) as s:
+        mail = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "decision")).one()
+    assert "One mug arrived intact in the second box." in mail.body_text
+
+
+def test_a_full_refund_needs_no_reason(engine):
+    from claims_core.services import customer, decisions
+
+    from .conftest import NOW
+    from .factories import claim_request, make_order
+
+    built = make_order(engine)
+    r = customer.file_claim(engine, claim_request(built), now=NOW)
+    decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("refund", 2800)],
+                      now=NOW)
+    assert not customer.get_claim_for_customer(engine, r.access_token).partial
+
+
+def _decision_mails(engine, claim_id):
+    from sqlalchemy import select
+
+    from claims_core.infra.db import read_session
+    from claims_core.infra.models import OutboxMessage
+
+    with read_session(engine) as s:
+        return [(m.kind, m.status) for m in s.scalars(
+            select(OutboxMessage).where(OutboxMessage.claim_id == claim_id,
+                                        OutboxMessage.kind.like("decision%"))
+            .order_by(OutboxMessage.id))]
+
+
+def test_undo_and_approve_again_keeps_the_credit_code_and_one_message(engine):
+    from sqlalchemy import select, update
+
+    from claims_core.infra.db import read_session, write_session
+    from claims_core.infra.models import OutboxMessage, Resolution
+    from claims_core.services import customer, decisions
+    from claims_core.services import settings as store_settings
+
+    from .conftest import NOW
+    from .factories import claim_request, make_order
+
+    store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})
+    built = make_order(engine)
+    r = customer.file_claim(engine, claim_request(built, resolution="store_credit"), now=NOW)
+    credit = [decisions.ResolutionInput("store_credit", 2800, 10)]
+    [first] = decisions.approve(engine, r.claim_id, "staff:t", credit, now=NOW)
+    decisions.undo_approval(engine, r.claim_id, "staff:t", "checking the photo", now=NOW)
+    [again] = decisions.approve(engine, r.claim_id, "staff:t", credit, now=NOW)
+    assert again == first  # no second code for the same claim
+    # the first decision mail hadn't gone out yet: withdrawn, one decision mail stands
+    assert _decision_mails(engine, r.claim_id) == [("decision", "withdrawn"), ("decision", "pending")]
+
+    # once a decision mail has gone out, a changed decision says so
+    with write_session(engine) as s:
+        s.execute(update(OutboxMessage).where(OutboxMessage.claim_id == r.claim_id,
+                                              OutboxMessage.status == "pending")
+                  .values(status="sent"))
+    decisions.undo_approval(engine, r.claim_id, "staff:t", "wrong amount", now=NOW)
+    [third] = decisions.approve(engine, r.claim_id, "staff:t",
+                                [decisions.ResolutionInput("store_credit", 2000, 10)], now=NOW,
+                                note="The box held one damaged mug, the other was fine.")
+    assert third == first
+    assert _decision_mails(engine, r.claim_id)[-1] == ("decision_updated", "pending")
+    with read_session(engine) as s:
+        live = s.scalars(select(Resolution).where(Resolution.claim_id == r.claim_id,
+                                                  Resolution.voided_at.is_(None))).all()
+        assert [(x.store_credit_code, x.amount_cents) for x in live] == [(first, 2000)]

@@ -66,6 +66,22 @@ def check_resolution_amounts(resolutions: Iterable[tuple[str, int]], claimed_cen
             "paid for the claimed items.", ErrorCode.AMOUNT_ABOVE_PAID)
 
 
+def is_partial(resolutions: Iterable[tuple[str, int]], claimed_cents: int) -> bool:
+    """Less than what was paid for the claimed items (a reshipment always covers them in full)."""
+    chosen = list(resolutions)
+    if any(kind == ResolutionKind.RESHIPMENT for kind, _a in chosen):
+        return False
+    return sum(amount for _k, amount in chosen) < claimed_cents
+
+
+def check_partial_reason(resolutions: Iterable[tuple[str, int]], claimed_cents: int,
+                         note: str) -> None:
+    """A partial amount needs the reason, for the customer: they see it with the decision."""
+    if is_partial(resolutions, claimed_cents) and not (note or "").strip():
+        raise InvalidInput("Say why the amount is less than what was paid; the customer sees "
+                           "this note with the decision.", ErrorCode.TEXT_REQUIRED)
+
+
 _SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "EUR": "€", "GBP": "£", "CHF": "CHF "}
 
 

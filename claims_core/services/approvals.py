@@ -45,8 +45,9 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
           now: datetime, note: str = "", details: dict | None = None) -> list[str]:
     """Approve ``claim`` with these resolutions (a split is several); returns store-credit codes."""
     lifecycle.check(Action.APPROVE, claim.status)
-    money.check_resolution_amounts([(r.kind, r.amount_cents) for r in resolutions],
-                                   claim.claimed_cents)
+    amounts = [(r.kind, r.amount_cents) for r in resolutions]
+    money.check_resolution_amounts(amounts, claim.claimed_cents)
+    money.check_partial_reason(amounts, claim.claimed_cents, note)
     cap = settings_row(s).store_credit_bonus_pct
     for r in resolutions:
         if r.kind == ResolutionKind.STORE_CREDIT:
@@ -63,7 +64,8 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
             res.amount_cents = r.amount_cents
         elif r.kind == ResolutionKind.STORE_CREDIT:
             res.amount_cents, res.bonus_pct = r.amount_cents, r.bonus_pct
-            res.store_credit_code = new_store_credit_code()
+            # Approved again after an undo: the customer keeps the code they were given.
+            res.store_credit_code = _take_back_code(s, claim) or new_store_credit_code()
             codes.append(res.store_credit_code)
         elif r.kind == ResolutionKind.RESHIPMENT:
             res.amount_cents = claim.claimed_cents
@@ -73,6 +75,20 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
     apply(s, claim, Action.APPROVE, actor=actor, at=now,
           details={"resolutions": made, "decision_id": decision.id, **(details or {})})
     return codes
+
+
+def _take_back_code(s: Session, claim: Claim) -> str | None:
+    """The store-credit code of this claim's last undone approval, moved off its voided row
+    (codes are unique), or None."""
+    voided = [r for r in claim.resolutions
+              if r.kind == ResolutionKind.STORE_CREDIT and r.voided_at is not None
+              and r.store_credit_code]
+    if not voided:
+        return None
+    row = max(voided, key=lambda r: r.id)
+    code, row.store_credit_code = row.store_credit_code, None
+    s.flush()
+    return code
 
 
 def reship(s: Session, claim: Claim, actor: str, now: datetime) -> Shipment:

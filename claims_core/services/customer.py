@@ -618,6 +618,8 @@ class ClaimView(_ClaimLabels):
     signature_kind: str
     signature_name: str
     version: int
+    decision_note: str = ""  # the staff note with the approval standing now
+    partial: bool = False  # granted less than was paid for the items
 
 
     @property
@@ -660,6 +662,9 @@ def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False
         d = claim.decisions[-1]
         denial = " ".join(x for x in (domain.DENIAL_EXPLANATIONS.get(d.reason_code, ""), d.note)
                           if x)
+    live = [r for r in claim.resolutions if r.voided_at is None] \
+        if claim.status in domain.GRANTED_STATUSES else []
+    granted = next((d for d in claim.decisions if live and d.id == live[0].decision_id), None)
     return ClaimView(
         id=claim.id, reference=claim.reference, access_token=claim.access_token,
         order_name=claim.order.name, status=claim.status, issue_type=claim.issue_type,
@@ -689,6 +694,9 @@ def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False
         signature_kind=claim.signature_kind,
         signature_name=claim.signature_name,
         version=claim.version,
+        decision_note=granted.note if granted is not None else "",
+        partial=bool(live) and domain.is_partial([(r.kind, r.amount_cents) for r in live],
+                                                 claim.claimed_cents),
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ..domain.money import credit_with_bonus, format_cents
+from ..domain.money import credit_with_bonus, format_cents, is_partial
 from ..domain.vocabulary import DENIAL_EXPLANATIONS, ISSUE_TYPES, ResolutionKind
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, Decision, Event, Message, OutboxMessage, StaffUser, StoreSettings,
@@ -38,6 +38,7 @@ SUBJECTS = {
     "info_requested": "{store} needs more information for claim {ref}",
     "new_message": "New message about your claim {ref}",
     "decision": "A decision on your claim {ref}",
+    "decision_updated": "The decision on your claim {ref} was updated",
     "reminder": "Reminder: {store} is waiting for your reply on claim {ref}",
     "auto_closed": "Your claim {ref} was closed",
     "staff_new_claim": "New claim {ref} ({issue})",
@@ -146,12 +147,27 @@ def on_decision(s: Session, ev: Event, claim: Claim) -> None:
         return
     if decision.outcome == "approved":
         lines = approval_lines(claim, decision.id)
+        granted = [(r.kind, r.amount_cents) for r in claim.resolutions
+                   if r.decision_id == decision.id]
+        if is_partial(granted, claim.claimed_cents):
+            lines.append(f"Why this amount: {decision.note}")
     else:
         why = " ".join(x for x in (DENIAL_EXPLANATIONS.get(decision.reason_code, ""), decision.note)
                        if x)
         lines = ["We're sorry: we couldn't approve your claim.",
                  why or "Reply on your claim page if you have questions."]
-    _to_customer(s, ev, claim, f"decision:{claim.id}:{decision.id}", "decision", lines)
+    # One message per decision that stands: an earlier decision mail not sent yet is withdrawn;
+    # one already sent is followed by "the decision was updated".
+    earlier = s.scalars(select(OutboxMessage).where(
+        OutboxMessage.claim_id == claim.id,
+        OutboxMessage.kind.in_(("decision", "decision_updated")))).all()
+    for mail in earlier:
+        if mail.status == "pending":
+            mail.status = "withdrawn"
+    kind = "decision_updated" if any(m.status in ("sent", "sending") for m in earlier) else "decision"
+    if kind == "decision_updated":
+        lines = ["The store updated its decision on your claim.", *lines]
+    _to_customer(s, ev, claim, f"decision:{claim.id}:{decision.id}", kind, lines)
 
 
 def on_reminder(s: Session, ev: Event, claim: Claim) -> None:

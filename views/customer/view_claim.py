@@ -67,6 +67,8 @@ def decision(view: customer.ClaimView) -> None:
                     st.code(r.store_credit_code or "", language=None, wrap_lines=True)
                 else:
                     st.markdown("A **replacement** of your items is on its way.")
+            if view.partial and view.decision_note:
+                safe_text.show(view.decision_note, prefix="Why this amount: ")
     elif view.status == domain.DENIED:
         with st.container(border=True):
             st.markdown("**Decision: not approved**")

@@ -183,7 +183,8 @@ with right:
                                      value=c.desired_resolution == "reshipment", key="ap_reship")
             st.caption(f"Paid for the claimed items: {ui.money(c.claimed_cents)}. For a split, tick "
                        "refund and store credit and make the amounts add up to at most that.")
-            note = st.text_input("Note (optional)", key="ap_note")
+            note = st.text_input("Note to the customer (required for a partial amount)",
+                                 key="ap_note")
             if st.form_submit_button("Approve", type="primary", width="stretch"):
                 def approve():
                     chosen = []
