@@ -1,48 +1,21 @@
 """Shipping-protection claims portal. Start with: streamlit run app.py
 
-Public pages for everyone (file a claim, view my claim); staff pages ask for a log-in, then check
-the role; the menu lists what the role may open.
+The web process: Streamlit's pages (``streamlit_app.py``: navigation, public pages, staff pages)
+plus the routes and middleware Streamlit's websocket can't provide: the staff log-in that sets
+an HttpOnly session cookie, a staff link without a session sent to that log-in, security headers
+on every response, and a friendly page for faults instead of a traceback.
 """
 import streamlit as st
+from starlette.middleware import Middleware
 
-from views.navigation import STAFF_PAGES, in_menu
-from views.ui import current_staff, global_style, store_settings
+from claims_core.adapters.web import SecurityHeaders, StaffGate, routes
+from views.faults import on_script_error
+from views.navigation import STAFF_PAGES
 
-settings = store_settings()
-st.set_page_config(page_title=f"{settings.name} · Claims", page_icon="📦")  # layout: each page its own
-global_style(settings)
-
-public = [
-    st.Page("views/customer/file_claim.py", title="File a claim", icon=":material/local_shipping:",
-            default=True),
-    st.Page("views/customer/view_claim.py", title="View my claim", icon=":material/search:",
-            url_path="my-claim"),
-]
-
-
-def log_out():
-    st.session_state.pop("staff", None)
-    st.switch_page("views/customer/file_claim.py")
-
-
-who = current_staff()
-login = st.Page("views/staff/login.py", title="Staff log in", icon=":material/login:",
-                url_path="login", visibility="hidden" if who else "visible")
-
-staff = [login]
-menu = []
-for sp in STAFF_PAGES:  # all registered; the menu lists what this role may open
-    shown = in_menu(sp, who.role if who else None)
-    staff.append(st.Page(sp.script, title=sp.title, icon=sp.icon, url_path=sp.url_path,
-                         visibility="visible" if shown else "hidden"))
-    if shown:
-        menu.append(staff[-1])
-if who is not None:
-    staff.append(st.Page(log_out, title=f"Log out ({who.username})", icon=":material/logout:",
-                         url_path="logout"))
-
-page = st.navigation({"": public, "Staff": staff}, position="top")
-if who is not None and page.url_path == "login" and menu:
-    # Logged in on the log-in page: go to the first page this role works on.
-    st.switch_page(menu[0])
-page.run()
+app = st.App(
+    "streamlit_app.py",
+    routes=routes(),
+    middleware=[Middleware(SecurityHeaders),
+                Middleware(StaffGate, staff_paths=("login",) + tuple(p.url_path for p in STAFF_PAGES))],
+    on_script_error=on_script_error,
+)

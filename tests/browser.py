@@ -69,17 +69,32 @@ FRAMEWORK = ["[data-testid='stSidebarNav']", "[data-testid='stSidebarNavItems']"
              "[data-testid='stDecoration']", "[data-testid='stTopNavLinkContainer']"]
 
 
-def assert_accessible(page, where: str) -> None:
+def assert_accessible(page, where: str, *, streamlit_page: bool = True) -> None:
     """axe-core on the page: no serious or critical violation in the project's own markup."""
     from axe_playwright_python.sync_playwright import Axe
 
     settle(page)
-    page.wait_for_function(  # the app's own stylesheet is in place (first paint can precede it)
-        "() => [...document.querySelectorAll('style')].some(s => s.textContent.includes('claims-badge'))",
-        timeout=15000)
+    if streamlit_page:
+        page.wait_for_function(  # the app's own stylesheet is in place (first paint can precede it)
+            "() => [...document.querySelectorAll('style')].some(s => s.textContent.includes('claims-badge'))",
+            timeout=15000)
     page.wait_for_timeout(300)
     results = Axe().run(page, context={"exclude": [[sel] for sel in FRAMEWORK]})
     bad = [f"{v['id']} ({v['impact']}): {v['nodes'][0]['html'][:120]} "
            f"{(v['nodes'][0].get('any') or [{}])[0].get('message', '')}"
            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert not bad, f"accessibility problems on {where}:\n" + "\n".join(bad)
+
+
+def staff_log_in(page, base: str, user: str, password: str, *, check_accessible: bool = False) -> None:
+    """Log in as staff the way a person does: the Staff log in link leads to the app's log-in form
+    (served by the ``/auth/login`` route, which sets the session cookie), then back to the app."""
+    page.goto(base + "/login")  # without a session: sent to the form
+    page.locator("form[action='/auth/login']").wait_for(timeout=30000)
+    if check_accessible:
+        assert_accessible(page, "staff log-in form", streamlit_page=False)
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30000)
+    settle(page)

@@ -319,16 +319,17 @@ def test_data_version_moves_with_events(store):
 
 # --- the page -----------------------------------------------------------------------------------
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
 
 def _analytics_page(db_url, engine, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", db_url)
     who = accounts.add_user(engine, "ana", "analyst", "a long password")
     at = AppTest.from_file(APP, default_timeout=90)
-    from claims_core.infra.db import utcnow
-    now = utcnow()
-    at.session_state["staff"] = {"identity": who, "logged_in_at": now, "last_seen_at": now}
+    from claims_core.services import staff_sessions
+    from views import ui
+    token = staff_sessions.start(engine, who)
+    monkeypatch.setattr(ui, "staff_cookie", lambda: token)  # AppTest can't send the cookie
     at.run()
     at.switch_page("views/staff/analytics.py").run()
     return at

@@ -21,6 +21,7 @@ from .browser import (
     click_button,
     set_checkbox,
     settle,
+    staff_log_in,
 )
 from .factories import claim_request, make_order
 
@@ -28,13 +29,7 @@ pytestmark = pytest.mark.browser
 
 
 def log_in(page, base, user, password):
-    page.goto(base + "/login")
-    settle(page)
-    assert_accessible(page, "staff login")
-    page.get_by_label("Username").fill(user)
-    page.locator("input[type=password]").fill(password)
-    click_button(page, "Log in")
-    settle(page)
+    staff_log_in(page, base, user, password, check_accessible=True)
 
 
 def open_from_queue(page, reference):

@@ -20,7 +20,7 @@ from claims_core.infra.db import make_engine, read_session
 from claims_core.infra.models import Claim
 from claims_core.infra.photos import clean_filename
 
-from .browser import DESKTOP, PHONE, choose, click_button, set_checkbox, settle
+from .browser import DESKTOP, PHONE, choose, click_button, set_checkbox, settle, staff_log_in
 from .conftest import ON_POSTGRES, _free_port, _pg_schema
 
 pytestmark = pytest.mark.browser
@@ -273,10 +273,7 @@ def test_markdown_in_a_file_name_and_a_typed_signature_is_inert(live_app, browse
     # the staff claim page
     ctx = browser.new_context(viewport=DESKTOP)
     page = ctx.new_page()
-    page.goto(base + "/login")
-    page.get_by_label("Username").fill(live_app["owner"][0])
-    page.locator("input[type=password]").fill(live_app["owner"][1])
-    click_button(page, "Log in")
+    staff_log_in(page, base, *live_app["owner"])
     page.get_by_placeholder("Claim reference, order number, email or tracking number").fill(reference)
     page.keyboard.press("Enter")
     settle(page)

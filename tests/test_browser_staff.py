@@ -11,7 +11,7 @@ from sqlalchemy import select
 from claims_core.infra.db import make_engine, read_session
 from claims_core.infra.models import Claim, Evidence
 
-from .browser import DESKTOP, click_button, set_checkbox, settle
+from .browser import DESKTOP, click_button, set_checkbox, settle, staff_log_in
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("PORTAL_SCREENSHOTS")
@@ -24,11 +24,7 @@ def _shot(page, name):
 
 
 def log_in(page, base, user, password):
-    page.goto(base + "/login")
-    settle(page)
-    page.get_by_label("Username").fill(user)
-    page.locator("input[type=password]").fill(password)
-    click_button(page, "Log in")
+    staff_log_in(page, base, user, password)
     page.get_by_role("heading", name="Claims queue").wait_for(timeout=30000)
     settle(page)
 
@@ -90,12 +86,18 @@ def test_staff_approve_partial_refund(live_app, browser):
     amount.fill(f"{partial:.2f}")
     page.keyboard.press("Tab")
     click_button(page, "Approve")
+    page.get_by_text("Say why the amount is less").wait_for(timeout=30000)  # a partial needs it
+    page.get_by_label("Note to the customer (required for a partial amount)").fill(
+        "Half of it: the other item arrived fine.")
+    page.keyboard.press("Tab")
+    click_button(page, "Approve")
     page.get_by_text("Claim approved.").wait_for(timeout=30000)
     ctx.close()
 
-    customer = browser.new_context(viewport=DESKTOP)
-    cpage = customer.new_page()
+    buyer = browser.new_context(viewport=DESKTOP)
+    cpage = buyer.new_page()
     cpage.goto(f"{base}/my-claim?token={token}")
     cpage.get_by_text("Decision: approved").wait_for(timeout=30000)
     assert cpage.get_by_text(f"${partial:,.2f}").first.is_visible()
-    customer.close()
+    assert cpage.get_by_text("Why this amount: Half of it: the other item arrived fine.").is_visible()
+    buyer.close()

@@ -523,7 +523,7 @@ def test_the_web_process_never_migrates(fresh_db_url, monkeypatch):
     from claims_core.infra.db import make_engine
 
     monkeypatch.setenv("DATABASE_URL", fresh_db_url)
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=60)
     at.run()
     assert any("python -m claims_core init" in e.value for e in at.error)
     engine = make_engine(fresh_db_url)

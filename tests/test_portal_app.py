@@ -23,7 +23,7 @@ from views import ui
 
 from .factories import claim_request, jpeg_bytes, make_order, signature_png
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
 
 class Portal:

@@ -41,7 +41,58 @@ def test_wrong_user_and_wrong_password_same_answer(engine):
         with pytest.raises(accounts.AuthError) as e:
             accounts.authenticate(engine, user, pw)
         msgs.add(e.value.message)
-    assert msgs == {"Wrong username or password."}
+    assert msgs == {accounts.LOGIN_FAILED}
+
+
+def test_a_locked_account_answers_like_a_wrong_password(engine):
+    """The lock-out message used to say "this account is locked", telling a stranger the username
+    exists. Now a locked real user, an unknown user and a wrong password read the same."""
+    accounts.add_user(engine, "alice", "agent", "a long password")
+    for _ in range(accounts.MAX_FAILED_LOGINS):
+        with pytest.raises(accounts.AuthError):
+            accounts.authenticate(engine, "alice", "wrong password", now=NOW)
+    answers = set()
+    for user, pw in [("alice", "a long password"), ("nobody", "a long password"),
+                     ("alice", "still wrong")]:
+        with pytest.raises(accounts.AuthError) as e:
+            accounts.authenticate(engine, user, pw, now=NOW + timedelta(minutes=1))
+        answers.add(e.value.message)
+    assert answers == {accounts.LOGIN_FAILED}
+
+
+def test_password_is_checked_outside_any_write_transaction(engine, monkeypatch):
+    """Argon2 takes a while; inside BEGIN IMMEDIATE it held SQLite's write lock all that time,
+    and a login flood made customers' filings fail with "database is locked"."""
+    from sqlalchemy import event
+
+    accounts.add_user(engine, "alice", "agent", "a long password")
+    open_writes, seen = set(), []
+
+    def begun(conn):
+        if not conn.get_execution_options().get("claims_readonly"):
+            open_writes.add(id(conn))
+
+    def ended(conn):
+        open_writes.discard(id(conn))
+
+    event.listen(engine, "begin", begun)
+    event.listen(engine, "commit", ended)
+    event.listen(engine, "rollback", ended)
+    real_hasher = accounts._hasher
+
+    class Watching:
+        def verify(self, stored, password):
+            seen.append(len(open_writes))
+            return real_hasher.verify(stored, password)
+
+        def __getattr__(self, name):
+            return getattr(real_hasher, name)
+
+    monkeypatch.setattr(accounts, "_hasher", Watching())
+    accounts.authenticate(engine, "alice", "a long password")
+    with pytest.raises(accounts.AuthError):
+        accounts.authenticate(engine, "alice", "wrong")
+    assert seen == [0, 0]  # no write transaction open while the hash was checked
 
 
 def test_lockout_then_unlock_by_itself(engine):
@@ -49,7 +100,7 @@ def test_lockout_then_unlock_by_itself(engine):
     for _ in range(accounts.MAX_FAILED_LOGINS):
         with pytest.raises(accounts.AuthError):
             accounts.authenticate(engine, "alice", "wrong password", now=NOW)
-    with pytest.raises(accounts.AuthError, match="locked"):
+    with pytest.raises(accounts.AuthError):  # locked: the right password doesn't open it yet
         accounts.authenticate(engine, "alice", "a long password", now=NOW + timedelta(minutes=1))
     # not locked out for good: after the lockout period the right password works again
     who = accounts.authenticate(engine, "alice", "a long password", now=NOW + accounts.LOCKOUT + timedelta(seconds=1))
@@ -409,3 +460,29 @@ def test_the_claim_view_offers_undo_only_when_the_approval_can_be_undone(engine)
     decisions.approve(engine, r2.claim_id, "staff:t", [decisions.ResolutionInput("refund", 100)],
                       note="A goodwill amount.")
     assert domain.Action.UNDO_APPROVAL in claim_review.claim_for_staff(engine, r2.claim_id).actions
+
+
+def test_a_stranger_can_not_keep_the_owner_locked_out(engine):
+    """Failures count per username and client: a stranger's five wrong passwords lock that
+    stranger out of "owner", not the owner working from their own machine."""
+    accounts.add_user(engine, "owner", "owner", "a long password")
+    waits = []
+    for _ in range(accounts.MAX_FAILED_LOGINS + 2):
+        with pytest.raises(accounts.AuthError):
+            accounts.authenticate(engine, "owner", "guess guess", client="203.0.113.66", now=NOW,
+                                  sleep=waits.append)
+    # each try past the third waited longer, up to the cap
+    assert waits == sorted(waits) and waits[0] > 0 and max(waits) <= accounts.MAX_DELAY_SECONDS
+    with pytest.raises(accounts.AuthError):  # the stranger, even with the right password now
+        accounts.authenticate(engine, "owner", "a long password", client="203.0.113.66", now=NOW,
+                              sleep=lambda s: None)
+    who = accounts.authenticate(engine, "owner", "a long password", client="198.51.100.4", now=NOW)
+    assert who.username == "owner"
+    assert [u.locked for u in accounts.list_users(engine, now=NOW)] == [True]
+
+
+@pytest.mark.parametrize("password", ["password123456", "qwertyuiopas", "alice-alice-alice"])
+def test_a_guessable_password_is_refused_with_advice(engine, password):
+    with pytest.raises(accounts.AuthError) as e:
+        accounts.add_user(engine, "alice", "agent", password)
+    assert e.value.code == domain.ErrorCode.ACCOUNT_RULE

@@ -123,3 +123,79 @@ def test_undo_and_approve_again_keeps_the_credit_code_and_one_message(engine):
         live = s.scalars(select(Resolution).where(Resolution.claim_id == r.claim_id,
                                                   Resolution.voided_at.is_(None))).all()
         assert [(x.store_credit_code, x.amount_cents) for x in live] == [(first, 2000)]
+
+
+def test_thirty_wrong_lookups_at_once_are_held_to_the_limit(engine, monkeypatch):
+    """Counting and booking a try happen in one transaction before the look-up: thirty at once
+    on one order (from thirty addresses) can't all be evaluated (they all were)."""
+    import threading
+
+    from claims_core import domain
+    from claims_core.services import customer, lookup
+    from claims_core.services import settings as store_settings
+
+    from .factories import make_order
+
+    built = make_order(engine)
+    store_settings.update_settings(engine, "test", {"lookup_max_misses": 5})
+    evaluated = []
+    real = customer.lookup_order
+
+    def counted(*a, **kw):
+        evaluated.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(customer, "lookup_order", counted)
+    outcomes, start = [], threading.Barrier(30)
+
+    def one(i):
+        start.wait()
+        try:
+            lookup.guarded_lookup(engine, built.number, "not.them@example.com", f"198.51.100.{i}",
+                                  sleep=lambda s: None)
+        except domain.ClaimRuleError as e:
+            outcomes.append(e.code)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(evaluated) == 5
+    assert outcomes.count(domain.ErrorCode.ORDER_NOT_FOUND) == 5
+    assert outcomes.count(domain.ErrorCode.TOO_MANY_ATTEMPTS) == 25
+
+
+def test_only_a_few_photos_decode_at_once(monkeypatch):
+    """A burst of big uploads waits its turn: never more than MAX_CONCURRENT_DECODES decodes at
+    once (4 sessions × 6 photos of 50 MP peaked at 2.5 GB when every one decoded at once)."""
+    import threading
+    import time
+
+    from claims_core.infra import photos
+
+    from .factories import jpeg_bytes
+
+    active, peak, lock = [0], [0], threading.Lock()
+    real = photos._decode_and_clean
+
+    def watched(*a, **kw):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        try:
+            return real(*a, **kw)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(photos, "_decode_and_clean", watched)
+    raw = jpeg_bytes()
+    threads = [threading.Thread(target=photos.process_photo, args=(raw, f"p{i}.jpg"))
+               for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= peak[0] <= photos.MAX_CONCURRENT_DECODES

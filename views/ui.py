@@ -14,8 +14,8 @@ from claims_core.domain import can, format_cents, format_date
 from claims_core.domain.identifiers import client_address as domain_client_address
 from claims_core.infra import config, migrate
 from claims_core.infra.db import make_engine, utcnow
-from claims_core.domain.errors import ClaimRuleError
-from claims_core.services.accounts import authenticate, session_expired
+from claims_core.adapters.web import LOGOUT_IN_PAGE, login_url
+from claims_core.services import staff_sessions
 from claims_core.services.settings import load_settings
 from views import safe_text
 
@@ -75,17 +75,15 @@ def store_settings():
 
 
 def app_url(path: str) -> str:
-    """An absolute link to one of the app's pages (works behind a base path too)."""
-    url = (st.context.url or "").split("?", 1)[0].split("#", 1)[0]
+    """An absolute link to one of the app's pages or routes (behind a base path too)."""
+    url = st.context.url or ""
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    prefix = "/".join(x for x in (base, path.lstrip("/")) if x)
     if "://" not in url:
-        return "/" + path
+        return "/" + prefix
     scheme, rest = url.split("://", 1)
-    host, _, page = rest.partition("/")
-    parts = [p for p in page.split("/") if p]
-    if parts and parts[-1] in ("file_claim", "my-claim"):
-        parts = parts[:-1]
-    base = "/".join([host, *parts])
-    return f"{scheme}://{base}/{path}"
+    host = rest.split("/", 1)[0].split("?", 1)[0]
+    return f"{scheme}://{host}/{prefix}"
 
 
 def money(cents: int, currency: str = "USD") -> str:
@@ -120,6 +118,8 @@ def global_style(settings) -> None:
         "{ color:#4b5563 !important; opacity:1 !important; }"
         ".claims-badge.warn { background:#fef3c7; color:#92400e; }"
         ".claims-badge.bad { background:#fee2e2; color:#991b1b; }"
+        ".claims-login { display:block; text-align:center; padding:0.6rem; border-radius:0.5rem; "
+        f"background:{accent}; color:#fff !important; text-decoration:none; font-weight:600; }}"
         "</style>"
     )
 
@@ -179,26 +179,47 @@ def signature_pad(key: str) -> bytes | None:
 
 # --- staff sessions -----------------------------------------------------------------------------
 
+def staff_cookie() -> str | None:
+    """The staff session cookie this browser sent (set by the ``/auth/login`` route).
+
+    Behind this one function so AppTest tests, which can't send cookies, can stand in for it."""
+    cookies = st.context.cookies or {}
+    value = cookies.get(staff_sessions.COOKIE) if hasattr(cookies, "get") else None
+    return value if isinstance(value, str) else None
+
+
 def current_staff():
-    """The logged-in staff member (an auth.StaffIdentity), or None; ends expired sessions."""
-    data = st.session_state.get("staff")
-    if not data:
+    """The signed-in staff member (an accounts.StaffIdentity), or None. The session row is
+    checked on every run: log-out, expiry, deactivation or a password change end it at once."""
+    token = staff_cookie()
+    if not token:
         return None
-    now = utcnow()
-    if session_expired(data["logged_in_at"], data["last_seen_at"], now):
-        st.session_state.pop("staff", None)
-        st.session_state["staff_expired"] = True
-        return None
-    data["last_seen_at"] = now
-    return data["identity"]
+    who = staff_sessions.resolve(get_engine(), token)
+    if who is None:
+        st.session_state["staff_session_ended"] = True
+    return who
+
+
+def end_staff_session() -> None:
+    """Log-out: the session row goes now; the page's own request to the log-out route (an image
+    the browser fetches from this site) clears the cookie too."""
+    staff_sessions.end(get_engine(), staff_cookie())
+    st.html(f'<img src="{app_url(LOGOUT_IN_PAGE)}" alt="" width="1" height="1">')
+
+
+def here() -> str:
+    """This page's path and query, for coming back after log-in."""
+    url = st.context.url or ""
+    path = "/" + url.split("://", 1)[-1].partition("/")[2] if "://" in url else "/"
+    return path or "/"
 
 
 def require(permission: str):
-    """Stop the page unless the logged-in staff member may do this."""
+    """Stop the page unless the signed-in staff member may do this."""
     who = current_staff()
     if who is None:
-        with st.columns([1, 2, 1])[1]:  # a narrow form, also on the wide staff pages
-            login_form()  # then this same page again: a bookmark lands where it points
+        with st.columns([1, 2, 1])[1]:  # a narrow box, also on the wide staff pages
+            login_prompt(here())
         st.stop()
     if not can(who.role, permission):
         st.error("Your role doesn't give access to this page.")
@@ -206,26 +227,15 @@ def require(permission: str):
     return who
 
 
-def login_form() -> None:
-    """The staff log-in form. On success the session starts and the page the person asked for
-    runs again (the log-in page itself moves on to the person's first page)."""
+def login_prompt(next_path: str) -> None:
+    """The way to the staff log-in (a plain form served by the app, which sets the session
+    cookie and comes back to ``next_path``)."""
     st.title("Staff log in", anchor=False)
-    if st.session_state.pop("staff_expired", False):
-        st.info("Your session expired. Please log in again.")
-    with st.form("login"):
-        username = st.text_input("Username", key="login_user", autocomplete="username")
-        password = st.text_input("Password", type="password", key="login_password",
-                                 autocomplete="current-password")
-        submitted = st.form_submit_button("Log in", type="primary", width="stretch")
-    if submitted:
-        try:
-            who = authenticate(get_engine(), username, password)
-        except ClaimRuleError as e:
-            st.error(safe_text.inline(e.message))
-        else:
-            now = utcnow()
-            st.session_state["staff"] = {"identity": who, "logged_in_at": now, "last_seen_at": now}
-            st.rerun()
+    if st.session_state.pop("staff_session_ended", False):
+        st.info("Your session ended. Please log in again.")
+    # A link in this tab (st.link_button would open a new one): the form, then back here.
+    st.html(f'<a class="claims-login" href="{html.escape(app_url(login_url(next_path)), quote=True)}"'
+            ' target="_self">Log in</a>')
     st.caption("Accounts are created by the owner (Settings → Staff) or with "
                "`python -m claims_core add-user`.")
 

@@ -3,6 +3,7 @@ counted under. Search and the look-up throttle both use these, so every spelling
 finds the same order and counts against the same limit."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import unicodedata
@@ -54,3 +55,8 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies:
     if not chain:
         return peer
     return chain[max(0, len(chain) - 1 - trusted_proxies)]
+
+
+def client_key(address: str | None) -> str:
+    """A client as the throttles count it: a hash of its address (the address itself isn't kept)."""
+    return "client:" + hashlib.sha256((address or "unknown").encode()).hexdigest()[:32]

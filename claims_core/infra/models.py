@@ -454,6 +454,23 @@ class StaffUser(Base):
     __table_args__ = (CheckConstraint("role IN ('owner', 'agent', 'analyst')", name="role"),)
 
 
+class StaffSession(Base):
+    """A staff member's signed-in browser: the cookie holds a random token, this row its SHA-256
+    (a stolen database does not give working cookies). Deleted on log-out, and with every session
+    of the user when the owner deactivates them or their password changes."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"),
+                                         index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]  # the absolute end (idle ends it earlier)
+    client: Mapped[str] = mapped_column(String(300), default="")
+
+
 class OutboxMessage(Base):
     """An email waiting to go out, written in the same transaction as the event that caused it.
 

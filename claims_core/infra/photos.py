@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -28,6 +30,10 @@ MAX_PIXELS = 50_000_000  # a 48 MP phone photo passes; Pillow's own bomb limit i
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 MAX_EDGE = 2048
 THUMB_EDGE = 320
+# Decodes at once in this process: a 50 MP photo takes ~150-450 MB while it decodes, so a burst of
+# uploads waits its turn instead of multiplying that (the cores are the limit on speed anyway).
+MAX_CONCURRENT_DECODES = max(1, min(4, os.cpu_count() or 2))
+_DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
 JPEG_QUALITY = 85
 
 
@@ -71,6 +77,11 @@ def process_photo(
         raise PhotoRejected(
             name, f"the file is {len(raw) / 1048576:.1f} MB; the limit is {max_bytes // 1048576} MB."
         )
+    with _DECODES:  # a few decodes at a time: 24 big photos at once can't take the memory
+        return _decode_and_clean(raw, name, max_pixels)
+
+
+def _decode_and_clean(raw: bytes, name: str, max_pixels: int) -> ProcessedPhoto:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 from argon2 import PasswordHasher
+from zxcvbn import zxcvbn
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..domain.errors import AuthError, ErrorCode
+from ..domain.identifiers import client_key
 from ..domain.vocabulary import PERMISSIONS, ROLES, AuditAction, Role, can  # noqa: F401
-from ..infra.db import read_session, utcnow, write_session
-from ..infra.models import StaffUser
+from ..infra.db import read_session, utcnow
+from ..infra.models import LookupAttempt, StaffSession, StaffUser
 from .events import record_event
 from .unit_of_work import transactional
 
@@ -43,11 +47,23 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def check_password_strength(password: str) -> None:
+MIN_PASSWORD_SCORE = 3  # zxcvbn: 0 (guessable at once) … 4 (very hard); 3 resists offline guessing
+
+
+def check_password_strength(password: str, username: str = "") -> None:
+    """At least ``MIN_PASSWORD_LEN`` characters, and hard to guess by the zxcvbn estimator
+    (common passwords, keyboard runs, the username and the shop's words count against it)."""
     if len(password) < MIN_PASSWORD_LEN:
-        raise AuthError(f"The password must be at least {MIN_PASSWORD_LEN} characters.", ErrorCode.ACCOUNT_RULE)
+        raise AuthError(f"The password must be at least {MIN_PASSWORD_LEN} characters.",
+                        ErrorCode.ACCOUNT_RULE)
     if len(password) > 1024:
         raise AuthError("The password is too long.", ErrorCode.ACCOUNT_RULE)
+    verdict = zxcvbn(password[:100], user_inputs=[username, "claims", "shop", "store"])
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        advice = " ".join(filter(None, [verdict["feedback"].get("warning", ""),
+                                        *verdict["feedback"].get("suggestions", [])]))
+        raise AuthError("That password is easy to guess. " + (advice or "Use a few uncommon "
+                        "words together, or a longer phrase."), ErrorCode.ACCOUNT_RULE)
 
 
 def check_username(username: str) -> str:
@@ -62,7 +78,7 @@ def add_user(engine: Engine, username: str, role: str, password: str,
     u = check_username(username)
     if role not in ROLES:
         raise AuthError(f"The role must be one of {', '.join(ROLES)}.", ErrorCode.ACCOUNT_RULE)
-    check_password_strength(password)
+    check_password_strength(password, u)
     password_hash = hash_password(password)  # slow: before the transaction, not inside it
     try:
         return _add_user(engine, u, role, (display_name or u)[:200], password_hash, actor)
@@ -82,6 +98,10 @@ def _add_user(s: Session, username: str, role: str, display_name: str, password_
     return StaffIdentity(user.id, user.username, user.display_name, user.role)
 
 
+def _end_sessions(s: Session, user_id: int) -> None:
+    s.execute(delete(StaffSession).where(StaffSession.user_id == user_id))
+
+
 def _user(s: Session, username: str) -> StaffUser:
     user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
     if user is None:
@@ -94,43 +114,78 @@ def count_users(engine: Engine) -> int:
         return s.scalar(select(func.count()).select_from(StaffUser)) or 0
 
 
-def authenticate(engine: Engine, username: str, password: str, *,
-                 now: datetime | None = None) -> StaffIdentity:
-    """Check a login. Wrong user and wrong password give the same answer; after
-    ``MAX_FAILED_LOGINS`` failures the account is locked for ``LOCKOUT`` (then it unlocks by
-    itself, so nobody can lock a real user out for good)."""
+LOGIN_FAILED = ("Wrong username or password, or too many attempts: check them, wait a few "
+                "minutes if you tried several times, and try again.")
+SLOW_AFTER = 3  # failures from one client before each further try waits a little longer
+MAX_DELAY_SECONDS = 3.0
+
+
+def _login_key(username: str, client: str | None) -> str:
+    return f"login:{username[:64]}:{client_key(client)}"
+
+
+def authenticate(engine: Engine, username: str, password: str, *, client: str | None = None,
+                 now: datetime | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> StaffIdentity:
+    """Check a login. Every failure gets the same words and costs the same hashing: unknown
+    user, deactivated user, wrong password, locked. Failures count per username **and client**:
+    after ``SLOW_AFTER`` each try from that client waits longer, after ``MAX_FAILED_LOGINS`` in
+    ``LOCKOUT`` that client is locked out of that username until the window moves on, while the
+    user logs in from anywhere else (a stranger can't keep the owner out). The password is
+    verified outside any write transaction (Argon2 takes a while; the database stays free)."""
     now = now or utcnow()
-    generic = AuthError("Wrong username or password.")
     u = (username or "").strip().lower()
-    with write_session(engine) as s:
+    key = _login_key(u, client)
+    with read_session(engine) as s:
         user = s.scalars(select(StaffUser).where(StaffUser.username == u)).first()
-        if user is None or not user.active:
-            try:
-                _hasher.verify(_DUMMY_HASH, password or "")
-            except VerificationError:
-                pass
-            raise generic
-        if user.locked_until is not None and user.locked_until > now:
-            minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-            raise AuthError(
-                f"Too many failed attempts. This account is locked; try again in {minutes} minutes."
-            )
-        try:
-            _hasher.verify(user.password_hash, password or "")
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.locked_until = now + LOCKOUT
-                user.failed_logins = 0
-                record_event(s, actor="system", action=AuditAction.USER_LOCKED,
-                                    details={"username": u}, at=now)
-            s.commit()
-            raise generic
-        user.failed_logins = 0
-        user.locked_until = None
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = hash_password(password)
-        return StaffIdentity(user.id, user.username, user.display_name, user.role)
+        known = user is not None and user.active
+        stored = user.password_hash if known else _DUMMY_HASH
+        identity = StaffIdentity(user.id, user.username, user.display_name, user.role) \
+            if known else None
+        failures = s.scalar(select(func.count()).select_from(LookupAttempt).where(
+            LookupAttempt.key == key, LookupAttempt.at >= now - LOCKOUT)) or 0
+    if failures >= SLOW_AFTER:
+        sleep(min(MAX_DELAY_SECONDS, 0.5 * (failures - SLOW_AFTER + 1)))
+    try:
+        _hasher.verify(stored, password or "")
+        right = True
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        right = False
+    locked = failures >= MAX_FAILED_LOGINS
+    if not (known and right) or locked:
+        if not locked:
+            _login_failed(engine, u, key, failures + 1, known, now)
+        raise AuthError(LOGIN_FAILED)
+    rehash = hash_password(password) if _hasher.check_needs_rehash(stored) else None
+    _login_succeeded(engine, u, key, rehash)
+    return identity
+
+
+@transactional
+def _login_failed(s: Session, username: str, key: str, count: int, known: bool,
+                  now: datetime) -> None:
+    s.add(LookupAttempt(key=key, at=now))
+    if known and count == MAX_FAILED_LOGINS:
+        record_event(s, actor="system", action=AuditAction.USER_LOCKED, at=now,
+                     details={"username": username, "client": key.rsplit(":", 1)[-1]})
+    s.execute(delete(LookupAttempt).where(LookupAttempt.at < now - timedelta(days=1)))
+
+
+@transactional
+def _login_succeeded(s: Session, username: str, key: str, rehash: str | None) -> None:
+    s.execute(delete(LookupAttempt).where(LookupAttempt.key == key))
+    if rehash:
+        user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
+        if user is not None:
+            user.password_hash = rehash
+
+
+def _recently_locked(s: Session, username: str, now: datetime) -> bool:
+    """Some client is locked out of this username right now (shown to the owner)."""
+    rows = s.execute(select(LookupAttempt.key, func.count()).where(
+        LookupAttempt.key.like(f"login:{username[:64]}:%"), LookupAttempt.at >= now - LOCKOUT)
+        .group_by(LookupAttempt.key)).all()
+    return any(n >= MAX_FAILED_LOGINS for _k, n in rows)
 
 
 # --- sessions and roles -------------------------------------------------------------------------
@@ -145,7 +200,7 @@ def session_expired(logged_in_at: datetime, last_seen_at: datetime, now: datetim
 
 
 def change_password(engine: Engine, username: str, new_password: str, *, actor: str) -> None:
-    check_password_strength(new_password)
+    check_password_strength(new_password, username)
     _set_password(engine, username, hash_password(new_password), actor)  # hashed outside
 
 
@@ -153,8 +208,8 @@ def change_password(engine: Engine, username: str, new_password: str, *, actor: 
 def _set_password(s: Session, username: str, password_hash: str, actor: str) -> None:
     user = _user(s, username)
     user.password_hash = password_hash
-    user.failed_logins = 0
-    user.locked_until = None
+    s.execute(delete(LookupAttempt).where(LookupAttempt.key.like(f"login:{username[:64]}:%")))
+    _end_sessions(s, user.id)  # a password reset signs out every browser at once
     record_event(s, actor=actor, action=AuditAction.PASSWORD_CHANGED, details={"username": username})
 
 
@@ -167,6 +222,8 @@ def set_active(s: Session, username: str, active: bool, *, actor: str) -> None:
         if owners <= 1:
             raise AuthError("The last active owner can't be deactivated.", ErrorCode.ACCOUNT_RULE)
     user.active = active
+    if not active:
+        _end_sessions(s, user.id)  # a deactivated user's open tabs stop working at once
     record_event(s, actor=actor, details={"username": username},
                  action=AuditAction.USER_ACTIVATED if active else AuditAction.USER_DEACTIVATED)
 
@@ -184,7 +241,7 @@ def list_users(engine: Engine, now: datetime | None = None) -> list[UserRow]:
     now = now or utcnow()
     with read_session(engine) as s:
         return [UserRow(u.username, u.display_name, u.role, u.active,
-                        bool(u.locked_until and u.locked_until > now))
+                        _recently_locked(s, u.username, now))
                 for u in s.scalars(select(StaffUser).order_by(StaffUser.username))]
 
 

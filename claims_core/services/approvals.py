@@ -47,11 +47,11 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
     lifecycle.check(Action.APPROVE, claim.status)
     amounts = [(r.kind, r.amount_cents) for r in resolutions]
     money.check_resolution_amounts(amounts, claim.claimed_cents)
-    money.check_partial_reason(amounts, claim.claimed_cents, note)
     cap = settings_row(s).store_credit_bonus_pct
     for r in resolutions:
         if r.kind == ResolutionKind.STORE_CREDIT:
             money.check_bonus(r.bonus_pct, cap)
+    money.check_partial_reason(amounts, claim.claimed_cents, note)
     ensure_in_review(s, claim, actor, now)
     decision = Decision(claim_id=claim.id, outcome="approved", note=clean_comment(note),
                         decided_by=actor, decided_at=now)

@@ -7,27 +7,24 @@ lookup is refused until the window has moved on, whether or not the details woul
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
 
 from ..domain.errors import OrderNotFound, TooManyAttempts
-from ..domain.identifiers import lookup_target
-from ..infra.db import read_session, utcnow, write_session
+from ..domain.identifiers import client_key, lookup_target
+from ..infra.db import read_session, utcnow
 from ..infra.models import LookupAttempt
 from . import customer
 from .customer import ClaimSummary, OrderView
 from .settings import load_settings
+from .unit_of_work import transactional
 
 SLOW_AFTER = 3
 MAX_DELAY_SECONDS = 3.0
-
-
-def client_key(address: str | None) -> str:
-    return "client:" + hashlib.sha256((address or "unknown").encode()).hexdigest()[:32]
 
 
 def _keys(query: str, client: str | None) -> list[str]:
@@ -68,8 +65,10 @@ def _guarded(engine, query, email, client, now, sleep, attempt):
     settings = load_settings(engine)
     window = timedelta(minutes=settings.lookup_window_minutes)
     keys = _keys(query, client)
-    misses = recent_misses(engine, keys, now - window)
-    if misses >= settings.lookup_max_misses:
+    # Count first, in the same transaction that books this try (writers take turns), then look:
+    # thirty look-ups at once can't all slip under the limit by counting before any is booked.
+    misses, booked = _book(engine, keys, now, now - window, settings.lookup_max_misses)
+    if booked is None:
         raise TooManyAttempts(
             f"Too many attempts. For your security, please wait {settings.lookup_window_minutes} "
             "minutes and try again, or contact the store."
@@ -77,9 +76,34 @@ def _guarded(engine, query, email, client, now, sleep, attempt):
     if misses >= SLOW_AFTER:
         sleep(min(MAX_DELAY_SECONDS, 0.5 * (misses - SLOW_AFTER + 1)))
     try:
-        return attempt()
+        found = attempt()
     except OrderNotFound:
-        with write_session(engine) as s:
-            s.add_all([LookupAttempt(key=k, at=now) for k in keys])
-            s.execute(delete(LookupAttempt).where(LookupAttempt.at < now - timedelta(days=1)))
-        raise
+        raise  # the booked try stays: it was a miss
+    _unbook(engine, booked)  # found: a right answer doesn't count against anyone
+    return found
+
+
+@transactional
+def _book(s: Session, keys: list[str], now: datetime, since: datetime,
+          limit: int) -> tuple[int, list[int] | None]:
+    """The misses on record for these keys, and this try booked against them (None: refused)."""
+    if s.bind.dialect.name == "postgresql":  # one booking per key at a time, across processes
+        for k in sorted(keys):
+            s.execute(select(func.pg_advisory_xact_lock(func.hashtext(k))))
+    rows = s.execute(
+        select(LookupAttempt.key, func.count()).where(LookupAttempt.key.in_(keys),
+                                                      LookupAttempt.at >= since)
+        .group_by(LookupAttempt.key)).all()
+    misses = max((n for _k, n in rows), default=0)
+    if misses >= limit:
+        return misses, None
+    booked = [LookupAttempt(key=k, at=now) for k in keys]
+    s.add_all(booked)
+    s.execute(delete(LookupAttempt).where(LookupAttempt.at < now - timedelta(days=1)))
+    s.flush()
+    return misses, [b.id for b in booked]
+
+
+@transactional
+def _unbook(s: Session, ids: list[int]) -> None:
+    s.execute(delete(LookupAttempt).where(LookupAttempt.id.in_(ids)))
