@@ -226,6 +226,46 @@ def photo_12mp() -> float:
     return timed(lambda: process_photo(raw, "12mp.jpg"), repeat=7)
 
 
+BURST = """
+import resource, sys, threading
+sys.path.insert(0, {root!r})
+from claims_core.infra import photos
+photos._DECODES = threading.BoundedSemaphore({limit})
+raw = open({path!r}, "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+done = []
+def one():
+    photos.process_photo(raw, "big.{ext}", max_bytes=60 * 1024 * 1024)
+    done.append(1)
+threads = [threading.Thread(target=one) for _ in range(24)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{{before:.0f}} {{peak:.0f}} {{len(done)}}")
+"""
+
+
+def burst_50mp(fmt: str = "JPEG", limit: int | None = None) -> tuple[float, float, float]:
+    """Peak memory (MB) of one fresh process while 24 uploads of one 50 MP photo are processed at
+    once, with the app's bound on concurrent decodes (``limit`` None) or another."""
+    import subprocess
+    from PIL import Image, ImageDraw
+
+    from claims_core.infra import photos
+    img = Image.radial_gradient("L").resize((8660, 5770)).convert("RGB")  # 49.97 MP
+    ImageDraw.Draw(img).rectangle([800, 800, 7000, 4000], outline=(200, 40, 40), width=60)
+    path = Path(tempfile.mkdtemp()) / ("big.jpg" if fmt == "JPEG" else "big.png")
+    img.save(path, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    code = BURST.format(root=str(ROOT), limit=limit or photos.MAX_CONCURRENT_DECODES,
+                        path=str(path), ext=path.suffix[1:])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, peak, done = (float(x) for x in out.stdout.split())
+    assert done == 24, out.stderr
+    return before, peak, path.stat().st_size / 1e6
+
+
 def concurrent_200(url: str) -> tuple[int, int, float]:
     from tests.test_reliability import (  # the same data shape the tests use
         _bulk_orders,
@@ -262,6 +302,12 @@ def main() -> None:
     folder = Path(args.keep or tempfile.mkdtemp(prefix="claims-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"photo: one 12 MP JPEG processed in {photo_12mp():.3f} s")
+    for fmt in ("JPEG", "PNG"):
+        for limit in (None, 24):
+            before, peak, size = burst_50mp(fmt, limit)  # before: the process with the file read
+            label = "the app's bound" if limit is None else "no bound (24 at once)"
+            print(f"24 × one 50 MP {fmt} ({size:.1f} MB) at once, {label}: peak {peak:.0f} MB "
+                  f"(process at {before:.0f} MB before)", flush=True)
     for n in args.claims:
         url = f"sqlite:///{folder / f'bench-{n}.db'}"
         print(f"\n== {n:,} claims ==", flush=True)

@@ -233,3 +233,38 @@ def test_fuzz_shopify_import_only_clear_errors(engine, rows, raw):
             assert e.message
         else:
             assert all(err.line >= 2 and err.reason for err in report.skipped_rows)
+
+
+@pytest.mark.slow
+def test_a_login_flood_does_not_block_customers_filing(engine, monkeypatch):
+    """Eight threads hammering the staff log-in (right and wrong passwords) while 30 customers
+    file: every filing stores. (With Argon2 inside BEGIN IMMEDIATE, 11 of 30 failed with
+    "database is locked".)"""
+    import threading
+
+    from claims_core.services import accounts
+
+    accounts.add_user(engine, "flood", "agent", "a long password")
+    orders = _bulk_orders(engine, 30, prefix="F")
+    stop = threading.Event()
+
+    def flood(i):
+        while not stop.is_set():
+            try:
+                accounts.authenticate(engine, "flood", "a long password" if i % 2 else "wrong",
+                                      client=f"10.9.9.{i}", sleep=lambda s: None)
+            except accounts.AuthError:
+                pass
+
+    flooders = [threading.Thread(target=flood, args=(i,)) for i in range(8)]
+    for t in flooders:
+        t.start()
+    try:
+        fns = [lambda o=o, i=i: customer.file_claim(engine, _request(*o, key=f"flood-{i}"), now=NOW)
+               for i, o in enumerate(orders)]
+        results, errors, _ = _run_all(fns, workers=30)
+    finally:
+        stop.set()
+        for t in flooders:
+            t.join()
+    assert errors == [] and len(results) == 30

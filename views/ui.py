@@ -118,6 +118,10 @@ def global_style(settings) -> None:
         "{ color:#4b5563 !important; opacity:1 !important; }"
         ".claims-badge.warn { background:#fef3c7; color:#92400e; }"
         ".claims-badge.bad { background:#fee2e2; color:#991b1b; }"
+        ".claims-pad-gap { height: 2.2rem; }"
+        # "Press Enter to apply" hints speak of a keyboard a phone doesn't have
+        "@media (pointer: coarse), (max-width: 640px) { "
+        "[data-testid='InputInstructions'] { display: none !important; } }"
         ".claims-login { display:block; text-align:center; padding:0.6rem; border-radius:0.5rem; "
         f"background:{accent}; color:#fff !important; text-decoration:none; font-weight:600; }}"
         "</style>"
@@ -168,6 +172,9 @@ def signature_pad(key: str) -> bytes | None:
     """
     from streamlit_drawable_canvas import st_canvas
 
+    # The pad's toolbar (undo, clear) floats 2.65rem above it on hover: keep that space empty so
+    # it never covers the words above the box.
+    st.html("<div class='claims-pad-gap' aria-hidden='true'></div>")
     result = st_canvas(
         stroke_width=3, stroke_color="#111827", background_color="#ffffff", height=160,
         width=330, drawing_mode="freedraw", return_image_data=True, key=key,

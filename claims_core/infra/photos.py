@@ -102,6 +102,9 @@ def _decode_and_clean(raw: bytes, name: str, max_pixels: int) -> ProcessedPhoto:
                 # 2000 px wide without ever being resized in full (which costs ~0.4 s).
                 img.draft("RGB", (MAX_EDGE // 2, MAX_EDGE // 2))
             img.load()
+            if max(img.size) > 2 * MAX_EDGE and img.mode in ("RGB", "RGBA", "L", "LA", "I", "F"):
+                # a big PNG, WebP or HEIC: shrink before any copy (JPEG already decoded small)
+                img = img.reduce(max(img.size) // (2 * MAX_EDGE))
             img = ImageOps.exif_transpose(img)
             rgb = _to_rgb(img)
     except PhotoRejected:

@@ -457,8 +457,8 @@ def step_sign() -> None:
         st.caption("For an order of this value, please draw your signature.")
     png, name = None, ""
     if mode == "drawn":
-        st.caption("Sign in the box with your finger or mouse.")
         png = ui.signature_pad(key="signature")
+        st.caption("Sign in the box above with your finger or mouse.")
     else:
         name = st.text_input("Full name", value=f.get("typed_name", ""), max_chars=200,
                              key="typed_name")
