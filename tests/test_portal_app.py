@@ -98,16 +98,12 @@ def claims(engine):
         return s.scalars(select(Claim)).all()
 
 
-def to_details(p: Portal, built, issue="damaged", category=domain.ITEM, shipment=None):
+def to_details(p: Portal, built, issue="damaged", shipment=None):
     if p.titles() == ["File a claim"]:
         p.lookup(f"#{built.number}", built.email.upper())
     assert p.titles() == [f"Order #{built.number}"]
-    p.click("start_claim")
-    if shipment is not None:
-        p.choose("ship", shipment)
-    p.choose("category", category)
-    p.choose("issue", issue)
-    p.click("continue")
+    p.click(f"start_claim_{shipment or built.shipment_ids[0]}")
+    p.choose("issue", issue)  # a tap on what went wrong moves on
     return p
 
 
@@ -122,9 +118,7 @@ def to_sign(p: Portal, built, *, mug=1, photos=True, resolution="refund", descri
     assert p.titles() == ["How would you like it resolved?"], p.errors()
     p.choose("resolution", resolution)
     p.click("continue")
-    assert p.titles() == ["Check your claim"]
-    p.click("continue")
-    assert p.titles() == ["Sign your claim"]
+    assert p.titles() == ["Check and sign your claim"]
     return p
 
 
@@ -159,21 +153,18 @@ def test_shipping_claim_on_second_of_two_shipments_typed_signature(portal, engin
     built = two_shipments(engine)
     p = portal()
     p.lookup(built.number, built.email)
-    p.click("start_claim")
-    assert len(p.at.radio(key="ship").options) == 2
-    p.choose("ship", built.shipment_ids[1])
+    # each shipment has its own button
+    assert {b.key for b in p.at.button if b.key.startswith("start_claim_")} == \
+        {f"start_claim_{i}" for i in built.shipment_ids}
+    p.click(f"start_claim_{built.shipment_ids[1]}")
     # an in-transit shipment offers only shipping issues
-    assert p.at.radio(key="category").options == ["A problem with the delivery (late, lost, stolen…)"]
-    p.choose("category", domain.SHIPPING)
     assert [o.split(" — ")[0] for o in p.at.radio(key="issue").options] == \
         ["Delayed", "Lost / tracking not moving"]
     p.choose("issue", "lost")
-    p.click("continue")
     assert p.titles() == ["Lost / tracking not moving"]
     p.at.text_area(key="description").input("Tracking stuck in Memphis since last week")
     p.click("continue")
     p.choose("resolution", "store_credit")
-    p.click("continue")
     p.click("continue")
     p.choose("sign_mode", "typed")
     p.at.text_input(key="typed_name").input("Sam Jones")
@@ -186,12 +177,26 @@ def test_shipping_claim_on_second_of_two_shipments_typed_signature(portal, engin
     assert claim.claimed_cents == 3450
 
 
-def test_single_shipment_has_no_shipment_question(portal, engine):
+def test_a_shipment_is_chosen_by_its_own_button(portal, engine):
     built = order(engine)
     p = portal()
     p.lookup(built.number, built.email)
-    p.click("start_claim")
-    assert all(r.key != "ship" for r in p.at.radio)
+    p.click(f"start_claim_{built.shipment_ids[0]}")
+    assert p.titles() == ["What went wrong?"] and all(r.key != "ship" for r in p.at.radio)
+
+
+def test_the_store_s_first_resolution_is_chosen_to_start_with(portal, engine):
+    built = order(engine, stock={"MUG": 5})
+    p = portal()
+    to_details(p, built)
+    p.at.number_input(key=f"qty_{built.items[(0, 'MUG')]}").set_value(1)
+    p.uploads.append([("a.jpg", jpeg_bytes())])
+    p.run()
+    p.click("continue")
+    radio = p.at.radio(key="resolution")
+    assert radio.index == 0 and radio.value == radio.options[0] or radio.value == "reshipment"
+    p.click("continue")  # no choice needed
+    assert p.titles() == ["Check and sign your claim"]
 
 
 @pytest.mark.parametrize("resolution", ["refund", "store_credit", "reshipment"])
@@ -210,7 +215,6 @@ def test_each_resolution(portal, engine, resolution):
     assert any("Store credit of $61.60 (includes a 10% bonus)" in o for o in labels)
     assert any("replacement" in o for o in labels)
     p.choose("resolution", resolution)
-    p.click("continue")
     p.click("continue")
     p.at.checkbox(key="accurate").check()
     p.click("submit")
@@ -235,13 +239,11 @@ def test_review_has_a_way_back_to_each_part(portal, engine):
     built = order(engine)
     p = portal()
     to_sign(p, built)
-    p.click("back")
-    assert p.titles() == ["Check your claim"]
     for key, title in [("change_issue", "What went wrong?"), ("change_details", "Damaged"),
                        ("change_resolution", "How would you like it resolved?")]:
         p.click(key)
         assert p.titles() == [title]
-        while p.titles() != ["Check your claim"]:
+        while p.titles() != ["Check and sign your claim"]:
             p.click("continue")
     assert "Crushed box" in [t.value for t in p.at.text]  # still there after the round trips
 
@@ -263,25 +265,20 @@ def test_each_step_change_is_one_script_run(portal, engine, monkeypatch):
         assert len(runs) == 1, f"{title}: {len(runs)} script runs"
 
     one_run(lambda: p.lookup(built.number, built.email), f"Order #{built.number}")
-    one_run(lambda: p.click("start_claim"), "What went wrong?")
-    p.choose("category", domain.ITEM)
-    p.choose("issue", "damaged")
-    one_run(lambda: p.click("continue"), "Damaged")
+    one_run(lambda: p.click(f"start_claim_{built.shipment_ids[0]}"), "What went wrong?")
+    one_run(lambda: p.choose("issue", "damaged"), "Damaged")
     p.at.number_input(key=f"qty_{built.items[(0, 'MUG')]}").set_value(1)
     p.uploads.append([("box.jpg", jpeg_bytes())])
     p.run()
     one_run(lambda: p.click("back"), "What went wrong?")
     one_run(lambda: p.click("continue"), "Damaged")
     one_run(lambda: p.click("continue"), "How would you like it resolved?")
-    one_run(lambda: p.click("continue"), "How would you like it resolved?")  # nothing chosen yet
-    assert p.errors() == ["Choose how you'd like it resolved."]
     p.choose("resolution", "refund")
-    one_run(lambda: p.click("continue"), "Check your claim")
+    one_run(lambda: p.click("continue"), "Check and sign your claim")
     one_run(lambda: p.click("change_details"), "Damaged")
     assert p.at.number_input(key=f"qty_{built.items[(0, 'MUG')]}").value == 1  # kept
     one_run(lambda: p.click("continue"), "How would you like it resolved?")
-    one_run(lambda: p.click("continue"), "Check your claim")
-    one_run(lambda: p.click("continue"), "Sign your claim")
+    one_run(lambda: p.click("continue"), "Check and sign your claim")
 
 
 def test_typed_text_counts_when_continue_is_clicked_straight_away(portal, engine):
@@ -289,7 +286,7 @@ def test_typed_text_counts_when_continue_is_clicked_straight_away(portal, engine
     the callback reads the value sent with the click."""
     built = order(engine)
     p = portal()
-    to_details(p, built, issue="stolen", category=domain.SHIPPING)
+    to_details(p, built, issue="stolen")
     p.at.text_area(key="description").input("Left at the wrong door")
     p.click("continue")
     p.choose("resolution", "refund")
@@ -304,7 +301,7 @@ def test_unprotected_order(portal, engine):
     p = portal().lookup(built.number, built.email)
     text = p.all_text()
     assert "doesn't include shipping protection" in text and "support@example.com" in text
-    assert all(b.key != "start_claim" for b in p.at.button)
+    assert not any(b.key.startswith("start_claim") for b in p.at.button)
 
 
 def test_window_closed_order(portal, engine):
@@ -370,11 +367,9 @@ HOSTILE = ("<script>alert('x')</script> **bold** [click](javascript:alert(1)) "
 def test_hostile_comment_is_plain_text_everywhere(portal, engine):
     built = order(engine)
     p = portal()
-    to_sign(p, built, description=HOSTILE)
-    p.click("back")  # review
+    to_sign(p, built, description=HOSTILE)  # the page that shows the claim, to sign
     assert HOSTILE in [t.value for t in p.at.text]
     assert all(HOSTILE not in m.value for m in p.at.markdown)
-    p.click("continue")
     p.at.checkbox(key="accurate").check()
     p.click("submit")
     [claim] = claims(engine)
@@ -546,7 +541,7 @@ def test_submitting_twice_makes_one_claim(portal, engine):
     p.click("submit")
     first = p.at.session_state["claim_flow"]["receipt"]["reference"]
     # the back button / a replayed click: the same form state submitted again
-    p.at.session_state["claim_flow"]["step"] = "sign"
+    p.at.session_state["claim_flow"]["step"] = "review"
     p.run()
     p.at.checkbox(key="accurate").check()
     p.click("submit")
@@ -571,7 +566,6 @@ def test_progress_survives_a_closed_tab(portal, engine):
     fresh.choose("resolution", "refund")
     fresh.click("continue")
     assert "Dented" in [t.value for t in fresh.at.text]
-    fresh.click("continue")
     fresh.at.checkbox(key="accurate").check()
     fresh.click("submit")
     [claim] = claims(engine)

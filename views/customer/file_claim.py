@@ -1,4 +1,8 @@
-"""File a claim: find the order, say what went wrong, choose a resolution, review, sign."""
+"""File a claim: find the order, say what went wrong, choose a resolution, check and sign.
+
+Built for a phone: a shipment is chosen by its own button, tapping what went wrong moves on, the
+first resolution the store offers is already chosen, and the claim is signed on the page that
+shows it (a damaged item with two photos and a drawn signature takes 12 taps and entries)."""
 from __future__ import annotations
 
 import uuid
@@ -13,8 +17,9 @@ st.set_page_config(layout="centered")
 engine = ui.get_engine()
 settings = ui.store_settings()
 
-STEPS = ["lookup", "order", "issue", "details", "resolution", "review", "sign", "done"]
-PROGRESS = {"issue": 1, "details": 2, "resolution": 3, "review": 4, "sign": 5}
+STEPS = ["lookup", "order", "issue", "details", "resolution", "review", "done"]
+PROGRESS = {"issue": 1, "details": 2, "resolution": 3, "review": 4}
+STEP_NAMES = ["What went wrong", "Details", "Resolution", "Check and sign"]
 STATUS_WORDS = domain.SHIPMENT_STATUS_LABELS
 
 
@@ -34,6 +39,9 @@ def reset() -> None:
 def go(step: str) -> None:
     """Move the wizard to ``step`` (saving the draft). Use as a button's on_click."""
     f = flow()
+    if f.get("step") == "review":  # leaving the signing page: keep how they were signing
+        f.update(signature_mode=st.session_state.get("sign_mode", f.get("signature_mode", "drawn")),
+                 typed_name=st.session_state.get("typed_name", f.get("typed_name", "")))
     f["step"] = step
     if f.get("order_id") and step not in ("lookup", "done"):
         drafts.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
@@ -73,8 +81,7 @@ def order_view() -> customer.OrderView:
 def steps_header(step: str) -> None:
     if step in PROGRESS:
         n = PROGRESS[step]
-        st.progress(n / 5, text=f"Step {n} of 5 · " + ["What went wrong", "Details", "Resolution",
-                                                       "Review", "Sign"][n - 1])
+        st.progress(n / len(STEP_NAMES), text=f"Step {n} of {len(STEP_NAMES)} · {STEP_NAMES[n - 1]}")
 
 
 def shipment_label(s: customer.ShipmentView) -> str:
@@ -150,6 +157,8 @@ def step_order() -> None:
             if s.claimable:
                 st.caption(f"You can file a claim for this shipment until "
                            f"{domain.format_date(s.deadline)}.")
+                st.button("Claim for this shipment", type="primary", width="stretch",
+                          key=f"start_claim_{s.id}", on_click=start_claim, args=(s.id,))
             elif view.claimable:
                 safe_text.show(s.reason, prefix="No claim possible: ")
 
@@ -165,9 +174,6 @@ def step_order() -> None:
     if not view.claimable:
         st.warning(safe_text.inline(view.reason))
         safe_text.show(view.support_email, prefix="Questions? Contact the store at ")
-    else:
-        st.button("Start a claim", type="primary", width="stretch", key="start_claim",
-                  on_click=go, args=("issue",))
     st.button("Look up a different order", width="stretch", key="another_order", on_click=reset)
 
 
@@ -185,69 +191,47 @@ def start_over() -> None:
     drafts.discard_draft(engine, f["order_id"], f["email"])
 
 
+def start_claim(shipment_id: int) -> None:
+    f = flow()
+    if f.get("shipment_id") != shipment_id:
+        f.update(items={}, issue_type=None, category=None)
+    f["shipment_id"] = shipment_id
+    go("issue")
+
+
+def _ship(view, f):
+    return next((s for s in view.claimable_shipments if s.id == f.get("shipment_id")), None)
+
+
 def step_issue() -> None:
     f = flow()
     view = order_view()
+    ship = _ship(view, f)
+    if ship is None:
+        jump("order")
     steps_header("issue")
     st.title("What went wrong?", anchor=False)
-    ships = view.claimable_shipments
-    if not ships:
-        st.warning(safe_text.inline(view.reason or "This order can't take a new claim."))
-        st.button("Back to the order", on_click=go, args=("order",))
-        return
-    ids = [s.id for s in ships]
-    if len(ships) > 1:
-        current = ids.index(f["shipment_id"]) if f.get("shipment_id") in ids else None
-        sid = st.radio("Which shipment is this about?", ids, index=current, key="ship",
-                       format_func=lambda i: safe_text.inline(
-                           shipment_label(next(s for s in ships if s.id == i))))
-    else:
-        sid = ids[0]
-        safe_text.show(shipment_label(ships[0]))
-    ship = next((s for s in ships if s.id == sid), None)
-    cats = _categories(ship)
-    cat_labels = domain.CATEGORY_LABELS
-    cat = st.radio("What kind of problem?", cats,
-                   index=cats.index(f["category"]) if f.get("category") in cats else None,
-                   format_func=cat_labels.get, key="category") if ship else None
-    if cat:
-        options = _issues(ship, cat)
-        st.radio(
-            "Which describes it best?", options,
-            index=options.index(f["issue_type"]) if f.get("issue_type") in options else None,
-            format_func=lambda t: f"{domain.ISSUE_TYPES[t].label} — {domain.ISSUE_TYPES[t].help}",
-            key="issue",
-        )
+    safe_text.show(shipment_label(ship))
+    options = list(ship.issue_types)  # delivery problems first, then item problems
+    st.radio(
+        "Tap what describes it best", options,
+        index=options.index(f["issue_type"]) if f.get("issue_type") in options else None,
+        format_func=lambda t: f"{domain.ISSUE_TYPES[t].label} — {domain.ISSUE_TYPES[t].help}",
+        key="issue", on_change=issue_chosen,  # a tap moves on
+    )
     show_refusal()
     c1, c2 = st.columns(2)
     c1.button("Back", width="stretch", key="back", on_click=go, args=("order",))
-    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=issue_chosen,
-              args=(ships,))
+    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=issue_chosen)
 
 
-def _categories(ship) -> list[str]:
-    return domain.issue_categories(ship.issue_types) if ship else []
-
-
-def _issues(ship, category: str) -> list[str]:
-    return domain.issues_in(ship.issue_types, category)
-
-
-def issue_chosen(ships: list) -> None:
+def issue_chosen() -> None:
     f = flow()
-    sid = st.session_state.get("ship") if len(ships) > 1 else ships[0].id
-    ship = next((s for s in ships if s.id == sid), None)
-    if not ship:
-        refuse("Choose the shipment this is about.")
-        return
-    cat = st.session_state.get("category")
-    issue = st.session_state.get("issue") if cat in _categories(ship) else None
-    if not issue or issue not in _issues(ship, cat):
+    issue = st.session_state.get("issue")
+    if issue not in domain.ISSUE_TYPES:
         refuse("Choose what went wrong to continue.")
         return
-    if f.get("shipment_id") != sid:
-        f["items"] = {}
-    f.update(shipment_id=sid, category=cat, issue_type=issue)
+    f.update(issue_type=issue, category=domain.ISSUE_TYPES[issue].category)
     go("details")
 
 
@@ -376,8 +360,8 @@ def step_resolution() -> None:
                    f"{view.support_email}.")
         return
     kinds = [o.kind for o in available]
-    st.radio("Your preference", kinds,
-                      index=kinds.index(f["resolution"]) if f.get("resolution") in kinds else None,
+    st.radio("Your preference", kinds,  # the store's first offer is chosen to start with
+                      index=kinds.index(f["resolution"]) if f.get("resolution") in kinds else 0,
                       format_func=lambda k: resolution_text(
                           next(o for o in available if o.kind == k), view.currency),
                       key="resolution")
@@ -405,7 +389,7 @@ def step_review() -> None:
     if ship is None:
         jump("issue")
     steps_header("review")
-    st.title("Check your claim", anchor=False)
+    st.title("Check and sign your claim", anchor=False)
     issue = domain.ISSUE_TYPES[f["issue_type"]]
     options = {o.kind: o for o in customer.resolution_choices(engine, ship.id, _items(f),
                                                                f["issue_type"])}
@@ -437,17 +421,12 @@ def step_review() -> None:
         section("Resolution", "resolution", "resolution")
         opt = options.get(f.get("resolution"))
         st.markdown(resolution_text(opt, view.currency) if opt else "Not chosen yet")
-    c1, c2 = st.columns(2)
-    c1.button("Back", width="stretch", key="back", on_click=go, args=("resolution",))
-    c2.button("Continue to sign", type="primary", width="stretch", key="continue", on_click=go,
-              args=("sign",))
+    sign(f, view)
 
 
-def step_sign() -> None:
-    f = flow()
-    view = order_view()
-    steps_header("sign")
-    st.title("Sign your claim", anchor=False)
+def sign(f: dict, view) -> None:
+    """Signing, on the page that shows what is signed."""
+    st.subheader("Sign", anchor=False)
     modes = domain.signature_modes(view.total_cents, settings.signature_threshold_cents)
     drawn_only = modes == [domain.SignatureKind.DRAWN]
     mode = st.radio("How would you like to sign?", modes, horizontal=True,
@@ -464,9 +443,7 @@ def step_sign() -> None:
                              key="typed_name")
     accurate = st.checkbox(domain.ACCURACY_STATEMENT, key="accurate")
     c1, c2 = st.columns(2)
-    if c1.button("Back", width="stretch", key="back"):
-        f.update(signature_mode=mode, typed_name=name)
-        jump("review")
+    c1.button("Back", width="stretch", key="back", on_click=go, args=("resolution",))
     if c2.button("Submit claim", type="primary", width="stretch", key="submit"):
         f.update(signature_mode=mode, typed_name=name)
         req = customer.ClaimRequest(
@@ -510,11 +487,13 @@ def step_done() -> None:
 
 ui.branding(settings)
 step = flow().get("step", "lookup")
+if step == "sign":  # a draft saved when signing had a page of its own
+    step = "review"
 if step not in STEPS:
     step = "lookup"
 try:
     {"lookup": step_lookup, "order": step_order, "issue": step_issue, "details": step_details,
-     "resolution": step_resolution, "review": step_review, "sign": step_sign,
+     "resolution": step_resolution, "review": step_review,
      "done": step_done}[step]()
 except domain.OrderNotFound:
     reset()
