@@ -12,7 +12,7 @@ import pytest
 from claims_core.adapters.demo import DEMO_ORDERS
 from views import faults
 
-from .browser import DESKTOP, click_button, settle
+from .browser import DESKTOP, click_button
 from .conftest import ON_POSTGRES
 from .test_browser_links import ROOT, _server
 

@@ -13,7 +13,7 @@ import streamlit as st
 from claims_core.domain import can, format_cents, format_date
 from claims_core.domain.identifiers import client_address as domain_client_address
 from claims_core.infra import config, migrate
-from claims_core.infra.db import make_engine, utcnow
+from claims_core.infra.db import make_engine
 from claims_core.adapters.web import LOGOUT_IN_PAGE, login_url
 from claims_core.services import staff_sessions
 from claims_core.services.settings import load_settings
