@@ -98,3 +98,10 @@ def staff_log_in(page, base: str, user: str, password: str, *, check_accessible:
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30000)
     settle(page)
+
+
+def claim_shipment(page, number: int = 1) -> None:
+    """On the order page: the "Claim for this shipment" button of shipment ``number`` (1-based,
+    counting the shipments that can take a claim)."""
+    page.get_by_role("button", name="Claim for this shipment").nth(number - 1).click()
+    settle(page)

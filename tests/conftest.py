@@ -150,8 +150,6 @@ def live_app(tmp_path_factory):
     README starts it. Yields the base URL and the database URL; stopped at the end."""
     import subprocess
     import sys
-    import time
-    import urllib.request
     from pathlib import Path
 
     reason = _browser_missing_reason()
@@ -172,31 +170,47 @@ def live_app(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "claims_core", "add-user", owner[0], "--role", "owner"],
                    cwd=root, env=env, check=True, capture_output=True, timeout=120,
                    input=(owner[1] + "\n").encode())
-    port = _free_port()
-    log = open(data / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(base + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("streamlit did not start: " + (data / "streamlit.log").read_text())
+    base = stack.enter_context(running_app(env, data / "streamlit.log"))
     yield {"url": base, "db_url": db_url, "owner": owner}
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
     stack.close()
+
+
+@contextlib.contextmanager
+def running_app(env: dict, log_path):
+    """`streamlit run app.py` (as the README starts it) on a free port on 127.0.0.1, until the
+    with-block ends (terminate, then kill if it won't stop). Yields the base URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    port = _free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--server.address", "127.0.0.1"],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    if urllib.request.urlopen(base + "/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        raise RuntimeError("streamlit did not start: " + Path(log_path).read_text())
+                    time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture(scope="session")

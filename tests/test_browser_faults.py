@@ -13,8 +13,8 @@ from claims_core.adapters.demo import DEMO_ORDERS
 from views import faults
 
 from .browser import DESKTOP, click_button
-from .conftest import ON_POSTGRES
-from .test_browser_links import ROOT, _server
+from .conftest import ON_POSTGRES, running_app
+from .test_browser_links import ROOT
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(ON_POSTGRES, reason="a read-only SQLite file stands for the fault")]
@@ -30,7 +30,7 @@ def test_a_read_only_database_gets_the_friendly_page(browser, tmp_path):
     frozen = tmp_path / "frozen.db"
     shutil.copy(data / "claims.db", frozen)
     env["DATABASE_URL"] = f"sqlite:///file:{frozen}?mode=ro&uri=true"
-    with _server(env, tmp_path / "streamlit.log") as base:
+    with running_app(env, tmp_path / "streamlit.log") as base:
         ctx = browser.new_context(viewport=DESKTOP)
         page = ctx.new_page()
         page.goto(base)

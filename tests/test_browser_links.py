@@ -8,8 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,17 @@ from claims_core.infra.db import make_engine, read_session
 from claims_core.infra.models import Claim
 from claims_core.infra.photos import clean_filename
 
-from .browser import DESKTOP, PHONE, choose, click_button, set_checkbox, settle, staff_log_in
-from .conftest import ON_POSTGRES, _free_port, _pg_schema
+from .browser import (
+    DESKTOP,
+    PHONE,
+    choose,
+    claim_shipment,
+    click_button,
+    set_checkbox,
+    settle,
+    staff_log_in,
+)
+from .conftest import ON_POSTGRES, _pg_schema, running_app
 
 pytestmark = pytest.mark.browser
 
@@ -52,36 +59,6 @@ const scan = () => {
 };
 new MutationObserver(scan).observe(document, {subtree: true, childList: true, characterData: true});
 """
-
-
-@contextlib.contextmanager
-def _server(env: dict, log_path: Path):
-    """`streamlit run app.py` on its own free port; stopped (terminate, wait) on the way out."""
-    port = _free_port()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "127.0.0.1"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    if urllib.request.urlopen(base + "/_stcore/health", timeout=2).read() == b"ok":
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        raise RuntimeError("streamlit did not start: " + log_path.read_text())
-                    time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _nav_links(page) -> list[tuple[str, str]]:
@@ -161,7 +138,7 @@ def test_first_request_after_a_fresh_start_lands(browser, tmp_path):
                        cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
         problems = []
         for i, path in enumerate(FIRST_PATHS):  # one fresh server per link, one after the other
-            with _server(env, tmp_path / f"streamlit-{i}.log") as base:
+            with running_app(env, tmp_path / f"streamlit-{i}.log") as base:
                 problems += _first_visit(browser, base, path)
     assert not problems, "first request after a fresh start:\n" + "\n".join(problems)
 
@@ -216,11 +193,8 @@ def test_markdown_in_a_file_name_and_a_typed_signature_is_inert(live_app, browse
     page.get_by_label("Order number or tracking number").fill(demo.number)
     page.get_by_label("Email used at checkout").fill(demo.email)
     click_button(page, "Find my order")
-    click_button(page, "Start a claim")
-    choose(page, "Shipment 1 · ")
-    choose(page, "A problem with an item")
-    choose(page, "Damaged — ")
-    click_button(page, "Continue")
+    claim_shipment(page, 1)
+    choose(page, "Damaged — ")  # a tap moves on
     page.get_by_text("Which items, and how many?").wait_for()
     # the Pour-Over Set: test_browser_portal claims a Hand-thrown Mug on this shipment (phone)
     page.get_by_label(re.compile(r"Ceramic Pour-Over Set \(up to \d\)")).fill("1")
@@ -237,9 +211,7 @@ def test_markdown_in_a_file_name_and_a_typed_signature_is_inert(live_app, browse
     page.get_by_text("How would you like it resolved?").wait_for()
     choose(page, "Refund of $62.00")
     click_button(page, "Continue")
-    page.get_by_text("Check your claim").wait_for()
-    click_button(page, "Continue to sign")
-    page.get_by_text("Sign your claim").wait_for()
+    page.get_by_text("Check and sign your claim").wait_for()
     choose(page, "Type my full name")
     page.get_by_label("Full name", exact=True).fill(TYPED_NAME)
     page.keyboard.press("Tab")

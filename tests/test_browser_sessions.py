@@ -59,7 +59,7 @@ def test_a_session_survives_reloads_and_tabs_and_ends_on_deactivation(live_app, 
     finally:
         engine.dispose()
     # the open tab, without a reload: its next action finds the session gone
-    page.get_by_text("Filters").first.click()
+    page.get_by_text("Waiting on customer").first.click()  # a tab of the queue: a new run
     settle(page)
     page.get_by_text("Staff log in").first.wait_for(timeout=30000)
     assert page.get_by_role("heading", name="Claims queue").count() == 0
