@@ -186,10 +186,9 @@ def test_lookup_compares_the_email_even_when_the_order_does_not_exist(engine, mo
 def test_streamlit_config_keeps_xsrf_and_matches_the_upload_cap():
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["enableXsrfProtection"] is True
-    # The upload widget counts decimal megabytes (20 MB = 19.07 MiB refused a 19.5 MiB photo the
-    # app allows): its limit is the app's cap rounded up, so the app's own message always speaks.
-    widget = cfg["server"]["maxUploadSize"] * 1_000_000
-    assert photos.DEFAULT_MAX_BYTES <= widget < photos.DEFAULT_MAX_BYTES + 1_000_000
+    # The upload widget counts decimal megabytes (20 "MB" refused a 19.5 MiB photo while the app
+    # allowed 20 MiB): the app's cap is in the same megabytes, so both say, and mean, 20 MB.
+    assert cfg["server"]["maxUploadSize"] * 1_000_000 == photos.DEFAULT_MAX_BYTES
     from claims_core.infra.models import StoreSettings
     assert StoreSettings.__table__.c.max_photo_bytes.default.arg == photos.DEFAULT_MAX_BYTES
 

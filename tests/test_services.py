@@ -133,9 +133,10 @@ def _two_shipments(engine):
     ])
 
 
-def test_list_claimable_per_shipment(engine, now):
+def test_claimable_shipments_each_with_their_issues(engine, now):
     built = _two_shipments(engine)
-    ships = customer.list_claimable(engine, built.order_id, "SAM@example.com", now=now)
+    ships = customer.get_order_for_customer(engine, built.order_id, "SAM@example.com",
+                                            now=now).claimable_shipments
     assert [s.id for s in ships] == built.shipment_ids
     assert "damaged" in ships[0].issue_types and "lost" not in ships[0].issue_types
     assert ships[1].issue_types == ("delayed", "lost")

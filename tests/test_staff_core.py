@@ -110,10 +110,12 @@ def test_lockout_then_unlock_by_itself(engine):
 
 
 def test_sessions_expire():
+    from claims_core.domain import windows
+
     start = NOW
-    assert not accounts.session_expired(start, start + timedelta(hours=1), start + timedelta(hours=2))
-    assert accounts.session_expired(start, start, start + accounts.SESSION_IDLE + timedelta(seconds=1))
-    assert accounts.session_expired(start, start + timedelta(hours=12), start + timedelta(hours=12, seconds=1))
+    assert not windows.session_over(start, start + timedelta(hours=1), start + timedelta(hours=2))
+    assert windows.session_over(start, start, start + windows.SESSION_IDLE + timedelta(seconds=1))
+    assert windows.session_over(start, start + timedelta(hours=12), start + timedelta(hours=12, seconds=1))
 
 
 def test_roles():

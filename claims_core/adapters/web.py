@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..domain.errors import ClaimRuleError
 from ..domain.identifiers import client_address
+from ..domain.windows import SESSION_MAX
 from ..infra import config
 from ..infra.db import make_engine
 from ..services import accounts, staff_sessions
@@ -130,7 +131,7 @@ async def login(request: Request) -> Response:
     token = await run_in_threadpool(staff_sessions.start, eng, who,
                                     (request.headers.get("user-agent") or "")[:200])
     resp = RedirectResponse(next_path, status_code=303)
-    resp.set_cookie(COOKIE, token, max_age=int(accounts.SESSION_MAX.total_seconds()),
+    resp.set_cookie(COOKIE, token, max_age=int(SESSION_MAX.total_seconds()),
                     **_cookie_flags(request))
     return resp
 

@@ -18,11 +18,11 @@ The names below are re-exported so callers can write ``domain.filing_deadline``;
 once, in its module.
 """
 from .csv_safe import safe_cell, write_csv  # noqa: F401
-from .eligibility import (PHOTO_REQUIRED_ISSUES, Eligibility, available_issue_types,  # noqa: F401
+from .eligibility import (MAX_PHOTO_BYTES, MEGABYTE, PHOTO_REQUIRED_ISSUES, Eligibility, available_issue_types,  # noqa: F401
                           check_has_shipments, check_issue_available, check_item_quantities,
                           check_order_not_cancelled, check_photo_count, check_protected,
                           check_protection_covers_shipment, deadline_for, evaluate, evaluate_order,
-                          explain_issue_unavailable, issue_categories, issues_in, photos_required,
+                          claimed_items, explain_issue_unavailable, photos_required,
                           remaining_quantity, reply_photo_limit)
 from .errors import (LOOKUP_FAILED, AlreadyClaimed, AuthError, ClaimNotFound,  # noqa: F401
                      ClaimRuleError, ErrorCode, EvidenceRequired, InvalidInput, IssueNotAvailable,
@@ -41,7 +41,7 @@ from .resolutions import (ResolutionOption, approval_can_be_undone,  # noqa: F40
 from .signature import (ACCURACY_STATEMENT, check_signature, clean_signature_name,  # noqa: F401
                         drawn_signature_required, signature_modes)
 from .text import MAX_COMMENT_CHARS, clean_comment, required_text, strip_controls  # noqa: F401
-from .vocabulary import (APPROVED, AWAITING_SHOP, CATEGORY_LABELS, CLOSED,  # noqa: F401
+from .vocabulary import (APPROVED, AWAITING_SHOP, CLOSED,  # noqa: F401
                          COVERING_STATUSES, DECIDED_STATUSES, DENIAL_EXPLANATIONS, DENIAL_LABELS,
                          DENIED, GRANTED_STATUSES, IN_REVIEW, ISSUE_TYPES, ITEM, ITEM_ISSUES,
                          NEEDS_INFO, OPEN_STATUSES, PERMISSIONS, RESOLUTION_ASKED,

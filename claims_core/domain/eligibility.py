@@ -14,9 +14,13 @@ from typing import Iterable, Mapping, Protocol
 
 from .errors import (AlreadyClaimed, ClaimRuleError, ErrorCode, EvidenceRequired, InvalidInput,
                      IssueNotAvailable, NotProtected, NotShipped, OrderCancelled, QuantityError)
-from .vocabulary import ISSUE_TYPES, ITEM_ISSUES, IssueType, ShipmentStatus
+from .vocabulary import ISSUE_TYPES, ITEM_ISSUES, IssueCategory, IssueType, ShipmentStatus
 from .windows import check_filing_window, filing_deadline, tracking_stalled
 
+# Photo sizes are spoken of in megabytes as the upload widget counts them (decimal), so the
+# limit the widget shows and the app's own message always say the same number.
+MEGABYTE = 1_000_000
+MAX_PHOTO_BYTES = 20 * MEGABYTE
 PHOTO_REQUIRED_ISSUES = frozenset({IssueType.DAMAGED, IssueType.DEFECTIVE, IssueType.WRONG_ITEM})
 
 
@@ -193,16 +197,6 @@ def check_issue_available(issue_type: str, available: Iterable[str], status: str
         raise IssueNotAvailable(explain_issue_unavailable(issue_type, status, lost_wait_days))
 
 
-def issue_categories(issue_types: Iterable[str]) -> list[str]:
-    """The categories (shipping, item) these issues fall in, in display order."""
-    cats = {ISSUE_TYPES[t].category for t in issue_types}
-    return [c for c in ("shipping", "item") if c in cats]
-
-
-def issues_in(issue_types: Iterable[str], category: str) -> list[str]:
-    return [t for t in issue_types if ISSUE_TYPES[t].category == category]
-
-
 # --- items and quantities -----------------------------------------------------------------------
 
 def remaining_quantity(carried: int, already_covered: int, open_claim: bool = False) -> int:
@@ -224,6 +218,19 @@ def _whole_number(value) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
         return int(value)
     return None
+
+
+def claimed_items(issue_type: str, requested: Mapping[int, int] | None,
+                  remaining: Mapping[int, int], names: Mapping[int, str]) -> dict[int, int]:
+    """What a claim covers, ``{shipment_item_id: quantity}``: for a delivery problem everything
+    still claimable on the shipment; for an item problem the customer's choice, checked."""
+    if ISSUE_TYPES[issue_type].category == IssueCategory.SHIPPING:
+        chosen = {sid: q for sid, q in remaining.items() if q > 0}
+        if not chosen:
+            raise AlreadyClaimed("Everything in this shipment is already covered by another claim.",
+                                 ErrorCode.NOTHING_LEFT_TO_CLAIM)
+        return chosen
+    return check_item_quantities(requested or {}, remaining, names)
 
 
 def check_item_quantities(requested: Mapping[int, int], remaining: Mapping[int, int],

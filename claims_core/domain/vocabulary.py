@@ -67,8 +67,6 @@ ISSUE_TYPES: dict[str, IssueInfo] = {
     ]
 }
 ITEM_ISSUES = tuple(c for c, t in ISSUE_TYPES.items() if t.category == ITEM)
-CATEGORY_LABELS = {SHIPPING: "A problem with the delivery (late, lost, stolen…)",
-                   ITEM: "A problem with an item (damaged, wrong, missing…)"}
 
 
 class ClaimStatus(StrEnum):

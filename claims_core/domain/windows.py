@@ -83,5 +83,14 @@ def waiting_step(asked_at: datetime, now: datetime, reminder_after_days: int,
     return None
 
 
+SESSION_IDLE = timedelta(hours=2)  # a staff session ends after this long unused ...
+SESSION_MAX = timedelta(hours=12)  # ... or this long after log-in, whatever happens
+
+
+def session_over(started_at: datetime, last_seen_at: datetime, now: datetime) -> bool:
+    """A staff session ends after 2 idle hours, or 12 hours after log-in whatever happens."""
+    return now - last_seen_at > SESSION_IDLE or now - started_at >= SESSION_MAX
+
+
 def draft_expires_at(now: datetime) -> datetime:
     return now + timedelta(days=DRAFT_DAYS)

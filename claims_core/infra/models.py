@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..domain.auto_approval import spec_from_columns
+from ..domain.eligibility import MAX_PHOTO_BYTES
 from .db import UTCDateTime, utcnow
 
 NAMING = {
@@ -67,7 +68,7 @@ class StoreSettings(Base):
     offer_store_credit: Mapped[bool] = mapped_column(Boolean, default=True)
     store_credit_bonus_pct: Mapped[int] = mapped_column(Integer, default=0)
     max_photos: Mapped[int] = mapped_column(Integer, default=6)
-    max_photo_bytes: Mapped[int] = mapped_column(Integer, default=20 * 1024 * 1024)
+    max_photo_bytes: Mapped[int] = mapped_column(Integer, default=MAX_PHOTO_BYTES)
     signature_threshold_cents: Mapped[int] = mapped_column(Integer, default=50000)
     response_target_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
     reminder_after_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import imagehash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..domain.eligibility import MAX_PHOTO_BYTES, MEGABYTE
+
 try:  # iPhone photos
     import pillow_heif
 
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover - pillow-heif is in requirements
 
 ALLOWED_FORMATS = ["JPEG", "PNG", "WEBP", *_HEIF]
 MAX_PIXELS = 50_000_000  # a 48 MP phone photo passes; Pillow's own bomb limit is ~179 MP
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_BYTES = MAX_PHOTO_BYTES
 MAX_EDGE = 2048
 THUMB_EDGE = 320
 # Decodes at once in this process: a 50 MP photo takes ~150-450 MB while it decodes, so a burst of
@@ -75,7 +77,7 @@ def process_photo(
         raise PhotoRejected(name, "the file is empty.")
     if len(raw) > max_bytes:
         raise PhotoRejected(
-            name, f"the file is {len(raw) / 1048576:.1f} MB; the limit is {max_bytes // 1048576} MB."
+            name, f"the file is {len(raw) / MEGABYTE:.1f} MB; the limit is {max_bytes // MEGABYTE} MB."
         )
     with _DECODES:  # a few decodes at a time: 24 big photos at once can't take the memory
         return _decode_and_clean(raw, name, max_pixels)

@@ -190,15 +190,6 @@ def _recently_locked(s: Session, username: str, now: datetime) -> bool:
 
 # --- sessions and roles -------------------------------------------------------------------------
 
-SESSION_IDLE = timedelta(hours=2)
-SESSION_MAX = timedelta(hours=12)
-
-def session_expired(logged_in_at: datetime, last_seen_at: datetime, now: datetime | None = None) -> bool:
-    """A staff session ends after 2 idle hours, or 12 hours after login whatever happens."""
-    now = now or utcnow()
-    return now - last_seen_at > SESSION_IDLE or now - logged_in_at > SESSION_MAX
-
-
 def change_password(engine: Engine, username: str, new_password: str, *, actor: str) -> None:
     check_password_strength(new_password, username)
     _set_password(engine, username, hash_password(new_password), actor)  # hashed outside

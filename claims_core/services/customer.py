@@ -289,16 +289,6 @@ def lookup_order(engine: Engine, query: str, email: str, *, now: datetime | None
         return build_order_view(s, _find_order(s, query, email), now)
 
 
-def list_claimable(engine: Engine, order_id: int, email: str, *,
-                   now: datetime | None = None) -> list[ShipmentView]:
-    """The shipments of an order that can take a claim now, with what is left to claim on each."""
-    with read_session(engine) as s:
-        order = s.scalars(select(Order).where(Order.id == order_id).options(*_order_options())).first()
-        if order is None or not domain.emails_match(email, order.email):
-            raise domain.OrderNotFound(domain.LOOKUP_FAILED)
-        return list(build_order_view(s, order, now).claimable_shipments)
-
-
 def resolution_choices(engine: Engine, shipment_id: int, items: dict[int, int] | None,
                        issue_type: str) -> list[domain.ResolutionOption]:
     """What the customer may ask for, for these items (all remaining items for shipping issues)."""
@@ -315,18 +305,14 @@ def _chosen_items(session: Session, sh: Shipment, issue_type: str, items: dict[i
                   *, check: bool = True) -> dict[int, int]:
     real = [si for si in sh.items if not si.line_item.is_protection]
     remaining = _remaining(session, real)
-    names = {si.id: si.line_item.name for si in real}
+    if check:
+        return domain.claimed_items(issue_type, items, remaining,
+                                    {si.id: si.line_item.name for si in real})
+    # a preview while the customer is still choosing (resolution amounts): never refuses
     if domain.ISSUE_TYPES[issue_type].category == domain.SHIPPING:
-        chosen = {sid: q for sid, q in remaining.items() if q > 0}
-        if not chosen and check:
-            raise domain.AlreadyClaimed(
-                "Everything in this shipment is already covered by another claim."
-            )
-        return chosen
-    if not check:
-        return {sid: min(int(q), remaining.get(sid, 0)) for sid, q in (items or {}).items()
-                if isinstance(q, int) and q > 0 and sid in remaining}
-    return domain.check_item_quantities(items or {}, remaining, names)
+        return {sid: q for sid, q in remaining.items() if q > 0}
+    return {sid: min(int(q), remaining.get(sid, 0)) for sid, q in (items or {}).items()
+            if isinstance(q, int) and q > 0 and sid in remaining}
 
 
 def _options_for(session: Session, settings: StoreSettings, sh: Shipment,
@@ -836,13 +822,10 @@ def check_claim_details(engine: Engine, order_id: int, email: str, shipment_id: 
         raise domain.ClaimRuleError(ship.reason)
     settings = load_settings(engine)
     domain.check_issue_available(issue_type, ship.issue_types, ship.status, settings.lost_wait_days)
-    remaining = {i.shipment_item_id: i.remaining for i in ship.items}
     unit = {i.shipment_item_id: i.unit_cents for i in ship.items}
-    if domain.ISSUE_TYPES[issue_type].category == domain.ITEM:
-        chosen = domain.check_item_quantities(items or {}, remaining,
-                                             {i.shipment_item_id: i.name for i in ship.items})
-    else:
-        chosen = {k: v for k, v in remaining.items() if v > 0}
+    chosen = domain.claimed_items(issue_type, items,
+                                  {i.shipment_item_id: i.remaining for i in ship.items},
+                                  {i.shipment_item_id: i.name for i in ship.items})
     domain.check_photo_count(issue_type, photo_count, settings.max_photos)
     text = domain.clean_comment(description)
     return CheckedDetails(chosen, text, sum(unit[k] * q for k, q in chosen.items()))

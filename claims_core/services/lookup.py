@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..domain.errors import OrderNotFound, TooManyAttempts
 from ..domain.identifiers import client_key, lookup_target
-from ..infra.db import read_session, utcnow
+from ..infra.db import utcnow
 from ..infra.models import LookupAttempt
 from . import customer
 from .customer import ClaimSummary, OrderView
@@ -33,16 +33,6 @@ def _keys(query: str, client: str | None) -> list[str]:
     if target:
         keys.append("order:" + target)
     return keys
-
-
-def recent_misses(engine: Engine, keys: list[str], since: datetime) -> int:
-    with read_session(engine) as s:
-        rows = s.execute(
-            select(LookupAttempt.key, func.count()).where(LookupAttempt.key.in_(keys),
-                                                          LookupAttempt.at >= since)
-            .group_by(LookupAttempt.key)
-        ).all()
-    return max((n for _k, n in rows), default=0)
 
 
 def guarded_lookup(engine: Engine, query: str, email: str, client: str | None, *,

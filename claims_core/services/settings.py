@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from ..domain.eligibility import MAX_PHOTO_BYTES, MEGABYTE
 from ..domain.errors import InvalidInput
 from ..domain.text import clean_comment
 from ..domain.vocabulary import AuditAction
@@ -32,7 +33,7 @@ RANGES = {
     "lost_wait_days": (0, 365, "The waiting period for “lost”"),
     "store_credit_bonus_pct": (0, 100, "The store-credit bonus"),
     "max_photos": (1, 20, "The number of photos"),
-    "max_photo_bytes": (1024 * 1024, 20 * 1024 * 1024, "The photo size limit"),
+    "max_photo_bytes": (MEGABYTE, MAX_PHOTO_BYTES, "The photo size limit"),
     "signature_threshold_cents": (0, 100_000_000, "The signature threshold"),
     "response_target_hours": (1, 24 * 30, "The response target"),
     "lookup_max_misses": (3, 100, "The lookup limit"),

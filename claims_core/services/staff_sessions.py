@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from ..infra.db import read_session, utcnow
 from ..infra.models import StaffSession, StaffUser
-from .accounts import SESSION_IDLE, SESSION_MAX, StaffIdentity
+from ..domain.windows import SESSION_IDLE, SESSION_MAX, session_over
+from .accounts import StaffIdentity
 from .unit_of_work import transactional
 
 COOKIE = "claims_staff"
@@ -53,7 +54,7 @@ def resolve(engine: Engine, token: str | None, *, now: datetime | None = None
         if row is None:
             return None
         sess, user = row
-        expired = now >= sess.expires_at or now - sess.last_seen_at > SESSION_IDLE
+        expired = session_over(sess.created_at, sess.last_seen_at, now)
         identity = StaffIdentity(user.id, user.username, user.display_name, user.role)
         active, last_seen = user.active, sess.last_seen_at
     if expired or not active:

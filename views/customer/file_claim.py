@@ -243,7 +243,7 @@ def photo_picker(f: dict, required: bool) -> None:
     label = "Photos" + (" (required)" if required else " (optional)")
     st.markdown(f"**{label}**")
     st.caption(f"Show the problem and the packaging. Up to {settings.max_photos} photos: JPEG, PNG, "
-               f"WebP or HEIC, {settings.max_photo_bytes // 1048576} MB each.")
+               f"WebP or HEIC, {settings.max_photo_bytes // domain.MEGABYTE} MB each.")
     round_ = st.session_state.setdefault("uploader_round", 0)
     files = ui.photo_uploader(label, key=f"photos_{round_}", collapsed=True)
     if files:

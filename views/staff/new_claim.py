@@ -35,7 +35,7 @@ if order_id is None:
     st.stop()
 email = claim_review.order_email(engine, order_id)
 view = customer.get_order_for_customer(engine, order_id, email)
-safe_text.show(f"Order {view.name} · {view.customer_name or email}")
+st.subheader(f"Order {safe_text.inline(view.name)} · {safe_text.inline(view.customer_name or email)}", anchor=False)
 ui.badge("Protected" if view.protected else "Not protected", view.protected)
 
 if not view.claimable:

@@ -60,7 +60,7 @@ with rules_tab:
         p1, p2, p3 = st.columns(3)
         photos = p1.number_input("Photos per claim", 1, 20, settings.max_photos, key="s_photos")
         photo_mb = p2.number_input("Photo size limit (MB)", 1, 20,
-                                   settings.max_photo_bytes // (1024 * 1024), key="s_photo_mb")
+                                   settings.max_photo_bytes // domain.MEGABYTE, key="s_photo_mb")
         threshold = p3.number_input("Drawn signature required above order value ($)", 0.0,
                                     1_000_000.0, settings.signature_threshold_cents / 100,
                                     step=50.0, key="s_threshold")
@@ -86,7 +86,7 @@ with rules_tab:
                       "response_target_hours": int(target), "offer_refund": refund,
                       "offer_reshipment": reship, "offer_store_credit": credit,
                       "store_credit_bonus_pct": int(bonus), "max_photos": int(photos),
-                      "max_photo_bytes": int(photo_mb) * 1024 * 1024,
+                      "max_photo_bytes": int(photo_mb) * domain.MEGABYTE,
                       "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
                       "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes),
                       "reminder_after_days": int(remind), "close_after_days": int(close_days)},
