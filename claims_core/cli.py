@@ -223,7 +223,7 @@ def cmd_tick(args) -> int:
     report = tick(engine, smtp=smtp_from_env())
     print(json.dumps({"reminded": report.reminded, "closed": report.closed,
                       "digests": report.digests, "drafts_purged": report.drafts_purged,
-                      "mail": report.mail}))
+                      "mail": report.mail, "shopify": report.shopify}))
     return 0
 
 

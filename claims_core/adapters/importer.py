@@ -35,7 +35,8 @@ from sqlalchemy.orm import selectinload
 from .. import domain
 from ..services.settings import load_settings
 from ..infra.db import import_session, utcnow
-from ..infra.models import ClaimItem, LineItem, Order, Shipment, ShipmentItem, Stock
+from ..infra.models import ClaimItem, LineItem, Order, OrderRefund, Shipment, ShipmentItem, Stock
+from ..services import tracking
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -308,7 +309,21 @@ def _order_fields(row: dict) -> dict:
         "shipping_province": row.get("shipping province", "")[:100],
         "shipping_country": row.get("shipping country", "")[:2].upper(),
         "external_id": row.get("id", "")[:64] or None,
+        "risk_level": risk_level(row.get("risk level", "")),
+        "refunded_export_cents": parse_money(row.get("refunded amount", ""), "Refunded Amount"),
     }
+
+
+RISK_LEVELS = ("low", "medium", "high")
+# Shopify's newer order risk "recommendation" says the same in other words.
+_RISK_WORDS = {"accept": "low", "investigate": "medium", "cancel": "high"}
+
+
+def risk_level(raw) -> str:
+    """Shopify's fraud analysis of an order as "low", "medium", "high", or "" when unknown."""
+    s = str(raw or "").strip().lower()
+    s = _RISK_WORDS.get(s, s)
+    return s if s in RISK_LEVELS else ""
 
 
 def import_orders(engine: Engine, data: bytes | str, *, preview: bool = False,
@@ -346,8 +361,11 @@ def import_orders(engine: Engine, data: bytes | str, *, preview: bool = False,
 
 
 def _upsert_order(s, order: Order | None, po: _ParsedOrder, now: datetime) -> bool:
+    """Create or update one order from either source (the CSV export or a Shopify webhook)."""
     f = dict(po.fields)
     fulfilled_at = f.pop("fulfilled_at")
+    refunds = f.pop("refunds", None)  # {refund id: cents}, from a webhook
+    refunded_export = f.pop("refunded_export_cents", None)  # the export's total
     protection = [ln for ln in po.lines if ln.is_protection]
     f["protection_fee_cents"] = sum(ln.unit_price_cents * ln.quantity - ln.discount_cents
                                     for ln in protection)
@@ -380,6 +398,8 @@ def _upsert_order(s, order: Order | None, po: _ParsedOrder, now: datetime) -> bo
                     setattr(li, k, v)
                     changed = True
     s.flush()
+    if refunds is not None or refunded_export is not None:
+        changed |= record_refunds(s, order, refunds or {}, refunded_export)
     if fulfilled_at is not None and not order.shipments:
         # No shipments file for this order (yet): one shipment from the export's "Fulfilled at".
         items = [ShipmentItem(line_item_id=li.id, quantity=li.quantity)
@@ -391,6 +411,30 @@ def _upsert_order(s, order: Order | None, po: _ParsedOrder, now: datetime) -> bo
                                             source="export", items=items))
             changed = True
     return changed
+
+
+def record_refunds(s, order: Order, refunds: dict[str, int], export_total: int | None = None) -> bool:
+    """Shopify refunds on ``order``, by refund id (replays and both sources agree). The export only
+    has a total, kept as the row "export"; the order's refunded amount is the larger of that total
+    and the sum of the refunds known one by one."""
+    have = {r.external_id: r for r in s.scalars(select(OrderRefund).where(
+        OrderRefund.order_id == order.id))}
+    wanted = dict(refunds)
+    if export_total is not None:
+        wanted["export"] = export_total
+    for ext, cents in wanted.items():
+        row = have.get(ext)
+        if row is None:
+            row = have[ext] = OrderRefund(order_id=order.id, external_id=ext[:64], amount_cents=cents)
+            s.add(row)
+        else:
+            row.amount_cents = cents
+    total = max(have["export"].amount_cents if "export" in have else 0,
+                sum(r.amount_cents for k, r in have.items() if k != "export"))
+    if order.refunded_cents != total:
+        order.refunded_cents = total
+        return True
+    return False
 
 
 # --- shipments ----------------------------------------------------------------------------------
@@ -490,11 +534,16 @@ def _apply_shipment(s, order: Order | None, g: dict, report: ImportReport) -> Ro
     s.flush()
     fields = dict(carrier=g["carrier"], status=g["status"], shipped_at=g["shipped_at"],
                   delivered_at=g["delivered_at"], last_scan_at=g["last_scan_at"])
+    if tracking.is_live(s, g["tracking"]):  # a carrier feed reports it: its news outranks a file
+        for k in ("status", "delivered_at", "last_scan_at"):
+            fields.pop(k)
     if current is None:
         order.shipments.append(Shipment(
-            tracking_number=g["tracking"], source="import",
+            tracking_number=g["tracking"], source=g.get("source", "import"),
+            external_id=g.get("external_id"),
             items=[ShipmentItem(line_item_id=k, quantity=v) for k, v in wanted.items()], **fields))
         s.flush()
+        tracking.apply_to_shipments(s, g["tracking"])  # carrier events that arrived first
         report.created += 1
         return None
     changed = False
@@ -511,6 +560,8 @@ def _apply_shipment(s, order: Order | None, g: dict, report: ImportReport) -> Ro
         elif si.quantity != qty:
             si.quantity = qty
             changed = True
+    if g.get("external_id") and current.external_id != g["external_id"]:
+        current.external_id = g["external_id"]
     if changed:
         report.updated += 1
     else:
@@ -558,3 +609,198 @@ def import_stock(engine: Engine, data: bytes | str, *, preview: bool = False) ->
         s.flush()
         report.written = not preview
     return report
+
+
+# --- the same orders and shipments from Shopify's webhooks (JSON) --------------------------------
+
+class PayloadError(ValueError):
+    """A webhook body that isn't the shape Shopify documents (``str(e)`` says what is wrong)."""
+
+
+def _text(value, limit: int) -> str:
+    return value.strip()[:limit] if isinstance(value, str) else ("" if value is None else str(value)[:limit])
+
+
+def _money(value, what: str) -> int:
+    if isinstance(value, dict):  # a MoneyBag: {"shop_money": {"amount": "1.00", ...}}
+        value = (value.get("shop_money") or {}).get("amount")
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise PayloadError(f"{what} is not an amount")
+    try:
+        return parse_money(str(value), what)
+    except ValueError as e:
+        raise PayloadError(str(e))
+
+
+def _time(value, what: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{what} is not a date and time")
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadError(f"{what} “{value[:40]}” is not an ISO 8601 date and time")
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _refunds_of(items) -> dict[str, int]:
+    """{refund id: cents} from Shopify refund objects (successful refund transactions only)."""
+    out: dict[str, int] = {}
+    for r in items if isinstance(items, list) else []:
+        if not isinstance(r, dict) or r.get("id") is None:
+            continue
+        cents = sum(_money(t.get("amount"), "Refund amount")
+                    for t in (r.get("transactions") or []) if isinstance(t, dict)
+                    and t.get("kind") == "refund" and t.get("status") in ("success", None))
+        out[_text(r["id"], 64)] = cents
+    return out
+
+
+def parse_shopify_order(payload: dict, protection_pattern: str) -> _ParsedOrder:
+    """A Shopify order (the body of ``orders/create``, ``orders/updated``, ``orders/cancelled``)
+    read into the same shape as one order of the CSV export."""
+    if not isinstance(payload, dict):
+        raise PayloadError("the body is not a JSON object")
+    number = domain.normalize_order_number(_text(payload.get("name") or payload.get("order_number"), 64))
+    if not number:
+        raise PayloadError("the order has no name or order_number")
+    customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
+    email = domain.normalize_email(_text(payload.get("email") or payload.get("contact_email")
+                                         or customer.get("email"), 254))
+    if "@" not in email:
+        raise PayloadError(f"order {number} has no customer email")
+    created = _time(payload.get("created_at"), "created_at")
+    if created is None:
+        raise PayloadError(f"order {number} has no created_at")
+    ship = payload.get("shipping_address") if isinstance(payload.get("shipping_address"), dict) else {}
+    shipping_lines = [x for x in payload.get("shipping_lines") or [] if isinstance(x, dict)]
+    name = _text(ship.get("name"), 200) or " ".join(
+        p for p in (_text(customer.get("first_name"), 100), _text(customer.get("last_name"), 100)) if p)
+    risk = payload.get("risk_level") or payload.get("riskLevel") or (
+        (payload.get("risk") or {}).get("recommendation") if isinstance(payload.get("risk"), dict) else "")
+    po = _ParsedOrder(number, 0)
+    po.fields = {
+        "name": _text(payload.get("name"), 64) or f"#{number}",
+        "email": email,
+        "customer_name": name,
+        "created_at": created,
+        "financial_status": _text(payload.get("financial_status"), 32) or "pending",
+        "fulfillment_status": _text(payload.get("fulfillment_status"), 32) or "unfulfilled",
+        "fulfilled_at": None,  # shipments come from fulfillments
+        "cancelled_at": _time(payload.get("cancelled_at"), "cancelled_at"),
+        "currency": (_text(payload.get("currency"), 3) or "USD").upper(),
+        "subtotal_cents": _money(payload.get("subtotal_price"), "subtotal_price"),
+        "shipping_cents": (_money(payload["total_shipping_price_set"], "total_shipping_price_set")
+                           if payload.get("total_shipping_price_set") else
+                           sum(_money(x.get("price"), "shipping price") for x in shipping_lines)),
+        "tax_cents": _money(payload.get("total_tax"), "total_tax"),
+        "total_cents": _money(payload.get("total_price"), "total_price"),
+        "shipping_method": _text(shipping_lines[0].get("title"), 100) if shipping_lines else "",
+        "shipping_address1": _text(ship.get("address1"), 200),
+        "shipping_city": _text(ship.get("city"), 100),
+        "shipping_zip": _text(ship.get("zip"), 20),
+        "shipping_province": _text(ship.get("province_code") or ship.get("province"), 100),
+        "shipping_country": _text(ship.get("country_code"), 2).upper(),
+        "external_id": _text(payload.get("id"), 64) or None,
+        "risk_level": risk_level(risk),
+        "refunds": _refunds_of(payload.get("refunds")),
+    }
+    is_protection = protection_matcher(protection_pattern)
+    items = payload.get("line_items")
+    if not isinstance(items, list) or not items:
+        raise PayloadError(f"order {number} has no line_items")
+    for i, li in enumerate(items, start=1):
+        if not isinstance(li, dict):
+            raise PayloadError(f"line item {i} of order {number} is not an object")
+        title = _text(li.get("name") or li.get("title"), 300)
+        sku = _text(li.get("sku"), 100)
+        qty = li.get("quantity")
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
+            raise PayloadError(f"line item {i} of order {number} has no whole quantity")
+        if not title:
+            raise PayloadError(f"line item {i} of order {number} has no name")
+        price = _money(li.get("price"), "price")
+        discount = _money(li.get("total_discount"), "total_discount")
+        po.lines.append(_ParsedLine(
+            line=i, sku=sku, name=title, quantity=qty, unit_price_cents=price,
+            discount_cents=min(discount, price * qty),
+            requires_shipping=li.get("requires_shipping") is not False,
+            fulfilled=li.get("fulfillment_status") == "fulfilled",
+            is_protection=is_protection(title, sku)))
+    return po
+
+
+def upsert_shopify_order(s, payload: dict, protection_pattern: str, now: datetime) -> tuple[Order, bool]:
+    """Create or update the order of a Shopify order webhook: the CSV importer's own upsert."""
+    po = parse_shopify_order(payload, protection_pattern)
+    order = s.scalars(select(Order).where(Order.order_number == po.number)
+                      .options(selectinload(Order.line_items),
+                               selectinload(Order.shipments).selectinload(Shipment.items))).first()
+    created = order is None
+    _upsert_order(s, order, po, now)
+    s.flush()
+    order = s.scalars(select(Order).where(Order.order_number == po.number)).one()
+    if created:
+        order.source = "shopify"
+    return order, created
+
+
+def order_by_shopify_id(s, shopify_order_id) -> Order | None:
+    ext = _text(shopify_order_id, 64)
+    if not ext:
+        return None
+    return s.scalars(select(Order).where(Order.external_id == ext)
+                     .options(selectinload(Order.line_items),
+                              selectinload(Order.shipments).selectinload(Shipment.items))).first()
+
+
+def apply_shopify_fulfillment(s, order: Order, payload: dict) -> str:
+    """A Shopify fulfillment (``fulfillments/create``/``update``) as a shipment of ``order``,
+    through the shipments importer's own rules. Returns "" or why nothing was written."""
+    numbers = [n for n in (payload.get("tracking_numbers") or [payload.get("tracking_number")])
+               if isinstance(n, str) and n.strip()]
+    tracking_number = domain.normalize_tracking(numbers[0]) if numbers else ""
+    if not tracking_number:
+        return "the fulfillment has no tracking number yet"
+    if payload.get("status") in ("cancelled", "error", "failure"):
+        return f"the fulfillment is {payload.get('status')}"
+    shipped = _time(payload.get("created_at"), "created_at")
+    if shipped is None:
+        raise PayloadError("the fulfillment has no created_at")
+    names = {li.name: li.sku for li in order.line_items}
+    items = []
+    for i, li in enumerate(payload.get("line_items") or [], start=1):
+        if not isinstance(li, dict):
+            raise PayloadError(f"line item {i} of the fulfillment is not an object")
+        sku = _text(li.get("sku"), 100) or names.get(_text(li.get("name") or li.get("title"), 300), "")
+        qty = li.get("quantity")
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
+            raise PayloadError(f"line item {i} of the fulfillment has no whole quantity")
+        items.append((i, sku, qty))
+    items = [it for it in items if not any(li.is_protection and li.sku == it[1] for li in order.line_items)]
+    if not items:
+        return "the fulfillment carries no shippable items"
+    existing = next((sh for sh in order.shipments if sh.tracking_number == tracking_number), None)
+    g = {"line": 1, "number": order.order_number, "tracking": tracking_number,
+         "carrier": _text(payload.get("tracking_company"), 64),
+         "status": existing.status if existing else "fulfilled", "shipped_at": shipped,
+         "delivered_at": existing.delivered_at if existing else None,
+         "last_scan_at": existing.last_scan_at if existing else None,
+         "items": items, "source": "shopify", "external_id": _text(payload.get("id"), 64) or None}
+    err = _apply_shipment(s, order, g, ImportReport("shipments"))
+    if err is not None:
+        raise PayloadError(err.reason)
+    return ""
+
+
+def apply_shopify_refund(s, order: Order, payload: dict) -> None:
+    """A Shopify refund (``refunds/create``) on ``order``."""
+    if payload.get("id") is None:
+        raise PayloadError("the refund has no id")
+    known = {r.external_id: r.amount_cents for r in s.scalars(
+        select(OrderRefund).where(OrderRefund.order_id == order.id, OrderRefund.external_id != "export"))}
+    known.update(_refunds_of([payload]))
+    record_refunds(s, order, known)

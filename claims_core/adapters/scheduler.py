@@ -1,5 +1,5 @@
 """``python -m claims_core tick`` (every minute from cron is fine): the timers, draft retention,
-delivering the outbox, and SQLite's periodic upkeep."""
+delivering the outbox and the Shopify write-back queue, and SQLite's periodic upkeep."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from ..infra.db import optimize, utcnow
 from ..services import drafts, timers
-from . import mailer
+from . import mailer, shopify_writeback
 
 
 def tick(engine: Engine, *, now: datetime | None = None,
@@ -19,5 +19,6 @@ def tick(engine: Engine, *, now: datetime | None = None,
     timers.run_digests(engine, now, report)
     report.drafts_purged = drafts.purge_expired(engine, now=now)
     report.mail = mailer.send_pending(engine, smtp, now=now)
+    report.shopify = shopify_writeback.send_pending(engine, now=now)
     optimize(engine)
     return report

@@ -12,6 +12,7 @@ Each rule has one home, a module named after what it is about:
 - ``resolutions`` what a customer may ask for; ``signature`` how a claim is signed;
 - ``lifecycle``   the action table of a claim's life;
 - ``identifiers`` order numbers, tracking numbers, emails and the look-up key;
+- ``tracking``    one shape for every carrier feed, and what a shipment's checkpoints mean;
 - ``text``        free text limits; ``csv_safe`` the one CSV writer.
 
 The names below are re-exported so callers can write ``domain.filing_deadline``; each is defined
@@ -40,6 +41,8 @@ from .resolutions import (ResolutionOption, approval_can_be_undone,  # noqa: F40
                           resolution_options, stock_shortfall)
 from .signature import (ACCURACY_STATEMENT, check_signature, clean_signature_name,  # noqa: F401
                         drawn_signature_required, signature_modes)
+from .tracking import (Checkpoint, ProofOfDelivery, TrackingUpdate,  # noqa: F401
+                       hold_reason, past_expected_delivery, summarise)
 from .text import MAX_COMMENT_CHARS, clean_comment, required_text, strip_controls  # noqa: F401
 from .vocabulary import (APPROVED, AWAITING_SHOP, CLOSED,  # noqa: F401
                          COVERING_STATUSES, DECIDED_STATUSES, DENIAL_EXPLANATIONS, DENIAL_LABELS,

@@ -14,8 +14,9 @@ from typing import Iterable, Mapping, Protocol
 
 from .errors import (AlreadyClaimed, ClaimRuleError, ErrorCode, EvidenceRequired, InvalidInput,
                      IssueNotAvailable, NotProtected, NotShipped, OrderCancelled, QuantityError)
-from .vocabulary import ISSUE_TYPES, ITEM_ISSUES, IssueCategory, IssueType, ShipmentStatus
-from .windows import check_filing_window, filing_deadline, tracking_stalled
+from .tracking import past_expected_delivery
+from .vocabulary import ISSUE_TYPES, ITEM_ISSUES, IssueCategory, IssueType, Milestone, ShipmentStatus
+from .windows import check_filing_window, filing_deadline, format_date, local_date, tracking_stalled
 
 # Photo sizes are spoken of in megabytes as the upload widget counts them (decimal), so the
 # limit the widget shows and the app's own message always say the same number.
@@ -26,6 +27,8 @@ PHOTO_REQUIRED_ISSUES = frozenset({IssueType.DAMAGED, IssueType.DEFECTIVE, Issue
 
 class OrderFacts(Protocol):
     cancelled_at: datetime | None
+    total_cents: int
+    refunded_cents: int  # what the store refunded in Shopify, outside any claim
     protection_purchased_at: datetime | None
     claim_deadline_override: date | None
 
@@ -34,6 +37,8 @@ class ShipmentFacts(Protocol):
     status: str
     shipped_at: datetime
     last_scan_at: datetime | None
+    milestone: str | None  # live tracking's milestone, when a carrier feed reports this shipment
+    expected_delivery_at: datetime | None
 
 
 class ClaimPolicy(Protocol):
@@ -80,10 +85,14 @@ def evaluate(order: OrderFacts, shipment: ShipmentFacts, remaining: Iterable[int
     ``remaining`` is the claimable quantity of each of its lines (see ``remaining_quantity``).
     """
     deadline = deadline_for(order, shipment, settings)
-    issues = tuple(available_issue_types(shipment.status, shipment.shipped_at,
-                                         shipment.last_scan_at, now, settings.lost_wait_days))
+    issues = tuple(available_issue_types(
+        shipment.status, shipment.shipped_at, shipment.last_scan_at, now, settings.lost_wait_days,
+        milestone=getattr(shipment, "milestone", None),
+        expected_delivery_at=getattr(shipment, "expected_delivery_at", None),
+        tz_name=settings.timezone))
     reasons: list[ClaimRuleError] = []
     for check in (lambda: check_order_not_cancelled(order.cancelled_at),
+                  lambda: check_not_refunded(order),
                   lambda: check_protection_covers_shipment(order.protection_purchased_at,
                                                            shipment.shipped_at),
                   lambda: check_filing_window(deadline, now, settings.timezone)):
@@ -106,6 +115,7 @@ def evaluate_order(order: OrderFacts, shipment_count: int) -> tuple[ClaimRuleErr
     """What stops the whole order from taking a claim, before looking at its shipments."""
     reasons: list[ClaimRuleError] = []
     for check in (lambda: check_order_not_cancelled(order.cancelled_at),
+                  lambda: check_not_refunded(order),
                   lambda: check_protected(order.protection_purchased_at),
                   lambda: check_has_shipments(shipment_count)):
         try:
@@ -123,6 +133,16 @@ def check_order_not_cancelled(cancelled_at: datetime | None) -> None:
             "This order was cancelled, so there is nothing to claim. If you were charged, "
             "please contact the store."
         )
+
+
+def check_not_refunded(order: OrderFacts) -> None:
+    """An order the store has already refunded in full has nothing left to claim."""
+    total = getattr(order, "total_cents", 0) or 0
+    refunded = getattr(order, "refunded_cents", 0) or 0
+    if total > 0 and refunded >= total:
+        raise ClaimRuleError("This order was already refunded in full, so there is nothing left to "
+                             "claim. If something is still wrong, please contact the store.",
+                             ErrorCode.ORDER_REFUNDED)
 
 
 def check_protected(protection_purchased_at: datetime | None) -> None:
@@ -155,46 +175,61 @@ def check_has_shipments(shipment_count: int) -> None:
 # --- which issues a shipment can have ----------------------------------------------------------
 
 def available_issue_types(status: str, shipped_at: datetime, last_scan_at: datetime | None,
-                          now: datetime, lost_wait_days: int) -> list[str]:
+                          now: datetime, lost_wait_days: int, *, milestone: str | None = None,
+                          expected_delivery_at: datetime | None = None,
+                          tz_name: str | None = "UTC") -> list[str]:
     """The scenarios a shipment in this state can be claimed for, in display order.
 
-    - delivered: stolen, delivered-but-not-received, and every item issue;
-    - in transit / carrier exception: delayed; lost once tracking hasn't moved for the wait period;
+    - delivered: stolen, delivered-but-not-received, and every item issue ("not received" only
+      once the carrier says delivered);
+    - in transit / carrier exception: delayed once the expected delivery day is over (any time if
+      the carrier gave none); lost once tracking hasn't moved for the store's quiet period (not
+      while the parcel waits at a pickup point);
     - returned: returned to sender;
     - fulfilled with no tracking data: delayed, lost after the wait, and item issues (the carrier
       can't tell us whether it arrived, the customer can).
     """
     stalled = tracking_stalled(shipped_at, last_scan_at, now, lost_wait_days)
-    lost = [IssueType.LOST] if stalled else []
+    at_pickup = milestone == Milestone.AVAILABLE_FOR_PICKUP
+    lost = [IssueType.LOST] if stalled and not at_pickup else []
+    delayed = [IssueType.DELAYED] if past_expected_delivery(expected_delivery_at, now, tz_name) else []
     if status == ShipmentStatus.DELIVERED:
         return [IssueType.STOLEN, IssueType.NOT_RECEIVED, *ITEM_ISSUES]
     if status in (ShipmentStatus.IN_TRANSIT, ShipmentStatus.EXCEPTION):
-        return [IssueType.DELAYED, *lost]
+        return [*delayed, *lost]
     if status == ShipmentStatus.RETURNED:
         return [IssueType.RETURNED_TO_SENDER]
     if status == ShipmentStatus.FULFILLED:
-        return [IssueType.DELAYED, *lost, *ITEM_ISSUES]
+        return [*delayed, *lost, *ITEM_ISSUES]
     return []
 
 
-def explain_issue_unavailable(issue_type: str, status: str, lost_wait_days: int) -> str:
+def explain_issue_unavailable(issue_type: str, status: str, lost_wait_days: int,
+                              expected_delivery_at: datetime | None = None,
+                              tz_name: str | None = "UTC") -> str:
     label = ISSUE_TYPES[issue_type].label if issue_type in ISSUE_TYPES else issue_type
     if issue_type == IssueType.LOST and status in (ShipmentStatus.IN_TRANSIT,
                                                    ShipmentStatus.EXCEPTION,
                                                    ShipmentStatus.FULFILLED):
         return (f"“{label}” can be claimed once tracking hasn't moved for {lost_wait_days} days. "
                 "If it's just late, choose “Delayed”.")
+    if issue_type == IssueType.DELAYED and expected_delivery_at is not None and status in (
+            ShipmentStatus.IN_TRANSIT, ShipmentStatus.EXCEPTION, ShipmentStatus.FULFILLED):
+        day = format_date(local_date(expected_delivery_at, tz_name))
+        return f"The carrier expects to deliver on {day}; “{label}” can be claimed after that day."
     if issue_type in (IssueType.STOLEN, IssueType.NOT_RECEIVED) or issue_type in ITEM_ISSUES:
         return f"“{label}” can only be claimed once the carrier shows the package as delivered."
     return f"“{label}” doesn't apply to this shipment as the carrier reports it."
 
 
 def check_issue_available(issue_type: str, available: Iterable[str], status: str,
-                          lost_wait_days: int) -> None:
+                          lost_wait_days: int, expected_delivery_at: datetime | None = None,
+                          tz_name: str | None = "UTC") -> None:
     if issue_type not in ISSUE_TYPES:
         raise InvalidInput("Please choose what went wrong from the list.")
     if issue_type not in set(available):
-        raise IssueNotAvailable(explain_issue_unavailable(issue_type, status, lost_wait_days))
+        raise IssueNotAvailable(explain_issue_unavailable(issue_type, status, lost_wait_days,
+                                                          expected_delivery_at, tz_name))
 
 
 # --- items and quantities -----------------------------------------------------------------------

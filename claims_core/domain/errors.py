@@ -36,6 +36,9 @@ class ErrorCode(StrEnum):
     BONUS_ABOVE_CAP = "bonus_above_cap"
     OUT_OF_STOCK = "out_of_stock"
     ILLEGAL_TRANSITION = "illegal_transition"
+    CLAIM_ON_HOLD = "claim_on_hold"
+    NOT_ON_HOLD = "not_on_hold"
+    ORDER_REFUNDED = "order_refunded"
     STALE_CLAIM = "stale_claim"
     # accounts
     AUTH_FAILED = "auth_failed"

@@ -117,3 +117,12 @@ def check(action: Action, status: str) -> Step:
 def available_actions(status: str, actor: Actor = STAFF) -> tuple[Action, ...]:
     """The actions ``actor`` can take on a claim in ``status``, in table order."""
     return tuple(a for a, s in ACTIONS.items() if status in s.sources and actor in s.by)
+
+
+def check_not_on_hold(held_at, hold_reason: str = "") -> None:
+    """A claim live tracking put on hold is not approved until an agent has looked and released
+    it (denying, asking the customer and closing stay possible)."""
+    if held_at is not None:
+        raise ClaimRuleError("This claim is on hold: " + (hold_reason or "the carrier's tracking "
+                             "changed after it was filed.") + " Release the hold to approve it.",
+                             ErrorCode.CLAIM_ON_HOLD)

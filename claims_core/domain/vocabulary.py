@@ -166,6 +166,34 @@ class ShipmentStatus(StrEnum):
 
 
 SHIPMENT_STATUSES = tuple(ShipmentStatus)
+
+
+class Milestone(StrEnum):
+    """Where a parcel is, as every carrier feed is normalised (17TRACK, EasyPost, Shopify)."""
+
+    INFO_RECEIVED = "info_received"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    AVAILABLE_FOR_PICKUP = "available_for_pickup"
+    EXCEPTION = "exception"
+    RETURNED = "returned"
+    EXPIRED = "expired"
+
+
+MILESTONE_LABELS = {
+    Milestone.INFO_RECEIVED: "Label created",
+    Milestone.IN_TRANSIT: "In transit",
+    Milestone.OUT_FOR_DELIVERY: "Out for delivery",
+    Milestone.DELIVERED: "Delivered",
+    Milestone.AVAILABLE_FOR_PICKUP: "Ready for pickup",
+    Milestone.EXCEPTION: "Delivery problem",
+    Milestone.RETURNED: "Returned to sender",
+    Milestone.EXPIRED: "Tracking stopped",
+}
+# The steps a timeline draws as its progress bar, in order.
+MILESTONE_PATH = (Milestone.INFO_RECEIVED, Milestone.IN_TRANSIT, Milestone.OUT_FOR_DELIVERY,
+                  Milestone.DELIVERED)
 SHIPMENT_STATUS_LABELS = {
     ShipmentStatus.FULFILLED: "Shipped",
     ShipmentStatus.IN_TRANSIT: "In transit",
@@ -219,6 +247,13 @@ class AuditAction(StrEnum):
     USER_DEACTIVATED = "user_deactivated"
     PASSWORD_CHANGED = "password_changed"
     NOTIFICATIONS_CHANGED = "notifications_changed"
+    TRACKING_UPDATED = "tracking_updated"
+    HOLD_PLACED = "hold_placed"
+    HOLD_RELEASED = "hold_released"
+    ORDER_SYNCED = "order_synced"
+    WRITE_BACK_DONE = "write_back_done"
+    WRITE_BACK_FAILED = "write_back_failed"
+    WRITE_BACK_RETRIED = "write_back_retried"
 
     @property
     def label(self) -> str:

@@ -31,3 +31,31 @@ def trusted_proxies() -> int:
         logging.getLogger(__name__).warning(
             "CLAIMS_TRUSTED_PROXIES=%r is not a whole number; X-Forwarded-For is ignored", raw)
         return 0
+
+
+# Credentials of the live feeds. Each is read from the environment, or else from the same name in
+# ``.streamlit/secrets.toml`` (Streamlit's secrets file; read here without importing Streamlit).
+WEBHOOK_SECRETS = ("SHOPIFY_WEBHOOK_SECRET", "TRACK17_WEBHOOK_KEY", "EASYPOST_WEBHOOK_SECRET")
+
+
+def _secrets_file() -> dict:
+    import tomllib
+
+    path = Path(os.environ.get("CLAIMS_SECRETS_FILE") or PROJECT_DIR / ".streamlit" / "secrets.toml")
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        logging.getLogger(__name__).warning("can't read %s: %s", path, e)
+        return {}
+
+
+def secret(name: str) -> str:
+    """A credential by name ("" when not configured): the environment first, then secrets.toml."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    raw = _secrets_file().get(name, "")
+    return raw.strip() if isinstance(raw, str) else ""

@@ -73,7 +73,8 @@ def make_engine(url: str | None = None) -> Engine:
     if u.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, future=True)
 
-    if u.database and u.database != ":memory:":
+    # A plain file path gets its folder made; a "file:" URI (read-only copies) is opened as it is.
+    if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,

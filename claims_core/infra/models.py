@@ -78,6 +78,8 @@ class StoreSettings(Base):
     protection_pattern: Mapped[str] = mapped_column(
         String(500), default=r"protection|shipping insurance|route|ship-protect"
     )
+    # write-back: decisions land in this Shopify store when an Admin API token is also stored
+    shopify_shop_domain: Mapped[str] = mapped_column(String(255), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
@@ -85,6 +87,17 @@ class StoreSettings(Base):
         CheckConstraint("lost_wait_days BETWEEN 0 AND 365", name="lost_wait"),
         CheckConstraint("store_credit_bonus_pct BETWEEN 0 AND 100", name="bonus"),
     )
+
+
+class StoreSecret(Base):
+    """A credential the owner entered in Settings (the Shopify Admin API token). Written, replaced
+    or removed; never read back to a page, which only learns whether it is configured."""
+
+    __tablename__ = "store_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Stock(Base):
@@ -125,6 +138,9 @@ class Order(Base):
     claim_deadline_override: Mapped[Optional[date]] = mapped_column(Date)
     external_id: Mapped[Optional[str]] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="import")
+    # Shopify's fraud analysis of the order ("low", "medium", "high"; "" when unknown)
+    risk_level: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in Shopify
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     line_items: Mapped[list[LineItem]] = relationship(
@@ -185,6 +201,10 @@ class Shipment(Base):
     last_scan_at: Mapped[Optional[datetime]]
     is_replacement: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="import")  # import | export | demo | claim
+    # from live tracking (see ``Tracking``/``Checkpoint``): the newest checkpoint's milestone
+    milestone: Mapped[Optional[str]] = mapped_column(String(24))
+    expected_delivery_at: Mapped[Optional[datetime]]
+    external_id: Mapped[Optional[str]] = mapped_column(String(64))  # Shopify's fulfillment id
 
     order: Mapped[Order] = relationship(back_populates="shipments")
     items: Mapped[list[ShipmentItem]] = relationship(
@@ -251,6 +271,10 @@ class Claim(Base):
     carrier: Mapped[str] = mapped_column(String(64), default="", server_default="")  # the shipment's, for the queue
     risk_score: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     risk_level: Mapped[str] = mapped_column(String(8), default="low", server_default="low")
+    # on hold: live tracking called the claim into question (a scan after "lost"); approving
+    # waits until an agent has looked and released it
+    held_at: Mapped[Optional[datetime]]
+    hold_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     order: Mapped[Order] = relationship(back_populates="claims")
@@ -498,6 +522,111 @@ class OutboxMessage(Base):
     sent_at: Mapped[Optional[datetime]]
 
     __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class Tracking(Base):
+    """What the carrier feeds say about one tracking number beyond its checkpoints. Keyed by the
+    normalised tracking number, not by shipment: an event may arrive before its order does."""
+
+    __tablename__ = "trackings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(64), unique=True)  # normalised
+    carrier: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[str] = mapped_column(String(16), default="")
+    expected_delivery_at: Mapped[Optional[datetime]]
+    expected_as_of: Mapped[Optional[datetime]]  # the newest report it came from (late ones lose)
+    pod_signed_by: Mapped[str] = mapped_column(String(200), default="")
+    pod_photo_url: Mapped[str] = mapped_column(String(1000), default="")
+    pod_location: Mapped[str] = mapped_column(String(300), default="")
+    stopped_at: Mapped[Optional[datetime]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Checkpoint(Base):
+    """One carrier scan. ``key`` identifies the scan, so a replayed or doubly-reported scan is
+    stored once (a database constraint)."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(64))  # normalised
+    key: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    milestone: Mapped[str] = mapped_column(String(24))
+    sub_status: Mapped[str] = mapped_column(String(64), default="")
+    message: Mapped[str] = mapped_column(String(500), default="")
+    place: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(16), default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("tracking_number", "key", name="uq_checkpoints_tracking_key"),
+        Index("ix_checkpoints_tracking_at", "tracking_number", "at"),
+    )
+
+
+class WebhookReceipt(Base):
+    """Every inbound webhook delivery that passed its signature check, once: a redelivery (same
+    source and delivery id) is acknowledged and changes nothing."""
+
+    __tablename__ = "webhook_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # shopify | 17track | easypost
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # applied | ignored | waiting (a fulfillment or refund whose order hasn't arrived: ``payload``
+    # is kept and applied when it does; ``subject`` is that order's Shopify id)
+    outcome: Mapped[str] = mapped_column(String(16), default="applied")
+    subject: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id", name="uq_webhook_receipts_source_delivery"),
+        Index("ix_webhook_receipts_received_at", "received_at"),
+        Index("ix_webhook_receipts_waiting", "outcome", "subject"),
+    )
+
+
+class OrderRefund(Base):
+    """Money Shopify refunded on an order, by whoever refunded it (the shop's admin or this portal's
+    write-back). The orders export only gives a total: it is kept as one row with id "export"."""
+
+    __tablename__ = "order_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("order_id", "external_id", name="uq_order_refunds_order_ext"),)
+
+
+class ShopifyWrite(Base):
+    """A decision on its way into Shopify (refund, gift card, replacement order), queued in the
+    same transaction as the decision and sent after commit, with retries. One per resolution:
+    a replay never refunds twice."""
+
+    __tablename__ = "shopify_writes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resolution_id: Mapped[int] = mapped_column(ForeignKey("resolutions.id"), unique=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # refund | gift_card | order
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|done|failed|cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    shopify_id: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (Index("ix_shopify_writes_status_next", "status", "next_attempt_at"),)
 
 
 class AutoApproveRule(Base):

@@ -45,6 +45,7 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
           now: datetime, note: str = "", details: dict | None = None) -> list[str]:
     """Approve ``claim`` with these resolutions (a split is several); returns store-credit codes."""
     lifecycle.check(Action.APPROVE, claim.status)
+    lifecycle.check_not_on_hold(claim.held_at, claim.hold_reason)
     amounts = [(r.kind, r.amount_cents) for r in resolutions]
     money.check_resolution_amounts(amounts, claim.claimed_cents)
     cap = settings_row(s).store_credit_bonus_pct

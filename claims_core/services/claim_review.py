@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 from .. import domain
 from ..domain import eligibility
 from ..domain.resolutions import approval_can_be_undone
+from ..domain.tracking import JUDGED_BY_PROOF
 from ..domain.vocabulary import AuditAction, PhotoVerdict
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, ClaimItem, Event, Evidence, Order, ShipmentItem, StaffUser,
                             settings_row)
-from . import customer, risk
+from . import customer, risk, shop_sync
 from .decisions import load_claim
 from .events import record_event
 from .unit_of_work import transactional
@@ -94,6 +95,16 @@ class StaffClaimView:
     assignee: str | None
     actions: tuple[domain.Action, ...]  # what staff can do with it now (the action table)
     filed_by: str
+    held_at: datetime | None = None  # live tracking put the claim on hold (approval waits)
+    hold_reason: str = ""
+    order_risk_level: str = ""  # Shopify's fraud analysis of the order
+    refunded_cents: int = 0  # refunded in Shopify outside this claim
+    writes: tuple[shop_sync.WriteView, ...] = ()  # the decision on its way into Shopify
+
+    @property
+    def proof_matters(self) -> bool:
+        """Show the carrier's proof of delivery beside the customer's statement."""
+        return self.claim.issue_type in JUDGED_BY_PROOF
 
 
 def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
@@ -140,6 +151,9 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
             assignee=assignee.display_name or assignee.username if assignee else None,
             actions=_staff_actions(claim),
             filed_by=claim.filed_by,
+            held_at=claim.held_at, hold_reason=claim.hold_reason,
+            order_risk_level=order.risk_level, refunded_cents=order.refunded_cents,
+            writes=tuple(shop_sync.writes_in(s, claim.id)),
         )
 
 

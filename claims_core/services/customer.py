@@ -40,6 +40,7 @@ from ..infra.photos import PhotoRejected, ProcessedPhoto, normalize_signature, p
 from . import risk
 from .events import apply, record_event
 from .settings import load_settings
+from .tracking import ShipmentTracking, shipment_tracking
 from .unit_of_work import run
 
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
@@ -74,6 +75,7 @@ class ShipmentView:
     claimable: bool
     reason: str  # why not claimable ("" when it is)
     reason_codes: tuple[domain.ErrorCode, ...] = ()  # every reason, by code
+    tracking: ShipmentTracking | None = None  # the carrier's timeline, when there is one
 
     @property
     def remaining_items(self) -> tuple[ItemLine, ...]:
@@ -196,6 +198,8 @@ def _shipment_view(
         status=sh.status, shipped_at=sh.shipped_at, delivered_at=sh.delivered_at,
         last_scan_at=sh.last_scan_at, items=items, issue_types=issue_types, deadline=deadline,
         claimable=not reason, reason=reason, reason_codes=verdict.codes,
+        tracking=shipment_tracking(session, sh, now=now, lost_wait_days=settings.lost_wait_days,
+                                   tz_name=settings.timezone) if sh.tracking_number else None,
     )
 
 
@@ -466,7 +470,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         if refusal.code != domain.ErrorCode.NOTHING_LEFT_TO_CLAIM:  # said per item below
             raise refusal
     domain.check_issue_available(req.issue_type, verdict.issue_types, sh.status,
-                                 settings.lost_wait_days)
+                                 settings.lost_wait_days, sh.expected_delivery_at, settings.timezone)
     chosen = _chosen_items(s, sh, req.issue_type, req.items)
     options = _options_for(s, settings, sh, chosen)
     option = domain.check_resolution_choice(req.desired_resolution, options)
@@ -606,6 +610,7 @@ class ClaimView(_ClaimLabels):
     version: int
     decision_note: str = ""  # the staff note with the approval standing now
     partial: bool = False  # granted less than was paid for the items
+    tracking: ShipmentTracking | None = None  # the carrier's timeline of the claimed shipment
 
 
     @property
@@ -683,7 +688,16 @@ def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False
         decision_note=granted.note if granted is not None else "",
         partial=bool(live) and domain.is_partial([(r.kind, r.amount_cents) for r in live],
                                                  claim.claimed_cents),
+        tracking=_claim_tracking(s, claim),
     )
+
+
+def _claim_tracking(s: Session, claim: Claim) -> ShipmentTracking | None:
+    if not claim.shipment.tracking_number:
+        return None
+    settings = settings_row(s)
+    return shipment_tracking(s, claim.shipment, now=utcnow(), lost_wait_days=settings.lost_wait_days,
+                             tz_name=settings.timezone)
 
 
 def _claim_options():
@@ -821,7 +835,9 @@ def check_claim_details(engine: Engine, order_id: int, email: str, shipment_id: 
     if not ship.claimable:
         raise domain.ClaimRuleError(ship.reason)
     settings = load_settings(engine)
-    domain.check_issue_available(issue_type, ship.issue_types, ship.status, settings.lost_wait_days)
+    domain.check_issue_available(issue_type, ship.issue_types, ship.status, settings.lost_wait_days,
+                                 ship.tracking.expected_delivery_at if ship.tracking else None,
+                                 settings.timezone)
     unit = {i.shipment_item_id: i.unit_cents for i in ship.items}
     chosen = domain.claimed_items(issue_type, items,
                                   {i.shipment_item_id: i.remaining for i in ship.items},

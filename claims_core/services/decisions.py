@@ -26,7 +26,7 @@ from .events import apply, record_event
 from .unit_of_work import transactional
 
 __all__ = ["ResolutionInput", "start_review", "staff_message", "request_info", "approve",
-           "undo_approval", "deny", "mark_resolved", "close", "reopen", "load_claim"]
+           "undo_approval", "release_hold", "deny", "mark_resolved", "close", "reopen", "load_claim"]
 
 
 def load_claim(s: Session, claim_id: int, expected_version: int | None = None) -> Claim:
@@ -102,6 +102,20 @@ def undo_approval(s: Session, claim_id: int, actor: str, reason: str, *,
         r.voided_at = now
     apply(s, claim, Action.UNDO_APPROVAL, actor=actor, at=now,
           details={"reason": reason, "voided": [r.id for r in live]})
+
+
+@transactional
+def release_hold(s: Session, claim_id: int, actor: str, note: str = "", *,
+                 expected_version: int | None = None, now: datetime | None = None) -> None:
+    """An agent has looked at what live tracking reported and lets the claim be approved again."""
+    now = now or utcnow()
+    claim = load_claim(s, claim_id, expected_version)
+    if claim.held_at is None:
+        raise InvalidInput("This claim isn't on hold.", ErrorCode.NOT_ON_HOLD)
+    reason, claim.held_at, claim.hold_reason = claim.hold_reason, None, ""
+    claim.updated_at = now
+    record_event(s, actor=actor, claim=claim, action=AuditAction.HOLD_RELEASED, at=now,
+                 details={"reason": reason, "note": clean_comment(note)})
 
 
 @transactional

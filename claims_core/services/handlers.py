@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..domain.auto_approval import ClaimFacts, rule_matches
 from ..domain.vocabulary import AuditAction, ResolutionKind
 from ..infra.models import AutoApproveRule, Claim, Event, settings_row
-from . import notifications
+from . import notifications, write_back
 from .approvals import ResolutionInput, grant
 from .events import PENDING
 
@@ -56,10 +56,12 @@ EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {
     AuditAction.CLAIM_FILED: (notifications.on_claim_filed, approve_by_rule),
     AuditAction.INFO_REQUESTED: (notifications.on_info_requested,),
     AuditAction.STAFF_MESSAGE: (notifications.on_staff_message,),
-    AuditAction.APPROVED: (notifications.on_decision,),
+    AuditAction.APPROVED: (notifications.on_decision, write_back.queue_write_back),
+    AuditAction.APPROVAL_UNDONE: (write_back.cancel_write_back,),
     AuditAction.DENIED: (notifications.on_decision,),
     AuditAction.REMINDER_SENT: (notifications.on_reminder,),
     AuditAction.AUTO_CLOSED: (notifications.on_auto_closed,),
+    AuditAction.HOLD_PLACED: (notifications.on_hold_placed,),
 }
 
 

@@ -43,6 +43,7 @@ SUBJECTS = {
     "auto_closed": "Your claim {ref} was closed",
     "staff_new_claim": "New claim {ref} ({issue})",
     "staff_digest": "Daily claims digest for {store}",
+    "staff_hold": "Claim {ref} is on hold: the carrier's tracking changed",
 }
 
 
@@ -104,6 +105,22 @@ def on_claim_filed(s: Session, ev: Event, claim: Claim) -> None:
                     f"A new claim {claim.reference} ({issue}, "
                     f"{format_cents(claim.claimed_cents)}) was filed.",
                     "The customer wrote:", claim.description or "(no comments)"])
+
+
+def on_hold_placed(s: Session, ev: Event, claim: Claim) -> None:
+    """Tell the agent on the claim (or, with nobody assigned, the staff who follow new claims)
+    that live tracking put it on hold."""
+    assignee = s.get(StaffUser, claim.assignee_id) if claim.assignee_id else None
+    people = [assignee] if assignee is not None and assignee.active and assignee.email else list(
+        s.scalars(select(StaffUser).where(StaffUser.active, StaffUser.notify_new_claims,
+                                          StaffUser.email != "")))
+    reason = _details(ev).get("reason", "")
+    for u in people:
+        enqueue(s, key=f"hold:{ev.claim_id}:{ev.id}:{u.id}", kind="staff_hold", to=u.email,
+                claim=claim, now=ev.at, lines=[
+                    f"Claim {claim.reference} ({ISSUE_TYPES[claim.issue_type].label}) is on hold.",
+                    reason, "Check the tracking on the claim page, then release the hold or "
+                    "decide."])
 
 
 def _message_body(s: Session, ev: Event) -> tuple[int, str]:

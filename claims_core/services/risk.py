@@ -19,6 +19,8 @@ MEDIUM_AT = 20
 HIGH_AT = 50
 SOON_AFTER_DELIVERY = timedelta(hours=2)
 AVERAGE_SAMPLE = 1000  # recent claims the store average is taken over
+VELOCITY_WINDOW = timedelta(days=60)
+SHOPIFY_RISK_WEIGHTS = {"medium": 20, "high": 45}  # Shopify's own order risk level
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,23 @@ def signals(session: Session, claim: Claim,
         if n_addr:
             out.append(Signal("Claims from other emails at this address", str(n_addr),
                               min(40, 15 * n_addr)))
+
+        # velocity: how many claims (any email) reached this address in the last weeks
+        n_recent = session.scalar(
+            select(func.count()).select_from(Claim).join(Order, Order.id == Claim.order_id)
+            .where(Order.shipping_zip == order.shipping_zip,
+                   func.lower(Order.shipping_address1) == addr, Claim.id != claim.id,
+                   Claim.created_at <= claim.created_at,
+                   Claim.created_at > claim.created_at - VELOCITY_WINDOW)
+        ) or 0
+        if n_recent >= 2:
+            out.append(Signal("Many recent claims at this address",
+                              f"{n_recent} in the {VELOCITY_WINDOW.days} days before this one",
+                              min(30, 10 * n_recent)))
+
+    if order.risk_level in SHOPIFY_RISK_WEIGHTS:
+        out.append(Signal("Shopify's fraud analysis", f"{order.risk_level} risk order",
+                          SHOPIFY_RISK_WEIGHTS[order.risk_level]))
 
     recent = select(Claim.claimed_cents).where(Claim.id != claim.id) \
         .order_by(Claim.created_at.desc()).limit(AVERAGE_SAMPLE).subquery()

@@ -35,6 +35,7 @@ class TickReport:
     digests: int = 0
     drafts_purged: int = 0
     mail: dict = field(default_factory=dict)
+    shopify: dict = field(default_factory=dict)
 
 
 def _waiting_since(s, claim_ids: list[int]) -> dict[int, tuple[datetime, int]]:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from claims_core import domain
 from claims_core.services import customer, drafts, lookup
-from views import safe_text, ui
+from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="centered")
 engine = ui.get_engine()
@@ -154,6 +154,7 @@ def step_order() -> None:
                 line += f" · delivered {ui.when(s.delivered_at)}"
             st.caption(line)
             safe_text.show(", ".join(f"{i.name} × {i.carried}" for i in s.items))
+            tracking_panel.show_tracking(s.tracking, key=f"ship_{s.id}", tz_name=settings.timezone)
             if s.claimable:
                 st.caption(f"You can file a claim for this shipment until "
                            f"{domain.format_date(s.deadline)}.")

@@ -5,7 +5,7 @@ import streamlit as st
 
 from claims_core import domain
 from claims_core.services import customer, lookup
-from views import safe_text, ui
+from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="centered")
 engine = ui.get_engine()
@@ -133,6 +133,7 @@ def show_claim(token: str) -> None:
     st.caption(f"Order {view.order_name} · filed {ui.when(view.created_at)}")
     timeline(view)
     decision(view)
+    tracking_panel.show_tracking(view.tracking, key="claim", tz_name=settings.timezone)
     with st.expander("Claim details", expanded=view.status in domain.OPEN_STATUSES):
         st.markdown(f"**{view.issue_label}** · {view.shipment_label}")
         if view.tracking_number:

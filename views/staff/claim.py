@@ -6,9 +6,11 @@ import streamlit as st
 from claims_core import domain
 from claims_core.domain import Action
 from claims_core.infra.db import utcnow
+from claims_core.adapters import shopify_writeback
 from claims_core.services import claim_review, decisions
+from claims_core.services.shop_sync import WRITE_STATUS
 from claims_core.services.approvals import ResolutionInput
-from views import safe_text, ui
+from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="wide")
 who = ui.require("work_claims")
@@ -68,6 +70,9 @@ if flash:
     (st.success if flash[0] == "success" else st.error)(flash[1])
 elif seen_version is not None and seen_version != c.version:
     st.warning(f"{domain.StaleClaim().message} It is now: {c.status_label}.")
+if view.held_at:
+    st.warning(f"**On hold** since {ui.when(view.held_at)}: {safe_text.inline(view.hold_reason)} "
+               "Approving waits until the hold is released (below).", icon=":material/pause_circle:")
 now = utcnow()
 st.caption(f"Filed {ui.when(c.created_at)} ({ui.age_text(now - c.created_at)} ago) by "
            f"{'the customer' if view.filed_by == 'customer' else view.filed_by} · "
@@ -87,6 +92,8 @@ with left:
             safe_text.show(f"{view.customer_name}\n{view.email}\n{view.shipping_address}")
             safe_text.show(f"Placed {ui.when(view.order_created_at)} · {view.shipping_method or '—'} · "
                            + ("protected" if view.protected else "NOT protected"))
+            if view.refunded_cents:
+                st.caption(f"Refunded in Shopify: {ui.money(view.refunded_cents, c.currency)}")
         with f2:
             st.markdown(f"**{c.shipment_label}**")
             safe_text.show(c.carrier or "carrier unknown")
@@ -102,13 +109,21 @@ with left:
             column_config={"Paid each": st.column_config.NumberColumn(format="$%.2f"),
                            "Claimed": st.column_config.NumberColumn(format="$%.2f")},
         )
-        st.markdown("**Customer's comments**")
-        safe_text.show(c.description or "(none)")
-        st.markdown("**Signature**")
-        if view.signature_png:
-            st.image(view.signature_png, width=260, alt="The customer's drawn signature")
-        else:
-            safe_text.show(c.signature_name, prefix="Typed: ")
+        statement, evidence = st.columns(2) if view.proof_matters else (st.container(), None)
+        with statement:
+            st.markdown("**Customer's statement**")
+            safe_text.show(c.description or "(none)")
+            st.markdown("**Signature**")
+            if view.signature_png:
+                st.image(view.signature_png, width=260, alt="The customer's drawn signature")
+            else:
+                safe_text.show(c.signature_name, prefix="Typed: ")
+        if evidence is not None:
+            with evidence:
+                tracking_panel.show_proof(c.tracking.proof if c.tracking else domain.ProofOfDelivery(),
+                                          view.delivered_at, settings.timezone)
+    tracking_panel.show_tracking(c.tracking, key="claim", tz_name=settings.timezone,
+                                 heading="Carrier tracking")
 
     # --- photos ---------------------------------------------------------------------------------
     st.subheader(f"Photos ({len(view.photos)})", anchor=False)
@@ -249,6 +264,30 @@ with right:
         for r in c.resolutions:
             extra = f" + {r.bonus_pct}% bonus · code `{r.store_credit_code}`" if r.kind == "store_credit" else ""
             st.markdown(f"- {domain.RESOLUTION_LABELS[r.kind]}: {ui.money(r.amount_cents)}{extra}")
+    if view.writes:
+        st.markdown("**In Shopify**")
+        for w in view.writes:
+            with st.container(border=True, key=f"write_{w.id}"):
+                ui.badge(f"{w.label}: {WRITE_STATUS[w.status]}",
+                         {"done": True, "failed": "bad", "pending": "warn", "sending": "warn"}
+                         .get(w.status, False))
+                if w.shopify_id:
+                    safe_text.show(w.shopify_id, prefix="Shopify id: ")
+                if w.status == "pending" and w.attempts:
+                    st.caption(f"Tried {w.attempts}×; next try {w.next_attempt_at:%b %d %H:%M} UTC")
+                if w.last_error:
+                    safe_text.show(w.last_error, prefix="Shopify said: ")
+                if w.can_retry and st.button("Retry", key=f"retry_write_{w.id}", width="stretch"):
+                    act(lambda: shopify_writeback.retry_now(engine, w.id, who.actor),
+                        "Sent to Shopify again.")
+    if view.held_at:
+        with st.form("release_hold"):
+            st.markdown("**Release the hold**")
+            st.caption("You have checked the tracking; approving is possible again.")
+            hold_note = st.text_input("Note (optional)", key="hold_note")
+            if st.form_submit_button("Release hold", width="stretch"):
+                act(lambda: decisions.release_hold(engine, claim_id, who.actor, hold_note,
+                                                   expected_version=version), "Hold released.")
 
     st.subheader("Assign", anchor=False)
     people = claim_review.assignable_staff(engine)

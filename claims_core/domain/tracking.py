@@ -1,0 +1,192 @@
+"""Tracking: one shape for every carrier feed, and what a shipment's checkpoints mean.
+
+17TRACK, EasyPost and Shopify's fulfillment events are read (in ``adapters.carrier_feeds``) into
+:class:`TrackingUpdate`: checkpoints (time, place, milestone, sub-status, message), the carrier's
+expected delivery and, where given, proof of delivery. A shipment's state is *computed* from all the
+checkpoints known for its tracking number (:func:`summarise`), so a replayed event changes nothing
+and an event that arrives late never winds the state back: the newest checkpoint **time** wins,
+not the newest arrival.
+
+Pure: no database, no HTTP.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Iterable
+
+from .vocabulary import (ISSUE_TYPES, MILESTONE_LABELS, IssueType, Milestone, ShipmentStatus)
+from .windows import format_date, local_date
+
+# Milestone → the coarse shipment status the rest of the product (eligibility, queue, analytics)
+# speaks in.
+STATUS_OF_MILESTONE = {
+    Milestone.INFO_RECEIVED: ShipmentStatus.FULFILLED,
+    Milestone.IN_TRANSIT: ShipmentStatus.IN_TRANSIT,
+    Milestone.OUT_FOR_DELIVERY: ShipmentStatus.IN_TRANSIT,
+    Milestone.AVAILABLE_FOR_PICKUP: ShipmentStatus.IN_TRANSIT,
+    Milestone.DELIVERED: ShipmentStatus.DELIVERED,
+    Milestone.EXCEPTION: ShipmentStatus.EXCEPTION,
+    Milestone.EXPIRED: ShipmentStatus.EXCEPTION,
+    Milestone.RETURNED: ShipmentStatus.RETURNED,
+}
+
+# Claims a later scan calls into question (Route's rule): the parcel turned up after all.
+MOVED_AFTER_FILING = frozenset({IssueType.LOST, IssueType.NOT_RECEIVED})
+# Claims an agent weighs against the carrier's proof of delivery.
+JUDGED_BY_PROOF = frozenset({IssueType.NOT_RECEIVED, IssueType.STOLEN})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    at: datetime  # UTC
+    milestone: Milestone
+    message: str = ""
+    place: str = ""
+    sub_status: str = ""
+
+    @property
+    def key(self) -> str:
+        """What makes two reports of a scan the same scan (replays and both feeds agree)."""
+        raw = f"{self.at.isoformat()}|{self.milestone}|{self.message.strip().lower()}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ProofOfDelivery:
+    signed_by: str = ""
+    photo_url: str = ""
+    location: str = ""  # "Front door", "Parcel locker", or coordinates as the carrier gives them
+
+    def __bool__(self) -> bool:
+        return bool(self.signed_by or self.photo_url or self.location)
+
+
+@dataclass(frozen=True)
+class TrackingUpdate:
+    """One carrier event, normalised."""
+
+    source: str  # 17track | easypost | shopify | demo
+    tracking_number: str  # as the carrier writes it (normalised on storing)
+    carrier: str = ""
+    checkpoints: tuple[Checkpoint, ...] = ()
+    milestone: Milestone | None = None  # the feed's own summary, used when it sends no checkpoint
+    expected_delivery: datetime | None = None
+    proof: ProofOfDelivery = field(default_factory=ProofOfDelivery)
+    stopped: bool = False  # the feed will send no more (17TRACK's TRACKING_STOPPED)
+    event_id: str = ""  # the feed's own id for this delivery, when it has one
+    as_of: datetime | None = None  # when the feed produced it (orders expected delivery dates)
+
+    @property
+    def newest_time(self) -> datetime | None:
+        times = [c.at for c in self.checkpoints]
+        return max(times) if times else self.as_of
+
+
+@dataclass(frozen=True)
+class TrackingState:
+    """What the checkpoints of one tracking number add up to."""
+
+    milestone: Milestone | None
+    status: ShipmentStatus | None
+    last_scan_at: datetime | None
+    delivered_at: datetime | None
+    last_place: str = ""
+
+
+def ordered(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """Newest first, as a timeline shows them (ties keep the delivered/terminal one on top)."""
+    rank = {m: i for i, m in enumerate(Milestone)}
+    return sorted(checkpoints, key=lambda c: (c.at, rank.get(c.milestone, 0)), reverse=True)
+
+
+def summarise(checkpoints: Iterable[Checkpoint], fallback: Milestone | None = None) -> TrackingState:
+    """The shipment's state from every checkpoint known: the newest by time decides."""
+    cps = ordered(checkpoints)
+    if not cps:
+        status = STATUS_OF_MILESTONE.get(fallback) if fallback else None
+        return TrackingState(fallback, status, None, None)
+    newest = cps[0]
+    delivered = [c.at for c in cps if c.milestone == Milestone.DELIVERED]
+    # delivered, then a newer "returned" or "exception": the newest wins, but the delivery time
+    # is only kept while the parcel counts as delivered
+    delivered_at = max(delivered) if delivered and newest.milestone == Milestone.DELIVERED else None
+    return TrackingState(newest.milestone, STATUS_OF_MILESTONE[newest.milestone], newest.at,
+                         delivered_at, newest.place)
+
+
+def expected_date(expected_delivery: datetime | None, tz_name: str | None) -> date | None:
+    return local_date(expected_delivery, tz_name) if expected_delivery else None
+
+
+def past_expected_delivery(expected_delivery: datetime | None, now: datetime,
+                           tz_name: str | None) -> bool:
+    """"Delayed" can be claimed once the carrier's expected delivery day is over. Without an
+    expected date (no live tracking) the shipment may be called delayed at any time."""
+    if expected_delivery is None:
+        return True
+    return local_date(now, tz_name) > local_date(expected_delivery, tz_name)
+
+
+def hold_reason(issue_type: str, filed_at: datetime, new: Iterable[Checkpoint]) -> str:
+    """Why a claim should be put on hold by checkpoints that just arrived, or "" if not.
+
+    - a scan dated after a "lost" or "not received" claim was filed: the parcel moved after all;
+    - a delivery dated after a "delayed" claim was filed: it arrived.
+    """
+    later = [c for c in new if c.at > filed_at]
+    if not later:
+        return ""
+    newest = ordered(later)[0]
+    where = f" in {newest.place}" if newest.place else ""
+    when = f"{newest.at:%Y-%m-%d %H:%M} UTC"
+    label = ISSUE_TYPES[issue_type].label if issue_type in ISSUE_TYPES else issue_type
+    if issue_type in MOVED_AFTER_FILING:
+        return (f"The carrier scanned this parcel{where} on {when} "
+                f"({MILESTONE_LABELS[newest.milestone].lower()}), after this “{label}” claim was "
+                "filed. Check the tracking before deciding.")
+    if issue_type == IssueType.DELAYED:
+        delivered = [c for c in later if c.milestone == Milestone.DELIVERED]
+        if delivered:
+            d = ordered(delivered)[0]
+            where = f" in {d.place}" if d.place else ""
+            return (f"The carrier reports this parcel delivered{where} on "
+                    f"{d.at:%Y-%m-%d %H:%M} UTC, after this “{label}” claim was filed.")
+    return ""
+
+
+def _relative_day(moment: datetime, now: datetime, tz_name: str | None) -> str:
+    days = (local_date(now, tz_name) - local_date(moment, tz_name)).days
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    return f"on {format_date(local_date(moment, tz_name))}"
+
+
+def explain(state: TrackingState, expected_delivery: datetime | None, shipped_at: datetime,
+            now: datetime, lost_wait_days: int, tz_name: str | None) -> str:
+    """One sentence for the customer: where the parcel is and what they can claim, and when."""
+    if state.milestone is None:
+        lost_from = local_date(shipped_at, tz_name) + timedelta(days=lost_wait_days)
+        return (f"We have no scans from the carrier yet. If there is still no news by "
+                f"{format_date(lost_from)}, you can report it lost.")
+    where = f" in {state.last_place}" if state.last_place else ""
+    when = _relative_day(state.last_scan_at, now, tz_name) if state.last_scan_at else ""
+    m = state.milestone
+    if m == Milestone.DELIVERED:
+        return (f"The carrier says your parcel was delivered{where} {when}. If you didn't get it, "
+                "you can report it as not received or stolen.")
+    if m == Milestone.RETURNED:
+        return f"The carrier is returning your parcel to the store (last scan{where} {when})."
+    if m == Milestone.AVAILABLE_FOR_PICKUP:
+        return f"Your parcel is waiting for you to pick it up{where} (since {when})."
+    lost_from = local_date(state.last_scan_at or shipped_at, tz_name) + timedelta(days=lost_wait_days)
+    parts = [f"Your parcel was scanned {when}{where}." if when else "Your parcel is on its way."]
+    if expected_delivery is not None and not past_expected_delivery(expected_delivery, now, tz_name):
+        parts.append(f"It is expected on {format_date(local_date(expected_delivery, tz_name))}; "
+                     "if it's late after that you can report it delayed.")
+    if local_date(now, tz_name) < lost_from:
+        parts.append(f"If it hasn't moved by {format_date(lost_from)} you can report it lost.")
+    return " ".join(parts)

@@ -1,0 +1,252 @@
+"""The Shopify connection and its write-back queue, as user actions: the owner connects or
+disconnects the store; the sender takes due writes and records how they went; staff retry a
+failed one. (Queueing happens in ``write_back``, inside the approval's transaction.)"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..domain.errors import ErrorCode, InvalidInput
+from ..domain.vocabulary import AuditAction, ResolutionKind
+from ..domain.money import credit_with_bonus
+from ..infra.db import read_session, utcnow, write_session
+from ..infra.models import (Claim, LineItem, Order, Resolution, ShipmentItem,
+                            ShopifyWrite, StoreSecret, ensure_settings_row, settings_row)
+from .events import record_event
+from .unit_of_work import transactional
+from .write_back import TOKEN_SECRET, WRITE_LABELS
+
+MAX_ATTEMPTS = 8
+WRITE_STATUS = {"pending": "queued", "sending": "sending", "done": "done", "failed": "failed",
+                "cancelled": "cancelled"}
+LEASE = timedelta(minutes=5)
+_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+
+
+# --- the connection -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Connection:
+    shop_domain: str
+    token_configured: bool
+
+    @property
+    def active(self) -> bool:
+        return bool(self.shop_domain and self.token_configured)
+
+
+def normalize_shop_domain(raw: str) -> str:
+    d = (raw or "").strip().lower()
+    d = re.sub(r"^https?://", "", d).split("/")[0]
+    if d and "." not in d:
+        d += ".myshopify.com"
+    return d
+
+
+def connection(engine: Engine) -> Connection:
+    with read_session(engine) as s:
+        return Connection(settings_row(s).shopify_shop_domain,
+                          s.get(StoreSecret, TOKEN_SECRET) is not None)
+
+
+def credentials(engine: Engine) -> tuple[str, str] | None:
+    """(shop domain, token) for the sender; None when write-back is off."""
+    with read_session(engine) as s:
+        domain = settings_row(s).shopify_shop_domain
+        secret = s.get(StoreSecret, TOKEN_SECRET)
+        return (domain, secret.value) if domain and secret is not None else None
+
+
+@transactional
+def save_connection(s: Session, actor: str, shop_domain: str, token: str | None = None, *,
+                    remove_token: bool = False) -> Connection:
+    """Set the shop domain; store a new token when one is given (it is never shown again)."""
+    domain = normalize_shop_domain(shop_domain)
+    if domain and not _DOMAIN.match(domain):
+        raise InvalidInput("Enter the shop's myshopify.com domain, e.g. my-shop.myshopify.com.",
+                           ErrorCode.INVALID_INPUT)
+    row = ensure_settings_row(s)
+    changed = []
+    if row.shopify_shop_domain != domain:
+        row.shopify_shop_domain = domain
+        changed.append("shopify_shop_domain")
+    token = (token or "").strip()
+    if token:
+        if len(token) < 20 or any(c.isspace() for c in token):
+            raise InvalidInput("That doesn't look like an Admin API access token (it starts with "
+                               "shpat_ and has no spaces).")
+        secret = s.get(StoreSecret, TOKEN_SECRET)
+        if secret is None:
+            s.add(StoreSecret(name=TOKEN_SECRET, value=token))
+        else:
+            secret.value = token
+        changed.append("shopify_admin_token")
+    elif remove_token:
+        secret = s.get(StoreSecret, TOKEN_SECRET)
+        if secret is not None:
+            s.delete(secret)
+            changed.append("shopify_admin_token removed")
+    if changed:
+        record_event(s, actor=actor, action=AuditAction.SETTINGS_CHANGED,
+                     details={"changed": changed})  # names only, never the token
+    s.flush()
+    return Connection(row.shopify_shop_domain, s.get(StoreSecret, TOKEN_SECRET) is not None)
+
+
+# --- the sender's side --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WriteJob:
+    """Everything the sender needs to make one write, read in one short transaction."""
+
+    id: int
+    kind: str  # refund | gift_card | order
+    attempts: int
+    claim_reference: str
+    marker: str  # in the note Shopify keeps: finds an earlier attempt that did land
+    order_shopify_id: str
+    order_name: str
+    currency: str
+    amount_cents: int
+    code: str
+    email: str
+    note: str
+    lines: tuple[dict, ...]
+    shipping_address: dict | None
+
+
+def _job(s: Session, w: ShopifyWrite) -> WriteJob:
+    res = s.get(Resolution, w.resolution_id)
+    claim = s.get(Claim, w.claim_id)
+    order = s.get(Order, claim.order_id)
+    marker = f"{claim.reference}/R{res.id}"
+    lines: list[dict] = []
+    if res.kind == ResolutionKind.RESHIPMENT and res.replacement_shipment_id:
+        rows = s.execute(select(LineItem.name, LineItem.sku, ShipmentItem.quantity)
+                         .join(ShipmentItem, ShipmentItem.line_item_id == LineItem.id)
+                         .where(ShipmentItem.shipment_id == res.replacement_shipment_id)).all()
+        lines = [{"title": n, "sku": k, "quantity": q, "variant_id": None} for n, k, q in rows]
+    address = {"name": order.customer_name, "address1": order.shipping_address1,
+               "city": order.shipping_city, "zip": order.shipping_zip,
+               "provinceCode": order.shipping_province, "countryCode": order.shipping_country} \
+        if order.shipping_address1 else None
+    amount = res.amount_cents
+    if res.kind == ResolutionKind.STORE_CREDIT and res.bonus_pct:
+        amount = credit_with_bonus(res.amount_cents, res.bonus_pct)
+    return WriteJob(w.id, w.kind, w.attempts, claim.reference, marker, order.external_id or "",
+                    order.name, order.currency, amount, res.store_credit_code or "", claim.email,
+                    f"Claim {claim.reference} ({marker}), approved in the claims portal", tuple(lines),
+                    address)
+
+
+def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 50) -> list[WriteJob]:
+    """Lease the writes that are due (pending → sending), so two senders never send one twice."""
+    now = now or utcnow()
+    jobs = []
+    with write_session(engine) as s:
+        due = s.scalars(select(ShopifyWrite).where(
+            or_(ShopifyWrite.status == "pending",
+                (ShopifyWrite.status == "sending") & (ShopifyWrite.lease_until < now)),
+            ShopifyWrite.next_attempt_at <= now).order_by(ShopifyWrite.id).limit(limit)).all()
+        for w in due:
+            taken = s.execute(update(ShopifyWrite).where(
+                ShopifyWrite.id == w.id, ShopifyWrite.status == w.status,
+                ShopifyWrite.attempts == w.attempts).values(
+                status="sending", lease_until=now + LEASE)).rowcount
+            if taken == 1:
+                jobs.append(_job(s, w))
+    return jobs
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=min(360, 2 ** max(0, attempts - 1)))
+
+
+@transactional
+def record_success(s: Session, write_id: int, shopify_id: str, *, name: str = "",
+                   now: datetime | None = None) -> None:
+    now = now or utcnow()
+    w = s.get(ShopifyWrite, write_id)
+    w.status, w.shopify_id, w.done_at, w.lease_until, w.last_error = "done", shopify_id[:200], now, None, ""
+    w.attempts += 1
+    claim = s.get(Claim, w.claim_id)
+    record_event(s, actor="shopify", action=AuditAction.WRITE_BACK_DONE, claim=claim, at=now,
+                 details={"write_id": w.id, "kind": w.kind, "shopify_id": shopify_id, "name": name})
+
+
+@transactional
+def record_failure(s: Session, write_id: int, reason: str, *, retryable: bool,
+                   retry_after: float | None = None, now: datetime | None = None) -> str:
+    """Note a failed attempt: queued again with backoff, or failed for staff to see and retry.
+    Returns the write's new status."""
+    now = now or utcnow()
+    w = s.get(ShopifyWrite, write_id)
+    w.attempts += 1
+    w.last_error = reason[:1000]
+    w.lease_until = None
+    if retryable and w.attempts < MAX_ATTEMPTS:
+        w.status = "pending"
+        wait = backoff(w.attempts)
+        if retry_after:
+            wait = max(timedelta(seconds=retry_after), timedelta(seconds=1))
+        w.next_attempt_at = now + wait
+    else:
+        w.status = "failed"
+        record_event(s, actor="shopify", action=AuditAction.WRITE_BACK_FAILED,
+                     claim=s.get(Claim, w.claim_id), at=now,
+                     details={"write_id": w.id, "kind": w.kind, "reason": reason[:500]})
+    return w.status
+
+
+@transactional
+def retry(s: Session, write_id: int, actor: str, *, now: datetime | None = None) -> None:
+    """Staff send a failed write again (after fixing what Shopify refused)."""
+    now = now or utcnow()
+    w = s.get(ShopifyWrite, write_id)
+    if w is None or w.status != "failed":
+        raise InvalidInput("Only a failed write can be retried.", ErrorCode.ILLEGAL_TRANSITION)
+    w.status, w.next_attempt_at, w.lease_until = "pending", now, None
+    record_event(s, actor=actor, action=AuditAction.WRITE_BACK_RETRIED,
+                 claim=s.get(Claim, w.claim_id), at=now, details={"write_id": w.id, "kind": w.kind})
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WriteView:
+    id: int
+    kind: str
+    label: str
+    status: str
+    attempts: int
+    last_error: str
+    shopify_id: str
+    next_attempt_at: datetime
+    done_at: datetime | None
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status == "failed"
+
+
+def _view(w: ShopifyWrite) -> WriteView:
+    return WriteView(w.id, w.kind, WRITE_LABELS[w.kind], w.status, w.attempts, w.last_error,
+                     w.shopify_id, w.next_attempt_at, w.done_at)
+
+
+def writes_in(s: Session, claim_id: int) -> list[WriteView]:
+    return [_view(w) for w in s.scalars(select(ShopifyWrite).where(ShopifyWrite.claim_id == claim_id)
+                                        .order_by(ShopifyWrite.id))]
+
+
+def failed_writes(engine: Engine, limit: int = 100) -> list[tuple[str, int, WriteView]]:
+    """(claim reference, claim id, write) of every failed write, for the queue's banner."""
+    with read_session(engine) as s:
+        rows = s.execute(select(ShopifyWrite, Claim.reference).join(Claim, Claim.id == ShopifyWrite.claim_id)
+                         .where(ShopifyWrite.status == "failed").order_by(ShopifyWrite.id.desc())
+                         .limit(limit)).all()
+        return [(ref, w.claim_id, _view(w)) for w, ref in rows]

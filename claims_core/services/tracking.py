@@ -1,0 +1,269 @@
+"""Live tracking: store what a carrier feed reports, bring shipments up to date, hold claims the
+news calls into question, and read a shipment's timeline.
+
+Checkpoints are kept per normalised tracking number (a database constraint makes each scan one
+row), so an event may arrive before its order: it waits and is applied when a shipment with that
+tracking number appears (``apply_to_shipments`` is called by the importers too). A shipment's
+status is recomputed from *all* its checkpoints each time (``domain.tracking.summarise``), so a
+replay changes nothing and an old event arriving late never winds it back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ..domain import tracking as rules
+from ..domain.identifiers import normalize_tracking
+from ..domain.lifecycle import Actor
+from ..domain.tracking import Checkpoint as CheckpointFact
+from ..domain.tracking import ProofOfDelivery, TrackingState, TrackingUpdate
+from ..domain.vocabulary import (MILESTONE_LABELS, MILESTONE_PATH, OPEN_STATUSES, AuditAction,
+                                 Milestone)
+from ..infra.db import utcnow
+from ..infra.models import Checkpoint, Claim, Message, Shipment, Tracking
+from .events import record_event
+
+SYSTEM_NAME = "Carrier tracking"
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    tracking_number: str
+    new_checkpoints: int
+    shipments: int  # shipments it applied to (0: kept until the order arrives)
+    holds: int
+
+
+def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
+    if not rows:
+        return
+    dialect = s.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    s.execute(insert(Checkpoint).values(rows).on_conflict_do_nothing(
+        index_elements=["tracking_number", "key"]))
+
+
+def _tracking_row(s: Session, number: str) -> Tracking:
+    row = s.scalars(select(Tracking).where(Tracking.tracking_number == number)).first()
+    if row is None:
+        dialect = s.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        s.execute(insert(Tracking).values(
+            tracking_number=number, carrier="", source="", pod_signed_by="", pod_photo_url="",
+            pod_location="", updated_at=utcnow()).on_conflict_do_nothing(
+            index_elements=["tracking_number"]))
+        row = s.scalars(select(Tracking).where(Tracking.tracking_number == number)).one()
+    return row
+
+
+def record(s: Session, update: TrackingUpdate, *, now: datetime | None = None) -> UpdateOutcome:
+    """Store one normalised carrier update in the caller's transaction and apply it."""
+    now = now or utcnow()
+    number = normalize_tracking(update.tracking_number)
+    if not number:
+        raise ValueError("the update has no tracking number")
+    known = set(s.scalars(select(Checkpoint.key).where(
+        Checkpoint.tracking_number == number,
+        Checkpoint.key.in_([c.key for c in update.checkpoints]))).all()) if update.checkpoints else set()
+    fresh = [c for c in update.checkpoints if c.key not in known]
+    seen: set[str] = set()
+    rows = []
+    for c in fresh:
+        if c.key in seen:
+            continue
+        seen.add(c.key)
+        rows.append(dict(tracking_number=number, key=c.key, at=c.at, milestone=str(c.milestone),
+                         sub_status=c.sub_status[:64], message=c.message[:500], place=c.place[:200],
+                         source=update.source[:16], received_at=now))
+    _insert_ignoring_duplicates(s, rows)
+
+    meta = _tracking_row(s, number)
+    if update.carrier and not meta.carrier:
+        meta.carrier = update.carrier[:64]
+    meta.source = update.source[:16]
+    as_of = update.newest_time
+    if update.expected_delivery is not None and (
+            meta.expected_as_of is None or as_of is None or as_of >= meta.expected_as_of):
+        meta.expected_delivery_at = update.expected_delivery
+        meta.expected_as_of = as_of
+    if update.proof:
+        meta.pod_signed_by = update.proof.signed_by[:200] or meta.pod_signed_by
+        meta.pod_photo_url = update.proof.photo_url[:1000] or meta.pod_photo_url
+        meta.pod_location = update.proof.location[:300] or meta.pod_location
+    if update.stopped and meta.stopped_at is None:
+        meta.stopped_at = now
+    meta.updated_at = now
+    s.flush()
+    new_facts = [c for c in fresh if c.key in seen]
+    applied, holds = apply_to_shipments(s, number, new_facts, fallback=update.milestone, now=now,
+                                        actor=f"carrier:{update.source}")
+    return UpdateOutcome(number, len(rows), applied, holds)
+
+
+def is_live(s: Session, number: str) -> bool:
+    """Has a carrier feed reported this tracking number?"""
+    return s.scalars(select(Tracking.id).where(
+        Tracking.tracking_number == normalize_tracking(number))).first() is not None
+
+
+def checkpoint_facts(rows: Iterable[Checkpoint]) -> list[CheckpointFact]:
+    out = []
+    for r in rows:
+        try:
+            milestone = Milestone(r.milestone)
+        except ValueError:
+            continue
+        out.append(CheckpointFact(r.at, milestone, r.message, r.place, r.sub_status))
+    return out
+
+
+def _checkpoints(s: Session, number: str) -> list[CheckpointFact]:
+    return checkpoint_facts(s.scalars(select(Checkpoint).where(Checkpoint.tracking_number == number)))
+
+
+def apply_to_shipments(s: Session, number: str, new: Sequence[CheckpointFact] = (), *,
+                       fallback: Milestone | None = None, now: datetime | None = None,
+                       actor: str = "carrier") -> tuple[int, int]:
+    """Bring every shipment with this tracking number up to date with what is known of it, and
+    hold the open claims the new checkpoints call into question. Returns (shipments, holds)."""
+    now = now or utcnow()
+    number = normalize_tracking(number)
+    shipments = s.scalars(select(Shipment).where(Shipment.tracking_number == number)).all()
+    if not shipments:
+        return 0, 0
+    meta = s.scalars(select(Tracking).where(Tracking.tracking_number == number)).first()
+    if meta is None:
+        return 0, 0
+    state = rules.summarise(_checkpoints(s, number), fallback=fallback)
+    holds = 0
+    for sh in shipments:
+        before = (sh.status, sh.milestone, sh.last_scan_at, sh.delivered_at, sh.expected_delivery_at)
+        if state.milestone is not None:
+            sh.milestone = str(state.milestone)
+            sh.status = str(state.status)
+        if state.last_scan_at is not None:
+            sh.last_scan_at = state.last_scan_at
+        if state.milestone == Milestone.DELIVERED:
+            sh.delivered_at = state.delivered_at
+        elif state.milestone is not None:
+            sh.delivered_at = None
+        sh.expected_delivery_at = meta.expected_delivery_at
+        if meta.carrier and not sh.carrier:
+            sh.carrier = meta.carrier
+        after = (sh.status, sh.milestone, sh.last_scan_at, sh.delivered_at, sh.expected_delivery_at)
+        if after != before:
+            record_event(s, actor=actor, action=AuditAction.TRACKING_UPDATED, order_id=sh.order_id,
+                         details={"shipment_id": sh.id, "tracking_number": number,
+                                  "milestone": sh.milestone, "status": sh.status,
+                                  "previous_status": before[0]}, at=now)
+        if new:
+            holds += _hold_claims(s, sh, new, now)
+    s.flush()
+    return len(shipments), holds
+
+
+def _hold_claims(s: Session, sh: Shipment, new: Sequence[CheckpointFact], now: datetime) -> int:
+    claims = s.scalars(
+        select(Claim).where(Claim.shipment_id == sh.id, Claim.status.in_(OPEN_STATUSES),
+                            Claim.held_at.is_(None))).all()
+    n = 0
+    for claim in claims:
+        reason = rules.hold_reason(claim.issue_type, claim.created_at, new)
+        if reason:
+            place_hold(s, claim, reason, now=now)
+            n += 1
+    return n
+
+
+def place_hold(s: Session, claim: Claim, reason: str, *, now: datetime) -> None:
+    """Put ``claim`` on hold with a system note (staff only) and an event the handlers answer
+    (the agent is told by email)."""
+    claim.held_at = now
+    claim.hold_reason = reason
+    claim.updated_at = now
+    msg = Message(claim_id=claim.id, author_kind=Actor.SYSTEM, author_name=SYSTEM_NAME,
+                  body=f"On hold: {reason}", internal=True, created_at=now)
+    s.add(msg)
+    s.flush()
+    record_event(s, actor=Actor.SYSTEM, action=AuditAction.HOLD_PLACED, claim=claim,
+                 details={"reason": reason, "message_id": msg.id}, at=now)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    milestone: str
+    milestone_label: str
+    message: str
+    place: str
+
+
+@dataclass(frozen=True)
+class ShipmentTracking:
+    """A shipment's tracking, ready to show: the state, the checkpoints newest first, the expected
+    delivery, proof of delivery and one sentence for the customer."""
+
+    tracking_number: str
+    carrier: str
+    milestone: str | None
+    milestone_label: str
+    step: int  # how far along MILESTONE_PATH (0-based; -1 when off the path or unknown)
+    expected_delivery_at: datetime | None
+    entries: tuple[TimelineEntry, ...]
+    proof: ProofOfDelivery
+    explanation: str
+    live: bool  # a carrier feed has reported this tracking number
+
+    @property
+    def has_proof(self) -> bool:
+        return bool(self.proof)
+
+
+def _step(milestone: Milestone | None) -> int:
+    if milestone is None:
+        return -1
+    if milestone == Milestone.AVAILABLE_FOR_PICKUP:
+        return MILESTONE_PATH.index(Milestone.OUT_FOR_DELIVERY)
+    return MILESTONE_PATH.index(milestone) if milestone in MILESTONE_PATH else -1
+
+
+def shipment_tracking(s: Session, sh: Shipment, *, now: datetime, lost_wait_days: int,
+                      tz_name: str) -> ShipmentTracking:
+    number = sh.tracking_number or ""
+    facts = _checkpoints(s, number) if number else []
+    meta = s.scalars(select(Tracking).where(Tracking.tracking_number == number)).first() \
+        if number else None
+    if facts:
+        state = rules.summarise(facts)
+    else:  # no live feed: what the imports said
+        try:
+            m = Milestone(sh.milestone) if sh.milestone else None
+        except ValueError:
+            m = None
+        state = TrackingState(m, None, sh.last_scan_at, sh.delivered_at)
+    expected = meta.expected_delivery_at if meta else sh.expected_delivery_at
+    proof = ProofOfDelivery(meta.pod_signed_by, meta.pod_photo_url, meta.pod_location) \
+        if meta else ProofOfDelivery()
+    entries = tuple(TimelineEntry(c.at, str(c.milestone), MILESTONE_LABELS[c.milestone], c.message,
+                                  c.place) for c in rules.ordered(facts))
+    label = MILESTONE_LABELS[state.milestone] if state.milestone else ""
+    explanation = rules.explain(state, expected, sh.shipped_at, now, lost_wait_days, tz_name) \
+        if (facts or meta) else ""
+    return ShipmentTracking(number, sh.carrier or (meta.carrier if meta else ""),
+                            str(state.milestone) if state.milestone else None, label,
+                            _step(state.milestone), expected, entries, proof, explanation,
+                            live=meta is not None)
+
+
+def tracking_for_shipments(s: Session, shipments: Sequence[Shipment], *, now: datetime,
+                           lost_wait_days: int, tz_name: str) -> dict[int, ShipmentTracking]:
+    return {sh.id: shipment_tracking(s, sh, now=now, lost_wait_days=lost_wait_days,
+                                     tz_name=tz_name) for sh in shipments}
