@@ -14,11 +14,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claims_core.adapters.carrier_feeds import (MAX_CARRIER, MAX_MESSAGE, MAX_PLACE,
-                                                MAX_SUB_STATUS, MAX_TRACKING_NUMBER, FeedError,
-                                                milestone_17track, milestone_easypost,
-                                                parse_17track, parse_easypost,
-                                                parse_shopify_fulfillment)
+from claims_core.adapters.carrier_feeds import (
+    MAX_CARRIER,
+    MAX_MESSAGE,
+    MAX_PLACE,
+    MAX_SUB_STATUS,
+    MAX_TRACKING_NUMBER,
+    FeedError,
+    milestone_17track,
+    milestone_easypost,
+    parse_17track,
+    parse_easypost,
+    parse_shopify_fulfillment,
+)
 from claims_core.domain.tracking import Checkpoint, TrackingUpdate, summarise
 from claims_core.domain.vocabulary import Milestone, ShipmentStatus
 
@@ -639,6 +647,8 @@ def test_shopify_tracking_numbers():
     # marked fulfilled without tracking: nothing to track, and not worth a Shopify retry
     payload["tracking_number"] = None
     payload["tracking_numbers"] = []
+    assert parse_shopify_fulfillment(payload) == []
+    payload["updated_at"] = payload["created_at"] = None  # even with no time to read
     assert parse_shopify_fulfillment(payload) == []
 
 

@@ -50,9 +50,10 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from ..domain.tracking import Checkpoint, ProofOfDelivery, TrackingUpdate, ordered
 from ..domain.vocabulary import Milestone
@@ -532,7 +533,7 @@ def parse_easypost(payload: dict) -> list[TrackingUpdate]:
     _log_skipped("EasyPost", number, skipped)
 
     # the carrier's local delivery date is the better estimate when it is given
-    expected = (None and _expected_delivery(_get(tracker, "carrier_detail", "est_delivery_date_local"),
+    expected = (_expected_delivery(_get(tracker, "carrier_detail", "est_delivery_date_local"),
                                    "EasyPost: carrier_detail.est_delivery_date_local")
                 or _expected_delivery(tracker.get("est_delivery_date"),
                                       "EasyPost: est_delivery_date"))
@@ -645,7 +646,15 @@ def parse_shopify_fulfillment(payload: dict, *, event_id: str = "") -> list[Trac
 
 
 __all__ = [
-    "FeedError", "parse_17track", "parse_easypost", "parse_shopify_fulfillment",
-    "milestone_17track", "milestone_easypost", "CARRIERS_17TRACK", "STATUS_17TRACK",
-    "STAGE_17TRACK", "STATUS_EASYPOST", "SHIPMENT_STATUS_SHOPIFY",
+    "CARRIERS_17TRACK",
+    "SHIPMENT_STATUS_SHOPIFY",
+    "STAGE_17TRACK",
+    "STATUS_17TRACK",
+    "STATUS_EASYPOST",
+    "FeedError",
+    "milestone_17track",
+    "milestone_easypost",
+    "parse_17track",
+    "parse_easypost",
+    "parse_shopify_fulfillment",
 ]

@@ -44,15 +44,19 @@ def _already_landed(admin: ShopifyAdmin, job: WriteJob) -> WriteResult | None:
 
 def _send(admin: ShopifyAdmin, job: WriteJob) -> WriteResult:
     if job.kind in ("refund", "order") and not job.order_shopify_id:
-        raise ShopifyError("not_found", f"order {job.order_name} has no Shopify id (it was not "
-                           "imported from Shopify), so Shopify can't be updated", retryable=False)
+        raise ShopifyError("not_found", f"order {job.order_name} has no Shopify id (it didn't come "
+                           "from Shopify or an export with its Id column), so Shopify can't be "
+                           "updated", retryable=False)
     if job.attempts:
         earlier = _already_landed(admin, job)
         if earlier is not None:
             return earlier
     if job.kind == "refund":
         return admin.create_refund(order_id=job.order_shopify_id, amount_cents=job.amount_cents,
-                                   currency=job.currency, note=job.note, idempotency_key=job.marker)
+                                   currency=job.currency, note=job.note,
+                                   # Shopify refuses a key whose attempt failed: one key per try
+                                   # (an earlier try that landed was found just above)
+                                   idempotency_key=f"{job.marker}/a{job.attempts}")
     if job.kind == "gift_card":
         return admin.create_gift_card(amount_cents=job.amount_cents, currency=job.currency,
                                       code=job.code, note=job.note, customer_email=job.email)

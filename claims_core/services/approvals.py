@@ -33,7 +33,9 @@ class ResolutionInput:
 
 
 def new_store_credit_code() -> str:
-    return "CREDIT-" + "".join(secrets.choice(CREDIT_ALPHABET) for _ in range(10))
+    """16 letters and digits: a code Shopify accepts as a gift card's own (8-20, no hyphens), so
+    with write-back the customer's code is the gift card's."""
+    return "CREDIT" + "".join(secrets.choice(CREDIT_ALPHABET) for _ in range(10))
 
 
 def ensure_in_review(s: Session, claim: Claim, actor: str, now: datetime | None) -> None:
