@@ -76,19 +76,20 @@ def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50
     jobs = shop_sync.take_due(engine, now=now, limit=limit)
     if not jobs:
         return out
-    admin = admin_factory(*creds)
-    for job in jobs:
-        try:
-            result = _send(admin, job)
-        except ShopifyError as e:
-            status = shop_sync.record_failure(engine, job.id, f"{e.code}: {e.message}",
-                                              retryable=e.retryable, retry_after=e.retry_after, now=now)
-            log.warning("Shopify write %s (%s, claim %s) %s: %s", job.id, job.kind,
-                        job.claim_reference, status, e.message)
-            out["retry" if status == "pending" else "failed"] += 1
-            continue
-        shop_sync.record_success(engine, job.id, result.shopify_id, name=result.name, now=now)
-        out["done"] += 1
+    with admin_factory(*creds) as admin:
+        for job in jobs:
+            try:
+                result = _send(admin, job)
+            except ShopifyError as e:
+                status = shop_sync.record_failure(engine, job.id, f"{e.code}: {e.message}",
+                                                  retryable=e.retryable, retry_after=e.retry_after,
+                                                  now=now)
+                log.warning("Shopify write %s (%s, claim %s) %s: %s", job.id, job.kind,
+                            job.claim_reference, status, e.message)
+                out["retry" if status == "pending" else "failed"] += 1
+                continue
+            shop_sync.record_success(engine, job.id, result.shopify_id, name=result.name, now=now)
+            out["done"] += 1
     return out
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import streamlit as st
 
 from claims_core import domain
-from claims_core.adapters import importer
+from claims_core.adapters import importer, shop_connection
 from claims_core.domain.auto_approval import GRANTABLE, RuleSpec
-from claims_core.services import accounts, auto_approval
+from claims_core.services import accounts, auto_approval, shop_sync
 from claims_core.services import settings as store_settings
 from views import safe_text, ui
 
@@ -20,8 +20,8 @@ flash = st.session_state.pop("settings_flash", None)
 if flash:
     st.success(flash)
 
-rules_tab, auto_tab, brand_tab, staff_tab, import_tab = st.tabs(
-    ["Claim rules", "Automation", "Branding", "Staff", "Imports"])
+rules_tab, auto_tab, brand_tab, staff_tab, import_tab, shopify_tab = st.tabs(
+    ["Claim rules", "Automation", "Branding", "Staff", "Imports", "Shopify & tracking"])
 
 
 def act(action, done) -> None:
@@ -227,7 +227,48 @@ with import_tab:
                     st.success(report.summary())
                     if report.skipped_rows:
                         st.download_button(
-                            "Download the skipped rows", "line,reason\n" + "\n".join(
-                                f"{e.line},\"{e.reason.replace(chr(34), chr(39))}\""
-                                for e in report.skipped_rows),
+                            "Download the skipped rows", domain.write_csv(
+                                ["line", "reason"],
+                                [(e.line, e.reason) for e in report.skipped_rows]),
                             file_name="skipped-rows.csv", mime="text/csv", key="s_import_err")
+
+with shopify_tab:
+    conn = shop_sync.connection(engine)
+    st.subheader("Write decisions back to Shopify", anchor=False)
+    st.caption("With a shop domain and an Admin API access token (a custom app with write_orders, "
+               "write_gift_cards and write_draft_orders), approved refunds become Shopify refunds, "
+               "store credit becomes a gift card with the customer's code, and a reshipment a "
+               "zero-priced order. Without them, decisions stay in the portal.")
+    ui.badge("Connected" if conn.active else "Not connected", conn.active)
+    with st.form("shopify_form"):
+        domain_in = st.text_input("Shop domain", value=conn.shop_domain,
+                                  placeholder="my-shop.myshopify.com")
+        token_in = st.text_input(
+            "Admin API access token", type="password", value="",
+            placeholder="configured · leave empty to keep it" if conn.token_configured
+            else "shpat_…")
+        c1, c2 = st.columns(2)
+        if c1.form_submit_button("Save", type="primary", width="stretch"):
+            act(lambda: shop_sync.save_connection(engine, who.actor, domain_in, token_in),
+                "Shopify connection saved.")
+        if conn.token_configured and c2.form_submit_button("Remove the token", width="stretch"):
+            act(lambda: shop_sync.save_connection(engine, who.actor, domain_in, remove_token=True),
+                "Token removed: decisions stay in the portal.")
+    if conn.active and st.button("Check the connection", key="shopify_check"):
+        ok, message = shop_connection.check(engine)
+        (st.success if ok else st.error)(safe_text.inline(message))
+    failed = shop_sync.failed_writes(engine)
+    if failed:
+        st.warning(f"{len(failed)} decisions didn't reach Shopify. Open the claim to see why and "
+                   "retry.")
+        for ref, cid, w in failed[:20]:
+            st.page_link("views/staff/claim.py", label=f"{ref} · {w.label}",
+                         query_params={"id": str(cid)}, icon=":material/error:")
+
+    st.subheader("Live feeds (webhooks)", anchor=False)
+    st.caption("Point Shopify, 17TRACK and EasyPost at these addresses. Each is switched on by its "
+               "secret in the server's environment or .streamlit/secrets.toml.")
+    for path, secret_name, what in shop_connection.FEEDS:
+        on = shop_connection.feed_configured(secret_name)
+        st.markdown(f"**{what}** · `{ui.app_url(path)}`")
+        ui.badge(f"{secret_name}: {'set' if on else 'not set'}", on)
