@@ -18,13 +18,15 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from .adapters import demo
+import httpx
+
+from .adapters import demo, demo_tracking
 from .adapters.importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
 from .adapters.mailer import smtp_from_env
 from .adapters.scheduler import tick
 from .domain.errors import AuthError
 from .domain.vocabulary import STATUSES
-from .infra import migrate
+from .infra import config, migrate
 from .infra.db import analyze, is_sqlite, make_engine, read_session, write_session
 from .infra.models import (ensure_settings_row, Claim, ClaimItem, Event, Evidence, LineItem, Message, Order, Resolution,
                      Shipment, ShipmentItem, StaffUser, Stock)
@@ -227,6 +229,28 @@ def cmd_tick(args) -> int:
     return 0
 
 
+def cmd_simulate_tracking(args) -> int:
+    engine = _engine()
+    _require_schema(engine)
+    key = config.secret("TRACK17_WEBHOOK_KEY")
+    if not key:
+        raise CliError("Set TRACK17_WEBHOOK_KEY (the same value for the app and for this command), "
+                       "e.g. export TRACK17_WEBHOOK_KEY=demo-key, and restart the app.")
+    try:
+        moved = demo_tracking.simulate(engine, args.url, key, count=args.count, rounds=args.rounds,
+                                       interval=args.interval)
+    except httpx.HTTPError as e:
+        raise CliError(f"Couldn't reach the app at {args.url} ({e}). Is it running?")
+    for m in moved:
+        print(f"  {m.tracking_number:24s} → {m.milestone:18s} HTTP {m.status_code}")
+    refused = [m for m in moved if m.status_code != 200]
+    if refused:
+        raise CliError(f"{len(refused)} events were refused (HTTP {refused[0].status_code}); "
+                       "is TRACK17_WEBHOOK_KEY the same for the app?")
+    print(f"{len(moved)} carrier events posted to {args.url.rstrip('/')}/webhooks/17track.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m claims_core",
                                 description="Shipping-protection claims portal: administration.")
@@ -256,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stats", help="counts as JSON").set_defaults(fn=cmd_stats)
     sub.add_parser("tick", help="reminders, auto-close, digests, then send mail (run every minute)"
                    ).set_defaults(fn=cmd_tick)
+    t = sub.add_parser("simulate-tracking",
+                       help="post signed 17TRACK events to the running app: parcels move on")
+    t.add_argument("--url", default="http://localhost:8501", help="the app (default %(default)s)")
+    t.add_argument("--count", type=int, default=10, help="parcels per round (default 10)")
+    t.add_argument("--rounds", type=int, default=1, help="steps to move them (default 1)")
+    t.add_argument("--interval", type=float, default=5.0, help="seconds between rounds")
+    t.set_defaults(fn=cmd_simulate_tracking)
     return p
 
 

@@ -48,8 +48,9 @@ def _stepper(step: int, milestone: str | None) -> None:
 
 
 def show_tracking(t: ShipmentTracking | None, *, key: str, tz_name: str = "UTC",
-                  heading: str = "Track your shipment", expanded: bool = True) -> None:
-    """The timeline of one shipment. ``key`` keeps the widgets of two shipments apart."""
+                  heading: str = "Track your shipment", explain: bool = True) -> None:
+    """The timeline of one shipment. ``key`` keeps the widgets of two shipments apart;
+    ``explain`` adds the sentence that tells a customer what they can claim, and when."""
     if t is None:
         return
     with st.container(border=True, key=f"tracking_{key}"):
@@ -61,7 +62,7 @@ def show_tracking(t: ShipmentTracking | None, *, key: str, tz_name: str = "UTC",
         _stepper(t.step, t.milestone)
         if t.expected_delivery_at and t.milestone != Milestone.DELIVERED:
             st.caption(f"Expected delivery: {_local(t.expected_delivery_at, tz_name).rsplit(',', 1)[0]}")
-        if t.explanation:
+        if t.explanation and explain:
             safe_text.show(t.explanation)
         if not t.entries:
             return

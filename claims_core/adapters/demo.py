@@ -23,6 +23,7 @@ from ..infra.models import (LineItem, Order, Shipment, ShipmentItem, Stock, ensu
 from ..services import customer, decisions
 from ..services.accounts import add_user
 from ..infra.photos import ProcessedPhoto, process_photo
+from . import demo_tracking
 
 SEED = 20261121
 
@@ -183,6 +184,7 @@ def generate(engine: Engine, *, orders: int = 2400, seed: int = SEED, now: datet
             add_user(engine, username, role, password, username.title(), actor="demo")
             out["logins"][username] = (role, password)
 
+    out["tracked"] = demo_tracking.track_demo_shipments(engine, now, seed)
     out["claims"] = _claims(engine, rng, now, _PhotoSource(seed), log)
     return out
 
@@ -330,7 +332,8 @@ def _claims(engine: Engine, rng: random.Random, now: datetime, photos: "_PhotoSo
     with read_session(engine) as s:
         rows = s.execute(
             select(Shipment.id, Shipment.order_id, Shipment.status, Shipment.shipped_at,
-                   Shipment.delivered_at, Shipment.last_scan_at, Order.email, Order.order_number,
+                   Shipment.delivered_at, Shipment.last_scan_at, Shipment.milestone,
+                   Shipment.expected_delivery_at, Order.email, Order.order_number,
                    Order.total_cents)
             .join(Order, Order.id == Shipment.order_id)
             .where(Order.protection_purchased_at.is_not(None), Order.source == "demo",
@@ -352,7 +355,8 @@ def _claims(engine: Engine, rng: random.Random, now: datetime, photos: "_PhotoSo
         if filed_at is None:
             continue
         issues = domain.available_issue_types(row.status, row.shipped_at, row.last_scan_at, filed_at,
-                                             lost_wait)
+                                             lost_wait, milestone=row.milestone,
+                                             expected_delivery_at=row.expected_delivery_at)
         if not issues:
             continue
         weights = {"damaged": 5, "missing_item": 2, "defective": 2, "wrong_item": 2, "stolen": 2,

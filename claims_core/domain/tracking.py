@@ -184,9 +184,13 @@ def explain(state: TrackingState, expected_delivery: datetime | None, shipped_at
         return f"Your parcel is waiting for you to pick it up{where} (since {when})."
     lost_from = local_date(state.last_scan_at or shipped_at, tz_name) + timedelta(days=lost_wait_days)
     parts = [f"Your parcel was scanned {when}{where}." if when else "Your parcel is on its way."]
-    if expected_delivery is not None and not past_expected_delivery(expected_delivery, now, tz_name):
-        parts.append(f"It is expected on {format_date(local_date(expected_delivery, tz_name))}; "
-                     "if it's late after that you can report it delayed.")
+    if expected_delivery is not None:
+        day = format_date(local_date(expected_delivery, tz_name))
+        parts.append(f"It was expected on {day}, so you can report it delayed."
+                     if past_expected_delivery(expected_delivery, now, tz_name) else
+                     f"It is expected on {day}; if it's late after that you can report it delayed.")
     if local_date(now, tz_name) < lost_from:
         parts.append(f"If it hasn't moved by {format_date(lost_from)} you can report it lost.")
+    else:
+        parts.append("It hasn't moved since, so you can report it lost.")
     return " ".join(parts)

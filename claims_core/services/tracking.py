@@ -10,7 +10,7 @@ replay changes nothing and an old event arriving late never winds it back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
 from sqlalchemy import select
@@ -30,6 +30,7 @@ from ..infra.models import Checkpoint, Claim, Message, Shipment, Tracking
 from .events import record_event
 
 SYSTEM_NAME = "Carrier tracking"
+FUTURE_SLACK = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def record(s: Session, update: TrackingUpdate, *, now: datetime | None = None) -
     known = set(s.scalars(select(Checkpoint.key).where(
         Checkpoint.tracking_number == number,
         Checkpoint.key.in_([c.key for c in update.checkpoints]))).all()) if update.checkpoints else set()
-    fresh = [c for c in update.checkpoints if c.key not in known]
+    # a scan dated more than a day ahead is a carrier's clock error: it would outrank every real
+    # scan to come, so it is left out
+    fresh = [c for c in update.checkpoints if c.key not in known and c.at <= now + FUTURE_SLACK]
     seen: set[str] = set()
     rows = []
     for c in fresh:

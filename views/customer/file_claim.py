@@ -149,9 +149,11 @@ def step_order() -> None:
             st.markdown(f"**{s.label}**")
             safe_text.show(f"{s.carrier or 'Carrier not known'}"
                            + (f" · tracking {s.tracking_number}" if s.tracking_number else ""))
-            line = f"{STATUS_WORDS.get(s.status, s.status)} · shipped {ui.when(s.shipped_at)}"
-            if s.delivered_at:
-                line += f" · delivered {ui.when(s.delivered_at)}"
+            line = f"Shipped {ui.when(s.shipped_at)}"
+            if s.tracking is None:  # the timeline below says where it is, when there is one
+                line = f"{STATUS_WORDS.get(s.status, s.status)} · shipped {ui.when(s.shipped_at)}"
+                if s.delivered_at:
+                    line += f" · delivered {ui.when(s.delivered_at)}"
             st.caption(line)
             safe_text.show(", ".join(f"{i.name} × {i.carried}" for i in s.items))
             tracking_panel.show_tracking(s.tracking, key=f"ship_{s.id}", tz_name=settings.timezone)
@@ -213,6 +215,9 @@ def step_issue() -> None:
     steps_header("issue")
     st.title("What went wrong?", anchor=False)
     safe_text.show(shipment_label(ship))
+    if ship.tracking is not None and ship.tracking.explanation:
+        with st.container(border=True, key="tracking_explanation"):
+            safe_text.show(ship.tracking.explanation)  # why these choices, from live tracking
     options = list(ship.issue_types)  # delivery problems first, then item problems
     st.radio(
         "Tap what describes it best", options,

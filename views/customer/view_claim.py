@@ -133,7 +133,8 @@ def show_claim(token: str) -> None:
     st.caption(f"Order {view.order_name} · filed {ui.when(view.created_at)}")
     timeline(view)
     decision(view)
-    tracking_panel.show_tracking(view.tracking, key="claim", tz_name=settings.timezone)
+    tracking_panel.show_tracking(view.tracking, key="claim", tz_name=settings.timezone,
+                                 explain=False)  # the claim is filed already
     with st.expander("Claim details", expanded=view.status in domain.OPEN_STATUSES):
         st.markdown(f"**{view.issue_label}** · {view.shipment_label}")
         if view.tracking_number:

@@ -123,7 +123,7 @@ with left:
                 tracking_panel.show_proof(c.tracking.proof if c.tracking else domain.ProofOfDelivery(),
                                           view.delivered_at, settings.timezone)
     tracking_panel.show_tracking(c.tracking, key="claim", tz_name=settings.timezone,
-                                 heading="Carrier tracking")
+                                 heading="Carrier tracking", explain=False)
 
     # --- photos ---------------------------------------------------------------------------------
     st.subheader(f"Photos ({len(view.photos)})", anchor=False)

@@ -232,6 +232,21 @@ with import_tab:
                                 [(e.line, e.reason) for e in report.skipped_rows]),
                             file_name="skipped-rows.csv", mime="text/csv", key="s_import_err")
 
+def save_shopify(remove: bool = False) -> None:
+    """The Shopify form's callback: the typed token is taken out of the page's state at once,
+    whatever happens, so it is never sent back to the browser."""
+    token = st.session_state.get("shopify_token", "")
+    st.session_state["shopify_token"] = ""
+    try:
+        shop_sync.save_connection(engine, who.actor, st.session_state.get("shopify_domain", ""),
+                                  None if remove else token, remove_token=remove)
+    except domain.ClaimRuleError as e:
+        st.session_state["shopify_error"] = e.message
+        return
+    st.session_state["settings_flash"] = ("Token removed: decisions stay in the portal." if remove
+                                          else "Shopify connection saved.")
+
+
 with shopify_tab:
     conn = shop_sync.connection(engine)
     st.subheader("Write decisions back to Shopify", anchor=False)
@@ -241,19 +256,19 @@ with shopify_tab:
                "zero-priced order. Without them, decisions stay in the portal.")
     ui.badge("Connected" if conn.active else "Not connected", conn.active)
     with st.form("shopify_form"):
-        domain_in = st.text_input("Shop domain", value=conn.shop_domain,
-                                  placeholder="my-shop.myshopify.com")
-        token_in = st.text_input(
-            "Admin API access token", type="password", value="",
-            placeholder="configured · leave empty to keep it" if conn.token_configured
-            else "shpat_…")
+        st.text_input("Shop domain", value=conn.shop_domain, placeholder="my-shop.myshopify.com",
+                      key="shopify_domain")
+        st.text_input("Admin API access token", type="password", key="shopify_token",
+                      placeholder="configured · leave empty to keep it" if conn.token_configured
+                      else "shpat_…")
         c1, c2 = st.columns(2)
-        if c1.form_submit_button("Save", type="primary", width="stretch"):
-            act(lambda: shop_sync.save_connection(engine, who.actor, domain_in, token_in),
-                "Shopify connection saved.")
-        if conn.token_configured and c2.form_submit_button("Remove the token", width="stretch"):
-            act(lambda: shop_sync.save_connection(engine, who.actor, domain_in, remove_token=True),
-                "Token removed: decisions stay in the portal.")
+        c1.form_submit_button("Save", type="primary", width="stretch", on_click=save_shopify)
+        if conn.token_configured:
+            c2.form_submit_button("Remove the token", width="stretch", on_click=save_shopify,
+                                  args=(True,))
+    shopify_error = st.session_state.pop("shopify_error", None)
+    if shopify_error:
+        st.error(safe_text.inline(shopify_error))
     if conn.active and st.button("Check the connection", key="shopify_check"):
         ok, message = shop_connection.check(engine)
         (st.success if ok else st.error)(safe_text.inline(message))
