@@ -2,10 +2,15 @@
 the customer's and the staff's pages, in a real browser."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from claims_core.infra.db import make_engine, utcnow
-from claims_core.services import customer, decisions
+from claims_core.domain.tracking import Checkpoint, TrackingUpdate
+from claims_core.domain.vocabulary import Milestone
+from claims_core.services import customer, decisions, tracking
+from claims_core.services.unit_of_work import run
 
 from .browser import DESKTOP, PHONE, click_button, settle
 from .factories import claim_request, make_order
@@ -19,10 +24,11 @@ HOSTILE = ("Look <script>window.pwned=1</script> <img src=https://evil.example/x
 
 def _inert(page):
     shown = page.get_by_text("[click me](javascript:window.pwned=3)", exact=False)
-    assert shown.count() >= 2 and shown.first.is_visible()  # comments and messages, as typed
+    assert shown.count() >= 3 and shown.first.is_visible()  # comments, messages, carrier scan
     assert page.evaluate("() => window.pwned") is None
     assert page.locator("img[src*='evil.example']").count() == 0
-    assert page.locator("a[href*='evil.example'], a[href^='javascript']").count() == 0
+    bad = page.locator("a[href*='evil.example'], a[href^='javascript']")
+    assert bad.count() == 0, [bad.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(bad.count())]
 
 
 def test_hostile_text_is_inert_everywhere(live_app, browser):
@@ -32,6 +38,10 @@ def test_hostile_text_is_inert_everywhere(live_app, browser):
                                                   signature="typed", signature_name="<b>Eve</b>"))
     customer.add_customer_message(engine, r.access_token, HOSTILE)
     decisions.staff_message(engine, r.claim_id, "staff:t", "Shop", "Reply with " + HOSTILE)
+    # a carrier feed's words too (timeline message and place, on both pages)
+    run(engine, lambda s: tracking.record(s, TrackingUpdate("17track", "HXH1X0", "UPS", (
+        Checkpoint(utcnow() - timedelta(hours=1), Milestone.DELIVERED, HOSTILE,
+                   "www.evil.example [x](https://evil.example)"),))))
     engine.dispose()
 
     phone = browser.new_context(viewport=PHONE)

@@ -11,7 +11,7 @@ markdown characters. So:
 - ``inline(text)`` makes text safe to place *inside* a markdown string that Streamlit renders
   (labels, radio options, ``st.error``): link, image and emphasis characters are escaped and the
   patterns that would be auto-linked (``://``, ``www.``, ``@``) or become Streamlit directives
-  (``:red[…]``, ``:material/…:``) are broken;
+  (``:red[…]``, ``:material/…:``) are broken by an invisible word joiner;
 - ``chart_label(text)`` for a chart's category names (plotly reads ``<a href>``, ``<b>``… in them).
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import re
 import streamlit as st
 
 
+_JOIN = "\u2060"  # WORD JOINER: invisible, and no link pattern matches across it
 # Characters that start markdown links, images, emphasis, code, HTML or maths.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]!<>~$])")
 
@@ -37,10 +38,12 @@ def inline(text: str | None) -> str:
     characters are escaped, and auto-link patterns (``://``, ``www.``, ``@``) are broken, so it
     shows as typed and never as a link."""
     s = (text or "").replace("\n", " ")
+    # Streamlit links bare URLs, www. addresses and emails *after* markdown escapes are read
+    # (``https\\:\\/\\/…`` still became a link): an invisible word joiner breaks each pattern.
+    s = s.replace("://", ":" + _JOIN + "//").replace("@", _JOIN + "@")
+    s = re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + _JOIN + ".", s)
     s = _MD_SPECIAL.sub(r"\\\1", s)
-    s = re.sub(r":(?=\S)", r"\\:", s)  # :red[…], :material/…: and scheme: links
-    s = s.replace("//", "\\/\\/").replace("@", "\\@")
-    return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)
+    return re.sub(r":(?=\S)", r"\\:", s)  # :red[…], :material/…: directives
 
 
 def chart_label(text) -> str:
