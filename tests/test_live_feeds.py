@@ -24,7 +24,7 @@ from claims_core.infra.db import read_session, write_session
 from claims_core.infra.models import (Checkpoint as CheckpointRow, Claim, Event, Message, Order,
                                       OrderRefund, OutboxMessage, Shipment, StaffUser,
                                       WebhookReceipt)
-from claims_core.services import customer, decisions, tracking
+from claims_core.services import claim_queue, customer, decisions, tracking
 from claims_core.services.approvals import ResolutionInput
 
 from .conftest import NOW
@@ -444,8 +444,12 @@ def test_a_scan_after_a_lost_claim_holds_it_and_tells_the_agent(client, engine):
         assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.kind == "staff_hold")) == 1
         assert s.scalar(select(func.count()).select_from(Claim).where(Claim.held_at.is_not(None))) == 1
+    held = claim_queue.queue_page(engine, claim_queue.QueueFilter(tab="all", on_hold=True))
+    assert [(r.reference, r.status_label) for r in held.rows] == [(receipt.reference,
+                                                                   "Received · on hold")]
     decisions.release_hold(engine, claim_id, "agent:ana", "Checked: it's stuck in Memphis",
                            expected_version=version)
+    assert claim_queue.queue_page(engine, claim_queue.QueueFilter(tab="all", on_hold=True)).rows == []
     decisions.approve(engine, claim_id, "agent:ana", [ResolutionInput("refund", 100)], note="part")
     with read_session(engine) as s:
         actions = s.scalars(select(Event.action).where(Event.claim_id == claim_id)).all()
@@ -487,3 +491,16 @@ def test_tracking_record_is_idempotent_at_the_service(engine):
         assert s.scalar(select(func.count()).select_from(Event).where(
             Event.action == "tracking_updated")) == 1
         assert s.scalar(select(func.count()).select_from(OrderRefund)) == 0
+
+
+def test_a_scan_dated_far_in_the_future_is_left_out(engine):
+    built = make_order(engine, "4601", shipments=[dict(
+        status="in_transit", shipped=NOW - timedelta(days=3), items=[("MUG", 3), ("TOTE", 1)])])
+    from claims_core.services.unit_of_work import run
+    upd = domain.TrackingUpdate("17track", "TRK4601X0", checkpoints=(
+        Checkpoint(NOW - timedelta(days=1), Milestone.IN_TRANSIT, "Departed"),
+        Checkpoint(NOW + timedelta(days=30), Milestone.DELIVERED, "Delivered (carrier clock)")))
+    out = run(engine, lambda s: tracking.record(s, upd, now=NOW))
+    assert out.new_checkpoints == 1
+    with read_session(engine) as s:
+        assert s.get(Shipment, built.shipment_ids[0]).status == ShipmentStatus.IN_TRANSIT

@@ -305,6 +305,8 @@ class Claim(Base):
         Index("ix_claims_created_at", "created_at"),
         Index("ix_claims_email", "email"),
         Index("ix_claims_risk_created", "risk_level", "created_at"),
+        Index("ix_claims_held", "held_at", sqlite_where=text("held_at IS NOT NULL"),
+              postgresql_where=text("held_at IS NOT NULL")),  # the few on hold, for the queue
         # holds every column the queue filters on, so its counts never touch the table
         Index("ix_claims_queue", "status", "issue_type", "carrier", "desired_resolution", "created_at",
               "category", "claimed_cents", "risk_level", "assignee_id"),

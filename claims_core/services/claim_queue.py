@@ -54,6 +54,7 @@ class QueueFilter:
     risk_levels: tuple[str, ...] = ()
     text: str = ""
     assignee_id: int | None = None
+    on_hold: bool = False  # only claims live tracking put on hold
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ class QueueRow:
     created_at: datetime
     updated_at: datetime
     assignee: str | None
+    held_at: datetime | None = None
+
+    @property
+    def status_label(self) -> str:
+        label = domain.STATUS_LABELS[self.status]
+        return f"{label} · on hold" if self.held_at else label
 
     def age(self, now: datetime) -> timedelta:
         return now - self.created_at
@@ -138,6 +145,8 @@ def _where(f: QueueFilter, *, with_tab: bool = True) -> list:
         cond.append(Claim.assignee_id == f.assignee_id)
     if f.carriers:
         cond.append(Claim.carrier.in_(f.carriers))
+    if f.on_hold:
+        cond.append(Claim.held_at.is_not(None))
     return cond
 
 
@@ -174,7 +183,7 @@ def _rows_query(cond: list) -> Select:
         select(Claim.id, Claim.reference, Order.name, Claim.email, Claim.issue_type, Claim.status,
                Claim.desired_resolution, Claim.claimed_cents, Shipment.carrier,
                Shipment.tracking_number, Claim.risk_level, Claim.created_at, Claim.updated_at,
-               StaffUser.username)
+               StaffUser.username, Claim.held_at)
         .join(Order, Order.id == Claim.order_id)
         .join(Shipment, Shipment.id == Claim.shipment_id)
         .outerjoin(StaffUser, StaffUser.id == Claim.assignee_id)

@@ -45,6 +45,8 @@ with st.expander("Filters", expanded=False):
                                  key="q_max")
     risk = c8.multiselect("Risk", list(claim_queue.RISK_LEVELS), key="q_risk",
                           format_func=str.capitalize)
+    on_hold = st.checkbox("Only claims on hold (the carrier's tracking changed after filing)",
+                          key="q_hold")
 
 
 def _cents(amount):
@@ -57,7 +59,7 @@ base = claim_queue.QueueFilter(
     tab="todo", issue_types=tuple(issue_types), category=category, date_from=d_from,
     date_to=d_to, carriers=tuple(carriers), resolutions=tuple(resolutions),
     min_cents=_cents(min_amount), max_cents=_cents(max_amount), risk_levels=tuple(risk),
-    text=search,
+    text=search, on_hold=on_hold,
 )
 if base.min_cents is not None and base.max_cents is not None and base.min_cents > base.max_cents:
     st.error("“Amount from” is above “Amount up to”: swap them to see results.")
@@ -97,7 +99,7 @@ else:
         "Order": r.order_name,
         "Email": r.email,
         "Issue": domain.ISSUE_TYPES[r.issue_type].label,
-        "Status": domain.STATUS_LABELS[r.status],
+        "Status": r.status_label,
         "Asked": domain.RESOLUTION_LABELS[r.desired_resolution],
         "Amount": domain.decimal_amount(r.claimed_cents),
         "Carrier": r.carrier,

@@ -110,6 +110,9 @@ def upgrade() -> None:
     with op.batch_alter_table('claims', schema=None) as batch_op:
         batch_op.add_column(sa.Column('held_at', claims_core.infra.db.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('hold_reason', sa.Text(), server_default='', nullable=False))
+    op.create_index('ix_claims_held', 'claims', ['held_at'], unique=False,
+                    sqlite_where=sa.text('held_at IS NOT NULL'),
+                    postgresql_where=sa.text('held_at IS NOT NULL'))
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('risk_level', sa.String(length=8), server_default='', nullable=False))
@@ -138,6 +141,7 @@ def downgrade() -> None:
         batch_op.drop_column('refunded_cents')
         batch_op.drop_column('risk_level')
 
+    op.drop_index('ix_claims_held', table_name='claims')
     with op.batch_alter_table('claims', schema=None) as batch_op:
         batch_op.drop_column('hold_reason')
         batch_op.drop_column('held_at')
