@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Iterable
 
 from .vocabulary import (ISSUE_TYPES, MILESTONE_LABELS, IssueType, Milestone, ShipmentStatus)
-from .windows import format_date, local_date
+from .windows import format_date, local_date, store_zone
 
 # Milestone → the coarse shipment status the rest of the product (eligibility, queue, analytics)
 # speaks in.
@@ -129,7 +129,13 @@ def past_expected_delivery(expected_delivery: datetime | None, now: datetime,
     return local_date(now, tz_name) > local_date(expected_delivery, tz_name)
 
 
-def hold_reason(issue_type: str, filed_at: datetime, new: Iterable[Checkpoint]) -> str:
+def _stamp(moment: datetime, tz_name: str | None) -> str:
+    t = moment.astimezone(store_zone(tz_name))
+    return f"{format_date(t.date())} at {t:%H:%M} {t.tzname()}"
+
+
+def hold_reason(issue_type: str, filed_at: datetime, new: Iterable[Checkpoint],
+                tz_name: str | None = "UTC") -> str:
     """Why a claim should be put on hold by checkpoints that just arrived, or "" if not.
 
     - a scan dated after a "lost" or "not received" claim was filed: the parcel moved after all;
@@ -140,7 +146,7 @@ def hold_reason(issue_type: str, filed_at: datetime, new: Iterable[Checkpoint]) 
         return ""
     newest = ordered(later)[0]
     where = f" in {newest.place}" if newest.place else ""
-    when = f"{newest.at:%Y-%m-%d %H:%M} UTC"
+    when = _stamp(newest.at, tz_name)
     label = ISSUE_TYPES[issue_type].label if issue_type in ISSUE_TYPES else issue_type
     if issue_type in MOVED_AFTER_FILING:
         return (f"The carrier scanned this parcel{where} on {when} "
@@ -152,7 +158,7 @@ def hold_reason(issue_type: str, filed_at: datetime, new: Iterable[Checkpoint]) 
             d = ordered(delivered)[0]
             where = f" in {d.place}" if d.place else ""
             return (f"The carrier reports this parcel delivered{where} on "
-                    f"{d.at:%Y-%m-%d %H:%M} UTC, after this “{label}” claim was filed.")
+                    f"{_stamp(d.at, tz_name)}, after this “{label}” claim was filed.")
     return ""
 
 

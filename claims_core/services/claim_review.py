@@ -159,10 +159,11 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
 
 def _staff_actions(claim: Claim) -> tuple[domain.Action, ...]:
     """What staff can do with the claim now: the action table, less an undo the approval's
-    resolutions don't allow."""
+    resolutions don't allow, and less approving while the claim is on hold."""
     live = [r.kind for r in claim.resolutions if r.voided_at is None]
     return tuple(a for a in domain.available_actions(claim.status, domain.Actor.STAFF)
-                 if a != domain.Action.UNDO_APPROVAL or approval_can_be_undone(live))
+                 if (a != domain.Action.UNDO_APPROVAL or approval_can_be_undone(live))
+                 and (a != domain.Action.APPROVE or claim.held_at is None))
 
 
 def photo_data(engine: Engine, claim_id: int, evidence_id: int) -> bytes:

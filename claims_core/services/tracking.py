@@ -26,7 +26,7 @@ from ..domain.tracking import ProofOfDelivery, TrackingState, TrackingUpdate
 from ..domain.vocabulary import (MILESTONE_LABELS, MILESTONE_PATH, OPEN_STATUSES, AuditAction,
                                  Milestone)
 from ..infra.db import utcnow
-from ..infra.models import Checkpoint, Claim, Message, Shipment, Tracking
+from ..infra.models import Checkpoint, Claim, Message, Shipment, Tracking, settings_row
 from .events import record_event
 
 SYSTEM_NAME = "Carrier tracking"
@@ -176,8 +176,9 @@ def _hold_claims(s: Session, sh: Shipment, new: Sequence[CheckpointFact], now: d
         select(Claim).where(Claim.shipment_id == sh.id, Claim.status.in_(OPEN_STATUSES),
                             Claim.held_at.is_(None))).all()
     n = 0
+    tz_name = settings_row(s).timezone if claims else "UTC"
     for claim in claims:
-        reason = rules.hold_reason(claim.issue_type, claim.created_at, new)
+        reason = rules.hold_reason(claim.issue_type, claim.created_at, new, tz_name)
         if reason:
             place_hold(s, claim, reason, now=now)
             n += 1

@@ -72,7 +72,7 @@ elif seen_version is not None and seen_version != c.version:
     st.warning(f"{domain.StaleClaim().message} It is now: {c.status_label}.")
 if view.held_at:
     st.warning(f"**On hold** since {ui.when(view.held_at)}: {safe_text.inline(view.hold_reason)} "
-               "Approving waits until the hold is released (below).", icon=":material/pause_circle:")
+               "Approving waits until the hold is released.", icon=":material/pause_circle:")
 now = utcnow()
 st.caption(f"Filed {ui.when(c.created_at)} ({ui.age_text(now - c.created_at)} ago) by "
            f"{'the customer' if view.filed_by == 'customer' else view.filed_by} · "
@@ -178,6 +178,15 @@ with left:
 # --- actions ------------------------------------------------------------------------------------
 with right:
     st.subheader("Decide", anchor=False)
+    if view.held_at:
+        with st.form("release_hold"):
+            st.markdown("**Release the hold**")
+            st.caption("Approving waits until you have checked the tracking and released the "
+                       "hold. Denying or asking the customer is possible now.")
+            hold_note = st.text_input("Note (optional)", key="hold_note")
+            if st.form_submit_button("Release hold", width="stretch"):
+                act(lambda: decisions.release_hold(engine, claim_id, who.actor, hold_note,
+                                                   expected_version=version), "Hold released.")
     if Action.APPROVE in view.actions:
         with st.form("approve"):
             st.markdown("**Approve**")
@@ -280,14 +289,6 @@ with right:
                 if w.can_retry and st.button("Retry", key=f"retry_write_{w.id}", width="stretch"):
                     act(lambda: shopify_writeback.retry_now(engine, w.id, who.actor),
                         "Sent to Shopify again.")
-    if view.held_at:
-        with st.form("release_hold"):
-            st.markdown("**Release the hold**")
-            st.caption("You have checked the tracking; approving is possible again.")
-            hold_note = st.text_input("Note (optional)", key="hold_note")
-            if st.form_submit_button("Release hold", width="stretch"):
-                act(lambda: decisions.release_hold(engine, claim_id, who.actor, hold_note,
-                                                   expected_version=version), "Hold released.")
 
     st.subheader("Assign", anchor=False)
     people = claim_review.assignable_staff(engine)

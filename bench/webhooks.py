@@ -1,0 +1,163 @@
+"""Benchmark: sustained carrier webhooks on SQLite while customers file claims.
+
+    python bench/webhooks.py [--seconds 20] [--senders 8] [--filers 4]
+
+Starts the app as the README does (``streamlit run app.py``) on a fresh SQLite database with
+orders whose shipments are in transit, then for ``--seconds``:
+- ``--senders`` threads post signed 17TRACK ``TRACKING_UPDATED`` webhooks, each with a new scan
+  (one in ten for a tracking number no order has yet);
+- ``--filers`` threads file claims through the customer service, on the same database.
+Afterwards every acknowledged (200) event must be a stored checkpoint: "lost" counts the ones that
+aren't. The baseline, in the same run and with the same client: Streamlit's health endpoint
+(``/_stcore/health``), the cheapest request the server answers. Prints events per second, the
+latency p50/p95, and the ratio to the baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from claims_core.adapters.demo_tracking import push_17track, sign_17track  # noqa: E402
+from claims_core.domain.vocabulary import Milestone  # noqa: E402
+from claims_core.infra import migrate  # noqa: E402
+from claims_core.infra.db import make_engine, write_session  # noqa: E402
+from claims_core.infra.models import LineItem, Order, Shipment, ShipmentItem  # noqa: E402
+from claims_core.services import customer  # noqa: E402
+from tests.conftest import running_app  # noqa: E402
+
+KEY = "bench-17track-key"
+NOW = datetime.now(timezone.utc)
+
+
+def make_orders(engine, n: int) -> list[tuple[int, int, int, str, str]]:
+    """n protected orders, each one shipment in transit: (order, shipment, item, email, tracking)."""
+    out = []
+    with write_session(engine) as s:
+        made = []
+        for i in range(n):
+            li = LineItem(position=1, sku="MUG", name="Mug", quantity=1, unit_price_cents=2800)
+            o = Order(order_number=f"B{i}", name=f"#B{i}", email=f"b{i}@example.com",
+                      created_at=NOW - timedelta(days=30), total_cents=2800, protection_fee_cents=195,
+                      protection_purchased_at=NOW - timedelta(days=30), line_items=[li])
+            sh = Shipment(order=o, tracking_number=f"1ZBENCH{i:08d}", carrier="UPS",
+                          status="in_transit", shipped_at=NOW - timedelta(days=20),
+                          last_scan_at=NOW - timedelta(days=15),
+                          items=[ShipmentItem(line_item=li, quantity=1)])
+            s.add_all([o, sh])
+            made.append((o, sh))
+        s.flush()
+        out = [(o.id, sh.id, sh.items[0].id, o.email, sh.tracking_number) for o, sh in made]
+    return out
+
+
+def hammer(url: str, seconds: float, threads: int, make_request) -> tuple[list[float], list[int]]:
+    """Send requests from ``threads`` threads for ``seconds``: latencies and status codes."""
+    stop = time.perf_counter() + seconds
+    lat, codes, lock = [], [], threading.Lock()
+
+    def worker(_):
+        with httpx.Client(timeout=30) as client:
+            while time.perf_counter() < stop:
+                method, path, body, headers = make_request()
+                t0 = time.perf_counter()
+                r = client.request(method, url + path, content=body, headers=headers)
+                dt = time.perf_counter() - t0
+                with lock:
+                    lat.append(dt)
+                    codes.append(r.status_code)
+
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        list(ex.map(worker, range(threads)))
+    return lat, codes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--senders", type=int, default=8)
+    ap.add_argument("--filers", type=int, default=4)
+    ap.add_argument("--orders", type=int, default=5000)
+    args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="claims-bench-webhooks-"))
+    db_url = f"sqlite:///{folder / 'claims.db'}"
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    orders = make_orders(engine, args.orders)
+    env = {**os.environ, "CLAIMS_DATA_DIR": str(folder), "TRACK17_WEBHOOK_KEY": KEY}
+    env.pop("DATABASE_URL", None)
+
+    counter = itertools.count()
+
+    def webhook():
+        i = next(counter)
+        number = orders[i % len(orders)][4] if i % 10 else f"1ZUNKNOWN{i:08d}"
+        at = NOW - timedelta(days=14) + timedelta(seconds=i)  # a new scan every time
+        body = json.dumps(push_17track(number, "UPS", Milestone.IN_TRANSIT, f"Scan {i}",
+                                       "Memphis, TN, US", at)).encode()
+        return "POST", "/webhooks/17track", body, {"sign": sign_17track(body, KEY)}
+
+    filed, filing_errors = [], []
+
+    def filer(k):
+        stop = time.perf_counter() + args.seconds
+        j = k
+        while time.perf_counter() < stop and j < len(orders):
+            o, sh, item, email, _t = orders[j]
+            try:
+                customer.file_claim(engine, customer.ClaimRequest(
+                    idempotency_key=f"bench-{j}", order_id=o, email=email, shipment_id=sh,
+                    issue_type="lost", items={}, desired_resolution="refund",
+                    signature_kind="typed", signature_name="Pat Doe", accurate_confirmed=True))
+                filed.append(j)
+            except Exception as e:  # noqa: BLE001 - every kind counts
+                filing_errors.append(repr(e))
+            j += args.filers
+
+    with running_app(env, folder / "streamlit.log") as url:
+        hammer(url, 2, 2, lambda: ("GET", "/_stcore/health", None, {}))  # warm up
+        base_lat, base_codes = hammer(url, args.seconds, args.senders,
+                                      lambda: ("GET", "/_stcore/health", None, {}))
+        with ThreadPoolExecutor(max_workers=args.filers) as filers:
+            futures = [filers.submit(filer, k) for k in range(args.filers)]
+            lat, codes = hammer(url, args.seconds, args.senders, webhook)
+            for f in futures:
+                f.result()
+    ok = codes.count(200)
+    with engine.connect() as c:
+        stored = c.execute(text("SELECT count(*) FROM checkpoints WHERE message LIKE 'Scan %'")
+                           ).scalar_one()
+        holds = c.execute(text("SELECT count(*) FROM claims WHERE held_at IS NOT NULL")).scalar_one()
+    engine.dispose()
+    rate, base_rate = ok / args.seconds, len(base_codes) / args.seconds
+    p = lambda xs, q: statistics.quantiles(xs, n=100)[q - 1]  # noqa: E731
+    print(f"SQLite, {args.senders} webhook senders + {args.filers} customers filing, "
+          f"{args.seconds:.0f} s, {args.orders:,} orders")
+    print(f"baseline /_stcore/health: {base_rate:8.1f} req/s  p50 {p(base_lat, 50) * 1000:6.1f} ms  "
+          f"p95 {p(base_lat, 95) * 1000:6.1f} ms")
+    print(f"17TRACK webhooks:         {rate:8.1f} ev/s   p50 {p(lat, 50) * 1000:6.1f} ms  "
+          f"p95 {p(lat, 95) * 1000:6.1f} ms  ({rate / base_rate:.2f}× the baseline's rate)")
+    print(f"acknowledged {ok}, other answers {len(codes) - ok}, stored {stored}, "
+          f"lost {ok - stored}")
+    print(f"claims filed meanwhile: {len(filed)}, errors {len(filing_errors)}"
+          + (f" (first: {filing_errors[0]})" if filing_errors else "")
+          + f"; claims put on hold by the scans: {holds}")
+
+
+if __name__ == "__main__":
+    main()
