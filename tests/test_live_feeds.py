@@ -504,3 +504,69 @@ def test_a_scan_dated_far_in_the_future_is_left_out(engine):
     assert out.new_checkpoints == 1
     with read_session(engine) as s:
         assert s.get(Shipment, built.shipment_ids[0]).status == ShipmentStatus.IN_TRANSIT
+
+
+# --- risk from the shop's own fraud signal and claim velocity ------------------------------------
+
+def test_shopifys_risk_level_and_claims_piling_up_at_one_address_raise_the_risk(engine):
+    from claims_core.services import claim_review
+    built = make_order(engine, "4701", created=NOW - timedelta(days=20))
+    with write_session(engine) as s:
+        order = s.get(Order, built.order_id)
+        order.risk_level, order.shipping_address1, order.shipping_zip = "high", "9 Oak Ln", "38104"
+    for i in range(3):  # other orders, other emails, the same door, recently
+        other = make_order(engine, f"47{10 + i}", f"o{i}@example.com", created=NOW - timedelta(days=20),
+                           tracking_prefix=f"V{i}")
+        with write_session(engine) as s:
+            o = s.get(Order, other.order_id)
+            o.shipping_address1, o.shipping_zip = "9 Oak Ln", "38104"
+        customer.file_claim(engine, claim_request(other, key=f"v{i}"), now=NOW - timedelta(days=i + 1))
+    r = customer.file_claim(engine, claim_request(built, key="main"), now=NOW)
+    view = claim_review.claim_for_staff(engine, r.claim_id)
+    labels = {sig.label: sig.detail for sig in view.signals}
+    assert labels["Shopify's fraud analysis"] == "high risk order"
+    assert labels["Many recent claims at this address"].startswith("3 in the 60 days")
+    assert view.risk_level == "high" and view.order_risk_level == "high"
+
+
+# --- simulate-tracking posts what a carrier would ------------------------------------------------
+
+@pytest.mark.usefixtures("secrets_set")
+def test_simulate_tracking_moves_parcels_through_the_real_route(client, engine):
+    from claims_core.adapters import demo_tracking
+    built = make_order(engine, "4801", shipments=[dict(
+        status="in_transit", shipped=NOW - timedelta(days=2), items=[("MUG", 3), ("TOTE", 1)])])
+    posted = []
+
+    def post(url, content, headers):
+        posted.append(url)
+        return client.post(url.removeprefix("http://portal.test"), content=content,
+                           headers=headers).status_code
+
+    moved = demo_tracking.simulate(engine, "http://portal.test", TRACK17_KEY, count=5, rounds=3,
+                                   post=post)
+    # out for delivery, then delivered; delivered parcels aren't moved again
+    assert [(m.milestone, m.status_code) for m in moved] == [("out_for_delivery", 200),
+                                                             ("delivered", 200)]
+    assert posted[0] == "http://portal.test/webhooks/17track"
+    with read_session(engine) as s:
+        assert s.get(Shipment, built.shipment_ids[0]).status == ShipmentStatus.DELIVERED
+
+
+def test_demo_histories_agree_with_each_shipments_status(engine):
+    from claims_core.adapters import demo
+    demo.generate(engine, orders=120, create_staff=False, log=lambda *_: None)
+    with read_session(engine) as s:
+        rows = s.execute(select(Shipment.tracking_number, Shipment.status, Shipment.milestone)
+                         .where(Shipment.milestone.is_not(None))).all()
+        assert len(rows) > 10
+        for number, status, milestone in rows:
+            facts = tracking.checkpoint_facts(s.scalars(select(CheckpointRow).where(
+                CheckpointRow.tracking_number == number)))
+            assert summarise(facts).status == status, number
+            assert max(c.at for c in facts) <= utcnow_()
+
+
+def utcnow_():
+    from claims_core.infra.db import utcnow
+    return utcnow()

@@ -134,15 +134,16 @@ def simulate(engine: Engine, url: str, key: str, *, count: int = 10, rounds: int
     for r in range(rounds):
         with read_session(engine) as s:
             rows = s.execute(select(Shipment.tracking_number, Shipment.carrier, Shipment.milestone,
-                                    Order.shipping_city, Order.shipping_province)
+                                    Shipment.status, Order.shipping_city, Order.shipping_province)
                              .join(Order, Order.id == Shipment.order_id)
                              .where(Shipment.tracking_number.is_not(None),
                                     Shipment.status.in_((ShipmentStatus.IN_TRANSIT,
                                                          ShipmentStatus.FULFILLED)))
                              .order_by(Shipment.shipped_at.desc()).limit(count)).all()
         now = utcnow()
-        for number, carrier, milestone, city, province in rows:
-            current = Milestone(milestone) if milestone in set(Milestone) else M.INFO_RECEIVED
+        for number, carrier, milestone, status, city, province in rows:
+            current = Milestone(milestone) if milestone in set(Milestone) else (
+                M.IN_TRANSIT if status == ShipmentStatus.IN_TRANSIT else M.INFO_RECEIVED)
             nxt, message = NEXT.get(current, (M.IN_TRANSIT, "Arrived at facility"))
             place = ", ".join(p for p in (city, province) if p) if nxt != M.IN_TRANSIT \
                 else rng.choice(HUBS)
