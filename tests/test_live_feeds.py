@@ -570,3 +570,37 @@ def test_demo_histories_agree_with_each_shipments_status(engine):
 def utcnow_():
     from claims_core.infra.db import utcnow
     return utcnow()
+
+
+@pytest.mark.usefixtures("secrets_set")
+def test_tracking_stopped_is_remembered_and_said(client, engine):
+    built = make_order(engine, "4901", shipments=[dict(
+        status="in_transit", shipped=NOW - timedelta(days=9), items=[("MUG", 3), ("TOTE", 1)])])
+    post_17track(client, track17("TRK4901X0", [(NOW - timedelta(days=8), "Departed", "Memphis, TN, US",
+                                                None, None)]))
+    r = post_17track(client, {"event": "TRACKING_STOPPED", "data": {"number": "TRK4901X0",
+                                                                    "carrier": 100002}})
+    assert r.status_code == 200, r.text
+    t = customer.get_order_for_customer(engine, built.order_id, built.email, now=NOW).shipments[0].tracking
+    assert t.stopped and t.milestone == Milestone.IN_TRANSIT
+
+
+def test_concurrent_deliveries_for_one_parcel_end_on_the_newest_scan(engine):
+    """20 carrier events for one parcel at once, in shuffled order: every scan is stored and the
+    shipment ends on the newest (PostgreSQL: the tracking row's lock makes them take turns)."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+    from claims_core.services.unit_of_work import run
+    built = make_order(engine, "5101", shipments=[dict(
+        status="in_transit", shipped=NOW - timedelta(days=5), items=[("MUG", 3), ("TOTE", 1)])])
+    times = [NOW - timedelta(hours=40 - i) for i in range(20)]
+    updates = [domain.TrackingUpdate("17track", "TRK5101X0", checkpoints=(
+        Checkpoint(t, Milestone.DELIVERED if i == 19 else Milestone.IN_TRANSIT, f"Scan {i}"),))
+        for i, t in enumerate(times)]
+    random.Random(7).shuffle(updates)
+    with ThreadPoolExecutor(max_workers=10) as ex:
+        list(ex.map(lambda u: run(engine, lambda s: tracking.record(s, u, now=NOW)), updates))
+    with read_session(engine) as s:
+        sh = s.get(Shipment, built.shipment_ids[0])
+        assert (sh.status, sh.last_scan_at) == (ShipmentStatus.DELIVERED, times[-1])
+        assert s.scalar(select(func.count()).select_from(CheckpointRow)) == 20

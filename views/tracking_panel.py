@@ -38,7 +38,7 @@ def _stepper(step: int, milestone: str | None) -> None:
         cells.append(f"<li class='trk-{state}'><span></span>{html.escape(MILESTONE_LABELS[m])}</li>")
     warn = " trk-off" if off_path else ""
     st.html(
-        "<style>.trk{display:flex;list-style:none;margin:.2rem 0 .4rem;padding:0;gap:.25rem}"
+        "<style>.trk{display:flex;list-style:none;margin:.2rem 0 .4rem !important;padding:0 !important;gap:.25rem}"
         ".trk li{flex:1;font-size:.72rem;line-height:1.15;color:#6b7280;text-align:center;"
         "position:relative;padding-top:1.1rem;overflow-wrap:anywhere}"
         ".trk li span{position:absolute;top:.2rem;left:0;right:0;height:.45rem;border-radius:.25rem;"
@@ -62,6 +62,8 @@ def show_tracking(t: ShipmentTracking | None, *, key: str, tz_name: str = "UTC",
         _stepper(t.step, t.milestone)
         if t.expected_delivery_at and t.milestone != Milestone.DELIVERED:
             st.caption(f"Expected delivery: {_local(t.expected_delivery_at, tz_name).rsplit(',', 1)[0]}")
+        if t.stopped:
+            st.caption("The carrier has stopped sending updates for this parcel.")
         if t.explanation and explain:
             safe_text.show(t.explanation)
         if not t.entries:

@@ -51,7 +51,10 @@ def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
 
 
 def _tracking_row(s: Session, number: str) -> Tracking:
-    row = s.scalars(select(Tracking).where(Tracking.tracking_number == number)).first()
+    """The tracking number's row, created if new, locked for this transaction (PostgreSQL: two
+    deliveries for one parcel take turns, so neither overwrites the other's news)."""
+    row = s.scalars(select(Tracking).where(Tracking.tracking_number == number)
+                    .with_for_update()).first()
     if row is None:
         dialect = s.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -59,7 +62,8 @@ def _tracking_row(s: Session, number: str) -> Tracking:
             tracking_number=number, carrier="", source="", pod_signed_by="", pod_photo_url="",
             pod_location="", updated_at=utcnow()).on_conflict_do_nothing(
             index_elements=["tracking_number"]))
-        row = s.scalars(select(Tracking).where(Tracking.tracking_number == number)).one()
+        row = s.scalars(select(Tracking).where(Tracking.tracking_number == number)
+                        .with_for_update()).one()
     return row
 
 
@@ -137,11 +141,14 @@ def apply_to_shipments(s: Session, number: str, new: Sequence[CheckpointFact] = 
     hold the open claims the new checkpoints call into question. Returns (shipments, holds)."""
     now = now or utcnow()
     number = normalize_tracking(number)
+    # the tracking row's lock first: a delivery for this parcel and an import creating its
+    # shipment take turns, and whoever comes second sees what the first committed
+    meta = s.scalars(select(Tracking).where(Tracking.tracking_number == number)
+                     .with_for_update()).first()
+    if meta is None:
+        return 0, 0
     shipments = s.scalars(select(Shipment).where(Shipment.tracking_number == number)).all()
     if not shipments:
-        return 0, 0
-    meta = s.scalars(select(Tracking).where(Tracking.tracking_number == number)).first()
-    if meta is None:
         return 0, 0
     state = rules.summarise(_checkpoints(s, number), fallback=fallback)
     holds = 0
@@ -225,6 +232,7 @@ class ShipmentTracking:
     proof: ProofOfDelivery
     explanation: str
     live: bool  # a carrier feed has reported this tracking number
+    stopped: bool = False  # the feed said it will send no more (17TRACK's TRACKING_STOPPED)
 
     @property
     def has_proof(self) -> bool:
@@ -264,7 +272,8 @@ def shipment_tracking(s: Session, sh: Shipment, *, now: datetime, lost_wait_days
     return ShipmentTracking(number, sh.carrier or (meta.carrier if meta else ""),
                             str(state.milestone) if state.milestone else None, label,
                             _step(state.milestone), expected, entries, proof, explanation,
-                            live=meta is not None)
+                            live=meta is not None,
+                            stopped=bool(meta and meta.stopped_at) and state.milestone != Milestone.DELIVERED)
 
 
 def tracking_for_shipments(s: Session, shipments: Sequence[Shipment], *, now: datetime,
