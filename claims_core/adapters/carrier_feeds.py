@@ -591,7 +591,7 @@ SHIPMENT_STATUS_LABELS_SHOPIFY = {
 DEAD_FULFILLMENT_STATUSES = frozenset({"cancelled", "error", "failure"})
 
 
-def _tracking_numbers_shopify(fulfillment: dict) -> list[str]:
+def shopify_tracking_numbers(fulfillment: dict) -> list[str]:
     numbers: list[str] = []
     candidates = _items(fulfillment.get("tracking_numbers")) + [fulfillment.get("tracking_number")]
     for raw in candidates:
@@ -616,7 +616,7 @@ def parse_shopify_fulfillment(payload: dict, *, event_id: str = "") -> list[Trac
     fulfillment = payload
     if "id" not in payload and isinstance(payload.get("fulfillment"), dict):
         fulfillment = payload["fulfillment"]  # the REST response shape, {"fulfillment": {...}}
-    numbers = _tracking_numbers_shopify(fulfillment)
+    numbers = shopify_tracking_numbers(fulfillment)
     if not numbers:
         return []
     carrier = _text(fulfillment.get("tracking_company"), MAX_CARRIER)

@@ -37,6 +37,7 @@ from ..services.settings import load_settings
 from ..infra.db import import_session, utcnow
 from ..infra.models import ClaimItem, LineItem, Order, OrderRefund, Shipment, ShipmentItem, Stock
 from ..services import tracking
+from . import carrier_feeds
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -760,12 +761,11 @@ def order_by_shopify_id(s, shopify_order_id) -> Order | None:
 def apply_shopify_fulfillment(s, order: Order, payload: dict) -> str:
     """A Shopify fulfillment (``fulfillments/create``/``update``) as a shipment of ``order``,
     through the shipments importer's own rules. Returns "" or why nothing was written."""
-    numbers = [n for n in (payload.get("tracking_numbers") or [payload.get("tracking_number")])
-               if isinstance(n, str) and n.strip()]
+    numbers = carrier_feeds.shopify_tracking_numbers(payload)
     tracking_number = domain.normalize_tracking(numbers[0]) if numbers else ""
     if not tracking_number:
         return "the fulfillment has no tracking number yet"
-    if payload.get("status") in ("cancelled", "error", "failure"):
+    if payload.get("status") in carrier_feeds.DEAD_FULFILLMENT_STATUSES:
         return f"the fulfillment is {payload.get('status')}"
     shipped = _time(payload.get("created_at"), "created_at")
     if shipped is None:

@@ -12,17 +12,18 @@ import os
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 from sqlalchemy import Engine, or_, select, update
 
+from ..domain.windows import DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra.db import utcnow, write_session
 from ..infra.models import OutboxMessage
 
-MAX_ATTEMPTS = 8
-LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = DELIVERY_MAX_ATTEMPTS
+LEASE = DELIVERY_LEASE
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,6 @@ def _deliver(cfg: SmtpConfig, msg: OutboxMessage) -> None:
         smtp.send_message(em)
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(minutes=min(360, 2 ** max(0, attempts - 1)))
-
-
 def send_pending(engine: Engine, cfg: SmtpConfig | None, *, now: datetime | None = None,
                  limit: int = 200) -> dict[str, int]:
     """Deliver due messages. A refusal or a time-out leaves the message queued for a retry with
@@ -114,7 +111,7 @@ def send_pending(engine: Engine, cfg: SmtpConfig | None, *, now: datetime | None
             with write_session(engine) as s:
                 s.execute(update(OutboxMessage).where(OutboxMessage.id == msg.id).values(
                     status="failed" if failed else "pending", attempts=attempts,
-                    next_attempt_at=now + backoff(attempts), lease_until=None,
+                    next_attempt_at=now + retry_backoff(attempts), lease_until=None,
                     last_error=f"{type(e).__name__}: {e}"[:500]))
             out["failed" if failed else "retry"] += 1
             continue

@@ -94,3 +94,13 @@ def session_over(started_at: datetime, last_seen_at: datetime, now: datetime) ->
 
 def draft_expires_at(now: datetime) -> datetime:
     return now + timedelta(days=DRAFT_DAYS)
+
+
+# Delivering what the outbox holds (emails, writes to Shopify): how often and how long to try.
+DELIVERY_MAX_ATTEMPTS = 8  # then the item is marked failed, for staff to see
+DELIVERY_LEASE = timedelta(minutes=5)  # a sender's hold on an item; a crashed sender's lapses
+
+
+def retry_backoff(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed try: 1, 2, 4 … minutes, at most 6 hours."""
+    return timedelta(minutes=min(360, 2 ** max(0, attempts - 1)))

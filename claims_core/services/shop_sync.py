@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.vocabulary import AuditAction, ResolutionKind
 from ..domain.money import credit_with_bonus
+from ..domain.windows import DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import (Claim, LineItem, Order, Resolution, ShipmentItem,
                             ShopifyWrite, StoreSecret, ensure_settings_row, settings_row)
@@ -20,10 +21,8 @@ from .events import record_event
 from .unit_of_work import transactional
 from .write_back import TOKEN_SECRET, WRITE_LABELS
 
-MAX_ATTEMPTS = 8
 WRITE_STATUS = {"pending": "queued", "sending": "sending", "done": "done", "failed": "failed",
                 "cancelled": "cancelled"}
-LEASE = timedelta(minutes=5)
 _DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 
 
@@ -156,14 +155,10 @@ def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 50) ->
             taken = s.execute(update(ShopifyWrite).where(
                 ShopifyWrite.id == w.id, ShopifyWrite.status == w.status,
                 ShopifyWrite.attempts == w.attempts).values(
-                status="sending", lease_until=now + LEASE)).rowcount
+                status="sending", lease_until=now + DELIVERY_LEASE)).rowcount
             if taken == 1:
                 jobs.append(_job(s, w))
     return jobs
-
-
-def backoff(attempts: int) -> timedelta:
-    return timedelta(minutes=min(360, 2 ** max(0, attempts - 1)))
 
 
 @transactional
@@ -188,9 +183,9 @@ def record_failure(s: Session, write_id: int, reason: str, *, retryable: bool,
     w.attempts += 1
     w.last_error = reason[:1000]
     w.lease_until = None
-    if retryable and w.attempts < MAX_ATTEMPTS:
+    if retryable and w.attempts < DELIVERY_MAX_ATTEMPTS:
         w.status = "pending"
-        wait = backoff(w.attempts)
+        wait = retry_backoff(w.attempts)
         if retry_after:
             wait = max(timedelta(seconds=retry_after), timedelta(seconds=1))
         w.next_attempt_at = now + wait
