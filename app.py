@@ -2,20 +2,20 @@
 
 The web process: Streamlit's pages (``streamlit_app.py``: navigation, public pages, staff pages)
 plus the routes and middleware Streamlit's websocket can't provide: the webhooks of Shopify,
-17TRACK and EasyPost (``/webhooks/...``), the staff log-in that sets an HttpOnly session cookie, a staff link without a session sent to that log-in, security headers
+17TRACK and EasyPost (``/webhooks/...``), the claims API (``/api/v1``, FastAPI), the staff log-in that sets an HttpOnly session cookie, a staff link without a session sent to that log-in, security headers
 on every response, and a friendly page for faults instead of a traceback.
 """
 import streamlit as st
 from starlette.middleware import Middleware
 
-from claims_core.adapters import webhooks
+from claims_core.adapters import api, webhooks
 from claims_core.adapters.web import SecurityHeaders, StaffGate, routes
 from views.faults import on_script_error
 from views.navigation import STAFF_PAGES
 
 app = st.App(
     "streamlit_app.py",
-    routes=routes() + webhooks.routes(),
+    routes=routes() + webhooks.routes() + [api.mount()],
     middleware=[Middleware(SecurityHeaders),
                 Middleware(StaffGate, staff_paths=("login",) + tuple(p.url_path for p in STAFF_PAGES))],
     on_script_error=on_script_error,

@@ -225,7 +225,8 @@ def cmd_tick(args) -> int:
     report = tick(engine, smtp=smtp_from_env())
     print(json.dumps({"reminded": report.reminded, "closed": report.closed,
                       "digests": report.digests, "drafts_purged": report.drafts_purged,
-                      "mail": report.mail, "shopify": report.shopify}))
+                      "mail": report.mail, "shopify": report.shopify,
+                      "webhooks": report.webhooks}))
     return 0
 
 

@@ -804,3 +804,75 @@ def apply_shopify_refund(s, order: Order, payload: dict) -> None:
         select(OrderRefund).where(OrderRefund.order_id == order.id, OrderRefund.external_id != "export"))}
     known.update(_refunds_of([payload]))
     record_refunds(s, order, known)
+
+
+# --- the same orders from the REST API (PUT /api/v1/orders/{number}) -------------------------------
+
+def upsert_api_order(s, number: str, data: dict, now: datetime) -> tuple[Order, bool, int]:
+    """An order and its shipments as the API sends them (already type-checked), through the
+    importers' own upserts. Returns (order, created, shipments in the request)."""
+    normalized = domain.normalize_order_number(number)
+    if not normalized or len(normalized) > 60:
+        raise PayloadError("the order number is empty or too long")
+    email = domain.normalize_email(data["email"])
+    if "@" not in email:
+        raise PayloadError("email is not an email address")
+    po = _ParsedOrder(normalized, 0)
+    lines = data["line_items"]
+    address = data.get("shipping_address") or {}
+    po.fields = {
+        "name": f"#{normalized}", "email": email[:254],
+        "customer_name": (data.get("customer_name") or "")[:200],
+        "created_at": data["created_at"], "financial_status": "paid",
+        "fulfillment_status": "fulfilled" if data.get("shipments") else "unfulfilled",
+        "fulfilled_at": None, "cancelled_at": data.get("cancelled_at"),
+        "currency": (data.get("currency") or "USD")[:3].upper(),
+        "subtotal_cents": sum(li["unit_price_cents"] * li["quantity"] for li in lines),
+        "shipping_cents": 0, "tax_cents": 0, "total_cents": data["total_cents"],
+        "shipping_method": "",
+        "shipping_address1": (address.get("address1") or "")[:200],
+        "shipping_city": (address.get("city") or "")[:100],
+        "shipping_zip": (address.get("zip") or "")[:20],
+        "shipping_province": (address.get("province") or "")[:100],
+        "shipping_country": (address.get("country_code") or "")[:2].upper(),
+        "external_id": None, "risk_level": "",
+    }
+    for i, li in enumerate(lines, start=1):
+        po.lines.append(_ParsedLine(line=i, sku=li["sku"][:100], name=li["name"][:300],
+                                    quantity=li["quantity"], unit_price_cents=li["unit_price_cents"],
+                                    discount_cents=0, requires_shipping=True, fulfilled=False,
+                                    is_protection=False))
+    if data.get("protection_fee_cents"):
+        po.lines.append(_ParsedLine(line=len(lines) + 1, sku="SHIP-PROTECT", name="Shipping Protection",
+                                    quantity=1, unit_price_cents=data["protection_fee_cents"],
+                                    discount_cents=0, requires_shipping=False, fulfilled=False,
+                                    is_protection=True))
+    order = s.scalars(select(Order).where(Order.order_number == normalized)
+                      .options(selectinload(Order.line_items),
+                               selectinload(Order.shipments).selectinload(Shipment.items))).first()
+    created = order is None
+    _upsert_order(s, order, po, now)
+    s.flush()
+    order = s.scalars(select(Order).where(Order.order_number == normalized)
+                      .options(selectinload(Order.line_items),
+                               selectinload(Order.shipments).selectinload(Shipment.items))).one()
+    if created:
+        order.source = "api"
+    shipments = data.get("shipments") or []
+    for i, sh in enumerate(shipments, start=1):
+        tracking_number = domain.normalize_tracking(sh["tracking_number"])
+        if not tracking_number:
+            raise PayloadError(f"shipment {i} has no tracking number")
+        g = {"line": i, "number": normalized, "tracking": tracking_number,
+             "carrier": (sh.get("carrier") or "")[:64], "status": sh.get("status") or "in_transit",
+             "shipped_at": sh["shipped_at"], "delivered_at": sh.get("delivered_at"),
+             "last_scan_at": sh.get("delivered_at"),
+             "items": [(i, it["sku"], it["quantity"]) for it in sh["items"]], "source": "api"}
+        if g["status"] not in domain.SHIPMENT_STATUSES:
+            raise PayloadError(f"shipment {i}: status is one of {', '.join(domain.SHIPMENT_STATUSES)}")
+        if g["status"] == "delivered" and g["delivered_at"] is None:
+            raise PayloadError(f"shipment {i}: a delivered shipment needs delivered_at")
+        err = _apply_shipment(s, order, g, ImportReport("shipments"))
+        if err is not None:
+            raise PayloadError(f"shipment {i}: {err.reason}")
+    return order, created, len(shipments)

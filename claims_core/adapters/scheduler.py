@@ -1,5 +1,5 @@
 """``python -m claims_core tick`` (every minute from cron is fine): the timers, draft retention,
-delivering the outbox and the Shopify write-back queue, and SQLite's periodic upkeep."""
+delivering the outbox, the Shopify write-back queue and outbound webhooks, and SQLite's periodic upkeep."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from ..infra.db import optimize, utcnow
 from ..services import drafts, timers
-from . import mailer, shopify_writeback
+from . import mailer, outbound_webhooks, shopify_writeback
 
 
 def tick(engine: Engine, *, now: datetime | None = None,
@@ -20,5 +20,6 @@ def tick(engine: Engine, *, now: datetime | None = None,
     report.drafts_purged = drafts.purge_expired(engine, now=now)
     report.mail = mailer.send_pending(engine, smtp, now=now)
     report.shopify = shopify_writeback.send_pending(engine, now=now)
+    report.webhooks = outbound_webhooks.send_pending(engine, now=now)
     optimize(engine)
     return report

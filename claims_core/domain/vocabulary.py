@@ -254,6 +254,11 @@ class AuditAction(StrEnum):
     WRITE_BACK_DONE = "write_back_done"
     WRITE_BACK_FAILED = "write_back_failed"
     WRITE_BACK_RETRIED = "write_back_retried"
+    API_KEY_CREATED = "api_key_created"
+    API_KEY_REVOKED = "api_key_revoked"
+    WEBHOOK_ENDPOINT_ADDED = "webhook_endpoint_added"
+    WEBHOOK_ENDPOINT_CHANGED = "webhook_endpoint_changed"
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
 
     @property
     def label(self) -> str:

@@ -78,6 +78,10 @@ class StoreSettings(Base):
     protection_pattern: Mapped[str] = mapped_column(
         String(500), default=r"protection|shipping insurance|route|ship-protect"
     )
+    # outbound webhooks may target private / loopback addresses (off: they can't reach the shop's
+    # own network; tests and a local integration turn it on)
+    webhooks_allow_private: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                         server_default=text("false"))
     # write-back: decisions land in this Shopify store when an Admin API token is also stored
     shopify_shop_domain: Mapped[str] = mapped_column(String(255), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -629,6 +633,82 @@ class ShopifyWrite(Base):
     done_at: Mapped[Optional[datetime]]
 
     __table_args__ = (Index("ix_shopify_writes_status_next", "status", "next_attempt_at"),)
+
+
+class ApiKey(Base):
+    """A key for the REST API. The key is shown once when made; this row keeps its SHA-256 and
+    the first characters (to tell keys apart), who made it and when it was last used."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # "ck_3f9a2b1c": shown in lists
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(8))  # read | write
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[Optional[datetime]]
+    revoked_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (CheckConstraint("scope IN ('read', 'write')", name="scope"),)
+
+
+class ApiIdempotency(Base):
+    """The first answer to a write made with an ``Idempotency-Key``: a replay gets it again."""
+
+    __tablename__ = "api_idempotency"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    idem_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))  # method, path and body
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("api_key_id", "idem_key", name="uq_api_idempotency_key"),)
+
+
+class WebhookEndpoint(Base):
+    """An address the owner registered to be told about claims (signed per Standard Webhooks)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    events: Mapped[str] = mapped_column(String(500))  # comma list of event types
+    secret: Mapped[str] = mapped_column(String(100))  # "whsec_…", shown to the owner to verify
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    disabled_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event on its way to one endpoint, queued in the event's transaction; sent after commit
+    with retries, logged for the owner (and replayable)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    message_id: Mapped[str] = mapped_column(String(64))  # webhook-id (same on every retry)
+    event_type: Mapped[str] = mapped_column(String(32))
+    claim_id: Mapped[Optional[int]] = mapped_column(ForeignKey("claims.id"), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[Optional[datetime]]
+    last_status_code: Mapped[Optional[int]] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+                      UniqueConstraint("endpoint_id", "message_id", name="uq_webhook_deliveries_msg"))
 
 
 class AutoApproveRule(Base):

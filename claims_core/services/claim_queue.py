@@ -178,6 +178,11 @@ def _conditions(s, f: QueueFilter, *, with_tab: bool = True) -> list:
     return cond
 
 
+def filter_conditions(s, f: QueueFilter) -> list:
+    """The queue's filters (and search) as SQL conditions, for other readers of claims (the API)."""
+    return _conditions(s, f)
+
+
 def _rows_query(cond: list) -> Select:
     return (
         select(Claim.id, Claim.reference, Order.name, Claim.email, Claim.issue_type, Claim.status,

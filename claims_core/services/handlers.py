@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..domain.auto_approval import ClaimFacts, rule_matches
 from ..domain.vocabulary import AuditAction, ResolutionKind
 from ..infra.models import AutoApproveRule, Claim, Event, settings_row
-from . import notifications, write_back
+from . import notifications, webhooks_out, write_back
 from .approvals import ResolutionInput, grant
 from .events import PENDING
 
@@ -65,14 +65,18 @@ EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {
 }
 
 
+# Run for every claim event, whatever its action (outbound webhooks follow every change).
+EVERY_EVENT: tuple[Handler, ...] = (webhooks_out.queue_deliveries,)
+
+
 def dispatch(s: Session) -> None:
     """Run the handlers of every event recorded in this transaction, oldest first, including
     the events the handlers themselves record."""
     pending: list[Event] = s.info.setdefault(PENDING, [])
     while pending:
         ev = pending.pop(0)
-        handlers = EVENT_HANDLERS.get(ev.action, ())
-        if not handlers or ev.claim_id is None:
+        handlers = (*EVENT_HANDLERS.get(ev.action, ()), *EVERY_EVENT)
+        if ev.claim_id is None:
             continue
         claim = s.get(Claim, ev.claim_id)
         for handler in handlers:

@@ -44,6 +44,7 @@ SUBJECTS = {
     "staff_new_claim": "New claim {ref} ({issue})",
     "staff_digest": "Daily claims digest for {store}",
     "staff_hold": "Claim {ref} is on hold: the carrier's tracking changed",
+    "webhook_disabled": "A webhook endpoint of {store} was switched off",
 }
 
 

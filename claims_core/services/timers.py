@@ -36,6 +36,7 @@ class TickReport:
     drafts_purged: int = 0
     mail: dict = field(default_factory=dict)
     shopify: dict = field(default_factory=dict)
+    webhooks: dict = field(default_factory=dict)
 
 
 def _waiting_since(s, claim_ids: list[int]) -> dict[int, tuple[datetime, int]]:
