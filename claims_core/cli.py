@@ -21,10 +21,11 @@ from sqlalchemy.engine import make_url
 import httpx
 
 from .adapters import demo, demo_tracking
+from .services import api_keys
 from .adapters.importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
 from .adapters.mailer import smtp_from_env
 from .adapters.scheduler import tick
-from .domain.errors import AuthError
+from .domain.errors import AuthError, ClaimRuleError
 from .domain.vocabulary import STATUSES
 from .infra import config, migrate
 from .infra.db import analyze, is_sqlite, make_engine, read_session, write_session
@@ -252,6 +253,32 @@ def cmd_simulate_tracking(args) -> int:
     return 0
 
 
+def cmd_api_key(args) -> int:
+    engine = _engine()
+    _require_schema(engine)
+    if args.action == "create":
+        try:
+            view, raw = api_keys.create_key(engine, args.name or "", args.scope, "cli")
+        except ClaimRuleError as e:
+            raise CliError(e.message)
+        print(f"API key {view.prefix} ({view.scope}) for “{view.name}”. Copy it now; it is not "
+              "shown again:")
+        print(raw)
+        return 0
+    if args.action == "revoke":
+        match = [k for k in api_keys.list_keys(engine) if k.prefix == args.prefix]
+        if not match:
+            raise CliError(f"No key {args.prefix}. `api-key list` shows them.")
+        api_keys.revoke(engine, match[0].id, "cli")
+        print(f"Revoked {args.prefix}.")
+        return 0
+    for k in api_keys.list_keys(engine):
+        used = k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "never"
+        state = "revoked" if k.revoked_at else "active"
+        print(f"{k.prefix}  {k.scope:5s}  {state:7s}  last used {used:16s}  {k.name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m claims_core",
                                 description="Shipping-protection claims portal: administration.")
@@ -281,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stats", help="counts as JSON").set_defaults(fn=cmd_stats)
     sub.add_parser("tick", help="reminders, auto-close, digests, then send mail (run every minute)"
                    ).set_defaults(fn=cmd_tick)
+    k = sub.add_parser("api-key", help="make, list or revoke keys for the REST API")
+    ksub = k.add_subparsers(dest="action", required=True)
+    kc = ksub.add_parser("create", help="a new key, printed once")
+    kc.add_argument("--name", required=True, help="what will use it, e.g. the help desk")
+    kc.add_argument("--scope", required=True, choices=["read", "write"])
+    ksub.add_parser("list", help="every key with its scope and last use")
+    kr = ksub.add_parser("revoke", help="stop a key working")
+    kr.add_argument("prefix", help="the key's first part, e.g. ck_3f9a2b1c")
+    k.set_defaults(fn=cmd_api_key)
     t = sub.add_parser("simulate-tracking",
                        help="post signed 17TRACK events to the running app: parcels move on")
     t.add_argument("--url", default="http://localhost:8501", help="the app (default %(default)s)")

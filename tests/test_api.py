@@ -76,6 +76,10 @@ def problem(r, status: int, code: str | None = None) -> dict:
     assert isinstance(body["code"], str) and body["code"]
     if code is not None:
         assert body["code"] == code, body
+    if body["code"] == "validation_failed":  # docs/api.md: always with its errors
+        assert isinstance(body.get("errors"), list) and body["errors"], body
+        assert all({"loc", "msg"} <= set(e) and isinstance(e["loc"], list)
+                    for e in body["errors"]), body
     return body
 
 
@@ -212,6 +216,17 @@ def test_a_read_key_can_not_write(client, engine, read_key, method, path, body):
     assert count(engine, Decision) == 0
     assert count(engine, Order, Order.order_number == "7001") == 0
     assert get_claim(client, read_key, receipt.reference)["status"] == "submitted"
+
+
+def test_the_key_is_checked_before_the_body(client, engine, read_key):
+    filed = file_existing(engine, recent_order(engine))
+    problem(client.post("/api/v1/claims", json={"nonsense": True}), 401, "unauthorized")
+    problem(client.post("/api/v1/claims", json={"nonsense": True}, headers=auth(read_key)),
+            403, "insufficient_scope")
+    problem(client.post(f"/api/v1/claims/{filed.reference}/approve", json={},
+                        headers=auth(read_key)), 403, "insufficient_scope")
+    problem(client.put("/api/v1/orders/9", json={}, headers=auth(read_key)), 403,
+            "insufficient_scope")
 
 
 # --- problem details ----------------------------------------------------------------------------
@@ -369,6 +384,31 @@ def test_filter_by_carrier(client, engine, write_key):
     assert [c["reference"] for c in r.json()["items"]] == [b]
     r = client.get("/api/v1/claims?carrier=UPS,FedEx", headers=auth(write_key))
     assert [c["reference"] for c in r.json()["items"]] == [a, b]
+
+
+def test_filter_by_risk_level(client, engine, write_key, seven):
+    levels = {c["reference"]: c["risk_level"] for c in
+              client.get("/api/v1/claims", headers=auth(write_key)).json()["items"]}
+    every = client.get("/api/v1/claims?risk_level=low,medium,high", headers=auth(write_key))
+    assert [c["reference"] for c in every.json()["items"]] == seven
+    level = levels[seven[0]]
+    r = client.get(f"/api/v1/claims?risk_level={level}", headers=auth(write_key))
+    assert [c["reference"] for c in r.json()["items"]] == [x for x in seven if levels[x] == level]
+
+
+def test_filters_combine_and_pages_keep_them(client, write_key, seven):
+    got, cursor = [], None
+    while True:
+        params = {"issue_type": "damaged", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/claims", params=params, headers=auth(write_key)).json()
+        got += [c["reference"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert got == [seven[i] for i in (0, 1, 3, 4, 6)]
+    r = client.get("/api/v1/claims", params={"issue_type": "damaged", "q": "twin@example.com"},
+                   headers=auth(write_key))
+    assert [c["reference"] for c in r.json()["items"]] == [seven[1], seven[4]]
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=-1", "limit=ten"])
@@ -571,6 +611,44 @@ def test_a_rule_refusal_is_422_with_the_domain_code(client, engine, write_key, c
     assert count(engine, Claim) == 0
 
 
+def test_the_documented_example_without_photos_needs_photos(client, engine, write_key):
+    recent_order(engine)
+    r = client.post("/api/v1/claims", json=filing_body(issue_type="damaged"),
+                    headers=auth(write_key))
+    problem(r, 422, "photos_required")
+    assert count(engine, Claim) == 0
+
+
+def test_two_claimable_shipments_need_the_tracking_number(client, engine, write_key):
+    now = utcnow()
+    two = [{"status": "delivered", "shipped": now - timedelta(days=10),
+            "delivered": now - timedelta(days=7), "items": [("MUG", 3)]},
+           {"status": "delivered", "shipped": now - timedelta(days=9),
+            "delivered": now - timedelta(days=6), "items": [("TOTE", 1)]}]
+    recent_order(engine, shipments=two)
+    body = filing_body(items=[{"sku": "TOTE", "quantity": 1}])
+    r = client.post("/api/v1/claims", json=body, headers=auth(write_key))
+    assert r.status_code == 422, r.text
+    problem(r, 422)
+    assert count(engine, Claim) == 0
+    r = client.post("/api/v1/claims", json={**body, "tracking_number": "trk1001x1"},
+                    headers=auth(write_key))
+    assert r.status_code == 201, r.text
+    assert r.json()["items"] == [{"sku": "TOTE", "name": "Canvas Tote", "quantity": 1,
+                                  "amount_cents": 3450}]
+    with read_session(engine) as s:
+        assert s.scalars(select(Claim.carrier)).one() == "UPS"
+
+
+def test_a_tracking_number_not_on_the_order_is_422(client, engine, write_key):
+    recent_order(engine)
+    r = client.post("/api/v1/claims", json=filing_body(tracking_number="1ZNOTTHIS"),
+                    headers=auth(write_key))
+    assert r.status_code == 422, r.text
+    problem(r, 422)
+    assert count(engine, Claim) == 0
+
+
 def test_claiming_more_than_is_left_is_refused(client, engine, write_key):
     built = recent_order(engine)
     file_existing(engine, built, issue="missing_item")  # an open claim on the MUG line
@@ -714,6 +792,21 @@ def test_approving_a_denied_claim_is_409(client, engine, write_key, filed):
     assert get_claim(client, write_key, filed.reference)["status"] == "denied"
 
 
+def test_approving_a_claim_on_hold_is_409(client, engine, write_key, filed):
+    from sqlalchemy import update
+
+    from claims_core.infra.db import write_session
+    with write_session(engine) as s:
+        s.execute(update(Claim).where(Claim.id == filed.claim_id).values(
+            held_at=utcnow(), hold_reason="The carrier now says delivered."))
+    claim = get_claim(client, write_key, filed.reference)
+    assert claim["on_hold"] is True
+    r = client.post(f"/api/v1/claims/{filed.reference}/approve", json={"resolution": "refund"},
+                    headers=auth(write_key))
+    problem(r, 409, "claim_on_hold")
+    assert count(engine, Decision) == 0
+
+
 # --- idempotency --------------------------------------------------------------------------------
 
 def test_filing_twice_with_one_idempotency_key_files_once(client, engine, write_key):
@@ -822,6 +915,15 @@ def test_put_order_creates_then_updates(client, engine, write_key):
         assert sorted(sh.tracking_number for sh in order.shipments) == ["1ZAPI0000001",
                                                                        "1ZAPI0000002"]
     assert count(engine, Order, Order.order_number == "5001") == 1
+
+
+def test_the_order_number_in_the_path_may_carry_its_hash(client, engine, write_key):
+    r = client.put("/api/v1/orders/%235001", json=order_body(), headers=auth(write_key))
+    assert r.status_code == 201, r.text
+    assert r.json()["order_number"] == "#5001"
+    r = client.put("/api/v1/orders/5001", json=order_body(), headers=auth(write_key))
+    assert r.status_code == 200 and r.json()["created"] is False
+    assert count(engine, Order) == 1
 
 
 def test_put_the_same_order_again_is_an_unchanged_update(client, engine, write_key):

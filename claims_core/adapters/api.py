@@ -35,7 +35,7 @@ from ..services.api_keys import ApiKeyView
 from ..services.approvals import ResolutionInput
 from ..services.settings import load_settings
 from ..services.unit_of_work import run
-from . import importer
+from . import evidence_pack, importer
 from .web import engine
 
 PROBLEM = "application/problem+json"
@@ -55,6 +55,11 @@ class Problem(Exception):
         self.status, self.code, self.detail = status, code, detail
         self.title = title or code.replace("_", " ").capitalize()
         self.headers, self.extra = headers or {}, extra
+
+
+def invalid(detail: str, *loc: str) -> Problem:
+    """A 422 ``validation_failed`` naming where the problem is, as request validation does."""
+    return Problem(422, "validation_failed", detail, errors=[{"loc": list(loc), "msg": detail}])
 
 
 def problem_response(p: Problem, instance: str) -> JSONResponse:
@@ -212,7 +217,7 @@ def create_app() -> FastAPI:
             status, payload = _answer(request, action)
             return payload if isinstance(payload, Response) else JSONResponse(payload, status)
         if len(idem) > 200:
-            raise Problem(422, "validation_failed", "Idempotency-Key is at most 200 characters.")
+            raise invalid("Idempotency-Key is at most 200 characters.", "header", "Idempotency-Key")
         canonical = body.model_dump_json().encode() if body is not None else b""
         h = claims_api.request_hash(request.method, request.url.path, canonical)
         seen = claims_api.begin(engine(), key.id, idem, h)
@@ -263,13 +268,19 @@ def create_app() -> FastAPI:
         try:
             items, next_cursor = claims_api.list_claims(engine(), f, limit=limit, cursor=cursor)
         except ClaimRuleError as e:
-            raise Problem(422, "validation_failed", e.message,
-                          errors=[{"loc": ["query", "cursor"], "msg": e.message}])
+            raise invalid(e.message, "query", "cursor")
         return {"items": items, "next_cursor": next_cursor}
 
     @app.get("/claims/{reference}", summary="One claim with its events, messages, decision and photos")
     def get_claim(reference: str, request: Request, key: ApiKeyView = reader):
         return detail(request, reference)
+
+    @app.get("/claims/{reference}/evidence.pdf", response_class=Response,
+             summary="The claim's evidence pack (PDF) for a carrier claim or a chargeback")
+    def evidence(reference: str, key: ApiKeyView = reader):
+        pdf = evidence_pack.build(engine(), claims_api.claim_id(engine(), reference))
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="{evidence_pack.filename(reference)}"'})
 
     @app.get("/photos/{token}", summary="A claim photo (signed link from GET /claims/{reference})",
              response_class=Response)
@@ -346,7 +357,7 @@ def create_app() -> FastAPI:
             try:
                 order, created, n = run(engine(), lambda s: _upsert(s, order_number, data))
             except importer.PayloadError as e:
-                raise Problem(422, "validation_failed", str(e))
+                raise invalid(str(e), "body")
             return (201 if created else 200), {"order_number": order, "created": created,
                                                "shipments": n}
         return idempotent(request, key, body, action)
@@ -366,8 +377,8 @@ def _shipment(view, tracking_number: str | None):
         t = domain.normalize_tracking(tracking_number)
         match = [s for s in view.shipments if s.tracking_number == t]
         if not match:
-            raise Problem(422, "validation_failed",
-                          f"Order {view.name} has no shipment with tracking number {tracking_number}.")
+            raise invalid(f"Order {view.name} has no shipment with tracking number "
+                          f"{tracking_number}.", "body", "tracking_number")
         return match[0]
     claimable = view.claimable_shipments
     if len(claimable) == 1:
@@ -375,15 +386,15 @@ def _shipment(view, tracking_number: str | None):
     if not claimable:
         raise ClaimRuleError(view.reason or "No shipment of this order can take a claim.",
                              view.reason_codes[0] if view.reason_codes else ErrorCode.NOT_SHIPPED)
-    raise Problem(422, "validation_failed", f"Order {view.name} has {len(claimable)} shipments "
-                  "that can take a claim: say which with tracking_number.")
+    raise invalid(f"Order {view.name} has {len(claimable)} shipments that can take a claim: say "
+                  "which with tracking_number.", "body", "tracking_number")
 
 
 def _b64(data: str) -> bytes:
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise Problem(422, "validation_failed", "A photo's content_base64 isn't base64.")
+        raise invalid("A photo's content_base64 isn't base64.", "body", "photos")
 
 
 def mount() -> Mount:

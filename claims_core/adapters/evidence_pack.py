@@ -40,7 +40,7 @@ MIME_TYPE = "application/pdf"
 NOT_EMBEDDED = "(image could not be embedded)"
 
 _PAGE_ALIAS = "{nb}"
-_PHOTO_MAX_HEIGHT_MM = 120.0
+_PHOTO_MAX_HEIGHT_MM = 100.0  # two photos to a page
 _SIGNATURE_BOX_MM = (80.0, 27.0)
 
 # Spelt out for the core font (Latin-1 only); anything else it can't encode becomes "?".
@@ -88,7 +88,7 @@ def build(engine, claim_id: int, *, now: datetime | None = None) -> bytes:
 # --- the document ---------------------------------------------------------------------------------
 
 class _Pack(FPDF):
-    """A4 pages with the claim's footer; every piece of text goes through :meth:`text`."""
+    """A4 pages with the claim's footer; every piece of text goes through :meth:`para`."""
 
     def __init__(self, reference: str):
         super().__init__(orientation="P", unit="mm", format="A4")
@@ -122,7 +122,7 @@ class _Pack(FPDF):
     def style(self, size: float = 10, bold: bool = False) -> None:
         self.set_font(self.family, "B" if bold else "", size)
 
-    def text(self, text, *, size: float = 10, bold: bool = False, indent: float = 0,
+    def para(self, text, *, size: float = 10, bold: bool = False, indent: float = 0,
              height: float | None = None) -> None:
         """One paragraph from the left margin (plus ``indent``), wrapped to the page width; long
         words and URLs are broken rather than overflow."""
@@ -131,21 +131,23 @@ class _Pack(FPDF):
         h = height or size * 0.5
         self.set_x(self.l_margin + indent)
         try:
-            self.multi_cell(self.epw - indent, h, body, markdown=False, wrapmode=WrapMode.WORD,
+            self.multi_cell(self.epw - indent, h, body, align="L", markdown=False,
+                            wrapmode=WrapMode.WORD,
                             new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         except FPDFException:  # a word wider than the line: break anywhere
             self.set_x(self.l_margin + indent)
-            self.multi_cell(self.epw - indent, h, body, markdown=False, wrapmode=WrapMode.CHAR,
+            self.multi_cell(self.epw - indent, h, body, align="L", markdown=False,
+                            wrapmode=WrapMode.CHAR,
                             new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def field(self, label: str, value) -> None:
-        self.text(f"{label}: {value if value not in (None, '') else '-'}")
+        self.para(f"{label}: {value if value not in (None, '') else '-'}")
 
     def heading(self, title: str) -> None:
         if self.y > self.page_break_trigger - 25:  # keep a heading with what follows it
             self.add_page()
         self.ln(4)
-        self.text(title, size=13, bold=True, height=7)
+        self.para(title, size=13, bold=True, height=7)
         self.set_draw_color(160, 160, 160)
         self.line(self.l_margin, self.y, self.w - self.r_margin, self.y)
         self.ln(2)
@@ -192,8 +194,8 @@ def _add_unicode_font(pdf: FPDF) -> bool:
 def _title(pdf: _Pack, view: claim_review.StaffClaimView, store: str, generated: datetime) -> None:
     c = view.claim
     if store:
-        pdf.text(store, size=11, bold=True)
-    pdf.text(f"Evidence pack \u2014 claim {c.reference}", size=17, bold=True, height=9)
+        pdf.para(store, size=11, bold=True)
+    pdf.para(f"Evidence pack \u2014 claim {c.reference}", size=17, bold=True, height=9)
     pdf.gap(1)
     pdf.field("Generated", _when(generated))
     status = c.status_label
@@ -238,27 +240,25 @@ def _tracking(pdf: _Pack, t) -> None:
     pdf.field("Milestone", t.milestone_label or "unknown")
     pdf.field("Expected delivery", _when(t.expected_delivery_at) if t.expected_delivery_at
               else "not given")
-    if t.explanation:
-        pdf.text(t.explanation)
     pdf.gap()
-    pdf.text(f"Checkpoints ({len(t.entries)}, newest first, times UTC)", bold=True)
+    pdf.para(f"Checkpoints ({len(t.entries)}, newest first, times UTC)", bold=True)
     if not t.entries:
-        pdf.text("No checkpoints reported.", indent=4)
+        pdf.para("No checkpoints reported.", indent=4)
     for e in t.entries:
         head = f"{_when(e.at)} \u00b7 {e.milestone_label}"
         if e.place:
             head += f" \u00b7 {e.place}"
-        pdf.text(head, indent=4)
+        pdf.para(head, indent=4)
         if e.message:
-            pdf.text(e.message, size=9, indent=10)
+            pdf.para(e.message, size=9, indent=10)
     pdf.gap()
-    pdf.text("Proof of delivery", bold=True)
+    pdf.para("Proof of delivery", bold=True)
     if not t.proof:
-        pdf.text("No proof of delivery reported.", indent=4)
+        pdf.para("No proof of delivery reported.", indent=4)
     else:
-        pdf.text(f"Signed by: {t.proof.signed_by or '-'}", indent=4)
-        pdf.text(f"Location: {t.proof.location or '-'}", indent=4)
-        pdf.text(f"Photo link (as given by the carrier): {t.proof.photo_url or '-'}", indent=4)
+        pdf.para(f"Signed by: {t.proof.signed_by or '-'}", indent=4)
+        pdf.para(f"Location: {t.proof.location or '-'}", indent=4)
+        pdf.para(f"Photo link (as given by the carrier): {t.proof.photo_url or '-'}", indent=4)
 
 
 def _statement(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
@@ -268,19 +268,19 @@ def _statement(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     pdf.field("Resolution asked for", RESOLUTION_LABELS.get(c.desired_resolution,
                                                             c.desired_resolution))
     if c.items:
-        pdf.text("Items claimed", bold=True)
+        pdf.para("Items claimed", bold=True)
         for i in c.items:
             sku = f" (SKU {i.sku})" if i.sku else ""
-            pdf.text(f"{i.quantity} \u00d7 {i.name}{sku}: {format_cents(i.amount_cents, c.currency)}",
+            pdf.para(f"{i.quantity} \u00d7 {i.name}{sku}: {format_cents(i.amount_cents, c.currency)}",
                      indent=4)
     pdf.field("Amount claimed", format_cents(c.claimed_cents, c.currency))
     pdf.gap()
-    pdf.text("Description", bold=True)
-    pdf.text(c.description or "(none given)", indent=4)
+    pdf.para("Description", bold=True)
+    pdf.para(c.description or "(none given)", indent=4)
     pdf.gap()
-    pdf.text("Signature", bold=True)
+    pdf.para("Signature", bold=True)
     if c.signature_kind == "drawn":
-        pdf.text("Drawn by the customer:", indent=4)
+        pdf.para("Drawn by the customer:", indent=4)
         if view.signature_png:
             w, h = _SIGNATURE_BOX_MM
             pdf.room_for(h + 2)
@@ -288,27 +288,27 @@ def _statement(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
                 pdf.image(io.BytesIO(view.signature_png), x=pdf.l_margin + 4, w=w, h=h,
                           keep_aspect_ratio=True)
             except Exception:
-                pdf.text(NOT_EMBEDDED, indent=4)
+                pdf.para(NOT_EMBEDDED, indent=4)
         else:
-            pdf.text("(no drawing stored)", indent=4)
+            pdf.para("(no drawing stored)", indent=4)
     else:
-        pdf.text(f"Typed name: {c.signature_name or '-'}", indent=4)
+        pdf.para(f"Typed name: {c.signature_name or '-'}", indent=4)
 
 
 def _photos(pdf: _Pack, photos: list) -> None:
     pdf.heading("Photos")
-    pdf.text(f"Photos: {len(photos)}")
+    pdf.para(f"Photos: {len(photos)}")
     if not photos:
-        pdf.text("No photos were provided.")
+        pdf.para("No photos were provided.")
     for n, (p, data) in enumerate(photos, 1):
         box_h = _photo_height(pdf.epw, p.width, p.height)
         pdf.room_for(4 * 5 + (box_h if data else 0) + 4)
         pdf.gap(3)
-        pdf.text(f"Photo {n}: {p.filename}", bold=True)
-        pdf.text(f"Size: {p.width} \u00d7 {p.height} pixels \u00b7 review: {_review(p)}")
-        pdf.text(f"SHA-256: {p.sha256}", size=9)
+        pdf.para(f"Photo {n}: {p.filename}", bold=True)
+        pdf.para(f"Size: {p.width} \u00d7 {p.height} pixels \u00b7 review: {_review(p)}")
+        pdf.para(f"SHA-256: {p.sha256}", size=9)
         if p.reused_in:
-            pdf.text("Also submitted with: " + ", ".join(p.reused_in), size=9)
+            pdf.para("Also submitted with: " + ", ".join(p.reused_in), size=9)
         embedded = False
         if data:
             try:
@@ -318,7 +318,7 @@ def _photos(pdf: _Pack, photos: list) -> None:
             except Exception:
                 embedded = False
         if not embedded:
-            pdf.text(NOT_EMBEDDED)
+            pdf.para(NOT_EMBEDDED)
 
 
 def _conversation(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
@@ -326,21 +326,21 @@ def _conversation(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     entries = [(m, False) for m in view.claim.messages] + [(m, True) for m in view.internal_notes]
     entries.sort(key=lambda e: _utc(e[0].created_at))
     if not entries:
-        pdf.text("No messages.")
+        pdf.para("No messages.")
     for m, internal in entries:
         pdf.gap(1)
         who = m.author_name or m.author_kind
         kind = f"{m.author_kind}, internal note, not shown to the customer" if internal \
             else m.author_kind
-        pdf.text(f"{_when(m.created_at)} \u00b7 {who} ({kind})", bold=True, size=9)
-        pdf.text(m.body, indent=4)
+        pdf.para(f"{_when(m.created_at)} \u00b7 {who} ({kind})", bold=True, size=9)
+        pdf.para(m.body, indent=4)
 
 
 def _decision(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     c = view.claim
     pdf.heading("Decision")
     if c.resolutions:
-        pdf.text(f"{c.status_label}{' (partial)' if c.partial else ''}", bold=True)
+        pdf.para(f"{c.status_label}{' (partial)' if c.partial else ''}", bold=True)
         for r in c.resolutions:
             label = RESOLUTION_LABELS.get(r.kind, r.kind)
             if r.kind == ResolutionKind.STORE_CREDIT:
@@ -353,21 +353,21 @@ def _decision(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
                 line = label
             else:
                 line = f"{label}: {format_cents(r.amount_cents, c.currency)}"
-            pdf.text(line, indent=4)
+            pdf.para(line, indent=4)
     elif c.status == DENIED:
-        pdf.text("Denied", bold=True)
+        pdf.para("Denied", bold=True)
         pdf.field("Reason", c.denial_reason or "-")
     else:
-        pdf.text(f"No decision yet (status: {c.status_label}).")
+        pdf.para(f"No decision yet (status: {c.status_label}).")
     if c.decision_note:
         pdf.field("Decision note", c.decision_note)
 
 
 def _audit_trail(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     pdf.heading("Audit trail")
-    pdf.text(f"Every recorded event, oldest first ({len(view.events)}; times UTC).", size=9)
+    pdf.para(f"Every recorded event, oldest first ({len(view.events)}; times UTC).", size=9)
     for e in view.events:
-        pdf.text(e.line, size=9)
+        pdf.para(e.line, size=9)
 
 
 # --- helpers --------------------------------------------------------------------------------------

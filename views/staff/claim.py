@@ -6,7 +6,7 @@ import streamlit as st
 from claims_core import domain
 from claims_core.domain import Action
 from claims_core.infra.db import utcnow
-from claims_core.adapters import shopify_writeback
+from claims_core.adapters import evidence_pack, shopify_writeback
 from claims_core.services import claim_review, decisions
 from claims_core.services.shop_sync import WRITE_STATUS
 from claims_core.services.approvals import ResolutionInput
@@ -77,6 +77,12 @@ now = utcnow()
 st.caption(f"Filed {ui.when(c.created_at)} ({ui.age_text(now - c.created_at)} ago) by "
            f"{'the customer' if view.filed_by == 'customer' else view.filed_by} · "
            f"assigned to {view.assignee or 'nobody'}")
+st.download_button("Evidence pack (PDF)", data=lambda: evidence_pack.build(engine, claim_id),
+                   file_name=evidence_pack.filename(c.reference), mime="application/pdf",
+                   icon=":material/picture_as_pdf:", on_click="ignore", key="evidence_pack",
+                   help="Order, tracking and proof of delivery, the customer's statement and "
+                        "signature, the photos with their hashes, the conversation, the decision "
+                        "and the audit trail: for a carrier claim or a chargeback.")
 
 left, right = st.columns([3, 2], gap="large")
 

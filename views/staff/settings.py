@@ -4,9 +4,10 @@ from __future__ import annotations
 import streamlit as st
 
 from claims_core import domain
-from claims_core.adapters import importer, shop_connection
+from claims_core.adapters import importer, outbound_webhooks, shop_connection
 from claims_core.domain.auto_approval import GRANTABLE, RuleSpec
-from claims_core.services import accounts, auto_approval, shop_sync
+from claims_core.services import accounts, api_keys, auto_approval, shop_sync, webhook_endpoints
+from claims_core.domain.webhook_targets import EVENT_TYPES
 from claims_core.services import settings as store_settings
 from views import safe_text, ui
 
@@ -20,8 +21,9 @@ flash = st.session_state.pop("settings_flash", None)
 if flash:
     st.success(flash)
 
-rules_tab, auto_tab, brand_tab, staff_tab, import_tab, shopify_tab = st.tabs(
-    ["Claim rules", "Automation", "Branding", "Staff", "Imports", "Shopify & tracking"])
+rules_tab, auto_tab, brand_tab, staff_tab, import_tab, shopify_tab, api_tab = st.tabs(
+    ["Claim rules", "Automation", "Branding", "Staff", "Imports", "Shopify & tracking",
+     "API & webhooks"])
 
 
 def act(action, done) -> None:
@@ -287,3 +289,96 @@ with shopify_tab:
         on = shop_connection.feed_configured(secret_name)
         st.markdown(f"**{what}** · `{ui.app_url(path)}`")
         ui.badge(f"{secret_name}: {'set' if on else 'not set'}", on)
+
+
+def create_api_key() -> None:
+    """Callback: the new key is kept for this one page run, to be copied, then forgotten."""
+    try:
+        view, raw = api_keys.create_key(engine, st.session_state.get("api_key_name", ""),
+                                        st.session_state.get("api_key_scope", "read"), who.actor)
+    except domain.ClaimRuleError as e:
+        st.session_state["api_error"] = e.message
+        return
+    st.session_state["api_key_name"] = ""
+    st.session_state["new_api_key"] = (view.prefix, raw)
+
+
+with api_tab:
+    st.subheader("API keys", anchor=False)
+    st.caption("For a help desk, accounting or carrier-claim tool: the REST API at "
+               f"{ui.app_url('/api/v1/docs')} (docs/api.md). A read key can list and read claims; "
+               "a write key can also file, decide and upload orders.")
+    new_key = st.session_state.pop("new_api_key", None)
+    if new_key:
+        st.success(f"Key {new_key[0]} made. Copy it now: it is not shown again.")
+        st.code(new_key[1], language=None)
+    with st.form("api_key_form", border=True):
+        k1, k2 = st.columns([3, 1])
+        k1.text_input("What will use it", key="api_key_name", placeholder="e.g. Gorgias help desk")
+        k2.selectbox("Scope", ["read", "write"], key="api_key_scope")
+        st.form_submit_button("Make a key", type="primary", on_click=create_api_key)
+    api_error = st.session_state.pop("api_error", None)
+    if api_error:
+        st.error(safe_text.inline(api_error))
+    keys = api_keys.list_keys(engine)
+    if keys:
+        st.dataframe([{"Key": k.prefix, "Used by": k.name, "Scope": k.scope,
+                       "Made": ui.when(k.created_at),
+                       "Last used": k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at
+                       else "never", "State": "revoked" if k.revoked_at else "active"}
+                      for k in keys], hide_index=True)
+        live = [k for k in keys if k.active]
+        if live:
+            r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
+            pick = r1.selectbox("Revoke a key", live, key="api_revoke_pick",
+                                format_func=lambda k: f"{k.prefix} · {k.name}")
+            if r2.button("Revoke", key="api_revoke", width="stretch"):
+                act(lambda: api_keys.revoke(engine, pick.id, who.actor), f"{pick.prefix} revoked.")
+
+    st.subheader("Webhooks", anchor=False)
+    st.caption("The portal tells your tools when claims change: each delivery is signed per "
+               "Standard Webhooks with the endpoint's secret, retried with backoff, and an "
+               "endpoint that keeps failing is switched off (owners are emailed).")
+    allow = webhook_endpoints.private_targets_allowed(engine)
+    allow_new = st.toggle("Allow private and local addresses (a local integration only)",
+                          value=allow, key="wh_allow_private")
+    if allow_new != allow:
+        act(lambda: webhook_endpoints.allow_private_targets(engine, allow_new, who.actor),
+            "Saved.")
+    with st.form("webhook_form", clear_on_submit=True):
+        url = st.text_input("Endpoint address", placeholder="https://hooks.example.com/claims",
+                            key="wh_url")
+        events = st.multiselect("Events", list(EVENT_TYPES), default=list(EVENT_TYPES),
+                                key="wh_events")
+        note = st.text_input("Description (optional)", key="wh_note")
+        if st.form_submit_button("Add endpoint", type="primary"):
+            act(lambda: outbound_webhooks.add_endpoint(engine, url, events, who.actor,
+                                                       description=note),
+                "Endpoint added; copy its signing secret below into the receiving tool.")
+    for ep in webhook_endpoints.list_endpoints(engine):
+        with st.container(border=True, key=f"endpoint_{ep.id}"):
+            safe_text.show(ep.url)
+            ui.badge("active" if ep.active else "off", ep.active)
+            st.caption("Events: " + ", ".join(ep.events))
+            if ep.description:
+                safe_text.show(ep.description)
+            if ep.disabled_reason:
+                safe_text.show(ep.disabled_reason)
+            with st.expander("Signing secret"):
+                st.code(ep.secret, language=None)
+            if st.button("Switch off" if ep.active else "Switch on", key=f"endpoint_toggle_{ep.id}"):
+                act(lambda ep=ep: webhook_endpoints.set_active(engine, ep.id, not ep.active,
+                                                               who.actor), "Endpoint saved.")
+    log = webhook_endpoints.deliveries(engine, limit=50)
+    if log:
+        st.markdown("**Recent deliveries**")
+        st.dataframe([{"#": d.id, "Event": d.event_type, "Endpoint": d.endpoint_id,
+                       "Status": d.status, "Tries": d.attempts, "HTTP": d.last_status_code,
+                       "Error": d.last_error, "Queued": d.created_at.strftime("%Y-%m-%d %H:%M")}
+                      for d in log], hide_index=True)
+        p1, p2 = st.columns([3, 1], vertical_alignment="bottom")
+        again = p1.selectbox("Send a delivery again", log, key="wh_replay_pick",
+                             format_func=lambda d: f"#{d.id} · {d.event_type} · {d.status}")
+        if p2.button("Replay", key="wh_replay", width="stretch"):
+            act(lambda: webhook_endpoints.replay(engine, again.id, who.actor),
+                f"Delivery #{again.id} queued again.")
