@@ -82,7 +82,7 @@ def _claim(engine, number, issue):
 
 def test_a_held_claim_says_why_and_an_agent_releases_it(app, engine):  # noqa: F811
     built, r = _claim(engine, "6201", "lost")
-    _feed(engine, f"POD6201X0", Checkpoint(utcnow(), Milestone.IN_TRANSIT, "Arrived", "Memphis, TN"))
+    _feed(engine, "POD6201X0", Checkpoint(utcnow(), Milestone.IN_TRANSIT, "Arrived", "Memphis, TN"))
     at = app("agent", "views/staff/claim.py", id=r.claim_id)
     assert any("On hold" in w.value and "Memphis, TN" in w.value for w in at.warning)
     submit_keys = [b.key for b in at.button]
