@@ -152,6 +152,10 @@ class _Pack(FPDF):
         self.line(self.l_margin, self.y, self.w - self.r_margin, self.y)
         self.ln(2)
 
+    def subhead(self, title: str) -> None:
+        self.room_for(15)  # not alone at the foot of a page
+        self.para(title, bold=True)
+
     def gap(self, mm: float = 2) -> None:
         self.ln(mm)
 
@@ -241,7 +245,7 @@ def _tracking(pdf: _Pack, t) -> None:
     pdf.field("Expected delivery", _when(t.expected_delivery_at) if t.expected_delivery_at
               else "not given")
     pdf.gap()
-    pdf.para(f"Checkpoints ({len(t.entries)}, newest first, times UTC)", bold=True)
+    pdf.subhead(f"Checkpoints ({len(t.entries)}, newest first, times UTC)")
     if not t.entries:
         pdf.para("No checkpoints reported.", indent=4)
     for e in t.entries:
@@ -252,7 +256,7 @@ def _tracking(pdf: _Pack, t) -> None:
         if e.message:
             pdf.para(e.message, size=9, indent=10)
     pdf.gap()
-    pdf.para("Proof of delivery", bold=True)
+    pdf.subhead("Proof of delivery")
     if not t.proof:
         pdf.para("No proof of delivery reported.", indent=4)
     else:
@@ -268,17 +272,17 @@ def _statement(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     pdf.field("Resolution asked for", RESOLUTION_LABELS.get(c.desired_resolution,
                                                             c.desired_resolution))
     if c.items:
-        pdf.para("Items claimed", bold=True)
+        pdf.subhead("Items claimed")
         for i in c.items:
             sku = f" (SKU {i.sku})" if i.sku else ""
             pdf.para(f"{i.quantity} \u00d7 {i.name}{sku}: {format_cents(i.amount_cents, c.currency)}",
                      indent=4)
     pdf.field("Amount claimed", format_cents(c.claimed_cents, c.currency))
     pdf.gap()
-    pdf.para("Description", bold=True)
+    pdf.subhead("Description")
     pdf.para(c.description or "(none given)", indent=4)
     pdf.gap()
-    pdf.para("Signature", bold=True)
+    pdf.subhead("Signature")
     if c.signature_kind == "drawn":
         pdf.para("Drawn by the customer:", indent=4)
         if view.signature_png:
