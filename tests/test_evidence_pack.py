@@ -144,11 +144,12 @@ def test_pack_holds_order_tracking_statement_photos_conversation_decision_and_au
     assert evidence_pack.NOT_EMBEDDED not in flat
     # every photo plus the drawn signature is embedded, nothing else
     assert _image_count(reader) == 3
-    # conversation, with the internal note marked
+    # the conversation with the customer; staff's internal notes stay out of a document that
+    # leaves the shop (the audit trail still lists the note)
     assert "2026-11-21 15:05 UTC · Ana (staff)" in flat
     assert "Thanks, we are looking at it." in flat
-    assert "2026-11-21 15:06 UTC · Ana (staff, internal note, not shown to the customer)" in flat
-    assert "Carrier photo shows the dent." in flat
+    assert "Carrier photo shows the dent." not in flat
+    assert "internal note" in flat
     # decision
     assert "Refund: $15.00" in flat
     assert f"Store credit: $13.00 + 10% bonus = $14.30 · code {codes[0]}" in flat
@@ -240,6 +241,9 @@ def test_unicode_font_prints_what_it_has_glyphs_for(engine, now):
         built, description="Ünïcödé — “quoted” €5 → ok \U0001F4E6"), now=now)
     reader, text = _read(evidence_pack.build(engine, r.claim_id, now=now))
     flat = _flat(text)
+    fonts = {str(f.get_object()["/BaseFont"])
+             for p in reader.pages for f in p["/Resources"]["/Font"].values()}
+    assert fonts and all("DejaVu" in f for f in fonts), fonts
     assert "Ünïcödé — “quoted” €5 → ok ?" in flat  # DejaVu has no parcel emoji
     assert f"Evidence pack — claim {r.reference}" in flat
 
