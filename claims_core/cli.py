@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -20,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 import httpx
 
-from .adapters import demo, demo_tracking
+from .adapters import bulk, demo, demo_tracking
 from .services import api_keys
 from .adapters.importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
 from .adapters.mailer import smtp_from_env
@@ -253,6 +254,23 @@ def cmd_simulate_tracking(args) -> int:
     return 0
 
 
+def cmd_fill(args) -> int:
+    """Bulk scale data (the benchmark's): N claims, each on its own order, with progress."""
+    if args.claims < 1:
+        raise CliError("--claims is at least 1.")
+    engine = _engine()
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        rate = done / max(time.perf_counter() - started, 1e-6)
+        print(f"  {done:>10,} / {total:,} claims  ({rate:,.0f}/s)", flush=True)
+
+    print(f"Filling {args.claims:,} claims into {engine.url.render_as_string(hide_password=True)}…")
+    bulk.fill(engine, args.claims, seed=args.seed, progress=progress)
+    print(f"Done in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
 def cmd_api_key(args) -> int:
     engine = _engine()
     _require_schema(engine)
@@ -308,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stats", help="counts as JSON").set_defaults(fn=cmd_stats)
     sub.add_parser("tick", help="reminders, auto-close, digests, then send mail (run every minute)"
                    ).set_defaults(fn=cmd_tick)
+    fl = sub.add_parser("fill", help="bulk scale data: N claims, each on its own order (benchmarks)")
+    fl.add_argument("--claims", type=int, required=True, help="how many claims, e.g. 1000000")
+    fl.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    fl.set_defaults(fn=cmd_fill)
     k = sub.add_parser("api-key", help="make, list or revoke keys for the REST API")
     ksub = k.add_subparsers(dest="action", required=True)
     kc = ksub.add_parser("create", help="a new key, printed once")

@@ -178,3 +178,22 @@ def _restore_pg(dump, scoped_url: str) -> str:
     assert out.returncode == 0, out.stderr
     return base.set(database=name).render_as_string(hide_password=False).split("?")[0] + \
         f"?options=-csearch_path%3D{schema}"
+
+
+def test_fill_makes_bulk_claims_with_decisions_and_reports_progress(cli_db, capsys):
+    assert cli.main(["fill", "--claims", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "60 / 60 claims" in out and "Done in" in out
+    engine = make_engine(cli_db)
+    with engine.connect() as c:
+        claims = c.execute(text("SELECT count(*) FROM claims")).scalar_one()
+        decided = c.execute(text("SELECT count(*) FROM claims WHERE status IN "
+                                 "('approved', 'resolved', 'denied')")).scalar_one()
+        decisions = c.execute(text("SELECT count(*) FROM decisions")).scalar_one()
+        granted = c.execute(text("SELECT count(*) FROM claims WHERE status IN "
+                                 "('approved', 'resolved')")).scalar_one()
+        resolutions = c.execute(text("SELECT count(*) FROM resolutions")).scalar_one()
+        regions = c.execute(text("SELECT count(DISTINCT shipping_country) FROM orders")).scalar_one()
+    engine.dispose()
+    assert (claims, decisions, resolutions) == (60, decided, granted) and regions > 1
+    assert cli.main(["fill", "--claims", "0"]) == 2

@@ -9,14 +9,16 @@ from __future__ import annotations
 import random
 import secrets
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import Engine, insert, text
 
 from ..infra import migrate
 from ..infra.db import analyze, utcnow, write_session
 from ..infra.models import ensure_settings_row
-from .demo import CARRIERS, PRODUCTS, make_photo, make_signature
-from ..infra.models import Claim, ClaimItem, Event, Evidence, LineItem, Order, Shipment, ShipmentItem, Stock
+from .demo import CARRIERS, DESTINATIONS, PRODUCTS, make_photo, make_signature
+from ..infra.models import (Claim, ClaimItem, Decision, Event, Evidence, LineItem, Order, Resolution,
+                            Shipment, ShipmentItem, Stock)
 from ..infra.photos import process_photo
 
 ISSUES = ["damaged", "lost", "not_received", "missing_item", "stolen", "defective", "wrong_item",
@@ -29,9 +31,12 @@ DECIDED = {"approved", "resolved", "denied"}
 
 
 def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None = None,
-         with_photos: int = 200, batch: int = 20_000) -> None:
-    """Add ``n_claims`` claims spread over the last year (issue types, carriers, statuses, amounts,
-    risk), the first ``with_photos`` of them with a photo and a drawn signature."""
+         with_photos: int = 200, batch: int = 20_000,
+         progress: Callable[[int, int], None] | None = None) -> None:
+    """Add ``n_claims`` claims spread over the last year (issue types, carriers, destinations,
+    statuses, amounts, risk; decisions and resolutions for decided claims), the first
+    ``with_photos`` of them with a photo and a drawn signature. ``progress(done, total)`` is
+    called after each batch."""
     migrate.upgrade(engine)
     rng = random.Random(seed)
     now = now or utcnow()
@@ -48,7 +53,8 @@ def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None =
                                for t in ("orders", "shipments", "line_items", "shipment_items")))
         for start in range(0, n_claims, batch):
             rows: dict[type, list[dict]] = {m: [] for m in (Order, LineItem, Shipment, ShipmentItem,
-                                                            Claim, ClaimItem, Event, Evidence)}
+                                                            Claim, ClaimItem, Event, Evidence,
+                                                            Decision, Resolution)}
             for i in range(start, min(n_claims, start + batch)):
                 n = start_id + i + 1  # one id for the order, its line, shipment, item and claim
                 sku, name, price = PRODUCTS[i % len(PRODUCTS)]
@@ -61,14 +67,17 @@ def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None =
                 issue = rng.choice(ISSUES)
                 risk = rng.choice([0, 0, 0, 15, 30, 60])
                 number = f"{900000 + n}"
+                country, province, city = DESTINATIONS[i % len(DESTINATIONS)]
+                desired = rng.choice(["refund", "store_credit", "reshipment"])
                 rows[Order].append(dict(
                     id=n, order_number=number, name=f"#{number}", email=f"c{n}@example.com",
                     customer_name="Bulk Customer", created_at=ordered, financial_status="paid",
                     fulfillment_status="fulfilled", currency="USD", subtotal_cents=price * qty,
                     shipping_cents=0, tax_cents=0, total_cents=price * qty, protection_fee_cents=295,
                     protection_purchased_at=ordered, shipping_method="Standard",
-                    shipping_address1=f"{n} Main St", shipping_city="Austin", shipping_zip="78701",
-                    shipping_province="TX", shipping_country="US", source="bulk", updated_at=ordered))
+                    shipping_address1=f"{n} Main St", shipping_city=city, shipping_zip="78701",
+                    shipping_province=province, shipping_country=country, source="bulk",
+                    updated_at=ordered))
                 rows[LineItem].append(dict(id=n, order_id=n, position=1, sku=sku, name=name,
                                            quantity=qty, unit_price_cents=price, discount_cents=0,
                                            requires_shipping=True, is_protection=False))
@@ -83,7 +92,7 @@ def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None =
                     idempotency_key=f"bulk-{n}", order_id=n, shipment_id=n,
                     category="item" if issue in ITEM_ISSUES else "shipping", issue_type=issue,
                     status=status, description="bulk", carrier=carrier,
-                    desired_resolution=rng.choice(["refund", "store_credit", "reshipment"]),
+                    desired_resolution=desired,
                     claimed_cents=price * qty, email=f"c{n}@example.com", signature_kind="drawn",
                     signature_name="", signature_png=signature if i < with_photos else None,
                     signed_at=filed, filed_by="customer", created_at=filed, updated_at=filed,
@@ -94,6 +103,18 @@ def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None =
                                             unit_cents=price, is_open=status in OPEN))
                 rows[Event].append(dict(claim_id=n, order_id=n, actor="customer", at=filed,
                                         action="claim_filed", to_status="submitted", details="{}"))
+                if status in DECIDED:
+                    decided = filed + timedelta(days=2)
+                    rows[Decision].append(dict(id=n, claim_id=n, decided_by="staff:bulk",
+                                               decided_at=decided, note="", reason_code="" if
+                                               status != "denied" else "other",
+                                               outcome="denied" if status == "denied" else "approved"))
+                    if status != "denied":
+                        rows[Resolution].append(dict(claim_id=n, decision_id=n, kind=desired,
+                                                     amount_cents=price * qty, bonus_pct=0,
+                                                     store_credit_code=f"BULK{n:010d}"
+                                                     if desired == "store_credit" else None,
+                                                     created_at=decided))
                 if i < with_photos:
                     rows[Evidence].append(dict(
                         claim_id=n, filename="bulk.jpg", content_type="image/jpeg", data=photo.data,
@@ -103,9 +124,12 @@ def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None =
             for model, batch_rows in rows.items():
                 if batch_rows:
                     conn.execute(insert(model), batch_rows)
+            if progress:
+                progress(min(n_claims, start + batch), n_claims)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:  # PostgreSQL sequences don't see explicit ids
-            for table in ("orders", "line_items", "shipments", "shipment_items", "claims"):
+            for table in ("orders", "line_items", "shipments", "shipment_items", "claims",
+                          "decisions"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"(SELECT max(id) FROM {table}))"))
             conn.commit()
