@@ -78,6 +78,11 @@ class StoreSettings(Base):
     protection_pattern: Mapped[str] = mapped_column(
         String(500), default=r"protection|shipping insurance|route|ship-protect"
     )
+    # the pricing advisor's assumptions (Analytics → "Is my protection priced right?")
+    target_loss_ratio_pct: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    credit_cost_pct: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    reship_cost_pct: Mapped[int] = mapped_column(Integer, default=45, server_default="45")
+    reship_shipping_cents: Mapped[int] = mapped_column(Integer, default=800, server_default="800")
     # outbound webhooks may target private / loopback addresses (off: they can't reach the shop's
     # own network; tests and a local integration turn it on)
     webhooks_allow_private: Mapped[bool] = mapped_column(Boolean, default=False,

@@ -27,6 +27,8 @@ EDITABLE = {
     "max_photos": int, "max_photo_bytes": int, "signature_threshold_cents": int,
     "protection_pattern": str, "response_target_hours": int, "lookup_max_misses": int,
     "lookup_window_minutes": int, "reminder_after_days": int, "close_after_days": int,
+    "target_loss_ratio_pct": int, "credit_cost_pct": int, "reship_cost_pct": int,
+    "reship_shipping_cents": int,
 }
 RANGES = {
     "filing_window_days": (1, 3650, "The filing window"),
@@ -40,6 +42,10 @@ RANGES = {
     "lookup_window_minutes": (1, 1440, "The lookup window"),
     "reminder_after_days": (1, 60, "The reminder delay"),
     "close_after_days": (2, 120, "The auto-close delay"),
+    "target_loss_ratio_pct": (1, 200, "The target loss ratio"),
+    "credit_cost_pct": (0, 100, "The cost of store credit"),
+    "reship_cost_pct": (0, 100, "The cost of goods of a reshipment"),
+    "reship_shipping_cents": (0, 10_000_000, "The shipping cost of a reshipment"),
 }
 MAX_LOGO_BYTES = 1024 * 1024
 

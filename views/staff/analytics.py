@@ -12,7 +12,8 @@ from claims_core import domain
 from claims_core.domain.csv_safe import write_csv
 from claims_core.infra import config
 from claims_core.infra.db import utcnow
-from claims_core.services import analytics, claim_queue
+from claims_core.domain import pricing as pricing_rules
+from claims_core.services import analytics, claim_queue, pricing
 from views import safe_text, ui
 
 st.set_page_config(layout="wide")
@@ -158,8 +159,9 @@ def table_and_download(df: pd.DataFrame, name: str) -> None:
                        mime="text/csv", key=f"dl_{name}", icon=":material/download:", on_click="ignore")
 
 
-def chart(fig) -> None:
-    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+def chart(fig, key: str) -> None:
+    # keyed: two tabs can draw identical figures (one unknown destination, one unknown method)
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"chart_{key}")
 
 
 # --- claim rate by issue type -------------------------------------------------------------------
@@ -180,7 +182,7 @@ st.caption("Claims per 100 **protected shipments fulfilled in the period** (and 
 if rates_fig is None:
     st.info("No protected shipments were fulfilled in this period.")
 else:
-    chart(rates_fig)
+    chart(rates_fig, "rates")
 table_and_download(rates, "claim-rates")
 
 # --- trends -------------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ with t1:
     if trend_fig is None:
         st.info("No claims in this period.")
     else:
-        chart(trend_fig)
+        chart(trend_fig, "trend")
     table_and_download(trend, f"rate-trend-{grain}")
 with t2:
     outcomes, outcomes_fig = get("outcomes", grain)
@@ -201,7 +203,7 @@ with t2:
     if outcomes_fig is None:
         st.info("No claims filed or decided in this period.")
     else:
-        chart(outcomes_fig)
+        chart(outcomes_fig, "outcomes")
     table_and_download(outcomes, f"outcomes-{grain}")
 
 # --- breakdowns ---------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ for tab, key in zip(tabs, ["carrier", "sku", "region", "method"]):
         if fig is None:
             st.info("No protected shipments in this period.")
             continue
-        chart(fig)
+        chart(fig, f"by_{key}")
         table_and_download(df, f"by-{key}")
 
 # --- money --------------------------------------------------------------------------------------
@@ -227,7 +229,7 @@ else:
     k1.metric("Protection fees collected", ui.money(totals.fees_cents))
     k2.metric("Paid out (refunds, credit, reshipments)", ui.money(totals.paid_cents))
     k3.metric("Loss ratio", "—" if totals.loss_ratio is None else f"{totals.loss_ratio:.2f}")
-    chart(money_fig)
+    chart(money_fig, "money")
     st.caption("Loss ratio per month = paid out ÷ protection fees collected that month.")
 table_and_download(money, "money-by-month")
 
@@ -242,6 +244,85 @@ o4.metric("Decision, 90th percentile", fmt(ops.decision_p90_h))
 st.caption(f"Claims filed in the period: {ops.decided:,} decided ({ops.approved:,} approved, "
            f"{ops.denied:,} denied); {ops.waiting_on_customer:,} waiting on the customer.")
 table_and_download(ops.as_frame(), "operations")
+
+
+# --- pricing advisor ------------------------------------------------------------------------------
+st.subheader("Is my protection priced right?", anchor=False)
+assume = pricing.assumptions(engine)
+st.caption(f"Orders placed in the period with protection (not cancelled), their fees, and what "
+           f"their claims cost you, against a target loss ratio of "
+           f"{assume.target_loss_ratio:.0%}. The issue and carrier filters above don't apply "
+           "here; choose a split instead. Recent orders' claims are still coming in: a period "
+           "whose filing windows have closed gives the truest figure.")
+SPLITS = {"all": "All orders", "carrier": "By carrier", "region": "By destination",
+          "value_band": "By order value"}
+split = st.segmented_control("Split", list(SPLITS), default="all", format_func=SPLITS.get,
+                             key="p_split", required=True, label_visibility="collapsed") or "all"
+segments = pricing.report(engine, flt.date_from, flt.date_to, split, assume)
+advice = [a for _i, a in segments]
+price_rows = pd.DataFrame([{
+    "Segment": a.label, "Protected orders": a.protected_orders,
+    "Fee revenue ($)": a.fee_revenue_cents / 100, "Paid claims": a.paid_claims,
+    "Claims cost ($)": a.claims_cost_cents / 100,
+    "Loss ratio": None if a.loss_ratio is None else round(a.loss_ratio, 3),
+    "Flat fee for target ($)": None if a.flat_fee_cents is None else a.flat_fee_cents / 100,
+    "Flat fee range ($)": "" if a.flat_fee_range_cents is None else
+    f"{a.flat_fee_range_cents[0] / 100:.2f}–{a.flat_fee_range_cents[1] / 100:.2f}",
+    "% of order value for target": a.percent_fee,
+    "% range": "" if a.percent_fee_range is None else
+    f"{a.percent_fee_range[0]:.2f}–{a.percent_fee_range[1]:.2f}",
+    "Note": a.reason} for a in advice])
+dollars = st.column_config.NumberColumn(format="$%.2f")
+st.dataframe(price_rows, hide_index=True, width="stretch", column_config={
+    "Fee revenue ($)": dollars, "Claims cost ($)": dollars, "Flat fee for target ($)": dollars,
+    "Loss ratio": st.column_config.NumberColumn(format="%.2f"),
+    "% of order value for target": st.column_config.NumberColumn(format="%.2f%%")})
+st.download_button("Download CSV", csv_bytes(price_rows),
+                   file_name=f"pricing-{split}-{flt.date_from}-{flt.date_to}.csv", mime="text/csv",
+                   key="dl_pricing", icon=":material/download:", on_click="ignore")
+with st.expander("What if I changed the fee?", expanded=True):
+    inputs, _advice = st.selectbox("Segment", segments, format_func=lambda ia: ia[0].label,
+                                   key="p_pick")
+    w1, w2, w3 = st.columns(3)
+    kind = w1.radio("New fee", ["flat", "percent"], horizontal=True, key="p_kind",
+                    format_func={"flat": "Flat ($ per order)", "percent": "% of order value"}.get)
+    current = inputs.average_fee_cents / 100 if inputs.protected_orders else 0.0
+    fee = w2.number_input("Fee", min_value=0.0, value=round(current, 2) if kind == "flat" else 3.0,
+                          step=0.25, key=f"p_fee_{kind}")
+    attach = w3.slider("Customers buying protection (change)", -50, 50, 0, format="%d%%",
+                       key="p_attach")
+    try:
+        projected = pricing_rules.what_if(
+            inputs, assume, flat_fee_cents=domain.cents_from_amount(fee) if kind == "flat" else None,
+            percent_fee=fee if kind == "percent" else None, attach_change=attach / 100)
+    except domain.ClaimRuleError as e:
+        st.error(safe_text.inline(e.message))
+    else:
+        p1, p2, p3, p4 = st.columns(4)
+        p1.metric("Protected orders", f"{projected.protected_orders:,}",
+                  f"{projected.protected_orders - inputs.protected_orders:+,}")
+        p2.metric("Fee revenue", ui.money(projected.revenue_cents),
+                  ui.money(projected.revenue_cents - inputs.fee_revenue_cents))
+        p3.metric("Claims cost", ui.money(projected.claims_cost_cents))
+        p4.metric("Loss ratio", "—" if projected.loss_ratio is None else f"{projected.loss_ratio:.2f}")
+with st.expander("Assumptions"):
+    st.markdown(
+        f"- **Claims cost** = refunds + store credit (bonus included) × {assume.credit_cost_ratio:.0%}"
+        f" (what credit costs you) + reshipped items' price × {assume.reship_cost_ratio:.0%} (cost "
+        f"of goods) + {ui.money(assume.reship_shipping_cents)} postage per reshipment. Only "
+        "decisions standing now count (an undone approval doesn't).\n"
+        "- **Loss ratio** = claims cost ÷ protection fees collected.\n"
+        f"- **Fee for the target** = claims cost ÷ {assume.target_loss_ratio:.0%} ÷ protected "
+        "orders (flat, rounded up to 5¢), or ÷ their total order value (percent, rounded up to "
+        "0.01 %).\n"
+        f"- **Range**: the number of paid claims is treated as Poisson; the exact "
+        f"{assume.confidence:.0%} interval on it (average cost per claim held fixed) gives the "
+        "low and high fee.\n"
+        f"- **Not enough data** below {assume.min_orders} protected orders or {assume.min_claims} "
+        "paid claims in a segment.\n"
+        "- **What if**: claims cost per protected order stays as it is; protected orders change "
+        "with the share of customers who buy protection.\n\n"
+        "The owner sets the target and the costs in Settings → Claim rules.")
 
 
 def update_figures() -> None:

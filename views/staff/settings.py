@@ -78,6 +78,18 @@ with rules_tab:
                                  key="s_misses")
         minutes = l2.number_input("…within (minutes)", 1, 1440, settings.lookup_window_minutes,
                                   key="s_minutes")
+        st.markdown("**Pricing advisor** (Analytics → Is my protection priced right?)")
+        a1, a2, a3, a4 = st.columns(4)
+        target_lr = a1.number_input("Target loss ratio (%)", 1, 200, settings.target_loss_ratio_pct,
+                                    key="s_target_lr", help="Claims cost as a share of protection "
+                                    "fees you aim for; the rest pays for handling and margin.")
+        credit_cost = a2.number_input("Store credit costs you (% of face value)", 0, 100,
+                                      settings.credit_cost_pct, key="s_credit_cost")
+        reship_cost = a3.number_input("Cost of goods (% of item price)", 0, 100,
+                                      settings.reship_cost_pct, key="s_reship_cost")
+        reship_ship = a4.number_input("Shipping a replacement ($)", 0.0, 100_000.0,
+                                      settings.reship_shipping_cents / 100, step=1.0,
+                                      key="s_reship_ship")
         if st.form_submit_button("Save claim rules", type="primary"):
             try:
                 threshold_cents = domain.cents_from_amount(threshold)
@@ -91,7 +103,10 @@ with rules_tab:
                       "max_photo_bytes": int(photo_mb) * domain.MEGABYTE,
                       "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
                       "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes),
-                      "reminder_after_days": int(remind), "close_after_days": int(close_days)},
+                      "reminder_after_days": int(remind), "close_after_days": int(close_days),
+                      "target_loss_ratio_pct": int(target_lr), "credit_cost_pct": int(credit_cost),
+                      "reship_cost_pct": int(reship_cost),
+                      "reship_shipping_cents": domain.cents_from_amount(reship_ship)},
                      "Claim rules")
 
 with auto_tab:
