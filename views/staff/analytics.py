@@ -14,7 +14,7 @@ from claims_core.infra import config
 from claims_core.infra.db import utcnow
 from claims_core.domain import pricing as pricing_rules
 from claims_core.services import analytics, claim_queue, pricing
-from views import safe_text, ui
+from views import safe_text, ui, url_filters
 
 st.set_page_config(layout="wide")
 who = ui.require("analytics")
@@ -23,15 +23,32 @@ engine = ui.get_engine()
 st.title("Analytics", anchor=False)
 
 today = utcnow().date()
+
+
+def _period(raw: str):
+    parts = [url_filters.as_date(x) for x in raw.split("..")]
+    return tuple(parts) if len(parts) == 2 and all(parts) else None
+
+
+# The filters live in the URL, so a view can be shared.
+url_filters.seed({
+    "a_period_url": ("period", _period),
+    "a_issue": ("issue", url_filters.as_list(domain.ISSUE_TYPES)),
+    "a_carrier": ("carrier", url_filters.as_list(claim_queue.carriers(engine))),
+    "a_grain_url": ("by", url_filters.as_choice(analytics.GRAINS)),
+})
 c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
 period = c1.date_input("Period (shipments fulfilled / claims filed)",
-                       value=(today - timedelta(days=180), today), key="a_period", format="YYYY-MM-DD")
+                       value=st.session_state.get("a_period_url",
+                                                  (today - timedelta(days=180), today)),
+                       key="a_period", format="YYYY-MM-DD")
 issue_types = c2.multiselect("Issue type", list(domain.ISSUE_TYPES), key="a_issue",
                              format_func=lambda t: domain.ISSUE_TYPES[t].label,
                              placeholder="All issue types")
 carriers = c3.multiselect("Carrier", claim_queue.carriers(engine), key="a_carrier",
                           placeholder="All carriers")
-grain = c4.radio("Trend by", analytics.GRAINS, index=1, key="a_grain", format_func=str.capitalize)
+grain = c4.radio("Trend by", analytics.GRAINS, key="a_grain", format_func=str.capitalize,
+                 index=analytics.GRAINS.index(st.session_state.get("a_grain_url", "month")))
 if not isinstance(period, (tuple, list)) or len(period) != 2:
     st.info("Choose the end of the period.")
     st.stop()
@@ -39,6 +56,8 @@ if period[0] > period[1]:
     st.error("The period's start is after its end.")
     st.stop()
 flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(carriers))
+url_filters.publish({"period": f"{period[0]}..{period[1]}", "issue": issue_types,
+                     "carrier": carriers, "by": grain})
 version = analytics.data_version(engine)  # the newest event: new events, new figures
 refresh = st.session_state.pop("a_refresh", False)
 notice = st.empty()  # filled in at the end if some figures are older than the data
@@ -88,7 +107,7 @@ def _rates_fig(rates, _arg):
     if not len(rates) or not int(rates["protected_shipments"].iloc[0]):
         return None
     fig = px.bar(rates, x="per_100_shipments", y="issue", orientation="h", color="category",
-                 text="claims", labels={"per_100_shipments": "claims per 100 protected shipments",
+                 text="claims", custom_data=["issue_type"], labels={"per_100_shipments": "claims per 100 protected shipments",
                                         "issue": "", "category": ""},
                  category_orders={"issue": list(rates["issue"])},
                  color_discrete_map={"shipping": "#0f766e", "item": "#f59e0b"})
@@ -119,8 +138,10 @@ def _breakdown_fig(df, key):
     label = df.columns[0] if key != "sku" else "Product"
     rate_col = "per_100_units" if key == "sku" else "per_100_shipments"
     count_col = "units_claimed" if key == "sku" else "claims"
-    df = df.assign(**{label: df[label].map(safe_text.chart_label)})  # names come from files
+    df = df.assign(drill=df[label],  # the raw name, for a drill-down to the queue
+                   **{label: df[label].map(safe_text.chart_label)})  # names come from files
     fig = px.bar(df.head(15), x=rate_col, y=label, orientation="h", text=count_col,
+                 custom_data=["drill"],
                  labels={rate_col: "per 100 units" if key == "sku" else "per 100 shipments", label: ""})
     fig.update_traces(marker_color="#0f766e", texttemplate="%{text}", textposition="outside",
                       cliponaxis=False)
@@ -159,9 +180,16 @@ def table_and_download(df: pd.DataFrame, name: str) -> None:
                        mime="text/csv", key=f"dl_{name}", icon=":material/download:", on_click="ignore")
 
 
-def chart(fig, key: str) -> None:
-    # keyed: two tabs can draw identical figures (one unknown destination, one unknown method)
-    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"chart_{key}")
+def chart(fig, key: str, drill: str | None = None) -> None:
+    """A chart (keyed: two tabs can draw identical figures). With ``drill`` (a queue filter),
+    clicking a bar opens the claims queue filtered to it, with this page's other filters."""
+    event = st.plotly_chart(fig, width="stretch", config={"displayModeBar": False},
+                            key=f"chart_{key}", on_select="rerun" if drill else "ignore",
+                            selection_mode="points")
+    picked = url_filters.selected(event) if drill else []
+    if picked:
+        params = {"issue": ",".join(issue_types), "carrier": ",".join(carriers), drill: ",".join(picked)}
+        st.switch_page("views/staff/queue.py", query_params={k: v for k, v in params.items() if v})
 
 
 # --- claim rate by issue type -------------------------------------------------------------------
@@ -182,7 +210,8 @@ st.caption("Claims per 100 **protected shipments fulfilled in the period** (and 
 if rates_fig is None:
     st.info("No protected shipments were fulfilled in this period.")
 else:
-    chart(rates_fig, "rates")
+    chart(rates_fig, "rates", drill="issue")
+    st.caption("Click a bar to open those claims in the queue.")
 table_and_download(rates, "claim-rates")
 
 # --- trends -------------------------------------------------------------------------------------
@@ -215,7 +244,7 @@ for tab, key in zip(tabs, ["carrier", "sku", "region", "method"]):
         if fig is None:
             st.info("No protected shipments in this period.")
             continue
-        chart(fig, f"by_{key}")
+        chart(fig, f"by_{key}", drill="carrier" if key == "carrier" else None)
         table_and_download(df, f"by-{key}")
 
 # --- money --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from claims_core import domain
 from claims_core.infra import config
 from claims_core.infra.db import utcnow
 from claims_core.services import claim_queue
-from views import ui
+from views import ui, url_filters
 
 st.set_page_config(layout="wide")
 who = ui.require("work_claims")
@@ -25,9 +25,30 @@ def carrier_options(url: str) -> list[str]:
     return claim_queue.carriers(engine)
 
 
+def _date_range(raw: str):
+    parts = [url_filters.as_date(x) for x in raw.split("..")]
+    return tuple(p for p in parts if p) or None
+
+
+# Filters live in the URL (a shared link or a drill-down from Analytics opens this same view).
+url_filters.seed({
+    "q_text": ("q", str),
+    "q_cat": ("category", url_filters.as_choice([domain.SHIPPING, domain.ITEM])),
+    "q_issue": ("issue", url_filters.as_list(domain.ISSUE_TYPES)),
+    "q_carrier": ("carrier", url_filters.as_list(carrier_options(config.database_url()))),
+    "q_res": ("resolution", url_filters.as_list(domain.RESOLUTION_LABELS)),
+    "q_dates_url": ("filed", _date_range),  # passed as the widgets' first value (below)
+    "q_min": ("min", url_filters.as_number),
+    "q_max": ("max", url_filters.as_number),
+    "q_risk": ("risk", url_filters.as_list(claim_queue.RISK_LEVELS)),
+    "q_hold": ("hold", url_filters.as_bool),
+    "q_tab_url": ("tab", url_filters.as_choice(claim_queue.TABS)),
+    "q_sort": ("sort", url_filters.as_choice(claim_queue.SORTS)),
+})
 search = st.text_input("Search", placeholder="Claim reference, order number, email or tracking number",
                        key="q_text", label_visibility="collapsed")
-with st.expander("Filters", expanded=False):
+with st.expander("Filters", expanded=any(st.session_state.get(k) for k in (
+        "q_cat", "q_issue", "q_carrier", "q_res", "q_dates_url", "q_min", "q_max", "q_risk", "q_hold"))):
     c1, c2, c3, c4 = st.columns(4)
     category = c1.selectbox("Shipping or item", [None, domain.SHIPPING, domain.ITEM], key="q_cat",
                             format_func=lambda c: {None: "Both", domain.SHIPPING: "Shipping issues",
@@ -38,7 +59,8 @@ with st.expander("Filters", expanded=False):
     resolutions = c4.multiselect("Resolution asked", list(domain.RESOLUTION_LABELS), key="q_res",
                                  format_func=domain.RESOLUTION_LABELS.get)
     c5, c6, c7, c8 = st.columns(4)
-    dates = c5.date_input("Filed between", value=(), key="q_dates", format="YYYY-MM-DD")
+    dates = c5.date_input("Filed between", value=st.session_state.get("q_dates_url", ()),
+                          key="q_dates", format="YYYY-MM-DD")
     min_amount = c6.number_input("Amount from ($)", min_value=0.0, value=None, step=10.0,
                                  key="q_min")
     max_amount = c7.number_input("Amount up to ($)", min_value=0.0, value=None, step=10.0,
@@ -53,6 +75,7 @@ def _cents(amount):
     return None if amount is None else domain.cents_from_amount(amount)
 
 
+dates = dates or ()
 d_from = dates[0] if len(dates) >= 1 else None
 d_to = dates[1] if len(dates) == 2 else None
 base = claim_queue.QueueFilter(
@@ -66,7 +89,8 @@ if base.min_cents is not None and base.max_cents is not None and base.min_cents 
 
 counts = claim_queue.tab_counts(engine, base)
 tab = st.segmented_control(
-    "Claims", list(claim_queue.TABS), default="todo", key="q_tab", required=True,
+    "Claims", list(claim_queue.TABS), key="q_tab", required=True,
+    default=st.session_state.get("q_tab_url", "todo"),
     format_func=lambda t: f"{claim_queue.TABS[t][0]} ({claim_queue.count_label(counts.get(t, 0))})",
     label_visibility="collapsed",
 )
@@ -76,6 +100,12 @@ sort = c1.selectbox("Sort", list(claim_queue.SORTS), key="q_sort",
                     format_func=lambda k: claim_queue.SORTS[k][0], label_visibility="collapsed")
 size = c2.selectbox("Rows per page", claim_queue.PAGE_SIZES, key="q_size",
                     format_func=lambda n: f"{n} per page", label_visibility="collapsed")
+url_filters.publish({
+    "q": search.strip(), "category": category, "issue": issue_types, "carrier": carriers,
+    "resolution": resolutions, "filed": "..".join(str(d) for d in dates) if dates else None,
+    "min": min_amount, "max": max_amount, "risk": risk, "hold": on_hold,
+    "tab": None if tab in (None, "todo") else tab,
+    "sort": None if sort == next(iter(claim_queue.SORTS)) else sort})
 signature = (flt, sort, size)
 if st.session_state.get("q_signature") != signature:  # new filters: back to page 1
     st.session_state["q_signature"] = signature
