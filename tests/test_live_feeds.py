@@ -604,3 +604,70 @@ def test_concurrent_deliveries_for_one_parcel_end_on_the_newest_scan(engine):
         sh = s.get(Shipment, built.shipment_ids[0])
         assert (sh.status, sh.last_scan_at) == (ShipmentStatus.DELIVERED, times[-1])
         assert s.scalar(select(func.count()).select_from(CheckpointRow)) == 20
+
+
+# --- found in review ---------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("secrets_set")
+def test_one_bad_waiting_event_doesnt_stop_its_order(client, engine):
+    wrong = fulfillment(tracking="1ZWRONG0000000001", fid=1)
+    wrong["line_items"][0]["quantity"] = 2
+    right = fulfillment(tracking="1ZRIGHT0000000001", fid=2)
+    assert post_shopify(client, "fulfillments/create", wrong, webhook_id="w1").json()["outcome"] == "waiting"
+    assert post_shopify(client, "fulfillments/create", right, webhook_id="w2").json()["outcome"] == "waiting"
+    r = post_shopify(client, "orders/create", shopify_order(), webhook_id="o1")
+    assert r.status_code == 200, r.text
+    with read_session(engine) as s:
+        assert s.scalars(select(Order.order_number)).all() == ["2001"]
+        outcomes = dict(s.execute(select(WebhookReceipt.delivery_id, WebhookReceipt.outcome)).all())
+        assert outcomes["w1"] == "applied" and outcomes["w2"] == "rejected"
+        assert "would carry" in s.scalars(select(WebhookReceipt.detail).where(
+            WebhookReceipt.delivery_id == "w2")).one()
+
+
+@pytest.mark.usefixtures("secrets_set")
+def test_a_corrected_tracking_number_updates_the_shipment(client, engine):
+    post_shopify(client, "orders/create", shopify_order(), webhook_id="o")
+    post_shopify(client, "fulfillments/create", fulfillment(tracking="1ZTYPO", fid=5), webhook_id="f1")
+    r = post_shopify(client, "fulfillments/update", fulfillment(tracking="1ZFIXED", fid=5),
+                     webhook_id="f2")
+    assert r.status_code == 200, r.text
+    with read_session(engine) as s:
+        assert s.scalars(select(Shipment.tracking_number)).all() == ["1ZFIXED"]
+
+
+@pytest.mark.usefixtures("secrets_set")
+def test_an_older_order_update_arriving_late_doesnt_undo_a_cancellation(client, engine):
+    cancelled = shopify_order(cancelled_at="2026-11-05T10:00:00-05:00")
+    cancelled["updated_at"] = "2026-11-05T10:00:00-05:00"
+    older = shopify_order()
+    older["updated_at"] = "2026-11-04T09:00:00-05:00"
+    post_shopify(client, "orders/cancelled", cancelled, webhook_id="c")
+    r = post_shopify(client, "orders/updated", older, webhook_id="u")
+    assert r.status_code == 200 and r.json()["outcome"] == "ignored"
+    with read_session(engine) as s:
+        assert s.scalars(select(Order.cancelled_at)).one() is not None
+
+
+@pytest.mark.usefixtures("secrets_set")
+def test_odd_shapes_in_a_signed_body_are_a_400_not_a_crash(client, engine):
+    for i, (field, value) in enumerate((("total_shipping_price_set", {"shop_money": "x"}),
+                                         ("refunds", [{"id": 1, "transactions": 5}]),
+                                         ("shipping_lines", 7))):
+        body = shopify_order()
+        body[field] = value
+        r = post_shopify(client, "orders/create", body, webhook_id=f"odd{i}")
+        assert r.status_code == 400, (field, r.status_code, r.text)
+    assert count(engine, Order) == 0
+
+
+@pytest.mark.usefixtures("secrets_set")
+def test_the_portals_own_refund_isnt_counted_as_refunded_outside_the_claim(client, engine):
+    post_shopify(client, "orders/create", shopify_order(), webhook_id="o")
+    r = post_shopify(client, "refunds/create", {"id": 77, "order_id": 555001,
+                                                "note": "Claim CLM-ABC123 (CLM-ABC123/R4), approved",
+                                                "transactions": [{"kind": "refund", "status": "success",
+                                                                  "amount": "98.95"}]}, webhook_id="r")
+    assert r.status_code == 200
+    with read_session(engine) as s:
+        assert s.scalars(select(Order.refunded_cents)).one() == 0

@@ -55,3 +55,13 @@ def test_a_chart_selection_names_what_to_drill_into():
                                       {"customdata": ["stolen", 3]}, {"x": 1}]}}
     assert selected(event) == ["lost", "stolen"]
     assert selected({}) == [] and selected(None) == [] and selected({"selection": {}}) == []
+
+
+def test_links_with_impossible_values_never_crash_a_page(app, engine):  # noqa: F811
+    fresh_claim(engine, "9501")
+    for query in ({"filed": "2026-01-01..2026-02-01..2026-03-01"}, {"max": "1e20"},
+                  {"min": "1e300"}, {"min": "nan"}, {"filed": "2026-05-01..2026-01-01"}):
+        at = app("agent", "views/staff/queue.py", **query)
+        assert not at.exception, (query, at.exception)
+    at = app("owner", "views/staff/analytics.py", period="9999-12-30..9999-12-31")
+    assert not at.exception, at.exception

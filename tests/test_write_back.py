@@ -127,8 +127,8 @@ def shopify_claim(engine, number="5001", issue="lost", resolution="refund"):
         items=[("MUG", 3), ("TOTE", 1)])], stock={"MUG": 10, "TOTE": 10})
     with write_session(engine) as s:
         s.execute(update(Order).where(Order.id == built.order_id).values(external_id="555001"))
-    receipt = customer.file_claim(engine, claim_request(built, issue=issue, resolution=resolution),
-                                  now=NOW)
+    receipt = customer.file_claim(engine, claim_request(built, key=f"k{number}", issue=issue,
+                                                        resolution=resolution), now=NOW)
     with read_session(engine) as s:
         return s.scalars(select(Claim).where(Claim.reference == receipt.reference)).one()
 
@@ -279,3 +279,45 @@ def test_an_order_without_a_shopify_id_fails_with_a_reason(engine, shopify):
     shopify_writeback.send_pending(engine, now=NOW)
     [w] = writes(engine)
     assert w.status == "failed" and "no Shopify id" in w.last_error and shopify.calls == []
+
+
+# --- found in review ---------------------------------------------------------------------------
+
+def test_an_approval_that_reached_shopify_cant_be_undone_and_paid_again(engine, shopify):
+    connect(engine)
+    claim = shopify_claim(engine, "5101")
+    decisions.approve(engine, claim.id, "agent:a", [ResolutionInput("refund", claim.claimed_cents)],
+                      now=NOW)
+    assert domain.Action.UNDO_APPROVAL in claim_review.claim_for_staff(engine, claim.id).actions
+    shopify_writeback.send_pending(engine, now=NOW)
+    assert domain.Action.UNDO_APPROVAL not in claim_review.claim_for_staff(engine, claim.id).actions
+    with pytest.raises(domain.ClaimRuleError) as e:
+        decisions.undo_approval(engine, claim.id, "agent:a", "oops", now=NOW)
+    assert e.value.code == domain.ErrorCode.ILLEGAL_TRANSITION
+    assert len(shopify.refunds) == 1
+
+
+def test_amounts_reach_shopify_in_the_currencys_own_units(engine, shopify):
+    connect(engine)
+    claim = shopify_claim(engine, "5102", resolution="store_credit")
+    with write_session(engine) as s:
+        s.execute(update(Order).where(Order.id == claim.order_id).values(currency="JPY"))
+    decisions.approve(engine, claim.id, "agent:a",
+                      [ResolutionInput("store_credit", 11850)], note="part", now=NOW)
+    shopify_writeback.send_pending(engine, now=NOW)
+    [card] = shopify.gift_cards
+    amount = card.get("initialAmount", {}).get("amount") or card.get("initialValue")
+    assert amount == "119"  # 118.50 of the app's hundredths is 119 yen, not 11,850
+
+
+def test_a_retry_sends_only_that_write(engine, shopify):
+    connect(engine)
+    first, second = shopify_claim(engine, "5103"), shopify_claim(engine, "5104")
+    for c in (first, second):
+        decisions.approve(engine, c.id, "agent:a", [ResolutionInput("refund", c.claimed_cents)],
+                          now=NOW)
+    with write_session(engine) as s:
+        s.execute(update(ShopifyWrite).values(status="failed", attempts=1, last_error="x"))
+    [w1, w2] = writes(engine)
+    shopify_writeback.retry_now(engine, w1.id, "agent:a")
+    assert [w.status for w in writes(engine)] == ["done", "failed"] and len(shopify.refunds) == 1

@@ -32,12 +32,26 @@ def as_date(raw: str) -> date | None:
         return None
 
 
+MAX_AMOUNT = 10_000_000  # a money filter above this is no amount a shop has
+
+
 def as_number(raw: str) -> float | None:
     try:
         value = float(raw)
     except ValueError:
         return None
-    return value if value >= 0 and value == value and value != float("inf") else None
+    return value if 0 <= value <= MAX_AMOUNT else None  # NaN and infinity fail this too
+
+
+def as_date_range(raw: str) -> tuple[date, date] | None:
+    """``2026-01-01..2026-03-31`` (one date: that day), or None unless it makes sense."""
+    parts = [as_date(x) for x in raw.split("..")]
+    if not 1 <= len(parts) <= 2 or not all(parts):
+        return None
+    start, end = parts[0], parts[-1]
+    if start > end or start.year < 2000 or end.year > 2100:
+        return None
+    return start, end
 
 
 def as_bool(raw: str) -> bool:

@@ -33,6 +33,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
 from .. import domain
+from ..domain.resolutions import SHOP_MARKER
 from ..services.settings import load_settings
 from ..infra.db import import_session, utcnow
 from ..infra.models import ClaimItem, LineItem, Order, OrderRefund, Shipment, ShipmentItem, Stock
@@ -648,10 +649,14 @@ def _time(value, what: str) -> datetime | None:
 
 
 def _refunds_of(items) -> dict[str, int]:
-    """{refund id: cents} from Shopify refund objects (successful refund transactions only)."""
+    """{refund id: cents} from Shopify refund objects (successful refund transactions only),
+    leaving out the refunds this portal's write-back made (a claim's own refund is not money
+    "refunded outside the claim")."""
     out: dict[str, int] = {}
     for r in items if isinstance(items, list) else []:
         if not isinstance(r, dict) or r.get("id") is None:
+            continue
+        if SHOP_MARKER.search(str(r.get("note") or "")):
             continue
         cents = sum(_money(t.get("amount"), "Refund amount")
                     for t in (r.get("transactions") or []) if isinstance(t, dict)
@@ -708,6 +713,7 @@ def parse_shopify_order(payload: dict, protection_pattern: str) -> _ParsedOrder:
         "external_id": _text(payload.get("id"), 64) or None,
         "risk_level": risk_level(risk),
         "refunds": _refunds_of(payload.get("refunds")),
+        "source_updated_at": _time(payload.get("updated_at"), "updated_at"),
     }
     is_protection = protection_matcher(protection_pattern)
     items = payload.get("line_items")
@@ -734,16 +740,25 @@ def parse_shopify_order(payload: dict, protection_pattern: str) -> _ParsedOrder:
     return po
 
 
-def upsert_shopify_order(s, payload: dict, protection_pattern: str, now: datetime) -> tuple[Order, bool]:
-    """Create or update the order of a Shopify order webhook: the CSV importer's own upsert."""
+def upsert_shopify_order(s, payload: dict, protection_pattern: str,
+                         now: datetime) -> tuple[Order, bool | None]:
+    """Create or update the order of a Shopify order webhook: the CSV importer's own upsert.
+    Returns (order, created); created is None when the payload is older than what is stored
+    (Shopify doesn't promise order of delivery) and nothing was changed."""
     po = parse_shopify_order(payload, protection_pattern)
     order = s.scalars(select(Order).where(Order.order_number == po.number)
                       .options(selectinload(Order.line_items),
                                selectinload(Order.shipments).selectinload(Shipment.items))).first()
     created = order is None
+    changed_at = po.fields.pop("source_updated_at")
+    if order is not None and order.source_updated_at and changed_at \
+            and changed_at < order.source_updated_at:
+        return order, None  # an older update arriving late: what is stored is newer
     _upsert_order(s, order, po, now)
     s.flush()
     order = s.scalars(select(Order).where(Order.order_number == po.number)).one()
+    if changed_at:
+        order.source_updated_at = changed_at
     if created:
         order.source = "shopify"
     return order, created
@@ -770,6 +785,15 @@ def apply_shopify_fulfillment(s, order: Order, payload: dict) -> str:
     shipped = _time(payload.get("created_at"), "created_at")
     if shipped is None:
         raise PayloadError("the fulfillment has no created_at")
+    by_id = next((sh for sh in order.shipments
+                  if payload.get("id") is not None and sh.external_id == _text(payload.get("id"), 64)),
+                 None)
+    if by_id is not None and by_id.tracking_number != tracking_number:
+        if _has_claims(s, by_id):
+            return (f"the fulfillment's tracking number changed to {tracking_number}, but its "
+                    "shipment already has a claim: change it in the portal")
+        by_id.tracking_number = tracking_number  # a corrected tracking number
+        s.flush()
     names = {li.name: li.sku for li in order.line_items}
     items = []
     for i, li in enumerate(payload.get("line_items") or [], start=1):

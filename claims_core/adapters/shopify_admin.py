@@ -52,6 +52,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..domain.money import CURRENCY_EXPONENTS
+
 log = logging.getLogger(__name__)
 
 # 2026-10 is the newest stable Admin API version (released 1 Oct 2026; supported until at least
@@ -70,12 +72,7 @@ _GIFT_CARD_CODE_RE = re.compile(r"[A-Za-z0-9]{8,20}")
 _GID_RE = re.compile(r"gid://shopify/([A-Za-z]+)/(\d+)")
 
 # ISO 4217 currencies whose minor unit isn't 2 digits (used when babel isn't installed).
-_MINOR_DIGITS = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
-                     "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    **dict.fromkeys(("CLF", "UYW"), 4),
-}
+_MINOR_DIGITS = CURRENCY_EXPONENTS  # the domain's one table
 
 
 # --- small pure helpers ----------------------------------------------------------------------

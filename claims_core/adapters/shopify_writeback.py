@@ -66,14 +66,15 @@ def _send(admin: ShopifyAdmin, job: WriteJob) -> WriteResult:
 
 
 def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50,
-                 admin_factory: AdminFactory = default_admin) -> dict[str, int]:
+                 admin_factory: AdminFactory = default_admin,
+                 only_id: int | None = None) -> dict[str, int]:
     """Send every due write. Without a Shopify connection nothing is queued, so nothing is sent."""
     out = {"done": 0, "retry": 0, "failed": 0}
     creds = shop_sync.credentials(engine)
     if creds is None:
         return out
     now = now or utcnow()
-    jobs = shop_sync.take_due(engine, now=now, limit=limit)
+    jobs = shop_sync.take_due(engine, now=now, limit=limit, only_id=only_id)
     if not jobs:
         return out
     with admin_factory(*creds) as admin:
@@ -95,6 +96,6 @@ def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50
 
 def retry_now(engine: Engine, write_id: int, actor: str, *,
               admin_factory: AdminFactory = default_admin) -> dict[str, int]:
-    """Staff's retry button: queue the failed write again and send it straight away."""
+    """Staff's retry button: queue the failed write again and send it (only it) straight away."""
     shop_sync.retry(engine, write_id, actor)
-    return send_pending(engine, admin_factory=admin_factory)
+    return send_pending(engine, admin_factory=admin_factory, only_id=write_id)

@@ -124,7 +124,8 @@ def _once(source: str, delivery_id: str, topic: str, work) -> Outcome:
     except IntegrityError as e:
         if _received(source, delivery_id):  # the same delivery, committed concurrently just now
             return Outcome("duplicate")
-        raise Rejected(f"the data conflicts with what is stored ({e.orig})")
+        log.warning("%s delivery %s conflicts with stored data: %s", source, delivery_id, e.orig)
+        raise Rejected("the data conflicts with what is stored (see the app's log)")
 
 
 def _received(source: str, delivery_id: str) -> bool:
@@ -183,14 +184,24 @@ def _shopify_work(topic: str, payload):
             if topic in SHOPIFY_ORDER_TOPICS:
                 pattern = settings_row(s).protection_pattern
                 order, created = importer.upsert_shopify_order(s, payload, pattern, now)
+                if created is None:
+                    return Outcome("ignored", f"an older update of order {order.name} than the "
+                                              "one applied; nothing changed")
                 record_event(s, actor="shopify", action=AuditAction.ORDER_SYNCED, order_id=order.id,
                              details={"topic": topic, "created": created}, at=now)
                 waiting = s.scalars(select(WebhookReceipt).where(
                     WebhookReceipt.outcome == "waiting", WebhookReceipt.source == "shopify",
                     WebhookReceipt.subject == (order.external_id or ""))
                     .order_by(WebhookReceipt.id)).all() if order.external_id else []
-                for w in waiting:
-                    result = _apply_to_order(s, w.topic, order, json.loads(w.payload), now)
+                for w in waiting:  # each on its own: one bad event doesn't stop the order
+                    try:
+                        with s.begin_nested():
+                            result = _apply_to_order(s, w.topic, order, json.loads(w.payload), now)
+                    except (Rejected, importer.PayloadError) as e:
+                        w.outcome, w.detail = "rejected", getattr(e, "reason", str(e))[:2000]
+                        log.warning("waiting %s event %s rejected: %s", w.topic, w.delivery_id,
+                                    w.detail)
+                        continue
                     w.outcome, w.detail, w.payload = result.outcome, result.detail[:2000], ""
                 return Outcome("applied", f"order {order.name} {'created' if created else 'updated'}"
                                + (f", {len(waiting)} waiting events applied" if waiting else ""))
@@ -203,6 +214,9 @@ def _shopify_work(topic: str, payload):
             return _apply_to_order(s, topic, order, payload, now)
         except importer.PayloadError as e:
             raise Rejected(str(e))
+        except (TypeError, AttributeError, KeyError, ValueError) as e:  # a shape Shopify doesn't send
+            raise Rejected(f"the {topic} body isn't the shape Shopify documents "
+                           f"({type(e).__name__})")
     return work
 
 

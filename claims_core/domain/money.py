@@ -109,3 +109,25 @@ def cents_from_amount(amount) -> int:
     if not value.is_finite() or value < 0:
         raise InvalidInput("Enter an amount of zero or more.", ErrorCode.AMOUNT_INVALID)
     return int((value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+# ISO 4217 minor units of the currencies that don't have two (all others have two).
+CURRENCY_EXPONENTS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
+                     "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def currency_exponent(currency: str) -> int:
+    """How many decimal places the currency's minor unit has (JPY 0, USD 2, KWD 3)."""
+    return CURRENCY_EXPONENTS.get((currency or "").strip().upper(), 2)
+
+
+def to_minor_units(cents: int, currency: str) -> int:
+    """The app's amounts are hundredths of the currency's unit whatever the currency (11850 is
+    118.50 in any currency); a payment system counts in the currency's own minor units (118 yen,
+    118.500 dinars). Rounded half up."""
+    value = Decimal(int(cents)).scaleb(currency_exponent(currency) - 2)
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))

@@ -1,6 +1,8 @@
 """What a customer may ask for, and what a reshipment needs from stock."""
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -61,7 +63,18 @@ def check_resolution_choice(kind: str, options: Iterable[ResolutionOption]) -> R
     raise ResolutionUnavailable("Please choose one of the resolutions offered.")
 
 
-def approval_can_be_undone(kinds) -> bool:
-    """An approval can be taken back while nothing physical has happened: once a replacement has
-    been shipped (stock taken, a shipment made) it stands."""
-    return ResolutionKind.RESHIPMENT not in set(kinds)
+def approval_can_be_undone(kinds, sent_to_shop: bool = False) -> bool:
+    """An approval can be taken back while nothing has left the portal: once a replacement has
+    been shipped (stock taken, a shipment made), or the refund or gift card has gone to Shopify
+    (or is going right now), it stands — approving again would pay twice."""
+    return ResolutionKind.RESHIPMENT not in set(kinds) and not sent_to_shop
+
+
+# How a resolution is named in the store's own system (the note of a Shopify refund, gift card or
+# replacement order): finds an earlier write that landed, and tells the portal's own refunds
+# apart from refunds the shop made by hand.
+SHOP_MARKER = re.compile(r"\bCLM-[0-9A-Z]+/R\d+\b")
+
+
+def shop_marker(reference: str, resolution_id: int) -> str:
+    return f"{reference}/R{resolution_id}"

@@ -150,6 +150,9 @@ class Order(Base):
     # Shopify's fraud analysis of the order ("low", "medium", "high"; "" when unknown)
     risk_level: Mapped[str] = mapped_column(String(8), default="", server_default="")
     refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in Shopify
+    # Shopify's updated_at of the newest order webhook applied: an older one arriving late is
+    # ignored (it would undo a cancellation)
+    source_updated_at: Mapped[Optional[datetime]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     line_items: Mapped[list[LineItem]] = relationship(

@@ -19,7 +19,7 @@ from ..domain.vocabulary import AuditAction, PhotoVerdict
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, ClaimItem, Event, Evidence, Order, ShipmentItem, StaffUser,
                             settings_row)
-from . import customer, risk, shop_sync
+from . import customer, risk, shop_sync, write_back
 from .decisions import load_claim
 from .events import record_event
 from .unit_of_work import transactional
@@ -149,7 +149,7 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
                                  for m in claim.messages if m.internal),
             assignee_id=claim.assignee_id,
             assignee=assignee.display_name or assignee.username if assignee else None,
-            actions=_staff_actions(claim),
+            actions=_staff_actions(s, claim),
             filed_by=claim.filed_by,
             held_at=claim.held_at, hold_reason=claim.hold_reason,
             order_risk_level=order.risk_level, refunded_cents=order.refunded_cents,
@@ -157,12 +157,14 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
         )
 
 
-def _staff_actions(claim: Claim) -> tuple[domain.Action, ...]:
+def _staff_actions(s: Session, claim: Claim) -> tuple[domain.Action, ...]:
     """What staff can do with the claim now: the action table, less an undo the approval's
     resolutions don't allow, and less approving while the claim is on hold."""
-    live = [r.kind for r in claim.resolutions if r.voided_at is None]
+    live = [r for r in claim.resolutions if r.voided_at is None]
+    undoable = approval_can_be_undone([r.kind for r in live],
+                                      write_back.sent_to_shop(s, [r.id for r in live]))
     return tuple(a for a in domain.available_actions(claim.status, domain.Actor.STAFF)
-                 if (a != domain.Action.UNDO_APPROVAL or approval_can_be_undone(live))
+                 if (a != domain.Action.UNDO_APPROVAL or undoable)
                  and (a != domain.Action.APPROVE or claim.held_at is None))
 
 

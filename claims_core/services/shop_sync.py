@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.vocabulary import AuditAction, ResolutionKind
-from ..domain.money import credit_with_bonus
+from ..domain.money import credit_with_bonus, to_minor_units
+from ..domain.resolutions import shop_marker
 from ..domain.windows import DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import (Claim, LineItem, Order, Resolution, ShipmentItem,
@@ -110,7 +111,7 @@ class WriteJob:
     order_shopify_id: str
     order_name: str
     currency: str
-    amount_cents: int
+    amount_cents: int  # in the currency's own minor units (yen for JPY), as Shopify counts
     code: str
     email: str
     note: str
@@ -122,7 +123,7 @@ def _job(s: Session, w: ShopifyWrite) -> WriteJob:
     res = s.get(Resolution, w.resolution_id)
     claim = s.get(Claim, w.claim_id)
     order = s.get(Order, claim.order_id)
-    marker = f"{claim.reference}/R{res.id}"
+    marker = shop_marker(claim.reference, res.id)
     lines: list[dict] = []
     if res.kind == ResolutionKind.RESHIPMENT and res.replacement_shipment_id:
         rows = s.execute(select(LineItem.name, LineItem.sku, ShipmentItem.quantity)
@@ -136,21 +137,26 @@ def _job(s: Session, w: ShopifyWrite) -> WriteJob:
     amount = res.amount_cents
     if res.kind == ResolutionKind.STORE_CREDIT and res.bonus_pct:
         amount = credit_with_bonus(res.amount_cents, res.bonus_pct)
+    amount = to_minor_units(amount, order.currency)  # Shopify counts in the currency's own units
     return WriteJob(w.id, w.kind, w.attempts, claim.reference, marker, order.external_id or "",
                     order.name, order.currency, amount, res.store_credit_code or "", claim.email,
                     f"Claim {claim.reference} ({marker}), approved in the claims portal", tuple(lines),
                     address)
 
 
-def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 50) -> list[WriteJob]:
-    """Lease the writes that are due (pending → sending), so two senders never send one twice."""
+def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 50,
+             only_id: int | None = None) -> list[WriteJob]:
+    """Lease the writes that are due (pending → sending), so two senders never send one twice
+    (``only_id``: just that one, for a staff member's retry)."""
     now = now or utcnow()
     jobs = []
     with write_session(engine) as s:
         due = s.scalars(select(ShopifyWrite).where(
             or_(ShopifyWrite.status == "pending",
                 (ShopifyWrite.status == "sending") & (ShopifyWrite.lease_until < now)),
-            ShopifyWrite.next_attempt_at <= now).order_by(ShopifyWrite.id).limit(limit)).all()
+            ShopifyWrite.next_attempt_at <= now,
+            *([ShopifyWrite.id == only_id] if only_id is not None else []))
+            .order_by(ShopifyWrite.id).limit(limit)).all()
         for w in due:
             taken = s.execute(update(ShopifyWrite).where(
                 ShopifyWrite.id == w.id, ShopifyWrite.status == w.status,

@@ -53,3 +53,11 @@ def cancel_write_back(s: Session, ev: Event, claim: Claim) -> None:
                                                   ShopifyWrite.status.in_(("pending", "failed")))):
         w.status = "cancelled"
         w.last_error = "the approval was undone before this was sent"
+
+
+def sent_to_shop(s: Session, resolution_ids) -> bool:
+    """Has any of these resolutions gone to Shopify, or is one being sent right now?"""
+    ids = list(resolution_ids)
+    return bool(ids) and s.scalars(select(ShopifyWrite.id).where(
+        ShopifyWrite.resolution_id.in_(ids), ShopifyWrite.status.in_(("sending", "done")))
+    ).first() is not None

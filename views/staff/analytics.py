@@ -25,14 +25,9 @@ st.title("Analytics", anchor=False)
 today = utcnow().date()
 
 
-def _period(raw: str):
-    parts = [url_filters.as_date(x) for x in raw.split("..")]
-    return tuple(parts) if len(parts) == 2 and all(parts) else None
-
-
 # The filters live in the URL, so a view can be shared.
 url_filters.seed({
-    "a_period_url": ("period", _period),
+    "a_period_url": ("period", url_filters.as_date_range),
     "a_issue": ("issue", url_filters.as_list(domain.ISSUE_TYPES)),
     "a_carrier": ("carrier", url_filters.as_list(claim_queue.carriers(engine))),
     "a_grain_url": ("by", url_filters.as_choice(analytics.GRAINS)),

@@ -25,11 +25,6 @@ def carrier_options(url: str) -> list[str]:
     return claim_queue.carriers(engine)
 
 
-def _date_range(raw: str):
-    parts = [url_filters.as_date(x) for x in raw.split("..")]
-    return tuple(p for p in parts if p) or None
-
-
 # Filters live in the URL (a shared link or a drill-down from Analytics opens this same view).
 url_filters.seed({
     "q_text": ("q", str),
@@ -37,7 +32,7 @@ url_filters.seed({
     "q_issue": ("issue", url_filters.as_list(domain.ISSUE_TYPES)),
     "q_carrier": ("carrier", url_filters.as_list(carrier_options(config.database_url()))),
     "q_res": ("resolution", url_filters.as_list(domain.RESOLUTION_LABELS)),
-    "q_dates_url": ("filed", _date_range),  # passed as the widgets' first value (below)
+    "q_dates_url": ("filed", url_filters.as_date_range),  # passed as the widgets' first value (below)
     "q_min": ("min", url_filters.as_number),
     "q_max": ("max", url_filters.as_number),
     "q_risk": ("risk", url_filters.as_list(claim_queue.RISK_LEVELS)),

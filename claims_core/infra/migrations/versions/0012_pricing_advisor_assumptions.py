@@ -1,4 +1,4 @@
-"""pricing advisor assumptions
+"""pricing advisor assumptions; the newest Shopify order update applied
 
 Revision ID: 0012
 Revises: 0011
@@ -6,6 +6,8 @@ Create Date: 2026-11-29 14:31:35.602573
 """
 from alembic import op
 import sqlalchemy as sa
+
+import claims_core.infra.db
 
 
 revision = '0012'
@@ -15,6 +17,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('source_updated_at', claims_core.infra.db.UTCDateTime(),
+                                      nullable=True))
 
     with op.batch_alter_table('store_settings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('target_loss_ratio_pct', sa.Integer(), server_default='60', nullable=False))
@@ -26,6 +31,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_column('source_updated_at')
 
     with op.batch_alter_table('store_settings', schema=None) as batch_op:
         batch_op.drop_column('reship_shipping_cents')
