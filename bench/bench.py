@@ -115,10 +115,15 @@ def app_runs(url: str) -> dict[str, float]:
     shell.run()
     m["empty page (floor)"] = shell.run
 
+    # AppTest can't send the session cookie: a real staff session's token stands in for it
+    # (as in the tests), so the staff pages below do their real work.
+    from claims_core.services import staff_sessions
+    from views import ui
+    token = staff_sessions.start(engine, who)
+    ui.staff_cookie = lambda: token
+
     def staff_app(page, **query):
         at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=900)
-        now = utcnow()
-        at.session_state["staff"] = {"identity": who, "logged_in_at": now, "last_seen_at": now}
         for k, v in query.items():
             at.query_params[k] = str(v)
         at.run()
