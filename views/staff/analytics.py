@@ -72,7 +72,9 @@ def compute(name: str, arg: str | None):
             "outcomes": lambda: analytics.outcomes_trend(engine, flt, arg),
             "breakdown": lambda: analytics.breakdown(engine, flt, arg),
             "money": lambda: analytics.money_by_month(engine, flt),
-            "ops": lambda: analytics.operations(engine, flt)}[name]()
+            "ops": lambda: analytics.operations(engine, flt),
+            "pricing": lambda: pricing.report(engine, flt.date_from, flt.date_to, arg,
+                                              pricing.assumptions(engine))}[name]()
     return data, FIGURES[name](data, arg) if name in FIGURES else None
 
 
@@ -282,7 +284,8 @@ SPLITS = {"all": "All orders", "carrier": "By carrier", "region": "By destinatio
           "value_band": "By order value"}
 split = st.segmented_control("Split", list(SPLITS), default="all", format_func=SPLITS.get,
                              key="p_split", required=True, label_visibility="collapsed") or "all"
-segments = pricing.report(engine, flt.date_from, flt.date_to, split, assume)
+segments, _ = get("pricing", split)  # kept with the other figures (assumptions are settings:
+# changing them records an event, so the figures are worked out again)
 advice = [a for _i, a in segments]
 price_rows = pd.DataFrame([{
     "Segment": a.label, "Protected orders": a.protected_orders,

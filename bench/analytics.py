@@ -1,0 +1,155 @@
+"""Benchmark for the analytics page at scale (issue 16's yardstick), run on demand:
+
+    python bench/analytics.py --claims 100000 1000000 [--keep /tmp/bench]
+    python bench/analytics.py --claims 100000 --database-url postgresql+psycopg://…   # PostgreSQL
+
+For each size it fills a database with ``python -m claims_core fill``'s data (SQLite files are
+kept under --keep and reused), then measures in one run, as seconds and as ratios to the floor
+(an empty page of this app, run through AppTest as a browser's rerun is):
+- the analytics page, cold (the server's figure store emptied first) and warm (run again);
+- every figure of the page computed directly with today's row-level SQL (no cache);
+- the claim-rate figure in DuckDB over the same data: through DuckDB's SQLite scanner (the
+  extension loaded from the pip package ``duckdb-extension-sqlite-scanner``, of DuckDB's version:
+  extensions can't be downloaded here) and from DuckDB's own tables after a copy. Skipped when
+  DuckDB isn't installed, and on PostgreSQL.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from claims_core.adapters import bulk  # noqa: E402
+from claims_core.infra import migrate  # noqa: E402
+from claims_core.infra.db import make_engine, utcnow  # noqa: E402
+from claims_core.services import accounts, analytics, staff_sessions  # noqa: E402
+
+
+def seconds(fn, repeat: int = 3) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def row_level(engine, f) -> float:
+    t0 = time.perf_counter()
+    analytics.claim_rates(engine, f)
+    analytics.rate_trend(engine, f, "month")
+    analytics.outcomes_trend(engine, f, "month")
+    for by in ("carrier", "sku", "region", "method"):
+        analytics.breakdown(engine, f, by)
+    analytics.money_by_month(engine, f)
+    analytics.operations(engine, f)
+    return time.perf_counter() - t0
+
+
+CLAIM_RATES = """
+WITH ps AS (SELECT s.id, s.order_id FROM {p}shipments s JOIN {p}orders o ON o.id = s.order_id
+            WHERE NOT s.is_replacement AND s.shipped_at >= '{start}' AND s.shipped_at < '{end}'
+              AND o.cancelled_at IS NULL AND o.protection_purchased_at IS NOT NULL
+              AND o.protection_purchased_at <= s.shipped_at)
+SELECT (SELECT count(*) FROM ps), (SELECT count(DISTINCT order_id) FROM ps), c.issue_type, count(*)
+FROM {p}claims c JOIN ps ON ps.id = c.shipment_id GROUP BY c.issue_type"""
+
+
+def duckdb_measures(db_file: str, f) -> dict[str, float]:
+    try:
+        import duckdb
+        import duckdb_extension_sqlite_scanner as scanner
+    except ImportError:
+        return {}
+    ext = next((Path(scanner.__file__).parent / "extensions").rglob("sqlite_scanner.duckdb_extension"))
+    con = duckdb.connect()
+    con.execute(f"LOAD '{ext}'")
+    con.execute(f"ATTACH '{db_file}' AS op (TYPE sqlite, READ_ONLY)")
+    start, end = str(f.start)[:19], str(f.end)[:19]
+    out = {"DuckDB claim rates, SQLite scanner": seconds(
+        lambda: con.execute(CLAIM_RATES.format(p="op.", start=start, end=end)).fetchall())}
+    t0 = time.perf_counter()
+    for table in ("orders", "shipments", "claims"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM op.{table}")
+    out["DuckDB copy of 3 tables (once)"] = time.perf_counter() - t0
+    out["DuckDB claim rates, own tables"] = seconds(
+        lambda: con.execute(CLAIM_RATES.format(p="", start=start, end=end)).fetchall())
+    return out
+
+
+def page_measures(url: str) -> dict[str, float]:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from views import ui
+
+    os.environ["DATABASE_URL"] = url
+    engine = make_engine(url)
+    try:
+        who = accounts.add_user(engine, "bench", "owner", "bench password 1 long")
+    except accounts.AuthError:
+        who = accounts.authenticate(engine, "bench", "bench password 1 long")
+    token = staff_sessions.start(engine, who)
+    ui.staff_cookie = lambda: token  # AppTest can't send the cookie; a real session stands in
+
+    def page(path: str):
+        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=900)
+        at.run()
+        at.switch_page(path)
+        return at
+
+    floor = page("views/customer/view_claim.py")
+    floor.run()
+    out = {"empty page (floor)": seconds(floor.run)}
+    at = page("views/staff/analytics.py")
+    st.cache_resource.clear()  # the figure store: cold
+    t0 = time.perf_counter()
+    at.run()
+    out["analytics page, cold"] = time.perf_counter() - t0
+    assert not at.exception, at.exception
+    out["analytics page, warm"] = seconds(at.run)
+    engine.dispose()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--claims", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--keep", help="folder for the SQLite databases (default: a temporary one)")
+    ap.add_argument("--database-url", help="a PostgreSQL URL instead (one size; filled fresh)")
+    args = ap.parse_args()
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="claims-bench-analytics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in args.claims:
+        url = args.database_url or f"sqlite:///{folder / f'bench-{n}.db'}"
+        engine = make_engine(url)
+        fresh = args.database_url or not Path(url.removeprefix("sqlite:///")).exists()
+        if fresh:
+            t0 = time.perf_counter()
+            bulk.fill(engine, n)
+            print(f"filled {n:,} claims in {time.perf_counter() - t0:.0f} s", flush=True)
+        migrate.upgrade(engine)
+        today = utcnow().date()
+        f = analytics.AnalyticsFilter(today - timedelta(days=180), today)  # the page's default
+        m = page_measures(url)
+        m["every figure, row-level SQL"] = row_level(engine, f)
+        if engine.dialect.name == "sqlite":
+            m.update(duckdb_measures(url.removeprefix("sqlite:///"), f))
+        engine.dispose()
+        floor = m["empty page (floor)"]
+        print(f"\n== {n:,} claims ({engine.dialect.name}) ==")
+        print(f"{'measure':40s} {'seconds':>9s} {'× floor':>9s}")
+        for name, sec in m.items():
+            print(f"{name:40s} {sec:9.3f} {sec / floor:9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
