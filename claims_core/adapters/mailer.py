@@ -16,14 +16,14 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, update
 
-from ..domain.windows import DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS, retry_backoff
+from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra.db import utcnow, write_session
+from ..infra.outbox import lease_due
 from ..infra.models import OutboxMessage
 
 MAX_ATTEMPTS = DELIVERY_MAX_ATTEMPTS
-LEASE = DELIVERY_LEASE
 
 
 @dataclass(frozen=True)
@@ -53,25 +53,11 @@ def smtp_from_env(env=os.environ) -> SmtpConfig | None:
 def _take(engine: Engine, now: datetime) -> OutboxMessage | None:
     """Claim one due message for this sender (pending → sending with a lease), or None."""
     with write_session(engine) as s:
-        row = s.scalars(
-            select(OutboxMessage).where(
-                or_(OutboxMessage.status == "pending",
-                    (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now)),
-                OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.id).limit(1)).first()
-        if row is None:
-            return None
-        taken = s.execute(
-            update(OutboxMessage).where(OutboxMessage.id == row.id,
-                                        OutboxMessage.status == row.status,
-                                        OutboxMessage.attempts == row.attempts)
-            .values(status="sending", lease_until=now + LEASE)
-        ).rowcount
-        if taken != 1:
-            return None  # another sender got it first
-        s.refresh(row)
-        s.expunge(row)
-        return row
+        taken = lease_due(s, OutboxMessage, now=now, limit=1)
+        if not taken:
+            return None  # nothing due, or another sender got it first
+        s.expunge(taken[0])
+        return taken[0]
 
 
 def _deliver(cfg: SmtpConfig, msg: OutboxMessage) -> None:

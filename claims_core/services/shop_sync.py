@@ -7,15 +7,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.vocabulary import AuditAction, ResolutionKind
 from ..domain.money import credit_with_bonus, to_minor_units
 from ..domain.resolutions import shop_marker
-from ..domain.windows import DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS, retry_backoff
+from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra.db import read_session, utcnow, write_session
+from ..infra.outbox import lease_due
 from ..infra.models import (Claim, LineItem, Order, Resolution, ShipmentItem,
                             ShopifyWrite, StoreSecret, ensure_settings_row, settings_row)
 from .events import record_event
@@ -149,21 +150,10 @@ def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 50,
     """Lease the writes that are due (pending → sending), so two senders never send one twice
     (``only_id``: just that one, for a staff member's retry)."""
     now = now or utcnow()
-    jobs = []
     with write_session(engine) as s:
-        due = s.scalars(select(ShopifyWrite).where(
-            or_(ShopifyWrite.status == "pending",
-                (ShopifyWrite.status == "sending") & (ShopifyWrite.lease_until < now)),
-            ShopifyWrite.next_attempt_at <= now,
-            *([ShopifyWrite.id == only_id] if only_id is not None else []))
-            .order_by(ShopifyWrite.id).limit(limit)).all()
-        for w in due:
-            taken = s.execute(update(ShopifyWrite).where(
-                ShopifyWrite.id == w.id, ShopifyWrite.status == w.status,
-                ShopifyWrite.attempts == w.attempts).values(
-                status="sending", lease_until=now + DELIVERY_LEASE)).rowcount
-            if taken == 1:
-                jobs.append(_job(s, w))
+        taken = lease_due(s, ShopifyWrite, now=now, limit=limit,
+                          where=[ShopifyWrite.id == only_id] if only_id is not None else ())
+        jobs = [_job(s, w) for w in taken]
     return jobs
 
 

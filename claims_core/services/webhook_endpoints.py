@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ..domain import webhook_targets
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.text import clean_comment
 from ..domain.vocabulary import AuditAction, Role
-from ..domain.windows import DELIVERY_LEASE, DELIVERY_MAX_ATTEMPTS, retry_backoff
+from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra.db import read_session, utcnow, write_session
+from ..infra.outbox import lease_due
 from ..infra.models import (StaffUser, WebhookDelivery, WebhookEndpoint, ensure_settings_row,
                             settings_row)
 from . import notifications
@@ -156,25 +157,16 @@ def replay(s: Session, delivery_id: int, actor: str, *, now: datetime | None = N
 def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 100) -> list[DeliveryJob]:
     """Lease due deliveries of active endpoints (pending → sending)."""
     now = now or utcnow()
-    jobs = []
     with write_session(engine) as s:
         allow = bool(settings_row(s).webhooks_allow_private)
-        rows = s.execute(select(WebhookDelivery, WebhookEndpoint)
-                         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                         .where(WebhookEndpoint.active,
-                                or_(WebhookDelivery.status == "pending",
-                                    (WebhookDelivery.status == "sending")
-                                    & (WebhookDelivery.lease_until < now)),
-                                WebhookDelivery.next_attempt_at <= now)
-                         .order_by(WebhookDelivery.id).limit(limit)).all()
-        for d, ep in rows:
-            taken = s.execute(update(WebhookDelivery).where(
-                WebhookDelivery.id == d.id, WebhookDelivery.status == d.status,
-                WebhookDelivery.attempts == d.attempts).values(
-                status="sending", lease_until=now + DELIVERY_LEASE)).rowcount
-            if taken == 1:
-                jobs.append(DeliveryJob(d.id, ep.id, ep.url, ep.secret, d.message_id, d.payload,
-                                        d.attempts, allow))
+        active = select(WebhookEndpoint.id).where(WebhookEndpoint.active)
+        taken = lease_due(s, WebhookDelivery, now=now, limit=limit,
+                          where=[WebhookDelivery.endpoint_id.in_(active)])
+        jobs = []
+        for d in taken:
+            ep = s.get(WebhookEndpoint, d.endpoint_id)
+            jobs.append(DeliveryJob(d.id, ep.id, ep.url, ep.secret, d.message_id, d.payload,
+                                    d.attempts, allow))
     return jobs
 
 
