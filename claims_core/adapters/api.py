@@ -279,7 +279,7 @@ def create_app() -> FastAPI:
              summary="The claim's evidence pack (PDF) for a carrier claim or a chargeback")
     def evidence(reference: str, key: ApiKeyView = reader):
         pdf = evidence_pack.build(engine(), claims_api.claim_id(engine(), reference))
-        return Response(pdf, media_type="application/pdf", headers={
+        return Response(pdf, media_type=evidence_pack.MIME_TYPE, headers={
             "Content-Disposition": f'attachment; filename="{evidence_pack.filename(reference)}"'})
 
     @app.get("/photos/{token}", summary="A claim photo (signed link from GET /claims/{reference})",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Iterable
 
 from .vocabulary import (ISSUE_TYPES, MILESTONE_LABELS, IssueType, Milestone, ShipmentStatus)
@@ -116,8 +116,6 @@ def summarise(checkpoints: Iterable[Checkpoint], fallback: Milestone | None = No
                          delivered_at, newest.place)
 
 
-def expected_date(expected_delivery: datetime | None, tz_name: str | None) -> date | None:
-    return local_date(expected_delivery, tz_name) if expected_delivery else None
 
 
 def past_expected_delivery(expected_delivery: datetime | None, now: datetime,

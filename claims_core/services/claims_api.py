@@ -10,7 +10,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +21,7 @@ from sqlalchemy.orm import selectinload
 from ..domain.errors import ClaimNotFound, ErrorCode, InvalidInput
 from ..infra import config
 from ..infra.db import read_session, utcnow, write_session
-from ..infra.models import (ApiIdempotency, Claim, ClaimItem, Evidence, Order, Shipment,
-                            ShipmentItem, StoreSecret)
+from ..infra.models import (ApiIdempotency, Claim, ClaimItem, Evidence, ShipmentItem, StoreSecret)
 from . import claim_json
 from .claim_queue import QueueFilter, filter_conditions
 
@@ -207,18 +205,3 @@ def abandon(engine: Engine, api_key_id: int, idem_key: str) -> None:
     with write_session(engine) as s:
         s.execute(delete(ApiIdempotency).where(ApiIdempotency.api_key_id == api_key_id,
                                                ApiIdempotency.idem_key == idem_key[:200]))
-
-
-def order_number_of(engine: Engine, order_id: int) -> str:
-    with read_session(engine) as s:
-        return s.scalars(select(Order.name).where(Order.id == order_id)).one()
-
-
-def shipments_for(engine: Engine, order_id: int) -> list[tuple[int, str | None]]:
-    with read_session(engine) as s:
-        return [(sid, t) for sid, t in s.execute(select(Shipment.id, Shipment.tracking_number)
-                                                 .where(Shipment.order_id == order_id))]
-
-
-def decode_body(raw: str) -> dict:
-    return json.loads(raw) if raw else {}

@@ -274,9 +274,3 @@ def shipment_tracking(s: Session, sh: Shipment, *, now: datetime, lost_wait_days
                             _step(state.milestone), expected, entries, proof, explanation,
                             live=meta is not None,
                             stopped=bool(meta and meta.stopped_at) and state.milestone != Milestone.DELIVERED)
-
-
-def tracking_for_shipments(s: Session, shipments: Sequence[Shipment], *, now: datetime,
-                           lost_wait_days: int, tz_name: str) -> dict[int, ShipmentTracking]:
-    return {sh.id: shipment_tracking(s, sh, now=now, lost_wait_days=lost_wait_days,
-                                     tz_name=tz_name) for sh in shipments}

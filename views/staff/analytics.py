@@ -25,11 +25,12 @@ st.title("Analytics", anchor=False)
 today = utcnow().date()
 
 
+carrier_list = claim_queue.carriers(engine)
 # The filters live in the URL, so a view can be shared.
 url_filters.seed({
     "a_period_url": ("period", url_filters.as_date_range),
     "a_issue": ("issue", url_filters.as_list(domain.ISSUE_TYPES)),
-    "a_carrier": ("carrier", url_filters.as_list(claim_queue.carriers(engine))),
+    "a_carrier": ("carrier", url_filters.as_list(carrier_list)),
     "a_grain_url": ("by", url_filters.as_choice(analytics.GRAINS)),
 })
 c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
@@ -40,7 +41,7 @@ period = c1.date_input("Period (shipments fulfilled / claims filed)",
 issue_types = c2.multiselect("Issue type", list(domain.ISSUE_TYPES), key="a_issue",
                              format_func=lambda t: domain.ISSUE_TYPES[t].label,
                              placeholder="All issue types")
-carriers = c3.multiselect("Carrier", claim_queue.carriers(engine), key="a_carrier",
+carriers = c3.multiselect("Carrier", carrier_list, key="a_carrier",
                           placeholder="All carriers")
 grain = c4.radio("Trend by", analytics.GRAINS, key="a_grain", format_func=str.capitalize,
                  index=analytics.GRAINS.index(st.session_state.get("a_grain_url", "month")))

@@ -78,7 +78,7 @@ st.caption(f"Filed {ui.when(c.created_at)} ({ui.age_text(now - c.created_at)} ag
            f"{'the customer' if view.filed_by == 'customer' else view.filed_by} · "
            f"assigned to {view.assignee or 'nobody'}")
 st.download_button("Evidence pack (PDF)", data=lambda: evidence_pack.build(engine, claim_id),
-                   file_name=evidence_pack.filename(c.reference), mime="application/pdf",
+                   file_name=evidence_pack.filename(c.reference), mime=evidence_pack.MIME_TYPE,
                    icon=":material/picture_as_pdf:", on_click="ignore", key="evidence_pack",
                    help="Order, tracking and proof of delivery, the customer's statement and "
                         "signature, the photos with their hashes, the conversation, the decision "
