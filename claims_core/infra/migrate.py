@@ -18,11 +18,20 @@ def alembic_config() -> Config:
     return cfg
 
 
+# The analytics roll-ups arrived in this revision: a database upgraded across it gets them
+# computed from its rows (``infra/rollups.py``); later, every transaction keeps them.
+ROLLUPS_REVISION = "0013"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config()
+    before = current_revision(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+    if before is not None and before < ROLLUPS_REVISION <= (current_revision(engine) or ""):
+        from . import rollups  # noqa: PLC0415 - the models (and so the hooks) only when needed
+        rollups.rebuild(engine)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -10,7 +10,9 @@ from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    Column,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -18,7 +20,9 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     UniqueConstraint,
     event,
@@ -797,3 +801,50 @@ def ensure_settings_row(session) -> StoreSettings:
         session.add(row)
         session.flush()
     return row
+
+
+# --- analytics roll-ups ---------------------------------------------------------------------------
+# Sums per day and dimension, kept in the same transaction as every change to an order, its
+# shipments, claims, resolutions and events (``infra/rollups.py`` says what each row counts). The
+# analytics page reads these, never the rows: any period and filter at a million claims is a
+# few thousand rows. ``python -m claims_core rollups --rebuild`` recomputes them.
+
+def _rollup(name: str, keys: list, measures: tuple[str, ...]) -> Table:
+    cols = [*keys, *(Column(m, BigInteger, nullable=False, server_default="0") for m in measures)]
+    return Table(name, Base.metadata, *cols,
+                 PrimaryKeyConstraint(*(k.name for k in keys), name=f"pk_{name}"))
+
+
+def _day() -> Column:
+    return Column("day", Date, nullable=False)
+
+
+def _dim(name: str, length: int = 100) -> Column:
+    return Column(name, String(length), nullable=False)
+
+
+ROLLUP_SHIPMENTS = _rollup(
+    "rollup_shipments",
+    [_day(), _dim("carrier", 64), _dim("country", 2), _dim("province"), _dim("method"),
+     _dim("issue_type", 32)],
+    ("shipments", "orders", "claims"))
+ROLLUP_UNITS = _rollup(
+    "rollup_units", [_day(), _dim("carrier", 64), _dim("sku"), _dim("issue_type", 32)],
+    ("shipped", "claimed"))
+ROLLUP_CLAIMS = _rollup(
+    "rollup_claims", [_day(), _dim("carrier", 64), _dim("issue_type", 32)],
+    ("filed", "approved", "denied", "filed_granted", "filed_denied", "filed_waiting"))
+ROLLUP_DURATIONS = _rollup(
+    "rollup_durations",
+    [_day(), _dim("carrier", 64), _dim("issue_type", 32), _dim("kind", 16),
+     Column("bucket_s", BigInteger, nullable=False)],
+    ("claims",))
+ROLLUP_PAYOUTS = _rollup(
+    "rollup_payouts", [_day(), _dim("carrier", 64), _dim("issue_type", 32)],
+    ("refunds", "store_credit", "reshipments"))
+ROLLUP_ORDERS = _rollup(
+    "rollup_orders",
+    [_day(), Column("has_shipment", Integer, nullable=False), _dim("carrier", 64), _dim("country", 2),
+     _dim("province"), _dim("value_band", 32)],
+    ("fees", "protected_orders", "protected_fees", "protected_value", "paid_claims", "refunds",
+     "store_credit", "reshipments", "reshipped"))

@@ -1,14 +1,16 @@
-"""Analytics: every figure is a GROUP BY in the database, returned as a small DataFrame.
+"""Analytics: every figure is a GROUP BY over the roll-up tables (``infra/rollups.py``, kept in the
+same transaction as every change), returned as a small DataFrame.
 
 Definitions (also shown on the page):
 - a *protected shipment* is a non-replacement shipment of a non-cancelled order whose protection
   was bought before the shipment left;
 - the *claim rate* for a period is claims on protected shipments fulfilled in that period, per 100
   such shipments (a cohort rate: a claim counts in the period its shipment left, whenever it was
-  filed); per 100 protected orders uses the orders those shipments belong to;
+  filed); per 100 protected orders counts each order once, in the period (and under the carrier)
+  of its first protected shipment;
 - money figures count resolutions in the month they were granted; protection fees count in the
-  month the order was placed; loss ratio = (refunds + store credit incl. bonus + reshipments at item
-  price) / protection fees.
+  month the order was placed, under the carrier of its first shipment; loss ratio = (refunds +
+  store credit incl. bonus + reshipments at item price) / protection fees.
 """
 from __future__ import annotations
 
@@ -19,12 +21,14 @@ from datetime import date, datetime, time, timedelta, timezone
 from time import perf_counter
 
 import pandas as pd
-from sqlalchemy import Engine, case, distinct, func, literal, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.sql import ColumnElement
 
 from .. import domain
+from ..domain import durations as domain_durations
 from ..infra.db import read_session
-from ..infra.models import (Claim, ClaimItem, Event, LineItem, Order, Resolution, Shipment, ShipmentItem)
+from ..infra.models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
+                            ROLLUP_SHIPMENTS, ROLLUP_UNITS, Event, LineItem)
 
 GRAINS = ("week", "month")
 
@@ -61,46 +65,42 @@ def _bucket(engine: Engine, col, grain: str) -> ColumnElement:
     return func.to_char(func.date_trunc(grain, col), "YYYY-MM-DD")
 
 
-def _days_between(engine: Engine, start, end) -> ColumnElement:
-    if engine.dialect.name == "sqlite":
-        return func.julianday(end) - func.julianday(start)
-    return func.extract("epoch", end - start) / 86400.0
+# --- the figures, from the roll-ups (``infra/rollups.py``) ------------------------------------------
+# Each figure sums a few hundred to a few thousand roll-up rows, whatever the shop's size;
+# ``analytics_rows`` computes the same figures from the rows (the tests compare the two).
 
-
-# --- the protected-shipment cohort --------------------------------------------------------------
-
-def _protected_shipments(f: AnalyticsFilter):
-    cond = [
-        Shipment.is_replacement.is_(False),
-        Shipment.shipped_at >= f.start, Shipment.shipped_at < f.end,
-        Order.cancelled_at.is_(None),
-        Order.protection_purchased_at.is_not(None),
-        Order.protection_purchased_at <= Shipment.shipped_at,
-    ]
+def _in_period(t, f: AnalyticsFilter, *, issues: bool = True) -> list:
+    cond = [t.c.day >= f.date_from, t.c.day <= f.date_to]
     if f.carriers:
-        cond.append(Shipment.carrier.in_(f.carriers))
+        cond.append(t.c.carrier.in_(f.carriers))
+    if issues and f.issue_types:
+        cond.append(t.c.issue_type.in_(f.issue_types))
     return cond
 
 
-def _claim_cond(f: AnalyticsFilter):
-    return [Claim.issue_type.in_(f.issue_types)] if f.issue_types else []
+def _claim_rows(t, f: AnalyticsFilter) -> list:
+    """The claim rows of a cohort table (denominators are the rows with issue '')."""
+    return [*_in_period(t, f), t.c.issue_type != ""]
+
+
+def _denominator_rows(t, f: AnalyticsFilter) -> list:
+    return [*_in_period(t, f, issues=False), t.c.issue_type == ""]
 
 
 def claim_rates(engine: Engine, f: AnalyticsFilter) -> pd.DataFrame:
     """Claims per 100 protected shipments and per 100 protected orders, per issue type."""
+    t = ROLLUP_SHIPMENTS
     with read_session(engine) as s:
-        shipments, orders = s.execute(
-            select(func.count(Shipment.id), func.count(distinct(Shipment.order_id)))
-            .join(Order, Order.id == Shipment.order_id).where(*_protected_shipments(f))
-        ).one()
-        rows = s.execute(
-            select(Claim.issue_type, func.count(Claim.id))
-            .join(Shipment, Shipment.id == Claim.shipment_id)
-            .join(Order, Order.id == Shipment.order_id)
-            .where(*_protected_shipments(f), *_claim_cond(f))
-            .group_by(Claim.issue_type)
-        ).all()
-    counts = dict(rows)
+        shipments, orders = s.execute(select(func.sum(t.c.shipments), func.sum(t.c.orders))
+                                      .where(*_denominator_rows(t, f))).one()
+        counts = dict(s.execute(select(t.c.issue_type, func.sum(t.c.claims))
+                                .where(*_claim_rows(t, f)).group_by(t.c.issue_type)).all())
+    return claim_rates_frame(f, int(shipments or 0), int(orders or 0),
+                             {k: int(v) for k, v in counts.items()})
+
+
+def claim_rates_frame(f: AnalyticsFilter, shipments: int, orders: int,
+                      counts: dict[str, int]) -> pd.DataFrame:
     types = list(f.issue_types) or list(domain.ISSUE_TYPES)
     data = [{
         "issue_type": t, "issue": domain.ISSUE_TYPES[t].label, "category": domain.ISSUE_TYPES[t].category,
@@ -120,21 +120,18 @@ def _rate(n: int, d: int) -> float | None:
 def rate_trend(engine: Engine, f: AnalyticsFilter, grain: str = "week") -> pd.DataFrame:
     """Claim rate per issue type per week or month (by when the shipment left)."""
     grain = grain if grain in GRAINS else "week"
+    t = ROLLUP_SHIPMENTS
     with read_session(engine) as s:
-        b = _bucket(engine, Shipment.shipped_at, grain).label("period")
-        denom = dict(s.execute(
-            select(b, func.count(Shipment.id)).join(Order, Order.id == Shipment.order_id)
-            .where(*_protected_shipments(f)).group_by(b)
-        ).all())
-        b2 = _bucket(engine, Shipment.shipped_at, grain).label("period")
-        num = s.execute(
-            select(b2, Claim.issue_type, func.count(Claim.id))
-            .join(Shipment, Shipment.id == Claim.shipment_id)
-            .join(Order, Order.id == Shipment.order_id)
-            .where(*_protected_shipments(f), *_claim_cond(f))
-            .group_by(b2, Claim.issue_type)
-        ).all()
-    counts = {(p, t): n for p, t, n in num}
+        b = _bucket(engine, t.c.day, grain).label("period")
+        denom = s.execute(select(b, func.sum(t.c.shipments)).where(*_denominator_rows(t, f))
+                          .group_by(b).having(func.sum(t.c.shipments) > 0)).all()
+        num = s.execute(select(b, t.c.issue_type, func.sum(t.c.claims)).where(*_claim_rows(t, f))
+                        .group_by(b, t.c.issue_type).having(func.sum(t.c.claims) > 0)).all()
+    return rate_trend_frame(f, {p: int(n) for p, n in denom}, {(p, i): int(n) for p, i, n in num})
+
+
+def rate_trend_frame(f: AnalyticsFilter, denom: dict[str, int],
+                     counts: dict[tuple[str, str], int]) -> pd.DataFrame:
     # every period with shipments × every issue type asked for (or seen): a quiet week is a 0,
     # not a gap in the line
     types = list(f.issue_types) or sorted({t for _p, t in counts}, key=list(domain.ISSUE_TYPES).index)
@@ -146,146 +143,142 @@ def rate_trend(engine: Engine, f: AnalyticsFilter, grain: str = "week") -> pd.Da
     return df.sort_values(["period", "issue"]).reset_index(drop=True)
 
 
+OUTCOMES = ("filed", "approved", "denied")
+
+
 def outcomes_trend(engine: Engine, f: AnalyticsFilter, grain: str = "week") -> pd.DataFrame:
     """Claims filed, approved and denied per period (filed by filing date, decisions by decision
-    date), for claims on protected shipments in the carrier/issue filters."""
+    date, by the claim's status now), for every claim in the carrier/issue filters."""
     grain = grain if grain in GRAINS else "week"
-    base = [*_claim_cond(f)]
-    if f.carriers:
-        base.append(Shipment.carrier.in_(f.carriers))
+    t = ROLLUP_CLAIMS
     with read_session(engine) as s:
-        filed_b = _bucket(engine, Claim.created_at, grain).label("period")
-        filed = s.execute(
-            select(filed_b, func.count(Claim.id)).join(Shipment, Shipment.id == Claim.shipment_id)
-            .where(Claim.created_at >= f.start, Claim.created_at < f.end, *base).group_by(filed_b)
-        ).all()
-        dec_b = _bucket(engine, Claim.decided_at, grain).label("period")
-        decided = s.execute(
-            select(dec_b,
-                   func.sum(case((Claim.status.in_(domain.GRANTED_STATUSES), 1), else_=0)),
-                   func.sum(case((Claim.status == domain.DENIED, 1), else_=0)))
-            .join(Shipment, Shipment.id == Claim.shipment_id)
-            .where(Claim.decided_at >= f.start, Claim.decided_at < f.end, *base).group_by(dec_b)
-        ).all()
-    out: dict[str, dict] = {}
-    for p, n in filed:
-        out.setdefault(p, {"period": p, "filed": 0, "approved": 0, "denied": 0})["filed"] = n
-    for p, a, d in decided:
-        row = out.setdefault(p, {"period": p, "filed": 0, "approved": 0, "denied": 0})
-        row["approved"], row["denied"] = int(a or 0), int(d or 0)
-    df = pd.DataFrame(sorted(out.values(), key=lambda r: r["period"]),
-                      columns=["period", "filed", "approved", "denied"])
-    return df
+        b = _bucket(engine, t.c.day, grain).label("period")
+        rows = s.execute(select(b, *(func.sum(t.c[c]) for c in OUTCOMES)).where(*_in_period(t, f))
+                         .group_by(b).order_by(b)).all()
+    return outcomes_frame({p: [int(v or 0) for v in vals] for p, *vals in rows})
+
+
+def outcomes_frame(per_period: dict[str, list[int]]) -> pd.DataFrame:
+    """Periods with anything filed or decided, in order."""
+    data = [{"period": p, **dict(zip(OUTCOMES, v))} for p, v in sorted(per_period.items()) if any(v)]
+    return pd.DataFrame(data, columns=["period", *OUTCOMES])
 
 
 # --- breakdowns ---------------------------------------------------------------------------------
 
-BREAKDOWNS = {
-    "carrier": ("Carrier", Shipment.carrier),
-    "region": ("Destination", Order.shipping_country + literal(" ") + Order.shipping_province),
-    "method": ("Shipping method", Order.shipping_method),
+BREAKDOWNS = {  # the label, and the roll-up columns of a group
+    "carrier": ("Carrier", ("carrier",)),
+    "region": ("Destination", ("country", "province")),
+    "method": ("Shipping method", ("method",)),
 }
+UNKNOWN = "(unknown)"
 
 
 def breakdown(engine: Engine, f: AnalyticsFilter, by: str) -> pd.DataFrame:
     """Claims and claim rate per carrier, destination region, shipping method, or product (SKU)."""
     if by == "sku":
         return _sku_breakdown(engine, f)
-    label, col = BREAKDOWNS[by]
+    label, cols = BREAKDOWNS[by]
+    t = ROLLUP_SHIPMENTS
+    g = [t.c[c] for c in cols]
     with read_session(engine) as s:
-        g = col.label("group")
-        denom = dict(s.execute(
-            select(g, func.count(Shipment.id)).join(Order, Order.id == Shipment.order_id)
-            .where(*_protected_shipments(f)).group_by(g)
-        ).all())
-        g2 = col.label("group")
-        num = dict(s.execute(
-            select(g2, func.count(Claim.id)).join(Shipment, Shipment.id == Claim.shipment_id)
-            .join(Order, Order.id == Shipment.order_id)
-            .where(*_protected_shipments(f), *_claim_cond(f)).group_by(g2)
-        ).all())
-    rows = [{label: (k or "(unknown)").strip() or "(unknown)", "claims": num.get(k, 0),
-             "protected_shipments": d, "per_100_shipments": _rate(num.get(k, 0), d)}
-            for k, d in denom.items()]
+        denom = s.execute(select(*g, func.sum(t.c.shipments)).where(*_denominator_rows(t, f))
+                          .group_by(*g).having(func.sum(t.c.shipments) > 0)).all()
+        num = s.execute(select(*g, func.sum(t.c.claims)).where(*_claim_rows(t, f)).group_by(*g)).all()
+    n = len(g)
+    return breakdown_frame(label, {tuple(r[:n]): int(r[n]) for r in denom},
+                           {tuple(r[:n]): int(r[n] or 0) for r in num})
+
+
+def group_label(key: tuple) -> str:
+    return " ".join(k or "" for k in key).strip() or UNKNOWN
+
+
+def breakdown_frame(label: str, denom: dict[tuple, int], counts: dict[tuple, int]) -> pd.DataFrame:
+    rows = [{label: group_label(k), "claims": counts.get(k, 0), "protected_shipments": d,
+             "per_100_shipments": _rate(counts.get(k, 0), d)} for k, d in denom.items()]
     df = pd.DataFrame(rows, columns=[label, "claims", "protected_shipments", "per_100_shipments"])
-    return df.sort_values(["claims", "protected_shipments"], ascending=False).reset_index(drop=True)
+    return df.sort_values(["claims", "protected_shipments", label],
+                          ascending=[False, False, True]).reset_index(drop=True)
 
 
 def _sku_breakdown(engine: Engine, f: AnalyticsFilter) -> pd.DataFrame:
+    t = ROLLUP_UNITS
     with read_session(engine) as s:
-        shipped = s.execute(
-            select(LineItem.sku, func.min(LineItem.name), func.sum(ShipmentItem.quantity))
-            .join(ShipmentItem, ShipmentItem.line_item_id == LineItem.id)
-            .join(Shipment, Shipment.id == ShipmentItem.shipment_id)
-            .join(Order, Order.id == Shipment.order_id)
-            .where(*_protected_shipments(f)).group_by(LineItem.sku)
-        ).all()
-        claimed = dict(s.execute(
-            select(LineItem.sku, func.sum(ClaimItem.quantity))
-            .join(ShipmentItem, ShipmentItem.line_item_id == LineItem.id)
-            .join(ClaimItem, ClaimItem.shipment_item_id == ShipmentItem.id)
-            .join(Claim, Claim.id == ClaimItem.claim_id)
-            .join(Shipment, Shipment.id == ShipmentItem.shipment_id)
-            .join(Order, Order.id == Shipment.order_id)
-            .where(*_protected_shipments(f), *_claim_cond(f)).group_by(LineItem.sku)
-        ).all())
-    rows = [{"SKU": sku or "(none)", "Product": name, "units_claimed": int(claimed.get(sku, 0) or 0),
-             "units_shipped": int(n or 0), "per_100_units": _rate(int(claimed.get(sku, 0) or 0), int(n or 0))}
-            for sku, name, n in shipped]
+        shipped = dict(s.execute(select(t.c.sku, func.sum(t.c.shipped)).where(*_denominator_rows(t, f))
+                                 .group_by(t.c.sku).having(func.sum(t.c.shipped) > 0)).all())
+        claimed = dict(s.execute(select(t.c.sku, func.sum(t.c.claimed)).where(*_claim_rows(t, f))
+                                 .group_by(t.c.sku)).all())
+        names = product_names(s, list(shipped))
+    return sku_frame({k: int(v) for k, v in shipped.items()},
+                     {k: int(v or 0) for k, v in claimed.items()}, names)
+
+
+def product_names(s, skus: list[str]) -> dict[str, str]:
+    """Each SKU's product name: the name on its newest line item."""
+    out: dict[str, str] = {}
+    for i in range(0, len(skus), 500):
+        newest = (select(func.max(LineItem.id)).where(LineItem.sku.in_(skus[i:i + 500]))
+                  .group_by(LineItem.sku))
+        out.update(s.execute(select(LineItem.sku, LineItem.name).where(LineItem.id.in_(newest))).all())
+    return out
+
+
+def sku_frame(shipped: dict[str, int], claimed: dict[str, int], names: dict[str, str]) -> pd.DataFrame:
+    rows = [{"SKU": sku or "(none)", "Product": names.get(sku, ""), "units_claimed": claimed.get(sku, 0),
+             "units_shipped": n, "per_100_units": _rate(claimed.get(sku, 0), n)}
+            for sku, n in shipped.items()]
     df = pd.DataFrame(rows, columns=["SKU", "Product", "units_claimed", "units_shipped",
                                      "per_100_units"])
-    return df.sort_values(["units_claimed", "units_shipped"], ascending=False).reset_index(drop=True)
+    return df.sort_values(["units_claimed", "units_shipped", "SKU"],
+                          ascending=[False, False, True]).reset_index(drop=True)
 
 
 # --- money --------------------------------------------------------------------------------------
 
+PAYOUTS = ("refunds", "store_credit", "reshipments")
+
+
 def money_by_month(engine: Engine, f: AnalyticsFilter) -> pd.DataFrame:
     """Refunds, store credit (with bonus) and reshipments granted, against protection fees
-    collected, per month; loss ratio = paid out / fees (None when no fees that month)."""
+    charged, per month. Payouts count in the month granted (undone approvals don't count); fees
+    in the month the order was placed, under the carrier of its first shipment. Loss ratio =
+    paid out / fees (None when no fees that month)."""
+    p, o = ROLLUP_PAYOUTS, ROLLUP_ORDERS
     with read_session(engine) as s:
-        m = _bucket(engine, Resolution.created_at, "month").label("month")
-        credit_value = domain.credit_with_bonus(Resolution.amount_cents, Resolution.bonus_pct)
-        res_cond = [Resolution.created_at >= f.start, Resolution.created_at < f.end,
-                    Resolution.voided_at.is_(None), *_claim_cond(f)]
+        m = _bucket(engine, p.c.day, "month").label("month")
+        paid = s.execute(select(m, *(func.sum(p.c[c]) for c in PAYOUTS)).where(*_in_period(p, f))
+                         .group_by(m)).all()
+        om = _bucket(engine, o.c.day, "month").label("month")
+        fee_cond = _in_period(o, f, issues=False)
         if f.carriers:
-            res_cond.append(Shipment.carrier.in_(f.carriers))
-        paid = s.execute(
-            select(m,
-                   func.sum(case((Resolution.kind == "refund", Resolution.amount_cents), else_=0)),
-                   func.sum(case((Resolution.kind == "store_credit", credit_value), else_=0)),
-                   func.sum(case((Resolution.kind == "reshipment", Resolution.amount_cents), else_=0)))
-            .join(Claim, Claim.id == Resolution.claim_id)
-            .join(Shipment, Shipment.id == Claim.shipment_id)
-            .where(*res_cond).group_by(m)
-        ).all()
-        om = _bucket(engine, Order.created_at, "month").label("month")
-        fee_cond = [Order.created_at >= f.start, Order.created_at < f.end, Order.cancelled_at.is_(None),
-                    Order.protection_fee_cents > 0]
-        if f.carriers:
-            fee_cond.append(Order.id.in_(select(Shipment.order_id).where(Shipment.carrier.in_(f.carriers))))
-        fees = dict(s.execute(select(om, func.sum(Order.protection_fee_cents)).where(*fee_cond)
-                              .group_by(om)).all())
-    out: dict[str, dict] = {}
-    for mo, refund, credit, reship in paid:
-        out[mo] = {"month": mo, "refunds": int(refund or 0), "store_credit": int(round(credit or 0)),
-                   "reshipments": int(reship or 0)}
-    for mo in fees:
-        out.setdefault(mo, {"month": mo, "refunds": 0, "store_credit": 0, "reshipments": 0})
+            fee_cond.append(o.c.has_shipment == 1)
+        fees = s.execute(select(om, func.sum(o.c.fees)).where(*fee_cond).group_by(om)).all()
+    return money_frame({mo: [int(v or 0) for v in vals] for mo, *vals in paid},
+                       {mo: int(v or 0) for mo, v in fees})
+
+
+def money_frame(paid: dict[str, list[int]], fees: dict[str, int]) -> pd.DataFrame:
+    """Months with a payout or a fee, in order."""
     rows = []
-    for mo in sorted(out):
-        r = out[mo]
-        r["protection_fees"] = int(fees.get(mo, 0) or 0)
-        r["paid_out"] = r["refunds"] + r["store_credit"] + r["reshipments"]
+    for mo in sorted(set(paid) | set(fees)):
+        r = {"month": mo, **dict(zip(PAYOUTS, paid.get(mo, [0, 0, 0])))}
+        r["protection_fees"] = fees.get(mo, 0)
+        r["paid_out"] = sum(r[c] for c in PAYOUTS)
+        if not (r["paid_out"] or r["protection_fees"]):
+            continue
         r["loss_ratio"] = round(r["paid_out"] / r["protection_fees"], 3) if r["protection_fees"] else None
         rows.append(r)
-    return pd.DataFrame(rows, columns=["month", "refunds", "store_credit", "reshipments", "paid_out",
-                                       "protection_fees", "loss_ratio"])
+    return pd.DataFrame(rows, columns=["month", *PAYOUTS, "paid_out", "protection_fees", "loss_ratio"])
 
 
 # --- operations ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Operations:
+    """Claims filed in the period: decided (by their status now), waiting on the customer, and
+    how long the first staff response and the decision took (hours, as the bucket's upper edge:
+    ``domain.durations``)."""
     decided: int
     approved: int
     denied: int
@@ -300,50 +293,29 @@ class Operations:
         return pd.DataFrame([{"measure": k, "value": v} for k, v in self.__dict__.items()])
 
 
-def _percentiles(s, sub, ps=(0.5, 0.9)) -> list[float | None]:
-    """Linear-interpolated percentiles of a subquery's one column ``h``, computed by the database:
-    a count, then the two rows around each rank (ORDER BY ... LIMIT 2 OFFSET k)."""
-    n = s.scalar(select(func.count()).select_from(sub)) or 0
-    if n == 0:
-        return [None for _ in ps]
-    out = []
-    for p in ps:
-        pos = (n - 1) * p
-        lo = int(pos)
-        vals = s.scalars(select(sub.c.h).order_by(sub.c.h).limit(2).offset(lo)).all()
-        v = float(vals[0])
-        if len(vals) == 2:
-            v += (float(vals[1]) - float(vals[0])) * (pos - lo)
-        out.append(v)
-    return out
-
-
 def operations(engine: Engine, f: AnalyticsFilter) -> Operations:
-    base = [Claim.created_at >= f.start, Claim.created_at < f.end, *_claim_cond(f)]
-    if f.carriers:
-        base.append(Claim.shipment_id.in_(select(Shipment.id).where(Shipment.carrier.in_(f.carriers))))
+    c, d = ROLLUP_CLAIMS, ROLLUP_DURATIONS
     with read_session(engine) as s:
-        approved, denied = s.execute(select(
-            func.sum(case((Claim.status.in_(domain.GRANTED_STATUSES), 1), else_=0)),
-            func.sum(case((Claim.status == domain.DENIED, 1), else_=0))).where(*base)).one()
-        approved, denied = int(approved or 0), int(denied or 0)
-        waiting = s.scalar(select(func.count()).select_from(Claim)
-                           .where(Claim.status == domain.NEEDS_INFO, *base)) or 0
-        first = (select(Event.claim_id, func.min(Event.at).label("first_at"))
-                 .where(Event.actor.like("staff:%")).group_by(Event.claim_id).subquery())
-        resp = _days_between(engine, Claim.created_at, first.c.first_at) * 24
-        resp_q = select(resp.label("h")).join(first, first.c.claim_id == Claim.id).where(*base).subquery()
-        fr = _percentiles(s, resp_q)
-        dec = (_days_between(engine, Claim.created_at, Claim.decided_at) * 24)
-        dec_q = select(dec.label("h")).where(*base, Claim.decided_at.is_not(None),
-                                             Claim.status.in_((domain.APPROVED, domain.RESOLVED,
-                                                               domain.DENIED))).subquery()
-        dc = _percentiles(s, dec_q)
+        approved, denied, waiting = s.execute(
+            select(func.sum(c.c.filed_granted), func.sum(c.c.filed_denied), func.sum(c.c.filed_waiting))
+            .where(*_in_period(c, f))).one()
+        hist = s.execute(select(d.c.kind, d.c.bucket_s, func.sum(d.c.claims)).where(*_in_period(d, f))
+                         .group_by(d.c.kind, d.c.bucket_s)).all()
+    by_kind: dict[str, list[tuple[int, int]]] = {"response": [], "decision": []}
+    for kind, edge, n in hist:
+        by_kind[kind].append((int(edge), int(n or 0)))
+    return operations_from(int(approved or 0), int(denied or 0), int(waiting or 0), by_kind)
+
+
+def operations_from(approved: int, denied: int, waiting: int,
+                    durations: dict[str, list[tuple[int, int]]]) -> Operations:
+    """``durations``: per kind ("response", "decision"), (bucket edge in seconds, claims)."""
+    def pct(kind: str, p: float) -> float | None:
+        return domain_durations.hours(domain_durations.nearest_rank(durations.get(kind, []), p))
     decided = approved + denied
-    r1 = lambda v: None if v is None else round(v, 1)  # noqa: E731
-    return Operations(decided, approved, denied,
-                      round(approved / decided, 3) if decided else None,
-                      r1(fr[0]), r1(fr[1]), r1(dc[0]), r1(dc[1]), waiting)
+    return Operations(decided, approved, denied, round(approved / decided, 3) if decided else None,
+                      pct("response", 0.5), pct("response", 0.9), pct("decision", 0.5),
+                      pct("decision", 0.9), waiting)
 
 
 # --- keeping figures ----------------------------------------------------------------------------

@@ -19,17 +19,15 @@ Carrier and region rows come most protected orders first (then by name), the unk
 - ``"value_band"``: the order total's band (``domain.pricing.ORDER_VALUE_BANDS``), every band
   listed in order, empty ones too.
 
-Two GROUP BY queries over a derived table of the period's protected orders (one row per order
-with its segment key): orders, fees and order value; then resolutions of their claims. Nothing
-loops over orders in Python.
+One GROUP BY over the orders roll-up (``rollup_orders``, kept in the same transaction as every
+change); ``analytics_rows.pricing_segment_inputs`` computes the same from the rows.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 
-from sqlalchemy import Engine, case, distinct, func, literal, select
+from sqlalchemy import Engine, func, select
 
-from ..domain import money
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.pricing import (
     ORDER_VALUE_BANDS,
@@ -39,7 +37,7 @@ from ..domain.pricing import (
     advise,
 )
 from ..infra.db import read_session
-from ..infra.models import Claim, Order, Resolution, Shipment, settings_row
+from ..infra.models import ROLLUP_ORDERS, settings_row
 
 SEGMENTS = ("all", "carrier", "region", "value_band")
 ALL_ORDERS = "All orders"
@@ -48,46 +46,29 @@ UNKNOWN_CARRIER = "Unknown carrier"
 UNKNOWN_REGION = "Unknown region"
 
 
-def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(date_from, time.min, tzinfo=timezone.utc)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=timezone.utc)
-    return start, end
-
-
-def _first_carrier():
-    """The carrier of the order's first non-replacement shipment (NULL when it has none)."""
-    return (select(Shipment.carrier)
-            .where(Shipment.order_id == Order.id, Shipment.is_replacement.is_(False))
-            .order_by(Shipment.shipped_at, Shipment.id)
-            .limit(1)
-            .correlate(Order)
-            .scalar_subquery())
-
-
-def _value_band():
-    whens = [(Order.total_cents < hi, label) for label, _lo, hi in ORDER_VALUE_BANDS if hi is not None]
-    return case(*whens, else_=ORDER_VALUE_BANDS[-1][0])
-
-
 def _keys(by: str) -> list:
+    """The roll-up columns a segment is keyed by."""
+    t = ROLLUP_ORDERS
     if by == "all":
-        return [literal(ALL_ORDERS)]
+        return []
     if by == "carrier":
-        return [_first_carrier()]
+        return [t.c.has_shipment, t.c.carrier]
     if by == "region":
-        return [Order.shipping_country, Order.shipping_province]
+        return [t.c.country, t.c.province]
     if by == "value_band":
-        return [_value_band()]
+        return [t.c.value_band]
     raise InvalidInput(f"Unknown segment “{by}”; choose one of {', '.join(SEGMENTS)}.",
                        ErrorCode.INVALID_INPUT)
 
 
 def _label(by: str, key: tuple) -> str:
+    if by == "all":
+        return ALL_ORDERS
     if by == "carrier":
-        (carrier,) = key
-        if carrier is None:
+        has_shipment, carrier = key
+        if not has_shipment:
             return NO_SHIPMENT
-        return carrier.strip() or UNKNOWN_CARRIER
+        return (carrier or "").strip() or UNKNOWN_CARRIER
     if by == "region":
         country, province = ((k or "").strip() for k in key)
         return "-".join(p for p in (country, province) if p) or UNKNOWN_REGION
@@ -96,61 +77,42 @@ def _label(by: str, key: tuple) -> str:
 
 def segment_inputs(engine: Engine, date_from: date, date_to: date, by: str) -> list[SegmentInputs]:
     """Per segment: protected orders, fees, order value, and the live resolutions of their claims
-    (refunds, store credit at face value incl. bonus, reshipments with their item price)."""
+    (refunds, store credit at face value incl. bonus, reshipments with their item price), from
+    the orders roll-up (``infra/rollups.py``)."""
     keys = _keys(by)
-    start, end = _bounds(date_from, date_to)
-    cohort = (select(Order.id.label("order_id"),
-                     Order.protection_fee_cents.label("fee"),
-                     Order.total_cents.label("total"),
-                     *(k.label(f"k{i}") for i, k in enumerate(keys)))
-              .where(Order.created_at >= start, Order.created_at < end,
-                     Order.protection_purchased_at.is_not(None),
-                     Order.cancelled_at.is_(None))
-              .subquery("cohort"))
-    seg = [cohort.c[f"k{i}"] for i in range(len(keys))]
-    credit_face = money.credit_with_bonus(Resolution.amount_cents, Resolution.bonus_pct)
-    # A reshipment's amount is the claimed items' price (what the customer paid for them).
-    reship = Resolution.kind == "reshipment"
+    t = ROLLUP_ORDERS
     with read_session(engine) as s:
-        orders = s.execute(
-            select(*seg, func.count(), func.sum(cohort.c.fee), func.sum(cohort.c.total))
-            .group_by(*seg)
-        ).all()
-        paid = s.execute(
-            select(*seg,
-                   func.count(distinct(Claim.id)),
-                   func.sum(case((Resolution.kind == "refund", Resolution.amount_cents), else_=0)),
-                   func.sum(case((Resolution.kind == "store_credit", credit_face), else_=0)),
-                   func.sum(case((reship, Resolution.amount_cents), else_=0)),
-                   func.sum(case((reship, 1), else_=0)))
-            .select_from(cohort)
-            .join(Claim, Claim.order_id == cohort.c.order_id)
-            .join(Resolution, Resolution.claim_id == Claim.id)
-            .where(Resolution.voided_at.is_(None))
-            .group_by(*seg)
-        ).all()
+        rows = s.execute(
+            select(*keys, *(func.sum(t.c[c]) for c in _ROLLUP_COLUMNS))
+            .where(t.c.day >= date_from, t.c.day <= date_to)
+            .group_by(*keys).having(func.sum(t.c.protected_orders) > 0)).all()
     n = len(keys)
+    return segments(by, [(tuple(r[:n]), r[n:]) for r in rows])
+
+
+def segments(by: str, rows: list[tuple[tuple, tuple]]) -> list[SegmentInputs]:
+    """Segment inputs from (key, totals in ``_TOTALS`` order) pairs, labelled and in the page's
+    order."""
     totals: dict[str, dict[str, int]] = {}
-    for names, result in ((_ORDER_TOTALS, orders), (_PAID_TOTALS, paid)):
-        for row in result:
-            t = totals.setdefault(_label(by, tuple(row[:n])), dict.fromkeys(_TOTALS, 0))
-            for name, v in zip(names, row[n:]):
-                t[name] += int(v or 0)
-    rows = [SegmentInputs(label, **t) for label, t in totals.items()]
+    for key, values in rows:
+        t = totals.setdefault(_label(by, key), dict.fromkeys(_TOTALS, 0))
+        for name, v in zip(_TOTALS, values):
+            t[name] += int(v or 0)
+    out = [SegmentInputs(label, **t) for label, t in totals.items()]
     if by == "all":
-        return rows or [_empty(ALL_ORDERS)]
+        return out or [_empty(ALL_ORDERS)]
     if by == "value_band":
-        have = {r.label: r for r in rows}
+        have = {r.label: r for r in out}
         return [have.get(label) or _empty(label) for label, _lo, _hi in ORDER_VALUE_BANDS]
     # most orders first; "No shipment" and the unknowns last
     last = (NO_SHIPMENT, UNKNOWN_CARRIER, UNKNOWN_REGION)
-    return sorted(rows, key=lambda r: (r.label in last, -r.protected_orders, r.label))
+    return sorted(out, key=lambda r: (r.label in last, -r.protected_orders, r.label))
 
 
-_ORDER_TOTALS = ("protected_orders", "fee_revenue_cents", "order_value_cents")
-_PAID_TOTALS = ("paid_claims", "refunds_cents", "credit_face_cents", "reship_item_cents",
-                "reshipments")
-_TOTALS = _ORDER_TOTALS + _PAID_TOTALS
+_ROLLUP_COLUMNS = ("protected_orders", "protected_fees", "protected_value", "paid_claims", "refunds",
+                   "store_credit", "reshipments", "reshipped")
+_TOTALS = ("protected_orders", "fee_revenue_cents", "order_value_cents", "paid_claims",
+           "refunds_cents", "credit_face_cents", "reship_item_cents", "reshipments")
 
 
 def _empty(label: str) -> SegmentInputs:
