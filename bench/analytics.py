@@ -7,7 +7,10 @@ For each size it fills a database with ``python -m claims_core fill``'s data (SQ
 kept under --keep and reused), then measures in one run, as seconds and as ratios to the floor
 (an empty page of this app, run through AppTest as a browser's rerun is):
 - the analytics page, cold (the server's figure store emptied first) and warm (run again);
-- every figure of the page computed directly with today's row-level SQL (no cache);
+- every figure of the page (both trend grains, every breakdown, money, operations, the pricing
+  advisor's four segmentations) from the roll-ups, uncached, for the default period and one of
+  each filter the page offers (period, issue type, carrier);
+- the same figures straight from the rows (``analytics_rows``, what the page did before);
 - the claim-rate figure in DuckDB over the same data: through DuckDB's SQLite scanner (the
   extension loaded from the pip package ``duckdb-extension-sqlite-scanner``, of DuckDB's version:
   extensions can't be downloaded here) and from DuckDB's own tables after a copy. Skipped when
@@ -30,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from claims_core.adapters import bulk  # noqa: E402
 from claims_core.infra import migrate  # noqa: E402
 from claims_core.infra.db import make_engine, utcnow  # noqa: E402
-from claims_core.services import accounts, analytics, staff_sessions  # noqa: E402
+from claims_core.services import (accounts, analytics, analytics_rows, claim_queue,  # noqa: E402
+                                  pricing, staff_sessions)
 
 
 def seconds(fn, repeat: int = 3) -> float:
@@ -42,16 +46,36 @@ def seconds(fn, repeat: int = 3) -> float:
     return statistics.median(samples)
 
 
-def row_level(engine, f) -> float:
+def every_figure(module, pricing_inputs, engine, f) -> float:
+    """Seconds to compute every figure of the analytics page (both trend grains, every
+    breakdown, money, operations, and the pricing advisor's four segmentations), uncached."""
     t0 = time.perf_counter()
-    analytics.claim_rates(engine, f)
-    analytics.rate_trend(engine, f, "month")
-    analytics.outcomes_trend(engine, f, "month")
+    module.claim_rates(engine, f)
+    for grain in analytics.GRAINS:
+        module.rate_trend(engine, f, grain)
+        module.outcomes_trend(engine, f, grain)
     for by in ("carrier", "sku", "region", "method"):
-        analytics.breakdown(engine, f, by)
-    analytics.money_by_month(engine, f)
-    analytics.operations(engine, f)
+        module.breakdown(engine, f, by)
+    module.money_by_month(engine, f)
+    module.operations(engine, f)
+    for by in pricing.SEGMENTS:
+        pricing_inputs(engine, f.date_from, f.date_to, by)
     return time.perf_counter() - t0
+
+
+def filters(engine, today) -> dict[str, analytics.AnalyticsFilter]:
+    """The page's default (180 days) and one of each filter it offers."""
+    carriers = claim_queue.carriers(engine)[:2]
+    base = analytics.AnalyticsFilter(today - timedelta(days=180), today)
+    return {
+        "180 days (default)": base,
+        "a year": analytics.AnalyticsFilter(today - timedelta(days=365), today),
+        "30 days": analytics.AnalyticsFilter(today - timedelta(days=30), today),
+        "issue: damaged, lost": analytics.AnalyticsFilter(base.date_from, base.date_to,
+                                                          issue_types=("damaged", "lost")),
+        f"carrier: {', '.join(carriers)}": analytics.AnalyticsFilter(base.date_from, base.date_to,
+                                                                  carriers=tuple(carriers)),
+    }
 
 
 CLAIM_RATES = """
@@ -120,19 +144,26 @@ def page_measures(url: str) -> dict[str, float]:
     return out
 
 
+def _claims_in(engine) -> int:
+    from sqlalchemy import inspect, text
+    if not inspect(engine).has_table("claims"):
+        return 0
+    with engine.connect() as c:
+        return c.execute(text("SELECT count(*) FROM claims")).scalar_one()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claims", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--keep", help="folder for the SQLite databases (default: a temporary one)")
-    ap.add_argument("--database-url", help="a PostgreSQL URL instead (one size; filled fresh)")
+    ap.add_argument("--database-url", help="a PostgreSQL URL instead (one size; filled when empty)")
     args = ap.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="claims-bench-analytics-"))
     folder.mkdir(parents=True, exist_ok=True)
     for n in args.claims:
         url = args.database_url or f"sqlite:///{folder / f'bench-{n}.db'}"
         engine = make_engine(url)
-        fresh = args.database_url or not Path(url.removeprefix("sqlite:///")).exists()
-        if fresh:
+        if not _claims_in(engine):
             t0 = time.perf_counter()
             bulk.fill(engine, n)
             print(f"filled {n:,} claims in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -140,15 +171,19 @@ def main() -> None:
         today = utcnow().date()
         f = analytics.AnalyticsFilter(today - timedelta(days=180), today)  # the page's default
         m = page_measures(url)
-        m["every figure, row-level SQL"] = row_level(engine, f)
+        for name, flt in filters(engine, today).items():
+            m[f"every figure, roll-ups, {name}"] = seconds(
+                lambda flt=flt: every_figure(analytics, pricing.segment_inputs, engine, flt))
+        m["every figure, row-level SQL (180 days)"] = every_figure(
+            analytics_rows, analytics_rows.pricing_segment_inputs, engine, f)
         if engine.dialect.name == "sqlite":
             m.update(duckdb_measures(url.removeprefix("sqlite:///"), f))
         engine.dispose()
         floor = m["empty page (floor)"]
         print(f"\n== {n:,} claims ({engine.dialect.name}) ==")
-        print(f"{'measure':40s} {'seconds':>9s} {'× floor':>9s}")
+        print(f"{'measure':48s} {'seconds':>9s} {'× floor':>9s}")
         for name, sec in m.items():
-            print(f"{name:40s} {sec:9.3f} {sec / floor:9.1f}", flush=True)
+            print(f"{name:48s} {sec:9.3f} {sec / floor:9.1f}", flush=True)
 
 
 if __name__ == "__main__":

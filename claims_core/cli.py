@@ -22,13 +22,13 @@ from sqlalchemy.engine import make_url
 import httpx
 
 from .adapters import bulk, demo, demo_tracking
-from .services import api_keys
+from .services import analytics_rows, api_keys
 from .adapters.importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
 from .adapters.mailer import smtp_from_env
 from .adapters.scheduler import tick
 from .domain.errors import AuthError, ClaimRuleError
 from .domain.vocabulary import STATUSES
-from .infra import config, migrate
+from .infra import config, migrate, rollups
 from .infra.db import analyze, is_sqlite, make_engine, read_session, write_session
 from .infra.models import (ensure_settings_row, Claim, ClaimItem, Event, Evidence, LineItem, Message, Order, Resolution,
                      Shipment, ShipmentItem, StaffUser, Stock)
@@ -271,6 +271,25 @@ def cmd_fill(args) -> int:
     return 0
 
 
+def cmd_rollups(args) -> int:
+    """Recompute the analytics roll-ups from the rows, or compare every figure both ways."""
+    engine = _engine()
+    _require_schema(engine)
+    if args.rebuild:
+        started = time.perf_counter()
+        counts = rollups.rebuild(engine)
+        print(f"Rebuilt in {time.perf_counter() - started:.1f} s: "
+              + ", ".join(f"{name} {n:,} rows" for name, n in counts.items()))
+        return 0
+    started = time.perf_counter()
+    problems = analytics_rows.differences(engine)
+    for p in problems:
+        print(p)
+    print(f"{'Every figure matches the rows' if not problems else f'{len(problems)} figures differ'}"
+          f" ({time.perf_counter() - started:.1f} s).")
+    return 1 if problems else 0
+
+
 def cmd_api_key(args) -> int:
     engine = _engine()
     _require_schema(engine)
@@ -330,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--claims", type=int, required=True, help="how many claims, e.g. 1000000")
     fl.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     fl.set_defaults(fn=cmd_fill)
+    ru = sub.add_parser("rollups", help="check the analytics roll-ups against the rows, or rebuild them")
+    ru.add_argument("--rebuild", action="store_true", help="recompute them from the rows")
+    ru.set_defaults(fn=cmd_rollups)
     k = sub.add_parser("api-key", help="make, list or revoke keys for the REST API")
     ksub = k.add_subparsers(dest="action", required=True)
     kc = ksub.add_parser("create", help="a new key, printed once")

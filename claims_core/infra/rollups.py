@@ -35,11 +35,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 from typing import Callable, Iterable
 
-from sqlalchemy import (BigInteger, Date, Engine, Table, and_, case, cast, delete, event, func,
-                        literal, or_, select, true, union_all)
+from sqlalchemy import (BigInteger, Column, Date, Engine, Table, and_, bindparam, case, cast, delete,
+                        event, func, inspect, literal, or_, select, true, union_all)
+from sqlalchemy.sql import visitors
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -351,9 +353,17 @@ def order_of(session: Session, obj) -> int | None:
 Sums = dict[Table, dict[tuple, list[int]]]
 
 
+@lru_cache(maxsize=None)
+def _for_orders(r: Rollup, dialect: str):
+    """``r.query`` for a list of order ids (``:order_ids``), built once: building these
+    statements costs more than running them for one order."""
+    return r.query(dialect, lambda col: col.in_(bindparam("order_ids", expanding=True)))
+
+
 def contributions(session: Session, order_ids: Iterable[int]) -> Sums:
     """What the given orders add to each roll-up, as the session sees them now."""
-    dialect = session.get_bind().dialect.name
+    conn = session.connection()  # Core: none of the ORM's per-statement work
+    dialect = conn.dialect.name
     ids = sorted(set(order_ids))
     out: Sums = {r.table: {} for r in ROLLUPS}
     for i in range(0, len(ids), CHUNK):
@@ -361,7 +371,7 @@ def contributions(session: Session, order_ids: Iterable[int]) -> Sums:
         for r in ROLLUPS:
             n = len(r.keys)
             sums = out[r.table]
-            for row in session.execute(r.query(dialect, lambda col, c=chunk: col.in_(c))):
+            for row in conn.execute(_for_orders(r, dialect), {"order_ids": chunk}):
                 key = tuple(row[:n])
                 got = sums.get(key)
                 values = [int(v or 0) for v in row[n:]]
@@ -399,8 +409,33 @@ def _tracker(session: Session, create: bool = True) -> _Tracker | None:
     return t
 
 
+@lru_cache(maxsize=None)
+def read_columns() -> dict[str, frozenset[str]]:
+    """Per table, the columns the roll-up queries read (found by walking the queries): a change to
+    any other column (a tracking scan's status, a reminder's time, a claim's assignee) can't move a
+    roll-up, so it doesn't cost a snapshot."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for r in ROLLUPS:
+        for col in visitors.iterate(r.query("sqlite", lambda c: c == 0)):
+            table = getattr(col, "table", None)
+            if isinstance(col, Column) and isinstance(table, Table):
+                found[table.name].add(col.name)
+    return {t: frozenset(cols) for t, cols in found.items()}
+
+
+def _matters(obj, session: Session) -> bool:
+    if not isinstance(obj, TRACKED):
+        return False
+    if obj in session.new or obj in session.deleted:
+        return True
+    state = inspect(obj)
+    cols = read_columns().get(obj.__table__.name, frozenset())
+    return any(state.attrs[a.key].history.has_changes()
+               for a in state.mapper.column_attrs if a.columns[0].name in cols)
+
+
 def _touched(session: Session) -> Iterable:
-    return (o for o in chain(session.new, session.dirty, session.deleted) if isinstance(o, TRACKED))
+    return (o for o in chain(session.new, session.dirty, session.deleted) if _matters(o, session))
 
 
 @event.listens_for(Session, "before_flush")
@@ -483,8 +518,8 @@ def _before_commit(session: Session) -> None:
     if t is None or not t.orders:
         return
     after = contributions(session, t.orders)
-    dialect = session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    conn = session.connection()
+    dialect = conn.dialect.name
     for r in ROLLUPS:
         diff = defaultdict(lambda: [0] * len(r.measures))
         for sign, sums in ((1, after[r.table]), (-1, t.before[r.table])):
@@ -495,13 +530,18 @@ def _before_commit(session: Session) -> None:
         rows = [{**dict(zip(r.keys, key)), **dict(zip(r.measures, values))}
                 for key, values in sorted(diff.items(), key=lambda kv: _sort_key(kv[0]))
                 if any(values)]
-        for i in range(0, len(rows), CHUNK):  # keys in one order: concurrent writers never deadlock
-            stmt = insert(r.table).values(rows[i:i + CHUNK])
-            session.execute(stmt.on_conflict_do_update(
-                index_elements=r.keys,
-                set_={m: r.table.c[m] + stmt.excluded[m] for m in r.measures}))
+        if rows:  # keys in one order: concurrent writers never deadlock
+            conn.execute(_upsert(r, dialect), rows)
     t.orders.clear()
     t.before = {r.table: {} for r in ROLLUPS}
+
+
+@lru_cache(maxsize=None)
+def _upsert(r: Rollup, dialect: str):
+    """INSERT … ON CONFLICT (the key) DO UPDATE SET each measure = measure + the new one."""
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(r.table)
+    return stmt.on_conflict_do_update(index_elements=r.keys,
+                                      set_={m: r.table.c[m] + stmt.excluded[m] for m in r.measures})
 
 
 def _sort_key(key: tuple) -> tuple:

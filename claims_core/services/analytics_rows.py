@@ -8,6 +8,8 @@ Nothing on a page calls it: at a million claims it takes half a minute.
 """
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import Engine, and_, case, func, select
 
 from .. import domain
@@ -208,3 +210,34 @@ def pricing_segment_inputs(engine: Engine, date_from, date_to, by: str):
             .join(Resolution, Resolution.claim_id == Claim.id)
             .where(Resolution.voided_at.is_(None)).group_by(*seg))}
     return pricing.segments(by, [(k, (*v, *paid.get(k, (0, 0, 0, 0, 0)))) for k, v in orders.items()])
+
+
+FIGURES = (("claim_rates", ()), ("rate_trend", ("week",)), ("rate_trend", ("month",)),
+           ("outcomes_trend", ("week",)), ("outcomes_trend", ("month",)),
+           ("breakdown", ("carrier",)), ("breakdown", ("region",)), ("breakdown", ("method",)),
+           ("breakdown", ("sku",)), ("money_by_month", ()), ("operations", ()))
+
+
+def differences(engine: Engine, filters: list[AnalyticsFilter] | None = None) -> list[str]:
+    """Every figure (and pricing segment) that differs between the roll-ups and the rows, for
+    the given filters (default: all time)."""
+    import pandas as pd  # noqa: PLC0415 - only for the comparison
+
+    from . import analytics
+    filters = filters or [AnalyticsFilter(date(2000, 1, 1), date(2100, 1, 1))]
+    out = []
+    for f in filters:
+        for name, args in FIGURES:
+            fast = getattr(analytics, name)(engine, f, *args)
+            rows = globals()[name](engine, f, *args)
+            if isinstance(fast, pd.DataFrame):
+                same = fast.reset_index(drop=True).astype(object).equals(rows.reset_index(drop=True).astype(object))
+            else:
+                same = fast == rows
+            if not same:
+                out.append(f"{name}{args} differs for {f}")
+        for by in pricing.SEGMENTS:
+            if pricing.segment_inputs(engine, f.date_from, f.date_to, by) != pricing_segment_inputs(
+                    engine, f.date_from, f.date_to, by):
+                out.append(f"pricing by {by} differs for {f}")
+    return out

@@ -203,7 +203,7 @@ m5.metric("Waiting on customers", f"{ops.waiting_on_customer:,}")
 
 st.subheader("Claim rate by issue type", anchor=False)
 st.caption("Claims per 100 **protected shipments fulfilled in the period** (and per 100 protected "
-           f"orders: {top.protected_orders:,}). A claim counts in the period its shipment left, whenever it was "
+           f"orders: {top.protected_orders:,}, each counted once, with its first protected shipment). A claim counts in the period its shipment left, whenever it was "
            "filed. The number of claims is shown on each bar.")
 if rates_fig is None:
     st.info("No protected shipments were fulfilled in this period.")
@@ -257,19 +257,23 @@ else:
     k2.metric("Paid out (refunds, credit, reshipments)", ui.money(totals.paid_cents))
     k3.metric("Loss ratio", "—" if totals.loss_ratio is None else f"{totals.loss_ratio:.2f}")
     chart(money_fig, "money")
-    st.caption("Loss ratio per month = paid out ÷ protection fees collected that month.")
+    st.caption("Loss ratio per month = paid out ÷ protection fees collected that month. With a "
+               "carrier filter, an order's fee counts under the carrier of its first shipment.")
 table_and_download(money, "money-by-month")
 
 # --- operations ---------------------------------------------------------------------------------
 st.subheader("Operations", anchor=False)
 o1, o2, o3, o4 = st.columns(4)
-fmt = lambda h: "—" if h is None else (f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} days")  # noqa: E731
+fmt = lambda h: "—" if h is None else (f"{h:.2f}".rstrip("0").rstrip(".") + " h" if h < 48  # noqa: E731
+                                        else f"{h / 24:.1f} days")
 o1.metric("First response, median", fmt(ops.first_response_median_h))
 o2.metric("First response, 90th percentile", fmt(ops.first_response_p90_h))
 o3.metric("Decision, median", fmt(ops.decision_median_h))
 o4.metric("Decision, 90th percentile", fmt(ops.decision_p90_h))
 st.caption(f"Claims filed in the period: {ops.decided:,} decided ({ops.approved:,} approved, "
-           f"{ops.denied:,} denied); {ops.waiting_on_customer:,} waiting on the customer.")
+           f"{ops.denied:,} denied); {ops.waiting_on_customer:,} waiting on the customer. "
+           "Times are “within”: to the quarter-hour up to a day, then to the hour up to a week; "
+           "half the claims were answered (or decided) within the median.")
 table_and_download(ops.as_frame(), "operations")
 
 
