@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from claims_core.infra.db import write_session
@@ -319,6 +320,23 @@ def test_data_version_moves_with_events(store):
     with write_session(store) as s:
         s.add(Event(actor="staff:x", action="note"))
     assert analytics.data_version(store) > v1
+
+
+def test_data_version_moves_when_an_order_changes_without_an_event(store):
+    """An import or a Shopify webhook cancels an order: no claim event, but the figures move."""
+    from claims_core.infra.models import Order
+    v1 = analytics.data_version(store)
+    with write_session(store) as s:
+        order = s.scalars(select(Order).where(Order.cancelled_at.is_(None),
+                                              Order.protection_purchased_at.is_not(None))).first()
+        order.cancelled_at = order.created_at
+    assert analytics.data_version(store) > v1
+    with write_session(store) as s:  # a change the figures can't see leaves them be
+        s.scalars(select(Order)).first().customer_name = "Someone Else"
+    v2 = analytics.data_version(store)
+    with write_session(store) as s:
+        s.scalars(select(Order)).first().customer_name = "Someone Else Again"
+    assert analytics.data_version(store) == v2
 
 
 # --- the page -----------------------------------------------------------------------------------

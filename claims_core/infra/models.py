@@ -848,3 +848,8 @@ ROLLUP_ORDERS = _rollup(
      _dim("province"), _dim("value_band", 32)],
     ("fees", "protected_orders", "protected_fees", "protected_value", "paid_claims", "refunds",
      "store_credit", "reshipments", "reshipped"))
+ROLLUP_GENERATION = Table(
+    "rollup_generation", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False, server_default="0"),
+)  # one row, counting every transaction that changed a roll-up: the analytics figures' version

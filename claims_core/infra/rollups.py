@@ -50,7 +50,7 @@ from ..domain.durations import DURATION_STEPS
 from ..domain.money import credit_with_bonus
 from ..domain.pricing import ORDER_VALUE_BANDS
 from ..domain.vocabulary import APPROVED, DENIED, GRANTED_STATUSES, NEEDS_INFO, RESOLVED
-from .models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
+from .models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_GENERATION, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
                      ROLLUP_SHIPMENTS, ROLLUP_UNITS, Claim, ClaimItem, Event, LineItem, Order,
                      Resolution, Shipment, ShipmentItem)
 
@@ -304,8 +304,11 @@ ROLLUPS = (SHIPMENTS, UNITS, CLAIMS, DURATIONS, PAYOUTS, ORDERS)
 # --- rebuilding -----------------------------------------------------------------------------------
 
 def rebuild(engine: Engine) -> dict[str, int]:
-    """Recompute every roll-up from the rows, in one transaction; returns rows per table."""
-    from .db import write_session  # noqa: PLC0415 - db imports nothing from here; keeps import order plain
+    """Recompute every roll-up from the rows, in one transaction; returns rows per table. The
+    planner's statistics are refreshed first: after a bulk load, PostgreSQL without them picks
+    plans that take hours."""
+    from .db import analyze, write_session  # noqa: PLC0415 - db imports nothing from here
+    analyze(engine)
     counts = {}
     with write_session(engine) as s:
         dialect = s.get_bind().dialect.name
@@ -314,6 +317,7 @@ def rebuild(engine: Engine) -> dict[str, int]:
             s.execute(r.table.insert().from_select([*r.keys, *r.measures],
                                                    r.query(dialect, lambda _col: true())))
             counts[r.table.name] = s.scalar(select(func.count()).select_from(r.table))
+        s.execute(_bump(dialect))
     return counts
 
 
@@ -520,6 +524,7 @@ def _before_commit(session: Session) -> None:
     after = contributions(session, t.orders)
     conn = session.connection()
     dialect = conn.dialect.name
+    changed = False
     for r in ROLLUPS:
         diff = defaultdict(lambda: [0] * len(r.measures))
         for sign, sums in ((1, after[r.table]), (-1, t.before[r.table])):
@@ -532,8 +537,24 @@ def _before_commit(session: Session) -> None:
                 if any(values)]
         if rows:  # keys in one order: concurrent writers never deadlock
             conn.execute(_upsert(r, dialect), rows)
+            changed = True
+    if changed:
+        conn.execute(_bump(dialect))
     t.orders.clear()
     t.before = {r.table: {} for r in ROLLUPS}
+
+
+@lru_cache(maxsize=None)
+def _bump(dialect: str):
+    """generation + 1 (the row is made the first time)."""
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(ROLLUP_GENERATION).values(id=1, generation=1)
+    return stmt.on_conflict_do_update(index_elements=["id"],
+                                      set_={"generation": ROLLUP_GENERATION.c.generation + 1})
+
+
+def generation(session: Session) -> int:
+    """How many transactions have changed the roll-ups (rebuilds included): the figures' version."""
+    return session.scalar(select(ROLLUP_GENERATION.c.generation).where(ROLLUP_GENERATION.c.id == 1)) or 0
 
 
 @lru_cache(maxsize=None)

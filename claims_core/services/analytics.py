@@ -26,6 +26,7 @@ from sqlalchemy.sql import ColumnElement
 
 from .. import domain
 from ..domain import durations as domain_durations
+from ..infra import rollups
 from ..infra.db import read_session
 from ..infra.models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
                             ROLLUP_SHIPMENTS, ROLLUP_UNITS, Event, LineItem)
@@ -49,10 +50,11 @@ class AnalyticsFilter:
         return datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=timezone.utc)
 
 
-def data_version(engine: Engine) -> int:
-    """Changes whenever a claim changes (every change writes an event): a cache key."""
+def data_version(engine: Engine) -> tuple[int, int]:
+    """Changes whenever a figure may have: the roll-ups' generation (every transaction that
+    changed them: a decision, an import, a webhook) and the newest event. A cache key."""
     with read_session(engine) as s:
-        return s.scalar(select(func.max(Event.id))) or 0
+        return rollups.generation(s), s.scalar(select(func.max(Event.id))) or 0
 
 
 # --- dialect helpers ----------------------------------------------------------------------------
@@ -323,7 +325,7 @@ def operations_from(approved: int, denied: int, waiting: int,
 @dataclass(frozen=True)
 class Computed:
     value: object
-    version: int  # the data version (newest event id) the figures were computed at
+    version: object  # the data version (``data_version``) the figures were computed at
     computed_at: datetime
     seconds: float  # how long computing them took
 
@@ -346,7 +348,7 @@ class FigureStore:
         self._clock = clock or perf_counter
         self._now = now or (lambda: datetime.now(timezone.utc))
 
-    def get(self, key, version: int, compute, *, refresh: bool = False) -> tuple[Computed, bool]:
+    def get(self, key, version, compute, *, refresh: bool = False) -> tuple[Computed, bool]:
         """(the figures, stale?) for ``key`` at data ``version``."""
         with self._lock:
             last = self._entries.get(key)

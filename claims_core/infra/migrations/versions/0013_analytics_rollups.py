@@ -50,9 +50,13 @@ def upgrade() -> None:
             _dim('country', 2), _dim('province'), _dim('value_band', 32)],
            ('fees', 'protected_orders', 'protected_fees', 'protected_value', 'paid_claims',
             'refunds', 'store_credit', 'reshipments', 'reshipped'))
+    op.create_table('rollup_generation',
+                    sa.Column('id', sa.Integer(), nullable=False),
+                    sa.Column('generation', sa.BigInteger(), server_default='0', nullable=False),
+                    sa.PrimaryKeyConstraint('id', name='pk_rollup_generation'))
 
 
 def downgrade() -> None:
-    for name in ('rollup_orders', 'rollup_payouts', 'rollup_durations', 'rollup_claims',
+    for name in ('rollup_generation', 'rollup_orders', 'rollup_payouts', 'rollup_durations', 'rollup_claims',
                  'rollup_units', 'rollup_shipments'):
         op.drop_table(name)
