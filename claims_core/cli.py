@@ -350,7 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     fl.set_defaults(fn=cmd_fill)
     ru = sub.add_parser("rollups", help="check the analytics roll-ups against the rows, or rebuild them")
-    ru.add_argument("--rebuild", action="store_true", help="recompute them from the rows")
+    what = ru.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true",
+                      help="compare every figure with the rows (the default; exit 1 if any differs)")
+    what.add_argument("--rebuild", action="store_true", help="recompute them from the rows")
     ru.set_defaults(fn=cmd_rollups)
     k = sub.add_parser("api-key", help="make, list or revoke keys for the REST API")
     ksub = k.add_subparsers(dest="action", required=True)
