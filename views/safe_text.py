@@ -29,15 +29,16 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]!<>~$])")
 
 def show(text: str | None, *, prefix: str = "") -> None:
     """Show ``text`` exactly as typed, as Streamlit's plain-text element: never markdown or HTML,
-    nothing linked. ``prefix`` is the app's own words before it (plain too)."""
-    st.text(prefix + (text or ""))
+    nothing linked. ``prefix`` is the app's own words before it (plain too; already translated
+    on customer pages)."""
+    st.text(prefix + ("" if text is None else str(text)))
 
 
 def inline(text: str | None) -> str:
     """``text`` made inert inside a markdown string: link, image, emphasis, code, HTML and maths
     characters are escaped, and auto-link patterns (``://``, ``www.``, ``@``) are broken, so it
     shows as typed and never as a link."""
-    s = (text or "").replace("\n", " ")
+    s = ("" if text is None else str(text)).replace("\n", " ")
     # Streamlit links bare URLs, www. addresses and emails *after* markdown escapes are read
     # (``https\\:\\/\\/…`` still became a link): an invisible word joiner breaks each pattern.
     s = s.replace("://", ":" + _JOIN + "//").replace("@", _JOIN + "@")

@@ -12,7 +12,7 @@ import streamlit as st
 
 from claims_core.domain import can, format_cents, format_date
 from claims_core.domain.identifiers import client_address as domain_client_address
-from claims_core.infra import config, migrate
+from claims_core.infra import config, i18n, migrate
 from claims_core.infra.db import make_engine
 from claims_core.adapters.web import LOGOUT_IN_PAGE, login_url
 from claims_core.services import staff_sessions
@@ -87,7 +87,52 @@ def app_url(path: str) -> str:
 
 
 def money(cents: int, currency: str = "USD") -> str:
+    """An amount for staff pages (English). Customer pages use ``t().money``."""
     return format_cents(cents, currency)
+
+
+# --- the customer's language ------------------------------------------------------------------------
+
+def lang() -> str:
+    """The language this public page speaks: ``?lang=`` (the picker sets it), then the browser's
+    preference, then the store's default language (``i18n.negotiate``)."""
+    headers = st.context.headers or {}
+    accept = headers.get("Accept-Language") if hasattr(headers, "get") else None
+    locale = st.context.locale
+    return i18n.negotiate(st.query_params.get("lang"), locale if isinstance(locale, str) else None,
+                          accept if isinstance(accept, str) else None,
+                          getattr(store_settings(), "default_language", None))
+
+
+def t() -> i18n.Translator:
+    """Messages, money and dates in the customer's language (``t("Find my order")``,
+    ``t("Refund of {amount}", amount=Amount(1250, "EUR"))``, ``t.money(1250, "EUR")``)."""
+    code = lang()
+    locale = st.context.locale
+    return i18n.translator(code, i18n.region_of(code, locale if isinstance(locale, str) else None))
+
+
+def language_picker() -> None:
+    """A small language menu at the top of a public page; the choice goes into the URL (so a
+    shared link keeps it) and the claim remembers it for its emails."""
+    current = lang()
+    if current not in i18n.LANGUAGES:  # the pseudo-language of the tests: no menu
+        return
+    codes = list(i18n.LANGUAGES)
+
+    def chosen() -> None:
+        st.query_params["lang"] = st.session_state["language_picker"]
+
+    _left, right = st.columns([3, 1])
+    right.selectbox(t()("Language"), codes, index=codes.index(current), key="language_picker",
+                    format_func=i18n.LANGUAGES.get, label_visibility="collapsed", on_change=chosen)
+
+
+def store_text(settings, field: str, lang_code: str) -> str:
+    """One of the store's own texts (portal intro, policy, support note) in the customer's
+    language, else in the store's default language."""
+    from claims_core.services.settings import store_text as _store_text  # noqa: PLC0415
+    return _store_text(settings, field, lang_code)
 
 
 def day(d) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from .messages import Msg, N_
+
 
 class ErrorCode(StrEnum):
     # finding things
@@ -51,14 +53,17 @@ class ErrorCode(StrEnum):
 
 
 class ClaimRuleError(Exception):
-    """A rule said no. ``message`` is written for the customer (or staff member) who asked;
-    ``code`` says which rule, for code that reacts to it."""
+    """A rule said no. ``code`` says which rule, for code that reacts to it; ``msg`` is what to
+    tell the person who asked, as a catalog message (``N_("…")`` or ``Msg.of(N_("… {x}"), x=…)``)
+    that a customer page shows in the customer's language (``t(e.msg)``); ``message`` is its
+    English text (staff pages, logs, the API)."""
 
     code: ErrorCode = ErrorCode.INVALID_INPUT
 
-    def __init__(self, message: str, code: ErrorCode | None = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: "str | Msg", code: ErrorCode | None = None):
+        self.msg = message if isinstance(message, Msg) else Msg(message)
+        self.message = str(self.msg)
+        super().__init__(self.message)
         if code is not None:
             self.code = code
 
@@ -88,10 +93,10 @@ class StaleClaim(ClaimRuleError):
     code = ErrorCode.STALE_CLAIM
 
     def __init__(self):
-        super().__init__(
+        super().__init__(N_(
             "Someone else changed this claim while you were looking at it. "
             "It has been reloaded: check its new state before acting."
-        )
+        ))
 
 
 class PhotosRejected(ClaimRuleError):
@@ -104,7 +109,7 @@ class PhotosRejected(ClaimRuleError):
         super().__init__(" ".join(e.message for e in errors))
 
 
-LOOKUP_FAILED = (
+LOOKUP_FAILED = N_(
     "We couldn't find an order with those details. Check the order number (or tracking number) "
     "and the email address you used at checkout."
 )

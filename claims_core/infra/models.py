@@ -62,6 +62,11 @@ class StoreSettings(Base):
     accent_color: Mapped[str] = mapped_column(String(7), default="#2563eb")
     support_email: Mapped[str] = mapped_column(String(254), default="support@example.com")
     intro_text: Mapped[str] = mapped_column(Text, default="")
+    # the portal's language when the customer's browser asks for none the app speaks
+    default_language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    # the store's own texts per language: {"de": {"intro": …, "policy": …, "support_note": …}}
+    # (JSON); a language without one falls back to the default language's, then to intro_text
+    texts: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     # rules
@@ -291,6 +296,8 @@ class Claim(Base):
     # waits until an agent has looked and released it
     held_at: Mapped[Optional[datetime]]
     hold_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # the language the customer filed in: every later email to them is in it
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     order: Mapped[Order] = relationship(back_populates="claims")
