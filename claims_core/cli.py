@@ -290,6 +290,21 @@ def cmd_rollups(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_catalogs(args) -> int:
+    """The translation catalogs: extract the messages and merge them into each language, or
+    check that every language has every message (no fuzzy, same placeholders)."""
+    from .infra import catalogs  # noqa: PLC0415 - Babel's extractor only for this command
+    if args.action == "update":
+        for lang, missing in catalogs.update().items():
+            print(f"{lang}: {missing} messages to translate")
+        return 0
+    problems = catalogs.problems()
+    for p in problems:
+        print(p)
+    print("Every catalog is complete." if not problems else f"{len(problems)} problems.")
+    return 1 if problems else 0
+
+
 def cmd_api_key(args) -> int:
     engine = _engine()
     _require_schema(engine)
@@ -355,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="compare every figure with the rows (the default; exit 1 if any differs)")
     what.add_argument("--rebuild", action="store_true", help="recompute them from the rows")
     ru.set_defaults(fn=cmd_rollups)
+    cat = sub.add_parser("catalogs", help="translation catalogs: update them from the code, or check them")
+    cat.add_argument("action", choices=("update", "check"))
+    cat.set_defaults(fn=cmd_catalogs)
     k = sub.add_parser("api-key", help="make, list or revoke keys for the REST API")
     ksub = k.add_subparsers(dest="action", required=True)
     kc = ksub.add_parser("create", help="a new key, printed once")

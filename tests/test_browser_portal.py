@@ -143,7 +143,7 @@ def test_damaged_item_claim_with_photo_and_drawn_signature(live_app, browser, tm
 
     engine = make_engine(live_app["db_url"])
     with read_session(engine) as s:
-        claim = s.scalars(select(Claim).where(Claim.access_token == link.split("token=")[1])).one()
+        claim = s.scalars(select(Claim).where(Claim.access_token == link.split("token=")[1].split("&")[0])).one()
         assert claim.issue_type == "damaged" and claim.signature_kind == "drawn"
         assert claim.signature_png and len(claim.evidence) == 2
         assert claim.claimed_cents == int(price.strip("$").replace(".", ""))

@@ -280,7 +280,7 @@ def test_denied_claim_shows_the_reason(engine, now):
     flat = _flat(_read(evidence_pack.build(engine, r.claim_id, now=now))[1])
     view = claim_review.claim_for_staff(engine, r.claim_id)
     assert view.claim.denial_reason
-    assert f"Reason: {_flat(view.claim.denial_reason)}" in flat
+    assert f"Reason: {_flat(str(view.claim.denial_reason))}" in flat
     assert "Damage predates shipping." in flat
     assert "staff:ana · denied (Received → Denied)" in flat
 

@@ -272,7 +272,7 @@ def test_deny_with_reason(app, engine):
     at.button(key="FormSubmitter:deny-Deny").click().run()
     assert status(engine, r.claim_id) == "denied"
     view = customer.get_claim_for_customer(engine, r.access_token)
-    assert "Photos show a different item." in view.denial_reason
+    assert "Photos show a different item." in str(view.denial_reason)
     # approving a denied claim is not offered; reopening is
     assert not [b for b in at.button if b.key == "FormSubmitter:approve-Approve"]
     at.button(key="reopen").click().run()

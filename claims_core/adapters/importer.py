@@ -26,13 +26,14 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Callable
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
 from .. import domain
+from ..domain import money
 from ..domain.resolutions import SHOP_MARKER
 from ..services.settings import load_settings
 from ..infra.db import import_session, utcnow
@@ -140,7 +141,9 @@ def _rows(data: bytes | str, required: list[str], kind: str):
         yield start, row, None
 
 
-def parse_money(raw: str, what: str) -> int:
+def parse_money(raw: str, what: str, currency: str = "USD") -> int:
+    """An amount as a shop writes it ("1,234.50", "$12", "EUR 9.99") in the currency's minor
+    units (cents; yen for JPY)."""
     s = (raw or "").strip().replace(",", "")
     s = re.sub(r"^(?:[$€£¥]|[A-Za-z]{3}\s)\s*", "", s)  # a leading currency symbol or code
     if not s:
@@ -151,9 +154,9 @@ def parse_money(raw: str, what: str) -> int:
         raise ValueError(f"{what} “{raw}” is not an amount")
     if not value.is_finite() or value < 0:
         raise ValueError(f"{what} “{raw}” is not a valid amount")
-    if value > Decimal("10000000"):
+    if value > Decimal("10000000") * 10 ** max(0, 2 - money.currency_exponent(currency)):
         raise ValueError(f"{what} “{raw}” is implausibly large")
-    return int((value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    return money.minor_units(value, currency)
 
 
 def parse_int(raw: str, what: str, *, minimum: int = 0) -> int:
@@ -257,8 +260,9 @@ def parse_orders_export(data: bytes | str, protection_pattern: str) -> tuple[lis
                 po.errors.append(RowError(line, str(e)))
         try:
             lq = parse_int(row.get("lineitem quantity", ""), "Lineitem quantity", minimum=1)
-            price = parse_money(row.get("lineitem price", ""), "Lineitem price")
-            discount = parse_money(row.get("lineitem discount", ""), "Lineitem discount")
+            currency = po.fields.get("currency", "USD")  # the order's first row says it
+            price = parse_money(row.get("lineitem price", ""), "Lineitem price", currency)
+            discount = parse_money(row.get("lineitem discount", ""), "Lineitem discount", currency)
             name = row.get("lineitem name", "")
             if not name:
                 raise ValueError("the line item has no name")
@@ -290,6 +294,7 @@ def _order_fields(row: dict) -> dict:
     created = parse_time(row.get("created at", ""), "Created at")
     if created is None:
         raise ValueError("the order's first row has no Created at")
+    currency = (row.get("currency", "") or "USD")[:3].upper()
     return {
         "name": row.get("name", "").strip()[:64],
         "email": email[:254],
@@ -299,11 +304,11 @@ def _order_fields(row: dict) -> dict:
         "fulfillment_status": row.get("fulfillment status", "")[:32] or "unfulfilled",
         "fulfilled_at": parse_time(row.get("fulfilled at", ""), "Fulfilled at"),
         "cancelled_at": parse_time(row.get("cancelled at", ""), "Cancelled at"),
-        "currency": (row.get("currency", "") or "USD")[:3].upper(),
-        "subtotal_cents": parse_money(row.get("subtotal", ""), "Subtotal"),
-        "shipping_cents": parse_money(row.get("shipping", ""), "Shipping"),
-        "tax_cents": parse_money(row.get("taxes", ""), "Taxes"),
-        "total_cents": parse_money(row.get("total", ""), "Total"),
+        "currency": currency,
+        "subtotal_cents": parse_money(row.get("subtotal", ""), "Subtotal", currency),
+        "shipping_cents": parse_money(row.get("shipping", ""), "Shipping", currency),
+        "tax_cents": parse_money(row.get("taxes", ""), "Taxes", currency),
+        "total_cents": parse_money(row.get("total", ""), "Total", currency),
         "shipping_method": row.get("shipping method", "")[:100],
         "shipping_address1": row.get("shipping address1", "")[:200],
         "shipping_city": row.get("shipping city", "")[:100],
@@ -312,7 +317,8 @@ def _order_fields(row: dict) -> dict:
         "shipping_country": row.get("shipping country", "")[:2].upper(),
         "external_id": row.get("id", "")[:64] or None,
         "risk_level": risk_level(row.get("risk level", "")),
-        "refunded_export_cents": parse_money(row.get("refunded amount", ""), "Refunded Amount"),
+        "refunded_export_cents": parse_money(row.get("refunded amount", ""), "Refunded Amount",
+                                             currency),
     }
 
 
@@ -623,7 +629,7 @@ def _text(value, limit: int) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ("" if value is None else str(value)[:limit])
 
 
-def _money(value, what: str) -> int:
+def _money(value, what: str, currency: str = "USD") -> int:
     if isinstance(value, dict):  # a MoneyBag: {"shop_money": {"amount": "1.00", ...}}
         value = (value.get("shop_money") or {}).get("amount")
     if value is None or value == "":
@@ -631,7 +637,7 @@ def _money(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise PayloadError(f"{what} is not an amount")
     try:
-        return parse_money(str(value), what)
+        return parse_money(str(value), what, currency)
     except ValueError as e:
         raise PayloadError(str(e))
 
@@ -648,7 +654,7 @@ def _time(value, what: str) -> datetime | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
-def _refunds_of(items) -> dict[str, int]:
+def _refunds_of(items, currency: str = "USD") -> dict[str, int]:
     """{refund id: cents} from Shopify refund objects (successful refund transactions only),
     leaving out the refunds this portal's write-back made (a claim's own refund is not money
     "refunded outside the claim")."""
@@ -658,7 +664,7 @@ def _refunds_of(items) -> dict[str, int]:
             continue
         if SHOP_MARKER.search(str(r.get("note") or "")):
             continue
-        cents = sum(_money(t.get("amount"), "Refund amount")
+        cents = sum(_money(t.get("amount"), "Refund amount", currency)
                     for t in (r.get("transactions") or []) if isinstance(t, dict)
                     and t.get("kind") == "refund" and t.get("status") in ("success", None))
         out[_text(r["id"], 64)] = cents
@@ -688,6 +694,7 @@ def parse_shopify_order(payload: dict, protection_pattern: str) -> _ParsedOrder:
     risk = payload.get("risk_level") or payload.get("riskLevel") or (
         (payload.get("risk") or {}).get("recommendation") if isinstance(payload.get("risk"), dict) else "")
     po = _ParsedOrder(number, 0)
+    currency = (_text(payload.get("currency"), 3) or "USD").upper()
     po.fields = {
         "name": _text(payload.get("name"), 64) or f"#{number}",
         "email": email,
@@ -697,13 +704,15 @@ def parse_shopify_order(payload: dict, protection_pattern: str) -> _ParsedOrder:
         "fulfillment_status": _text(payload.get("fulfillment_status"), 32) or "unfulfilled",
         "fulfilled_at": None,  # shipments come from fulfillments
         "cancelled_at": _time(payload.get("cancelled_at"), "cancelled_at"),
-        "currency": (_text(payload.get("currency"), 3) or "USD").upper(),
-        "subtotal_cents": _money(payload.get("subtotal_price"), "subtotal_price"),
-        "shipping_cents": (_money(payload["total_shipping_price_set"], "total_shipping_price_set")
+        "currency": currency,
+        "subtotal_cents": _money(payload.get("subtotal_price"), "subtotal_price", currency),
+        "shipping_cents": (_money(payload["total_shipping_price_set"], "total_shipping_price_set",
+                                  currency)
                            if payload.get("total_shipping_price_set") else
-                           sum(_money(x.get("price"), "shipping price") for x in shipping_lines)),
-        "tax_cents": _money(payload.get("total_tax"), "total_tax"),
-        "total_cents": _money(payload.get("total_price"), "total_price"),
+                           sum(_money(x.get("price"), "shipping price", currency)
+                               for x in shipping_lines)),
+        "tax_cents": _money(payload.get("total_tax"), "total_tax", currency),
+        "total_cents": _money(payload.get("total_price"), "total_price", currency),
         "shipping_method": _text(shipping_lines[0].get("title"), 100) if shipping_lines else "",
         "shipping_address1": _text(ship.get("address1"), 200),
         "shipping_city": _text(ship.get("city"), 100),
@@ -712,7 +721,7 @@ def parse_shopify_order(payload: dict, protection_pattern: str) -> _ParsedOrder:
         "shipping_country": _text(ship.get("country_code"), 2).upper(),
         "external_id": _text(payload.get("id"), 64) or None,
         "risk_level": risk_level(risk),
-        "refunds": _refunds_of(payload.get("refunds")),
+        "refunds": _refunds_of(payload.get("refunds"), currency),
         "source_updated_at": _time(payload.get("updated_at"), "updated_at"),
     }
     is_protection = protection_matcher(protection_pattern)
@@ -729,8 +738,8 @@ def parse_shopify_order(payload: dict, protection_pattern: str) -> _ParsedOrder:
             raise PayloadError(f"line item {i} of order {number} has no whole quantity")
         if not title:
             raise PayloadError(f"line item {i} of order {number} has no name")
-        price = _money(li.get("price"), "price")
-        discount = _money(li.get("total_discount"), "total_discount")
+        price = _money(li.get("price"), "price", currency)
+        discount = _money(li.get("total_discount"), "total_discount", currency)
         po.lines.append(_ParsedLine(
             line=i, sku=sku, name=title, quantity=qty, unit_price_cents=price,
             discount_cents=min(discount, price * qty),
@@ -826,7 +835,7 @@ def apply_shopify_refund(s, order: Order, payload: dict) -> None:
         raise PayloadError("the refund has no id")
     known = {r.external_id: r.amount_cents for r in s.scalars(
         select(OrderRefund).where(OrderRefund.order_id == order.id, OrderRefund.external_id != "export"))}
-    known.update(_refunds_of([payload]))
+    known.update(_refunds_of([payload], order.currency))
     record_refunds(s, order, known)
 
 

@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..domain.money import CURRENCY_EXPONENTS
+from ..domain.money import currency_exponent
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ _GIFT_CARD_CODE_RE = re.compile(r"[A-Za-z0-9]{8,20}")
 _GID_RE = re.compile(r"gid://shopify/([A-Za-z]+)/(\d+)")
 
 # ISO 4217 currencies whose minor unit isn't 2 digits (used when babel isn't installed).
-_MINOR_DIGITS = CURRENCY_EXPONENTS  # the domain's one table
 
 
 # --- small pure helpers ----------------------------------------------------------------------
@@ -123,11 +122,8 @@ def _numeric_id(gid: str) -> str:
 
 
 def _minor_digits(currency: str) -> int:
-    try:
-        from babel.numbers import get_currency_precision
-    except ImportError:
-        return _MINOR_DIGITS.get(currency, 2)
-    return int(get_currency_precision(currency))
+    """The app's amounts are minor units by the domain's table; Shopify's decimals agree."""
+    return currency_exponent(currency)
 
 
 def _currency_code(currency: str) -> str:

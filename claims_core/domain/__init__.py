@@ -35,7 +35,8 @@ from .identifiers import (emails_match, lookup_target, normalize_email,  # noqa:
 from .lifecycle import (ACTIONS, TRANSITIONS, Action, Actor, IllegalTransition,  # noqa: F401
                         allows, available_actions, can_transition)
 from .money import (check_bonus, check_resolution_amounts, cents_from_amount,  # noqa: F401
-                    check_partial_reason, credit_with_bonus, is_partial, decimal_amount, format_cents, unit_paid_cents)
+                    check_partial_reason, credit_with_bonus, currency_exponent, is_partial, decimal_amount,
+                    format_cents, unit_paid_cents)
 from .resolutions import (ResolutionOption, approval_can_be_undone,  # noqa: F401
                           check_resolution_choice,
                           resolution_options, stock_shortfall)

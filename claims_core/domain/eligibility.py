@@ -14,15 +14,23 @@ from typing import Iterable, Mapping, Protocol
 
 from .errors import (AlreadyClaimed, ClaimRuleError, ErrorCode, EvidenceRequired, InvalidInput,
                      IssueNotAvailable, NotProtected, NotShipped, OrderCancelled, QuantityError)
+from .messages import Msg, N_
 from .tracking import past_expected_delivery
 from .vocabulary import ISSUE_TYPES, ITEM_ISSUES, IssueCategory, IssueType, Milestone, ShipmentStatus
-from .windows import check_filing_window, filing_deadline, format_date, local_date, tracking_stalled
+from .windows import check_filing_window, filing_deadline, local_date, tracking_stalled
 
 # Photo sizes are spoken of in megabytes as the upload widget counts them (decimal), so the
 # limit the widget shows and the app's own message always say the same number.
 MEGABYTE = 1_000_000
 MAX_PHOTO_BYTES = 20 * MEGABYTE
 PHOTO_REQUIRED_ISSUES = frozenset({IssueType.DAMAGED, IssueType.DEFECTIVE, IssueType.WRONG_ITEM})
+# What to photograph, per issue: one whole sentence each (a translated label can't be lower-cased
+# into the middle of another sentence).
+PHOTO_REQUIRED_MESSAGES = {
+    IssueType.DAMAGED: N_("Please add at least one photo showing the damaged item."),
+    IssueType.DEFECTIVE: N_("Please add at least one photo showing the defective item."),
+    IssueType.WRONG_ITEM: N_("Please add at least one photo showing the wrong item."),
+}
 
 
 class OrderFacts(Protocol):
@@ -59,8 +67,10 @@ class Eligibility:
         return not self.reasons
 
     @property
-    def reason(self) -> str:
-        return self.reasons[0].message if self.reasons else ""
+    def reason(self) -> Msg | str:
+        """The first reason, as a catalog message for the customer ("" when there is none);
+        ``str()`` of it is the English."""
+        return self.reasons[0].msg if self.reasons else ""
 
     @property
     def codes(self) -> tuple[ErrorCode, ...]:
@@ -102,12 +112,12 @@ def evaluate(order: OrderFacts, shipment: ShipmentFacts, remaining: Iterable[int
             reasons.append(e)
     if not any(remaining):
         reasons.append(AlreadyClaimed(
-            "Everything in this shipment is already covered by a claim. You can follow it "
-            "with View My Claim.", ErrorCode.NOTHING_LEFT_TO_CLAIM))
+            N_("Everything in this shipment is already covered by a claim. You can follow it "
+               "with View My Claim."), ErrorCode.NOTHING_LEFT_TO_CLAIM))
     if not issues:
         reasons.append(IssueNotAvailable(
-            "The carrier's tracking doesn't allow a claim on this shipment yet. "
-            "Please check back later or contact the store.", ErrorCode.TRACKING_NOT_READY))
+            N_("The carrier's tracking doesn't allow a claim on this shipment yet. "
+               "Please check back later or contact the store."), ErrorCode.TRACKING_NOT_READY))
     return Eligibility(deadline, issues, tuple(reasons))
 
 
@@ -130,8 +140,8 @@ def evaluate_order(order: OrderFacts, shipment_count: int) -> tuple[ClaimRuleErr
 def check_order_not_cancelled(cancelled_at: datetime | None) -> None:
     if cancelled_at is not None:
         raise OrderCancelled(
-            "This order was cancelled, so there is nothing to claim. If you were charged, "
-            "please contact the store."
+            N_("This order was cancelled, so there is nothing to claim. If you were charged, "
+               "please contact the store.")
         )
 
 
@@ -140,8 +150,8 @@ def check_not_refunded(order: OrderFacts) -> None:
     total = getattr(order, "total_cents", 0) or 0
     refunded = getattr(order, "refunded_cents", 0) or 0
     if total > 0 and refunded >= total:
-        raise ClaimRuleError("This order was already refunded in full, so there is nothing left to "
-                             "claim. If something is still wrong, please contact the store.",
+        raise ClaimRuleError(N_("This order was already refunded in full, so there is nothing left "
+                                "to claim. If something is still wrong, please contact the store."),
                              ErrorCode.ORDER_REFUNDED)
 
 
@@ -149,8 +159,8 @@ def check_protected(protection_purchased_at: datetime | None) -> None:
     """Only orders with shipping protection bought at checkout can be claimed."""
     if protection_purchased_at is None:
         raise NotProtected(
-            "This order doesn't include shipping protection, so it can't be claimed here. "
-            "Please contact the store directly."
+            N_("This order doesn't include shipping protection, so it can't be claimed here. "
+               "Please contact the store directly.")
         )
 
 
@@ -160,15 +170,16 @@ def check_protection_covers_shipment(protection_purchased_at: datetime | None,
     check_protected(protection_purchased_at)
     if protection_purchased_at > shipped_at:
         raise NotProtected(
-            "Shipping protection was added to this order after this shipment left, so it doesn't "
-            "cover it. Please contact the store directly.", ErrorCode.PROTECTION_AFTER_SHIPMENT)
+            N_("Shipping protection was added to this order after this shipment left, so it "
+               "doesn't cover it. Please contact the store directly."),
+            ErrorCode.PROTECTION_AFTER_SHIPMENT)
 
 
 def check_has_shipments(shipment_count: int) -> None:
     if shipment_count == 0:
         raise NotShipped(
-            "This order hasn't shipped yet. You can file a claim once it's on its way; "
-            "for changes before then, please contact the store."
+            N_("This order hasn't shipped yet. You can file a claim once it's on its way; "
+               "for changes before then, please contact the store.")
         )
 
 
@@ -206,27 +217,33 @@ def available_issue_types(status: str, shipped_at: datetime, last_scan_at: datet
 
 def explain_issue_unavailable(issue_type: str, status: str, lost_wait_days: int,
                               expected_delivery_at: datetime | None = None,
-                              tz_name: str | None = "UTC") -> str:
-    label = ISSUE_TYPES[issue_type].label if issue_type in ISSUE_TYPES else issue_type
+                              tz_name: str | None = "UTC") -> Msg:
+    """Why ``issue_type`` can't be claimed on this shipment (yet), for the customer."""
+    # the issue's label is itself a message: translated inside the sentence
+    issue = Msg(ISSUE_TYPES[issue_type].label) if issue_type in ISSUE_TYPES else issue_type
     if issue_type == IssueType.LOST and status in (ShipmentStatus.IN_TRANSIT,
                                                    ShipmentStatus.EXCEPTION,
                                                    ShipmentStatus.FULFILLED):
-        return (f"“{label}” can be claimed once tracking hasn't moved for {lost_wait_days} days. "
-                "If it's just late, choose “Delayed”.")
+        return Msg.of(N_("“{issue}” can be claimed once tracking hasn't moved for {days} days. "
+                         "If it's just late, choose “{delayed}”."),
+                      issue=issue, days=lost_wait_days,
+                      delayed=Msg(ISSUE_TYPES[IssueType.DELAYED].label))
     if issue_type == IssueType.DELAYED and expected_delivery_at is not None and status in (
             ShipmentStatus.IN_TRANSIT, ShipmentStatus.EXCEPTION, ShipmentStatus.FULFILLED):
-        day = format_date(local_date(expected_delivery_at, tz_name))
-        return f"The carrier expects to deliver on {day}; “{label}” can be claimed after that day."
+        return Msg.of(N_("The carrier expects to deliver on {day}; “{issue}” can be claimed after "
+                         "that day."), day=local_date(expected_delivery_at, tz_name), issue=issue)
     if issue_type in (IssueType.STOLEN, IssueType.NOT_RECEIVED) or issue_type in ITEM_ISSUES:
-        return f"“{label}” can only be claimed once the carrier shows the package as delivered."
-    return f"“{label}” doesn't apply to this shipment as the carrier reports it."
+        return Msg.of(N_("“{issue}” can only be claimed once the carrier shows the package as "
+                         "delivered."), issue=issue)
+    return Msg.of(N_("“{issue}” doesn't apply to this shipment as the carrier reports it."),
+                  issue=issue)
 
 
 def check_issue_available(issue_type: str, available: Iterable[str], status: str,
                           lost_wait_days: int, expected_delivery_at: datetime | None = None,
                           tz_name: str | None = "UTC") -> None:
     if issue_type not in ISSUE_TYPES:
-        raise InvalidInput("Please choose what went wrong from the list.")
+        raise InvalidInput(N_("Please choose what went wrong from the list."))
     if issue_type not in set(available):
         raise IssueNotAvailable(explain_issue_unavailable(issue_type, status, lost_wait_days,
                                                           expected_delivery_at, tz_name))
@@ -262,8 +279,8 @@ def claimed_items(issue_type: str, requested: Mapping[int, int] | None,
     if ISSUE_TYPES[issue_type].category == IssueCategory.SHIPPING:
         chosen = {sid: q for sid, q in remaining.items() if q > 0}
         if not chosen:
-            raise AlreadyClaimed("Everything in this shipment is already covered by another claim.",
-                                 ErrorCode.NOTHING_LEFT_TO_CLAIM)
+            raise AlreadyClaimed(N_("Everything in this shipment is already covered by another "
+                                    "claim."), ErrorCode.NOTHING_LEFT_TO_CLAIM)
         return chosen
     return check_item_quantities(requested or {}, remaining, names)
 
@@ -274,25 +291,33 @@ def check_item_quantities(requested: Mapping[int, int], remaining: Mapping[int, 
 
     Lines asked for with quantity 0 are dropped; at least one item must remain.
     """
+    def item(sid: int, unnamed: str) -> Msg | str:
+        """The product's name as it is (data), or the message ``unnamed`` for a line without one."""
+        return names[sid] if sid in names else Msg(unnamed)
+
     chosen: dict[int, int] = {}
     for sid, qty in requested.items():
         if sid not in remaining:
-            raise QuantityError("One of the chosen items isn't part of this shipment.")
+            raise QuantityError(N_("One of the chosen items isn't part of this shipment."))
         q = _whole_number(qty)
         if q is None:
-            raise QuantityError(f"Enter a whole number for “{names.get(sid, 'the item')}”.")
+            raise QuantityError(Msg.of(N_("Enter a whole number for “{item}”."),
+                                       item=item(sid, N_("the item"))))
         if q < 0:
-            raise QuantityError(f"The quantity for “{names.get(sid, 'the item')}” can't be negative.")
+            raise QuantityError(Msg.of(N_("The quantity for “{item}” can't be negative."),
+                                       item=item(sid, N_("the item"))))
         if q == 0:
             continue
         left = remaining[sid]
         if left == 0:
-            raise AlreadyClaimed(f"“{names.get(sid, 'This item')}” is already covered by another claim.")
+            raise AlreadyClaimed(Msg.of(N_("“{item}” is already covered by another claim."),
+                                        item=item(sid, N_("This item"))))
         if q > left:
-            raise QuantityError(f"You can claim at most {left} of “{names.get(sid, 'this item')}”.")
+            raise QuantityError(Msg.of(N_("You can claim at most {n} of “{item}”."),
+                                       n=left, item=item(sid, N_("this item"))))
         chosen[sid] = q
     if not chosen:
-        raise QuantityError("Choose at least one item and how many were affected.")
+        raise QuantityError(N_("Choose at least one item and how many were affected."))
     return chosen
 
 
@@ -304,10 +329,11 @@ def photos_required(issue_type: str) -> bool:
 
 def check_photo_count(issue_type: str, count: int, max_photos: int) -> None:
     if count > max_photos:
-        raise EvidenceRequired(f"You can add at most {max_photos} photos.", ErrorCode.TOO_MANY_PHOTOS)
+        raise EvidenceRequired(Msg.of(N_("You can add at most {n} photos."), n=max_photos),
+                               ErrorCode.TOO_MANY_PHOTOS)
     if photos_required(issue_type) and count == 0:
-        label = ISSUE_TYPES[issue_type].label.lower()
-        raise EvidenceRequired(f"Please add at least one photo showing the {label} item.")
+        raise EvidenceRequired(PHOTO_REQUIRED_MESSAGES.get(
+            issue_type, N_("Please add at least one photo showing the problem.")))
 
 
 def reply_photo_limit(max_photos: int) -> int:

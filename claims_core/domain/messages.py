@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from .currencies import format_cents
+
 
 def N_(template: str) -> str:
     """Mark a message for the catalogs; returns it unchanged (translated where it is shown)."""
@@ -24,7 +26,6 @@ class Amount:
     currency: str
 
     def __str__(self) -> str:
-        from .money import format_cents  # noqa: PLC0415 - money imports this module's N_
         return format_cents(self.minor_units, self.currency)
 
 
@@ -39,6 +40,8 @@ class Msg:
         return cls(template, tuple(sorted(params.items())))
 
     def __str__(self) -> str:
+        if not self.params:  # a template without values is the text (it may contain braces)
+            return self.template
         return self.template.format(**{k: english(v) for k, v in self.params})
 
 

@@ -1,4 +1,4 @@
-"""Money: integer minor units (cents) of the store's currency, everywhere.
+"""Money: integer minor units of the currency (cents; yen have none, dinars three), everywhere.
 
 The store-credit bonus, what one unit cost the customer, and "never more than was paid" live here
 and nowhere else. ``credit_with_bonus`` works on plain integers and on SQL column expressions alike,
@@ -11,6 +11,7 @@ from typing import Iterable
 
 from .errors import ErrorCode, InvalidInput
 from .vocabulary import RESOLUTION_LABELS, ResolutionKind
+from .currencies import CURRENCY_EXPONENTS, currency_exponent, format_cents  # noqa: F401 - money's names
 
 MAX_BONUS_PCT = 100
 
@@ -82,52 +83,27 @@ def check_partial_reason(resolutions: Iterable[tuple[str, int]], claimed_cents: 
                            "this note with the decision.", ErrorCode.TEXT_REQUIRED)
 
 
-_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "EUR": "€", "GBP": "£", "CHF": "CHF "}
+def decimal_amount(cents: int, currency: str = "USD") -> Decimal:
+    """Minor units as an exact ``Decimal`` amount (1999 USD -> Decimal("19.99"), 1200 JPY ->
+    Decimal("1200")), for tables and exports."""
+    return Decimal(int(cents)).scaleb(-currency_exponent(currency))
 
 
-def format_cents(cents: int, currency: str = "USD") -> str:
-    symbol = _SYMBOLS.get(currency, currency + " ")
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}{symbol}{cents // 100:,}.{cents % 100:02d}"
+def minor_units(value: Decimal, currency: str = "USD") -> int:
+    """An exact amount in the currency's minor units (12.5 USD -> 1250, 1200 JPY -> 1200, 1.5 KWD
+    -> 1500), rounded half up to the smallest unit."""
+    return int(value.scaleb(currency_exponent(currency)).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
-def decimal_amount(cents: int) -> Decimal:
-    """Integer cents as an exact ``Decimal`` amount (1999 -> Decimal("19.99")), for tables and
-    exports."""
-    return Decimal(int(cents)).scaleb(-2)
-
-
-def cents_from_amount(amount) -> int:
-    """A money amount typed in a form (e.g. 12.5 or "12.50") as integer cents, exactly."""
+def cents_from_amount(amount, currency: str = "USD") -> int:
+    """A money amount typed in a form (e.g. 12.5 or "12.50") in the currency's minor units,
+    exactly."""
     if amount is None or isinstance(amount, bool):
         raise InvalidInput("Enter an amount.", ErrorCode.AMOUNT_INVALID)
     try:
-        value = Decimal(str(amount).strip().lstrip("$"))
+        value = Decimal(str(amount).strip().lstrip("$€£¥"))
     except InvalidOperation:
         raise InvalidInput(f"“{amount}” is not an amount.", ErrorCode.AMOUNT_INVALID)
     if not value.is_finite() or value < 0:
         raise InvalidInput("Enter an amount of zero or more.", ErrorCode.AMOUNT_INVALID)
-    return int((value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
-
-
-# ISO 4217 minor units of the currencies that don't have two (all others have two).
-CURRENCY_EXPONENTS = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
-                     "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    **dict.fromkeys(("CLF", "UYW"), 4),
-}
-
-
-def currency_exponent(currency: str) -> int:
-    """How many decimal places the currency's minor unit has (JPY 0, USD 2, KWD 3)."""
-    return CURRENCY_EXPONENTS.get((currency or "").strip().upper(), 2)
-
-
-def to_minor_units(cents: int, currency: str) -> int:
-    """The app's amounts are hundredths of the currency's unit whatever the currency (11850 is
-    118.50 in any currency); a payment system counts in the currency's own minor units (118 yen,
-    118.500 dinars). Rounded half up."""
-    value = Decimal(int(cents)).scaleb(currency_exponent(currency) - 2)
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return minor_units(value, currency)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from .errors import ErrorCode, ResolutionUnavailable
+from .messages import N_
 from .money import credit_with_bonus
 from .vocabulary import RESOLUTION_LABELS, ResolutionKind
 
@@ -17,7 +18,7 @@ class ResolutionOption:
     available: bool
     amount_cents: int
     bonus_pct: int = 0
-    reason: str = ""
+    reason: str = ""  # why it isn't available: a catalog message (N_), "" when it is
 
     @property
     def label(self) -> str:
@@ -44,8 +45,8 @@ def resolution_options(*, offer_refund: bool, offer_reshipment: bool, offer_stor
         short = stock_shortfall(needed_stock, on_hand)
         out.append(ResolutionOption(
             ResolutionKind.RESHIPMENT, not short, amount_cents,
-            reason="" if not short else "Not available: the store doesn't have enough in stock "
-                                        "to send replacements right now.",
+            reason="" if not short else N_("Not available: the store doesn't have enough in "
+                                           "stock to send replacements right now."),
         ))
     if offer_store_credit:
         out.append(ResolutionOption(ResolutionKind.STORE_CREDIT, True, amount_cents, bonus_pct))
@@ -60,7 +61,7 @@ def check_resolution_choice(kind: str, options: Iterable[ResolutionOption]) -> R
             if not opt.available:
                 raise ResolutionUnavailable(opt.reason, ErrorCode.OUT_OF_STOCK)
             return opt
-    raise ResolutionUnavailable("Please choose one of the resolutions offered.")
+    raise ResolutionUnavailable(N_("Please choose one of the resolutions offered."))
 
 
 def approval_can_be_undone(kinds, sent_to_shop: bool = False) -> bool:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from .errors import SignatureInvalid
+from .messages import Msg, N_
 from .text import strip_controls
 from .vocabulary import SignatureKind
 
-ACCURACY_STATEMENT = "I confirm the information in this claim is accurate."
+ACCURACY_STATEMENT = N_("I confirm the information in this claim is accurate.")
 MIN_INK_PIXELS = 40
 MAX_NAME_CHARS = 200
 
@@ -34,21 +35,23 @@ def check_signature(*, kind: str, typed_name: str = "", drawn_ink_pixels: int = 
     is not a signature.
     """
     if not accurate_confirmed:
-        raise SignatureInvalid("Please tick the box to confirm the information is accurate.")
+        raise SignatureInvalid(N_("Please tick the box to confirm the information is accurate."))
     if kind == SignatureKind.TYPED:
         # Staff filing for a customer on the phone can't collect a drawing; they sign with the
         # customer's name and the claim records who filed it.
         if drawn_signature_required(order_total_cents, threshold_cents) and not filed_by_staff:
-            raise SignatureInvalid(
-                "For an order of this value, please draw your signature; a typed name isn't enough.")
+            raise SignatureInvalid(N_("For an order of this value, please draw your signature; "
+                                      "a typed name isn't enough."))
         name = strip_controls(typed_name).strip()
         if len(name) < 2 or not any(ch.isalpha() for ch in name):
-            raise SignatureInvalid("Please type your full name to sign.")
+            raise SignatureInvalid(N_("Please type your full name to sign."))
         if len(name) > MAX_NAME_CHARS:
-            raise SignatureInvalid(f"Your name can be at most {MAX_NAME_CHARS} characters.")
+            raise SignatureInvalid(Msg.of(N_("Your name can be at most {n} characters."),
+                                          n=MAX_NAME_CHARS))
         return
     if kind == SignatureKind.DRAWN:
         if drawn_ink_pixels < min_ink_pixels:
-            raise SignatureInvalid("The signature box is empty. Please sign with your finger or mouse.")
+            raise SignatureInvalid(N_("The signature box is empty. Please sign with your finger or "
+                                      "mouse."))
         return
-    raise SignatureInvalid("Please sign the claim.")
+    raise SignatureInvalid(N_("Please sign the claim."))

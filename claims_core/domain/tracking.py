@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable
 
+from .messages import Msg, N_
+from .text import joined
 from .vocabulary import (ISSUE_TYPES, MILESTONE_LABELS, IssueType, Milestone, ShipmentStatus)
 from .windows import format_date, local_date, store_zone
 
@@ -160,41 +162,95 @@ def hold_reason(issue_type: str, filed_at: datetime, new: Iterable[Checkpoint],
     return ""
 
 
-def _relative_day(moment: datetime, now: datetime, tz_name: str | None) -> str:
+def _relative_day(moment: datetime, now: datetime, tz_name: str | None) -> Msg:
+    """When a scan was, as the explanation says it: "today", "yesterday" or "on November 3, 2026"."""
     days = (local_date(now, tz_name) - local_date(moment, tz_name)).days
     if days == 0:
-        return "today"
+        # TRANSLATORS: when the parcel was last scanned, the {when} of "was delivered {when}".
+        return Msg(N_("today"))
     if days == 1:
-        return "yesterday"
-    return f"on {format_date(local_date(moment, tz_name))}"
+        # TRANSLATORS: when the parcel was last scanned, the {when} of "was delivered {when}".
+        return Msg(N_("yesterday"))
+    # TRANSLATORS: when the parcel was last scanned, the {when} of "was delivered {when}".
+    return Msg.of(N_("on {date}"), date=local_date(moment, tz_name))
+
+
+def _since_day(moment: datetime, now: datetime, tz_name: str | None) -> Msg:
+    """Since when a parcel has waited: "since today", "since yesterday", "since November 3, 2026"."""
+    days = (local_date(now, tz_name) - local_date(moment, tz_name)).days
+    if days == 0:
+        # TRANSLATORS: the {since} of "… pick it up ({since})": how long it has waited.
+        return Msg(N_("since today"))
+    if days == 1:
+        # TRANSLATORS: the {since} of "… pick it up ({since})": how long it has waited.
+        return Msg(N_("since yesterday"))
+    # TRANSLATORS: the {since} of "… pick it up ({since})": how long it has waited.
+    return Msg.of(N_("since {date}"), date=local_date(moment, tz_name))
+
+
+# The first sentence of an explanation, whole (translators see whole sentences), by where the
+# parcel is, and whether the carrier named the place and dated the scan. A place is only known
+# from a dated scan.
+_SAYS = {
+    (Milestone.DELIVERED, True): N_(
+        "The carrier says your parcel was delivered in {place} {when}. If you didn't get it, you "
+        "can report it as not received or stolen."),
+    (Milestone.DELIVERED, False): N_(
+        "The carrier says your parcel was delivered {when}. If you didn't get it, you can report "
+        "it as not received or stolen."),
+    (Milestone.DELIVERED, None): N_(
+        "The carrier says your parcel was delivered. If you didn't get it, you can report it as "
+        "not received or stolen."),
+    (Milestone.RETURNED, True): N_(
+        "The carrier is returning your parcel to the store (last scan in {place} {when})."),
+    (Milestone.RETURNED, False): N_(
+        "The carrier is returning your parcel to the store (last scan {when})."),
+    (Milestone.RETURNED, None): N_("The carrier is returning your parcel to the store."),
+    (Milestone.AVAILABLE_FOR_PICKUP, True): N_(
+        "Your parcel is waiting for you to pick it up in {place} ({since})."),
+    (Milestone.AVAILABLE_FOR_PICKUP, False): N_(
+        "Your parcel is waiting for you to pick it up ({since})."),
+    (Milestone.AVAILABLE_FOR_PICKUP, None): N_("Your parcel is waiting for you to pick it up."),
+    (None, True): N_("Your parcel was scanned {when} in {place}."),
+    (None, False): N_("Your parcel was scanned {when}."),
+    (None, None): N_("Your parcel is on its way."),
+}
 
 
 def explain(state: TrackingState, expected_delivery: datetime | None, shipped_at: datetime,
-            now: datetime, lost_wait_days: int, tz_name: str | None) -> str:
-    """One sentence for the customer: where the parcel is and what they can claim, and when."""
+            now: datetime, lost_wait_days: int, tz_name: str | None) -> Msg:
+    """One sentence for the customer: where the parcel is and what they can claim, and when.
+    A message (``str()`` of it is the English); its dates are formatted where it is shown."""
     if state.milestone is None:
         lost_from = local_date(shipped_at, tz_name) + timedelta(days=lost_wait_days)
-        return (f"We have no scans from the carrier yet. If there is still no news by "
-                f"{format_date(lost_from)}, you can report it lost.")
-    where = f" in {state.last_place}" if state.last_place else ""
-    when = _relative_day(state.last_scan_at, now, tz_name) if state.last_scan_at else ""
+        return Msg.of(N_("We have no scans from the carrier yet. If there is still no news by "
+                         "{date}, you can report it lost."), date=lost_from)
     m = state.milestone
-    if m == Milestone.DELIVERED:
-        return (f"The carrier says your parcel was delivered{where} {when}. If you didn't get it, "
-                "you can report it as not received or stolen.")
-    if m == Milestone.RETURNED:
-        return f"The carrier is returning your parcel to the store (last scan{where} {when})."
-    if m == Milestone.AVAILABLE_FOR_PICKUP:
-        return f"Your parcel is waiting for you to pick it up{where} (since {when})."
-    lost_from = local_date(state.last_scan_at or shipped_at, tz_name) + timedelta(days=lost_wait_days)
-    parts = [f"Your parcel was scanned {when}{where}." if when else "Your parcel is on its way."]
+    scanned = state.last_scan_at
+    # True: place and time known; False: time only; None: neither
+    known = None if scanned is None else bool(state.last_place)
+    values = {}
+    if scanned is not None:
+        values = {"when": _relative_day(scanned, now, tz_name),
+                  "since": _since_day(scanned, now, tz_name)}
+        if state.last_place:
+            values["place"] = state.last_place
+    if m in (Milestone.DELIVERED, Milestone.RETURNED, Milestone.AVAILABLE_FOR_PICKUP):
+        template = _SAYS[(m, known)]
+        return Msg.of(template, **{k: v for k, v in values.items() if "{" + k + "}" in template})
+    template = _SAYS[(None, known)]
+    first = Msg.of(template, **{k: v for k, v in values.items() if "{" + k + "}" in template})
+    parts: list[Msg] = [first]
+    lost_from = local_date(scanned or shipped_at, tz_name) + timedelta(days=lost_wait_days)
     if expected_delivery is not None:
-        day = format_date(local_date(expected_delivery, tz_name))
-        parts.append(f"It was expected on {day}, so you can report it delayed."
+        day = local_date(expected_delivery, tz_name)
+        parts.append(Msg.of(N_("It was expected on {day}, so you can report it delayed."), day=day)
                      if past_expected_delivery(expected_delivery, now, tz_name) else
-                     f"It is expected on {day}; if it's late after that you can report it delayed.")
+                     Msg.of(N_("It is expected on {day}; if it's late after that you can report "
+                               "it delayed."), day=day))
     if local_date(now, tz_name) < lost_from:
-        parts.append(f"If it hasn't moved by {format_date(lost_from)} you can report it lost.")
+        parts.append(Msg.of(N_("If it hasn't moved by {date} you can report it lost."),
+                            date=lost_from))
     else:
-        parts.append("It hasn't moved since, so you can report it lost.")
-    return " ".join(parts)
+        parts.append(Msg(N_("It hasn't moved since, so you can report it lost.")))
+    return joined(*parts)

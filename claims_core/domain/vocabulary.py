@@ -1,11 +1,15 @@
 """The product's words: every enum, with its labels, in one place.
 
 Values are the strings stored in the database, so a member compares equal to its stored value.
+Labels a customer reads are catalog messages (``N_``: plain English strings, translated where they
+are shown); labels only staff read (denial labels, audit actions, roles) stay plain English.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from .messages import N_
 
 
 class IssueCategory(StrEnum):
@@ -52,18 +56,22 @@ ITEM = IssueCategory.ITEM
 ISSUE_TYPES: dict[str, IssueInfo] = {
     t.code: t
     for t in [
-        IssueInfo(IssueType.DELAYED, SHIPPING, "Delayed", "The package is late and still on its way."),
-        IssueInfo(IssueType.LOST, SHIPPING, "Lost / tracking not moving",
-                  "Tracking hasn't moved for days."),
-        IssueInfo(IssueType.STOLEN, SHIPPING, "Stolen", "It was delivered and then taken."),
-        IssueInfo(IssueType.NOT_RECEIVED, SHIPPING, "Delivered but not received",
-                  "Tracking says delivered, but you don't have it."),
-        IssueInfo(IssueType.RETURNED_TO_SENDER, SHIPPING, "Returned to sender",
-                  "The carrier sent the package back to the store."),
-        IssueInfo(IssueType.DAMAGED, ITEM, "Damaged", "An item arrived broken or damaged."),
-        IssueInfo(IssueType.DEFECTIVE, ITEM, "Defective", "An item doesn't work as it should."),
-        IssueInfo(IssueType.WRONG_ITEM, ITEM, "Wrong item", "You received something you didn't order."),
-        IssueInfo(IssueType.MISSING_ITEM, ITEM, "Missing item", "An item was missing from the package."),
+        IssueInfo(IssueType.DELAYED, SHIPPING, N_("Delayed"),
+                  N_("The package is late and still on its way.")),
+        IssueInfo(IssueType.LOST, SHIPPING, N_("Lost / tracking not moving"),
+                  N_("Tracking hasn't moved for days.")),
+        IssueInfo(IssueType.STOLEN, SHIPPING, N_("Stolen"), N_("It was delivered and then taken.")),
+        IssueInfo(IssueType.NOT_RECEIVED, SHIPPING, N_("Delivered but not received"),
+                  N_("Tracking says delivered, but you don't have it.")),
+        IssueInfo(IssueType.RETURNED_TO_SENDER, SHIPPING, N_("Returned to sender"),
+                  N_("The carrier sent the package back to the store.")),
+        IssueInfo(IssueType.DAMAGED, ITEM, N_("Damaged"), N_("An item arrived broken or damaged.")),
+        IssueInfo(IssueType.DEFECTIVE, ITEM, N_("Defective"),
+                  N_("An item doesn't work as it should.")),
+        IssueInfo(IssueType.WRONG_ITEM, ITEM, N_("Wrong item"),
+                  N_("You received something you didn't order.")),
+        IssueInfo(IssueType.MISSING_ITEM, ITEM, N_("Missing item"),
+                  N_("An item was missing from the package.")),
     ]
 }
 ITEM_ISSUES = tuple(c for c, t in ISSUE_TYPES.items() if t.category == ITEM)
@@ -88,13 +96,13 @@ APPROVED, RESOLVED = ClaimStatus.APPROVED, ClaimStatus.RESOLVED
 DENIED, CLOSED = ClaimStatus.DENIED, ClaimStatus.CLOSED
 STATUSES = tuple(ClaimStatus)
 STATUS_LABELS = {
-    SUBMITTED: "Received",
-    IN_REVIEW: "In review",
-    NEEDS_INFO: "Waiting for you",
-    APPROVED: "Approved",
-    RESOLVED: "Resolved",
-    DENIED: "Denied",
-    CLOSED: "Closed",
+    SUBMITTED: N_("Received"),
+    IN_REVIEW: N_("In review"),
+    NEEDS_INFO: N_("Waiting for you"),
+    APPROVED: N_("Approved"),
+    RESOLVED: N_("Resolved"),
+    DENIED: N_("Denied"),
+    CLOSED: N_("Closed"),
 }
 OPEN_STATUSES = frozenset({SUBMITTED, IN_REVIEW, NEEDS_INFO})
 # Claims whose items stay covered (can't be claimed again): open ones and granted ones.
@@ -116,15 +124,15 @@ class ResolutionKind(StrEnum):
 
 
 RESOLUTION_LABELS = {
-    ResolutionKind.REFUND: "Refund",
-    ResolutionKind.RESHIPMENT: "Send a replacement",
-    ResolutionKind.STORE_CREDIT: "Store credit",
+    ResolutionKind.REFUND: N_("Refund"),
+    ResolutionKind.RESHIPMENT: N_("Send a replacement"),
+    ResolutionKind.STORE_CREDIT: N_("Store credit"),
 }
 # How the customer reads what they asked for.
 RESOLUTION_ASKED = {
-    ResolutionKind.REFUND: "Refund",
-    ResolutionKind.STORE_CREDIT: "Store credit",
-    ResolutionKind.RESHIPMENT: "Replacement shipment",
+    ResolutionKind.REFUND: N_("Refund"),
+    ResolutionKind.STORE_CREDIT: N_("Store credit"),
+    ResolutionKind.RESHIPMENT: N_("Replacement shipment"),
 }
 
 
@@ -148,11 +156,11 @@ DENIAL_LABELS = {
 }
 # ... and the customer reads these.
 DENIAL_EXPLANATIONS = {
-    DenialReason.OUTSIDE_WINDOW: "The claim was filed after the filing window closed.",
-    DenialReason.NOT_COVERED: "This problem isn't covered by shipping protection.",
-    DenialReason.DELIVERED_CONFIRMED: "The carrier confirmed delivery to the correct address.",
-    DenialReason.INSUFFICIENT_EVIDENCE: "The photos or details didn't show the problem.",
-    DenialReason.DUPLICATE: "This was already claimed.",
+    DenialReason.OUTSIDE_WINDOW: N_("The claim was filed after the filing window closed."),
+    DenialReason.NOT_COVERED: N_("This problem isn't covered by shipping protection."),
+    DenialReason.DELIVERED_CONFIRMED: N_("The carrier confirmed delivery to the correct address."),
+    DenialReason.INSUFFICIENT_EVIDENCE: N_("The photos or details didn't show the problem."),
+    DenialReason.DUPLICATE: N_("This was already claimed."),
     DenialReason.OTHER: "",
 }
 
@@ -182,24 +190,24 @@ class Milestone(StrEnum):
 
 
 MILESTONE_LABELS = {
-    Milestone.INFO_RECEIVED: "Label created",
-    Milestone.IN_TRANSIT: "In transit",
-    Milestone.OUT_FOR_DELIVERY: "Out for delivery",
-    Milestone.DELIVERED: "Delivered",
-    Milestone.AVAILABLE_FOR_PICKUP: "Ready for pickup",
-    Milestone.EXCEPTION: "Delivery problem",
-    Milestone.RETURNED: "Returned to sender",
-    Milestone.EXPIRED: "Tracking stopped",
+    Milestone.INFO_RECEIVED: N_("Label created"),
+    Milestone.IN_TRANSIT: N_("In transit"),
+    Milestone.OUT_FOR_DELIVERY: N_("Out for delivery"),
+    Milestone.DELIVERED: N_("Delivered"),
+    Milestone.AVAILABLE_FOR_PICKUP: N_("Ready for pickup"),
+    Milestone.EXCEPTION: N_("Delivery problem"),
+    Milestone.RETURNED: N_("Returned to sender"),
+    Milestone.EXPIRED: N_("Tracking stopped"),
 }
 # The steps a timeline draws as its progress bar, in order.
 MILESTONE_PATH = (Milestone.INFO_RECEIVED, Milestone.IN_TRANSIT, Milestone.OUT_FOR_DELIVERY,
                   Milestone.DELIVERED)
 SHIPMENT_STATUS_LABELS = {
-    ShipmentStatus.FULFILLED: "Shipped",
-    ShipmentStatus.IN_TRANSIT: "In transit",
-    ShipmentStatus.DELIVERED: "Delivered",
-    ShipmentStatus.RETURNED: "Returned to sender",
-    ShipmentStatus.EXCEPTION: "Delivery problem",
+    ShipmentStatus.FULFILLED: N_("Shipped"),
+    ShipmentStatus.IN_TRANSIT: N_("In transit"),
+    ShipmentStatus.DELIVERED: N_("Delivered"),
+    ShipmentStatus.RETURNED: N_("Returned to sender"),
+    ShipmentStatus.EXCEPTION: N_("Delivery problem"),
 }
 
 

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import WindowClosed
+from .messages import Msg, N_
 
 DRAFT_DAYS = 7  # a customer's unfinished claim (and its photos) is kept this long
 
@@ -24,6 +25,8 @@ def local_date(moment: datetime, tz_name: str | None) -> date:
 
 
 def format_date(d: date) -> str:
+    """A date in English ("November 27, 2026"), for staff pages and logs. Words for a customer
+    carry the date itself (``Msg.of(..., deadline=d)``), formatted in their locale when shown."""
     return f"{d:%B} {d.day}, {d.year}"
 
 
@@ -46,10 +49,9 @@ def within_window(deadline: date, now: datetime, tz_name: str | None = "UTC") ->
 
 def check_filing_window(deadline: date, now: datetime, tz_name: str | None = "UTC") -> None:
     if not within_window(deadline, now, tz_name):
-        raise WindowClosed(
-            f"The window to file a claim for this shipment closed on {format_date(deadline)}. "
-            "Please contact the store directly."
-        )
+        raise WindowClosed(Msg.of(
+            N_("The window to file a claim for this shipment closed on {deadline}. "
+               "Please contact the store directly."), deadline=deadline))
 
 
 def days_without_scan(shipped_at: datetime, last_scan_at: datetime | None, now: datetime) -> int:

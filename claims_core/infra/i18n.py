@@ -133,7 +133,7 @@ class Translator:
             params = {**dict(message.params), **params}
             message = message.template
         text = self.template(message)
-        if not params:
+        if not params:  # nothing to fill in: the text as it is (braces included)
             return text
         values = {k: self.value(v) for k, v in params.items()}
         try:
@@ -189,6 +189,12 @@ def translator(lang: str | None, region: str | None = None) -> Translator:
 @lru_cache(maxsize=64)
 def _translator(lang: str, region: str | None) -> Translator:
     return Translator(lang, region)
+
+
+def is_known_currency(code: str) -> bool:
+    """An ISO 4217 code CLDR knows (USD, EUR, JPY…)."""
+    from babel.numbers import list_currencies  # noqa: PLC0415
+    return (code or "").upper() in list_currencies()
 
 
 def language_name(lang: str | None) -> str:

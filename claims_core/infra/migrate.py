@@ -18,9 +18,9 @@ def alembic_config() -> Config:
     return cfg
 
 
-# The analytics roll-ups arrived in this revision: a database upgraded across it gets them
-# computed from its rows (``infra/rollups.py``); later, every transaction keeps them.
-ROLLUPS_REVISION = "0013"
+# Revisions after which the analytics roll-ups are recomputed from the rows (``infra/rollups.py``;
+# otherwise every transaction keeps them): 0013 made them, 0015 changed how amounts are counted.
+ROLLUPS_REBUILT_AFTER = ("0013", "0015")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -29,7 +29,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-    if before is not None and before < ROLLUPS_REVISION <= (current_revision(engine) or ""):
+    after = current_revision(engine) or ""
+    if before is not None and any(before < r <= after for r in ROLLUPS_REBUILT_AFTER):
         from . import rollups  # noqa: PLC0415 - the models (and so the hooks) only when needed
         rollups.rebuild(engine)
 

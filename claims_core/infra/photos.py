@@ -18,6 +18,7 @@ import imagehash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..domain.eligibility import MAX_PHOTO_BYTES, MEGABYTE
+from ..domain.messages import Msg, N_
 
 try:  # iPhone photos
     import pillow_heif
@@ -40,13 +41,23 @@ JPEG_QUALITY = 85
 
 
 class PhotoRejected(Exception):
-    """A file that isn't a usable photo. ``message`` names the file and says what to do."""
+    """A file that isn't a usable photo. ``msg`` names the file and says what to do, as a catalog
+    message (the customer reads it in their language); ``message`` is its English; ``reason`` the
+    part after the file's name (a message too)."""
 
-    def __init__(self, filename: str, reason: str):
+    def __init__(self, filename: str, reason: "Msg | str"):
         self.filename = filename
-        self.reason = reason
-        self.message = f"{filename}: {reason}"
+        self.reason = reason if isinstance(reason, Msg) else Msg(reason)
+        self.msg = rejected(filename, self.reason)
+        self.message = str(self.msg)
         super().__init__(self.message)
+
+
+def rejected(filename: str, reason: "Msg | str") -> Msg:
+    """"photo.jpg: <what is wrong with it>" (the name is data, shown as it is)."""
+    # TRANSLATORS: a file that was refused: its name, then why (a sentence starting in lower case).
+    return Msg.of(N_("{filename}: {reason}"), filename=filename,
+                  reason=reason if isinstance(reason, Msg) else Msg(reason))
 
 
 @dataclass(frozen=True)
@@ -74,11 +85,13 @@ def process_photo(
     """Validate and clean one uploaded photo, or raise :class:`PhotoRejected`."""
     name = clean_filename(filename)
     if not raw:
-        raise PhotoRejected(name, "the file is empty.")
+        raise PhotoRejected(name, N_("the file is empty."))
     if len(raw) > max_bytes:
-        raise PhotoRejected(
-            name, f"the file is {len(raw) / MEGABYTE:.1f} MB; the limit is {max_bytes // MEGABYTE} MB."
-        )
+        # the size with one decimal, as the upload widget writes it (a string: the message's
+        # numbers are whole)
+        raise PhotoRejected(name, Msg.of(N_("the file is {size} MB; the limit is {limit} MB."),
+                                         size=f"{len(raw) / MEGABYTE:.1f}",
+                                         limit=max_bytes // MEGABYTE))
     with _DECODES:  # a few decodes at a time: 24 big photos at once can't take the memory
         return _decode_and_clean(raw, name, max_pixels)
 
@@ -91,13 +104,15 @@ def _decode_and_clean(raw: bytes, name: str, max_pixels: int) -> ProcessedPhoto:
             fmt = img.format
             w, h = img.size
             if w * h > max_pixels:
-                raise PhotoRejected(
-                    name,
-                    f"the image is {w}×{h} ({w * h / 1e6:.0f} megapixels); the limit is "
-                    f"{max_pixels / 1e6:.0f} megapixels. Please send a smaller photo.",
-                )
+                # width and height are written without separators (8000×6000), as dimensions are
+                raise PhotoRejected(name, Msg.of(
+                    N_("the image is {width}×{height} ({megapixels} megapixels); the limit is "
+                       "{limit} megapixels. Please send a smaller photo."),
+                    width=str(w), height=str(h), megapixels=round(w * h / 1e6),
+                    limit=round(max_pixels / 1e6)))
             if getattr(img, "n_frames", 1) > 1 and fmt != "HEIF":
-                raise PhotoRejected(name, "animated images aren't accepted. Please send a photo.")
+                raise PhotoRejected(name, N_("animated images aren't accepted. Please send a "
+                                             "photo."))
             if fmt == "JPEG":
                 # Let the JPEG decoder scale down by 1/2, 1/4 or 1/8 while it decodes, as far as
                 # the short side stays above MAX_EDGE / 2: a 12 MP phone photo comes out about
@@ -112,15 +127,16 @@ def _decode_and_clean(raw: bytes, name: str, max_pixels: int) -> ProcessedPhoto:
     except PhotoRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PhotoRejected(
-            name, f"the image is far too large; the limit is {max_pixels / 1e6:.0f} megapixels. "
-                  "Please send a smaller photo.")
+        raise PhotoRejected(name, Msg.of(
+            N_("the image is far too large; the limit is {limit} megapixels. "
+               "Please send a smaller photo."), limit=round(max_pixels / 1e6)))
     except UnidentifiedImageError:
         raise PhotoRejected(
-            name, "this isn't a photo we can read. Please send a JPEG, PNG, WebP or HEIC image."
+            name, N_("this isn't a photo we can read. Please send a JPEG, PNG, WebP or HEIC image.")
         )
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise PhotoRejected(name, "the image is damaged or incomplete. Please take or export it again.")
+        raise PhotoRejected(name, N_("the image is damaged or incomplete. Please take or export it "
+                                     "again."))
 
     rgb.thumbnail((MAX_EDGE, MAX_EDGE), Image.Resampling.LANCZOS)
     data = _jpeg(rgb, JPEG_QUALITY)

@@ -100,6 +100,7 @@ class StaffClaimView:
     order_risk_level: str = ""  # Shopify's fraud analysis of the order
     refunded_cents: int = 0  # refunded in Shopify outside this claim
     writes: tuple[shop_sync.WriteView, ...] = ()  # the decision on its way into Shopify
+    language: str = "en"  # the customer's: their pages and emails are in it
 
     @property
     def proof_matters(self) -> bool:
@@ -154,6 +155,7 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
             held_at=claim.held_at, hold_reason=claim.hold_reason,
             order_risk_level=order.risk_level, refunded_cents=order.refunded_cents,
             writes=tuple(shop_sync.writes_in(s, claim.id)),
+            language=claim.language or "en",
         )
 
 

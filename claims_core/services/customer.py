@@ -3,6 +3,10 @@
 One function per user action, one transaction each. Pages call these and show what comes back; a
 ``domain.ClaimRuleError`` carries a code and the message to show. Times can be passed in (``now=``) so
 tests and demo data control the clock.
+
+Words for the customer in the views (a shipment's label, why it can't be claimed, the claim's
+timeline and denial) are catalog messages (``domain.messages``): a customer page shows them with
+``t(…)`` in the customer's language; ``str()`` of one is the English (staff pages, the API).
 """
 from __future__ import annotations
 
@@ -18,8 +22,11 @@ from sqlalchemy.orm import Session, selectinload
 from .. import domain
 from ..domain import eligibility
 from ..domain.lifecycle import Action
+from ..domain.messages import Msg, N_
 from ..domain.money import unit_paid_cents
+from ..domain.text import as_msg, joined, verbatim
 from ..domain.vocabulary import AuditAction
+from ..infra import i18n
 from ..infra.db import read_session, utcnow
 from ..infra.models import (
     Claim,
@@ -62,7 +69,7 @@ class ItemLine:
 @dataclass(frozen=True)
 class ShipmentView:
     id: int
-    label: str
+    label: Msg  # "Shipment 1" (a message: ``str()`` for the English)
     tracking_number: str | None
     carrier: str
     status: str
@@ -73,7 +80,7 @@ class ShipmentView:
     issue_types: tuple[str, ...]
     deadline: date | None
     claimable: bool
-    reason: str  # why not claimable ("" when it is)
+    reason: Msg | str  # why not claimable, a message ("" when it is)
     reason_codes: tuple[domain.ErrorCode, ...] = ()  # every reason, by code
     tracking: ShipmentTracking | None = None  # the carrier's timeline, when there is one
 
@@ -130,7 +137,7 @@ class OrderView:
     shipments: tuple[ShipmentView, ...]
     claims: tuple[ClaimSummary, ...]
     claimable: bool
-    reason: str
+    reason: Msg | str  # why nothing can be claimed, a message ("" when something can)
     support_email: str
     reason_codes: tuple[domain.ErrorCode, ...] = ()
 
@@ -190,9 +197,7 @@ def _shipment_view(
     )
     verdict = eligibility.evaluate(order, sh, [i.remaining for i in items], now, settings)
     deadline, issue_types, reason = verdict.deadline, verdict.issue_types, verdict.reason
-    label = f"Shipment {index}"
-    if sh.is_replacement:
-        label += " (replacement)"
+    label = shipment_label(index, sh.is_replacement)
     return ShipmentView(
         id=sh.id, label=label, tracking_number=sh.tracking_number, carrier=sh.carrier,
         status=sh.status, shipped_at=sh.shipped_at, delivered_at=sh.delivered_at,
@@ -201,6 +206,13 @@ def _shipment_view(
         tracking=shipment_tracking(session, sh, now=now, lost_wait_days=settings.lost_wait_days,
                                    tz_name=settings.timezone) if sh.tracking_number else None,
     )
+
+
+def shipment_label(index: int, replacement: bool = False) -> Msg:
+    """How the customer tells an order's shipments apart: "Shipment 2", "Shipment 3 (replacement)"."""
+    if replacement:
+        return Msg.of(N_("Shipment {n} (replacement)"), n=index)
+    return Msg.of(N_("Shipment {n}"), n=index)
 
 
 def build_order_view(session: Session, order: Order, now: datetime | None = None) -> OrderView:
@@ -212,7 +224,7 @@ def build_order_view(session: Session, order: Order, now: datetime | None = None
         for i, sh in enumerate(order.shipments)
     )
     refusals = eligibility.evaluate_order(order, len(shipments))
-    reason = refusals[0].message if refusals else ""
+    reason: Msg | str = refusals[0].msg if refusals else ""
     codes = tuple(r.code for r in refusals)
     if not reason and not any(s.claimable for s in shipments):
         reason = shipments[0].reason if len(shipments) == 1 else _combined_reason(shipments)
@@ -238,11 +250,13 @@ def build_order_view(session: Session, order: Order, now: datetime | None = None
     )
 
 
-def _combined_reason(shipments: Sequence[ShipmentView]) -> str:
+def _combined_reason(shipments: Sequence[ShipmentView]) -> Msg | str:
     reasons = list(dict.fromkeys(s.reason for s in shipments))
     if len(reasons) == 1:
         return reasons[0]
-    return " ".join(f"{s.label}: {s.reason}" for s in shipments)
+    # TRANSLATORS: why one shipment can't be claimed: "Shipment 2: <the reason>".
+    return joined(*(Msg.of(N_("{shipment}: {reason}"), shipment=s.label, reason=as_msg(s.reason))
+                    for s in shipments))
 
 
 def _claim_summary(c: Claim) -> ClaimSummary:
@@ -299,7 +313,7 @@ def resolution_choices(engine: Engine, shipment_id: int, items: dict[int, int] |
     with read_session(engine) as s:
         sh = s.get(Shipment, shipment_id)
         if sh is None:
-            raise domain.ClaimNotFound("That shipment no longer exists.")
+            raise domain.ClaimNotFound(N_("That shipment no longer exists."))
         settings = settings_row(s)
         chosen = _chosen_items(s, sh, issue_type, items, check=False)
         return _options_for(s, settings, sh, chosen)
@@ -359,6 +373,7 @@ class ClaimRequest:
     signature_name: str = ""
     signature_png: bytes | None = None
     filed_by: str = "customer"
+    language: str = "en"  # the customer's language (en, es, fr, de): their emails are written in it
 
 
 @dataclass(frozen=True)
@@ -403,8 +418,9 @@ def file_claim(engine: Engine, req: ClaimRequest, *, now: datetime | None = None
     now = now or utcnow()
     key = (req.idempotency_key or "").strip()
     if not key or len(key) > 128:
-        raise domain.InvalidInput("This form has expired. Please reload the page and try again.",
-                                  domain.ErrorCode.FORM_EXPIRED)
+        raise domain.InvalidInput(
+            N_("This form has expired. Please reload the page and try again."),
+            domain.ErrorCode.FORM_EXPIRED)
 
     existing = _receipt_for_key(engine, key)
     if existing is not None:
@@ -412,7 +428,7 @@ def file_claim(engine: Engine, req: ClaimRequest, *, now: datetime | None = None
 
     settings = load_settings(engine)
     if req.issue_type not in domain.ISSUE_TYPES:
-        raise domain.InvalidInput("Please choose what went wrong from the list.")
+        raise domain.InvalidInput(N_("Please choose what went wrong from the list."))
     description = domain.clean_comment(req.description)
     photos = list(processed) if processed is not None else process_photos(
         req.photos, settings.max_photo_bytes
@@ -436,8 +452,8 @@ def file_claim(engine: Engine, req: ClaimRequest, *, now: datetime | None = None
         if isinstance(e, domain.ClaimRuleError):
             raise
         raise domain.AlreadyClaimed(
-            "These items are already part of an open claim on this order. You can follow that "
-            "claim with View My Claim."
+            N_("These items are already part of an open claim on this order. You can follow that "
+               "claim with View My Claim.")
         )
 
 
@@ -460,7 +476,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         raise domain.OrderNotFound(domain.LOOKUP_FAILED)
     sh = s.get(Shipment, req.shipment_id)
     if sh is None or sh.order_id != order.id:
-        raise domain.InvalidInput("Please choose one of this order's shipments.")
+        raise domain.InvalidInput(N_("Please choose one of this order's shipments."))
 
     # Every rule again, inside the transaction: the window may have closed while the customer
     # was filling in the form, or another claim may have taken the items.
@@ -504,6 +520,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         signature_png=normalize_signature(req.signature_png) if req.signature_kind == "drawn" else None,
         signed_at=now,
         filed_by=req.filed_by,
+        language=claim_language(req.language),
         created_at=now,
         updated_at=now,
         items=[
@@ -530,6 +547,12 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
     return claim
 
 
+def claim_language(lang: str | None) -> str:
+    """The language a claim is kept in: one the portal speaks (``de-AT`` is ``de``), else English."""
+    code = i18n.supported(lang)
+    return code if code in i18n.LANGUAGES else i18n.DEFAULT
+
+
 def _evidence(p: ProcessedPhoto, now: datetime, message: Message | None = None) -> Evidence:
     return Evidence(
         filename=p.filename, content_type=p.content_type, data=p.data, thumbnail=p.thumbnail,
@@ -542,7 +565,7 @@ def _evidence(p: ProcessedPhoto, now: datetime, message: Message | None = None) 
 
 @dataclass(frozen=True)
 class TimelineStep:
-    label: str
+    label: str  # a catalog message (N_)
     at: datetime | None
     done: bool
     current: bool
@@ -596,7 +619,7 @@ class ClaimView(_ClaimLabels):
     claimed_cents: int
     currency: str
     created_at: datetime
-    shipment_label: str
+    shipment_label: Msg  # "Shipment 1" (a message)
     tracking_number: str | None
     carrier: str
     items: tuple[ClaimedItemView, ...]
@@ -604,7 +627,7 @@ class ClaimView(_ClaimLabels):
     messages: tuple[MessageView, ...]
     timeline: tuple[TimelineStep, ...]
     resolutions: tuple[ResolutionView, ...]
-    denial_reason: str
+    denial_reason: Msg | str  # why it was denied, for the customer ("" when not denied)
     signature_kind: str
     signature_name: str
     version: int
@@ -627,17 +650,19 @@ def _timeline(claim: Claim, events: Sequence[Event]) -> tuple[TimelineStep, ...]
     last_at = {ev.to_status: ev.at for ev in events if ev.to_status}
     status = claim.status
     decided = status in domain.DECIDED_STATUSES
-    decision_label = domain.STATUS_LABELS[status] if decided else "Decision"
+    decision_label = domain.STATUS_LABELS[status] if decided else N_("Decision")
     steps = [
-        TimelineStep("Received", first_at.get(domain.SUBMITTED, claim.created_at), True,
+        TimelineStep(domain.STATUS_LABELS[domain.SUBMITTED],
+                     first_at.get(domain.SUBMITTED, claim.created_at), True,
                      status == domain.SUBMITTED),
-        TimelineStep("In review", first_at.get(domain.IN_REVIEW),
+        TimelineStep(domain.STATUS_LABELS[domain.IN_REVIEW], first_at.get(domain.IN_REVIEW),
                      domain.IN_REVIEW in first_at or decided or status == domain.NEEDS_INFO,
                      status == domain.IN_REVIEW),
     ]
     if domain.NEEDS_INFO in first_at:
-        steps.append(TimelineStep("Waiting for you", last_at.get(domain.NEEDS_INFO),
-                                  True, status == domain.NEEDS_INFO))
+        steps.append(TimelineStep(domain.STATUS_LABELS[domain.NEEDS_INFO],
+                                  last_at.get(domain.NEEDS_INFO), True,
+                                  status == domain.NEEDS_INFO))
     steps.append(TimelineStep(decision_label, last_at.get(status) if decided else None, decided,
                               decided))
     return tuple(steps)
@@ -647,12 +672,13 @@ def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False
     events = s.scalars(select(Event).where(Event.claim_id == claim.id).order_by(Event.id)).all()
     shipments = claim.order.shipments
     index = next((i + 1 for i, sh in enumerate(shipments) if sh.id == claim.shipment_id), 1)
-    label = f"Shipment {index}"
-    denial = ""
+    label = shipment_label(index)
+    denial: Msg | str = ""
     if claim.status == domain.DENIED and claim.decisions:
         d = claim.decisions[-1]
-        denial = " ".join(x for x in (domain.DENIAL_EXPLANATIONS.get(d.reason_code, ""), d.note)
-                          if x)
+        # the store's explanation of the reason (translated) and the agent's note (as written)
+        denial = joined(domain.DENIAL_EXPLANATIONS.get(d.reason_code, ""),
+                        verbatim(d.note) if d.note else "")
     live = [r for r in claim.resolutions if r.voided_at is None] \
         if claim.status in domain.GRANTED_STATUSES else []
     granted = next((d for d in claim.decisions if live and d.id == live[0].decision_id), None)
@@ -719,8 +745,8 @@ def _claim_by_token(s: Session, token: str) -> Claim:
     ).first() if 16 <= len(token) <= 64 else None
     if claim is None:
         raise domain.ClaimNotFound(
-            "This claim link isn't valid. Check you copied the whole link, or look the claim up "
-            "with your order number and email."
+            N_("This claim link isn't valid. Check you copied the whole link, or look the claim up "
+               "with your order number and email.")
         )
     return claim
 
@@ -752,7 +778,7 @@ def get_evidence_image(engine: Engine, token: str, evidence_id: int) -> bytes:
         for e in claim.evidence:
             if e.id == evidence_id:
                 return e.data
-        raise domain.ClaimNotFound("That photo isn't part of this claim.")
+        raise domain.ClaimNotFound(N_("That photo isn't part of this claim."))
 
 
 def add_customer_message(
@@ -762,11 +788,11 @@ def add_customer_message(
     """The customer replies. While the shop waits for information they can add photos, and the
     reply puts the claim back in review."""
     now = now or utcnow()
-    text = domain.clean_comment(body, "Your message")
+    text = domain.clean_comment(body, N_("Your message"))
     settings = load_settings(engine)
     processed = process_photos(photos, settings.max_photo_bytes) if photos else []  # outside
     if not text and not processed:
-        raise domain.InvalidInput("Write a message or add a photo before sending.",
+        raise domain.InvalidInput(N_("Write a message or add a photo before sending."),
                                   domain.ErrorCode.TEXT_REQUIRED)
     return run(engine, lambda s: _customer_message(s, token, text, processed, now))
 
@@ -777,12 +803,13 @@ def _customer_message(s: Session, token: str, text: str, processed: Sequence[Pro
     claim = _claim_by_token(s, token)
     if processed and not domain.allows(Action.CUSTOMER_REPLY, claim.status):
         raise domain.InvalidInput(
-            "You can add photos when the store asks for more information. "
-            "Send a message if there's something to add."
+            N_("You can add photos when the store asks for more information. "
+               "Send a message if there's something to add.")
         )
     if len(claim.evidence) + len(processed) > domain.reply_photo_limit(settings.max_photos):
         raise domain.EvidenceRequired(
-            f"This claim already has {len(claim.evidence)} photos; no more can be added.",
+            Msg.of(N_("This claim already has {n} photos; no more can be added."),
+                   n=len(claim.evidence)),
             domain.ErrorCode.TOO_MANY_PHOTOS)
     msg = Message(author_kind="customer", author_name=claim.order.customer_name, body=text,
                   created_at=now)
@@ -831,7 +858,7 @@ def check_claim_details(engine: Engine, order_id: int, email: str, shipment_id: 
     view = get_order_for_customer(engine, order_id, email, now=now)
     ship = next((s for s in view.shipments if s.id == shipment_id), None)
     if ship is None:
-        raise domain.InvalidInput("Please choose one of this order's shipments.")
+        raise domain.InvalidInput(N_("Please choose one of this order's shipments."))
     if not ship.claimable:
         raise domain.ClaimRuleError(ship.reason)
     settings = load_settings(engine)

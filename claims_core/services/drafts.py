@@ -13,10 +13,11 @@ from sqlalchemy import Engine, delete, select
 
 from ..domain.errors import LOOKUP_FAILED, OrderNotFound
 from ..domain.identifiers import emails_match, normalize_email
+from ..domain.messages import Msg, N_
 from ..domain.windows import draft_expires_at
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import ClaimDraft, Order
-from ..infra.photos import PhotoRejected, ProcessedPhoto, process_photo
+from ..infra.photos import PhotoRejected, ProcessedPhoto, process_photo, rejected
 
 
 def photo_to_json(p: ProcessedPhoto) -> dict[str, Any]:
@@ -81,23 +82,25 @@ def purge_expired(engine: Engine, *, now: datetime | None = None) -> int:
 
 
 def add_photos(current: list[dict[str, Any]], files: list[tuple[str, bytes]], *, max_photos: int,
-               max_bytes: int) -> tuple[list[dict[str, Any]], list[str]]:
+               max_bytes: int) -> tuple[list[dict[str, Any]], list[Msg]]:
     """Process newly uploaded files into the draft's photo list.
 
-    Returns the new list and one message per rejected file (naming it). A file identical to one
+    Returns the new list and one message per rejected file (naming it; a catalog message: the
+    customer reads it in their language, ``str()`` is the English). A file identical to one
     already added is skipped quietly; files beyond ``max_photos`` are refused by name.
     """
     photos = list(current)
     have = {p["sha256"] for p in photos}
-    errors: list[str] = []
+    errors: list[Msg] = []
     for name, raw in files:
         if len(photos) >= max_photos:
-            errors.append(f"{name}: you can add at most {max_photos} photos.")
+            errors.append(rejected(name, Msg.of(N_("you can add at most {n} photos."),
+                                                n=max_photos)))
             continue
         try:
             p = process_photo(raw, name, max_bytes=max_bytes)
         except PhotoRejected as e:
-            errors.append(e.message)
+            errors.append(e.msg)
             continue
         if p.sha256 not in have:
             photos.append(photo_to_json(p))

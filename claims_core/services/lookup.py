@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..domain.errors import OrderNotFound, TooManyAttempts
 from ..domain.identifiers import client_key, lookup_target
+from ..domain.messages import Msg, N_
 from ..infra.db import utcnow
 from ..infra.models import LookupAttempt
 from . import customer
@@ -59,10 +60,9 @@ def _guarded(engine, query, email, client, now, sleep, attempt):
     # thirty look-ups at once can't all slip under the limit by counting before any is booked.
     misses, booked = _book(engine, keys, now, now - window, settings.lookup_max_misses)
     if booked is None:
-        raise TooManyAttempts(
-            f"Too many attempts. For your security, please wait {settings.lookup_window_minutes} "
-            "minutes and try again, or contact the store."
-        )
+        raise TooManyAttempts(Msg.of(
+            N_("Too many attempts. For your security, please wait {minutes} minutes and try again, "
+               "or contact the store."), minutes=settings.lookup_window_minutes))
     if misses >= SLOW_AFTER:
         sleep(min(MAX_DELAY_SECONDS, 0.5 * (misses - SLOW_AFTER + 1)))
     try:

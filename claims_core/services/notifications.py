@@ -3,6 +3,11 @@ caused it (the SMTP sender in ``adapters/mailer.py`` delivers it after commit).
 
 The ``on_*`` functions are event handlers: ``handlers.EVENT_HANDLERS`` runs them for the events
 they answer. Every mail has a unique key, so a handler run twice queues one mail.
+
+Mails to a customer are written in the claim's language (``Claim.language``): every sentence is a
+catalog message (``t("…")``, or a template marked with ``N_`` and translated where it is used),
+amounts and dates are formatted as that language writes them, and the link to the claim page
+carries the language (``&lang=de``) so the page speaks it too. Mails to staff stay in English.
 """
 from __future__ import annotations
 
@@ -11,12 +16,16 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from ..domain import windows
+from ..domain.messages import N_, Amount
 from ..domain.money import credit_with_bonus, format_cents, is_partial
 from ..domain.vocabulary import DENIAL_EXPLANATIONS, ISSUE_TYPES, ResolutionKind
+from ..infra import i18n
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, Decision, Event, Message, OutboxMessage, StaffUser, StoreSettings,
                             settings_row)
@@ -27,40 +36,60 @@ def public_url() -> str:
     return os.environ.get("CLAIMS_PUBLIC_URL", "http://localhost:8501").rstrip("/")
 
 
-def claim_link(token: str) -> str:
-    return f"{public_url()}/my-claim?token={token}"
+def claim_link(token: str, lang: str | None = None) -> str:
+    """The customer's claim page; with a language, the page opens in it (``&lang=de``)."""
+    link = f"{public_url()}/my-claim?token={quote(token, safe='')}"
+    if lang is not None:
+        link += f"&lang={quote(i18n.supported(lang) or i18n.DEFAULT, safe='')}"
+    return link
 
 
 # --- templates ----------------------------------------------------------------------------------
 
+# Customers' subjects are catalog messages (translated in ``render``); staff's stay English.
 SUBJECTS = {
-    "claim_received": "We received your claim {ref}",
-    "info_requested": "{store} needs more information for claim {ref}",
-    "new_message": "New message about your claim {ref}",
-    "decision": "A decision on your claim {ref}",
-    "decision_updated": "The decision on your claim {ref} was updated",
-    "reminder": "Reminder: {store} is waiting for your reply on claim {ref}",
-    "auto_closed": "Your claim {ref} was closed",
+    "claim_received": N_("We received your claim {ref}"),
+    "info_requested": N_("{store} needs more information for claim {ref}"),
+    "new_message": N_("New message about your claim {ref}"),
+    "decision": N_("A decision on your claim {ref}"),
+    "decision_updated": N_("The decision on your claim {ref} was updated"),
+    "reminder": N_("Reminder: {store} is waiting for your reply on claim {ref}"),
+    "auto_closed": N_("Your claim {ref} was closed"),
     "staff_new_claim": "New claim {ref} ({issue})",
     "staff_digest": "Daily claims digest for {store}",
     "staff_hold": "Claim {ref} is on hold: the carrier's tracking changed",
     "webhook_disabled": "A webhook endpoint of {store} was switched off",
 }
+STAFF_KINDS = frozenset({"staff_new_claim", "staff_digest", "staff_hold", "webhook_disabled"})
+
+
+def translator_for(claim: Claim) -> i18n.Translator:
+    """The customer's language, for everything written to them about this claim."""
+    return i18n.translator(claim.language)
 
 
 def render(kind: str, settings: StoreSettings, *, ref: str = "", link: str = "", lines: list[str],
-           issue: str = "") -> tuple[str, str, str]:
+           issue: str = "", t: i18n.Translator | str | None = None) -> tuple[str, str, str]:
     """(subject, plain text, HTML). Every line is escaped in the HTML part; the store's name and
-    colour brand it."""
-    subject = SUBJECTS[kind].format(store=settings.name, ref=ref, issue=issue)
-    text = "\n\n".join(lines + ([f"View your claim: {link}"] if link else [])
+    colour brand it. ``t`` is the reader's language (a ``Translator`` or a language code; English
+    when None): the subject, the link to the claim and the HTML's ``lang`` follow it. ``lines`` come
+    already written in it. Staff mails are English whatever ``t`` says."""
+    if kind in STAFF_KINDS or not isinstance(t, i18n.Translator):
+        t = i18n.translator(None if kind in STAFF_KINDS else t)
+    if kind in STAFF_KINDS:
+        subject = SUBJECTS[kind].format(store=settings.name, ref=ref, issue=issue)
+    else:
+        subject = t(SUBJECTS[kind], store=settings.name, ref=ref, issue=issue)
+    text = "\n\n".join(lines + ([t("View your claim: {link}", link=link)] if link else [])
                        + [f"— {settings.name} · {settings.support_email}"])
     accent = settings.accent_color if len(settings.accent_color or "") == 7 else "#2563eb"
     paras = "".join(f"<p>{html.escape(line).replace(chr(10), '<br>')}</p>" for line in lines)
+    view = html.escape(t("View your claim"))  # not inside the f-string: the extractor reads calls
     button = (f'<p><a href="{html.escape(link, quote=True)}" style="background:{accent};color:#fff;'
-              f'padding:10px 16px;border-radius:6px;text-decoration:none">View your claim</a></p>'
+              f'padding:10px 16px;border-radius:6px;text-decoration:none">{view}</a></p>'
               if link else "")
-    body = (f'<div style="font-family:sans-serif;max-width:560px">'
+    body = (f'<div lang="{html.escape(t.lang, quote=True)}" '
+            f'style="font-family:sans-serif;max-width:560px">'
             f'<h2 style="color:{accent}">{html.escape(settings.name)}</h2>{paras}{button}'
             f'<p style="color:#4b5563;font-size:13px">{html.escape(settings.name)} · '
             f'{html.escape(settings.support_email)}</p></div>')
@@ -68,23 +97,27 @@ def render(kind: str, settings: StoreSettings, *, ref: str = "", link: str = "",
 
 
 def enqueue(s: Session, *, key: str, kind: str, to: str, claim: Claim | None, lines: list[str],
-            link: str = "", issue: str = "", now: datetime | None = None) -> bool:
-    """Queue one email in the caller's transaction; False if this notification exists already."""
+            link: str = "", issue: str = "", now: datetime | None = None,
+            t: i18n.Translator | str | None = None) -> bool:
+    """Queue one email in the caller's transaction; False if this notification exists already.
+    ``t``: the reader's language (English when None), as for ``render``."""
     if not to:
         return False
     if s.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first() is not None:
         return False
     subject, text, body = render(kind, settings_row(s), ref=claim.reference if claim else "",
-                                 link=link, lines=lines, issue=issue)
+                                 link=link, lines=lines, issue=issue, t=t)
     s.add(OutboxMessage(dedupe_key=key, kind=kind, claim_id=claim.id if claim else None, to_addr=to,
                         subject=subject[:300], body_text=text, body_html=body,
                         next_attempt_at=now or utcnow(), created_at=now or utcnow()))
     return True
 
 
-def _to_customer(s: Session, ev: Event, claim: Claim, key: str, kind: str, lines: list[str]) -> None:
-    enqueue(s, key=key, kind=kind, to=claim.email, claim=claim, link=claim_link(claim.access_token),
-            now=ev.at, lines=lines)
+def _to_customer(s: Session, ev: Event, claim: Claim, key: str, kind: str, lines: list[str],
+                 t: i18n.Translator) -> None:
+    """A mail to the customer: ``lines`` written in ``t``'s language (the claim's)."""
+    enqueue(s, key=key, kind=kind, to=claim.email, claim=claim,
+            link=claim_link(claim.access_token, t.lang), now=ev.at, lines=lines, t=t)
 
 
 def _details(ev: Event) -> dict:
@@ -95,16 +128,21 @@ def _details(ev: Event) -> dict:
 
 def on_claim_filed(s: Session, ev: Event, claim: Claim) -> None:
     issue = ISSUE_TYPES[claim.issue_type].label
+    t = translator_for(claim)
+    filed = windows.local_date(claim.created_at or ev.at, settings_row(s).timezone)
     _to_customer(s, ev, claim, f"received:{claim.id}", "claim_received", [
-        f"Thank you — we received your claim {claim.reference} ({issue}).",
-        "Our team reviews every claim, usually within 2 business days. If we need anything "
-        "else we'll ask you on your claim page, and we'll email you when there's a decision."])
+        t("Thank you — we received your claim {ref} ({issue}).", ref=claim.reference,
+          issue=t(issue)),
+        t("Filed on {date}.", date=filed),
+        t("Our team reviews every claim, usually within 2 business days. If we need anything "
+          "else we'll ask you on your claim page, and we'll email you when there's a decision.")],
+        t)
     for u in s.scalars(select(StaffUser).where(StaffUser.active, StaffUser.notify_new_claims,
                                                StaffUser.email != "")):
         enqueue(s, key=f"staffnew:{claim.id}:{u.id}", kind="staff_new_claim", to=u.email,
                 claim=claim, issue=issue, now=ev.at, lines=[
                     f"A new claim {claim.reference} ({issue}, "
-                    f"{format_cents(claim.claimed_cents)}) was filed.",
+                    f"{format_cents(claim.claimed_cents, claim.order.currency)}) was filed.",
                     "The customer wrote:", claim.description or "(no comments)"])
 
 
@@ -132,29 +170,37 @@ def _message_body(s: Session, ev: Event) -> tuple[int, str]:
 
 def on_info_requested(s: Session, ev: Event, claim: Claim) -> None:
     mid, body = _message_body(s, ev)
+    t = translator_for(claim)
     _to_customer(s, ev, claim, f"info:{claim.id}:{mid}", "info_requested", [
-        "We need a little more information to decide on your claim:", body,
-        "Reply on your claim page (you can add photos there)."])
+        t("We need a little more information to decide on your claim:"), body,
+        t("Reply on your claim page (you can add photos there).")], t)
 
 
 def on_staff_message(s: Session, ev: Event, claim: Claim) -> None:
     mid, body = _message_body(s, ev)
+    t = translator_for(claim)
     _to_customer(s, ev, claim, f"msg:{claim.id}:{mid}", "new_message",
-                 ["You have a new message about your claim:", body])
+                 [t("You have a new message about your claim:"), body], t)
 
 
-def approval_lines(claim: Claim, decision_id: int) -> list[str]:
-    lines = ["Good news: your claim was approved."]
+def approval_lines(claim: Claim, decision_id: int, t: i18n.Translator | None = None) -> list[str]:
+    """What an approval grants, in ``t``'s language (the claim's when None), amounts in the
+    order's currency."""
+    t = t or translator_for(claim)
+    currency = claim.order.currency
+    lines = [t("Good news: your claim was approved.")]
     for r in claim.resolutions:
         if r.decision_id != decision_id or r.voided_at is not None:
             continue
         if r.kind == ResolutionKind.REFUND:
-            lines.append(f"Refund of {format_cents(r.amount_cents)} to your original payment method.")
+            lines.append(t("Refund of {amount} to your original payment method.",
+                           amount=Amount(r.amount_cents, currency)))
         elif r.kind == ResolutionKind.STORE_CREDIT:
-            lines.append(f"Store credit of {format_cents(credit_with_bonus(r.amount_cents, r.bonus_pct))}"
-                         f": use code {r.store_credit_code} at checkout.")
+            lines.append(t("Store credit of {amount}: use code {code} at checkout.",
+                           amount=Amount(credit_with_bonus(r.amount_cents, r.bonus_pct), currency),
+                           code=r.store_credit_code or ""))
         else:
-            lines.append("A replacement of your items is on its way.")
+            lines.append(t("A replacement of your items is on its way."))
     return lines
 
 
@@ -163,17 +209,18 @@ def on_decision(s: Session, ev: Event, claim: Claim) -> None:
     decision = s.get(Decision, decision_id) if decision_id is not None else None
     if decision is None:
         return
+    t = translator_for(claim)
     if decision.outcome == "approved":
-        lines = approval_lines(claim, decision.id)
+        lines = approval_lines(claim, decision.id, t)
         granted = [(r.kind, r.amount_cents) for r in claim.resolutions
                    if r.decision_id == decision.id]
         if is_partial(granted, claim.claimed_cents):
-            lines.append(f"Why this amount: {decision.note}")
+            lines.append(t("Why this amount: {note}", note=decision.note or ""))
     else:
-        why = " ".join(x for x in (DENIAL_EXPLANATIONS.get(decision.reason_code, ""), decision.note)
-                       if x)
-        lines = ["We're sorry: we couldn't approve your claim.",
-                 why or "Reply on your claim page if you have questions."]
+        explanation = DENIAL_EXPLANATIONS.get(decision.reason_code, "")
+        why = " ".join(x for x in (t(explanation) if explanation else "", decision.note) if x)
+        lines = [t("We're sorry: we couldn't approve your claim."),
+                 why or t("Reply on your claim page if you have questions.")]
     # One message per decision that stands: an earlier decision mail not sent yet is withdrawn;
     # one already sent is followed by "the decision was updated".
     earlier = s.scalars(select(OutboxMessage).where(
@@ -184,24 +231,26 @@ def on_decision(s: Session, ev: Event, claim: Claim) -> None:
             mail.status = "withdrawn"
     kind = "decision_updated" if any(m.status in ("sent", "sending") for m in earlier) else "decision"
     if kind == "decision_updated":
-        lines = ["The store updated its decision on your claim.", *lines]
-    _to_customer(s, ev, claim, f"decision:{claim.id}:{decision.id}", kind, lines)
+        lines = [t("The store updated its decision on your claim."), *lines]
+    _to_customer(s, ev, claim, f"decision:{claim.id}:{decision.id}", kind, lines, t)
 
 
 def on_reminder(s: Session, ev: Event, claim: Claim) -> None:
+    t = translator_for(claim)
     _to_customer(s, ev, claim, f"reminder:{claim.id}:{_details(ev).get('waiting_since_event')}",
                  "reminder", [
-                     "We're still waiting for your reply to decide on your claim.",
-                     "If we don't hear from you, the claim will be closed; you can reopen it by "
-                     "replying while the filing window is open."])
+                     t("We're still waiting for your reply to decide on your claim."),
+                     t("If we don't hear from you, the claim will be closed; you can reopen it by "
+                       "replying while the filing window is open.")], t)
 
 
 def on_auto_closed(s: Session, ev: Event, claim: Claim) -> None:
+    t = translator_for(claim)
     _to_customer(s, ev, claim, f"autoclosed:{claim.id}:{_details(ev).get('waiting_since_event')}",
                  "auto_closed", [
-                     "We closed your claim because we didn't hear back.",
-                     "You can reopen it by replying on your claim page while the filing window is "
-                     "open."])
+                     t("We closed your claim because we didn't hear back."),
+                     t("You can reopen it by replying on your claim page while the filing window "
+                       "is open.")], t)
 
 
 # --- the outbox, for the staff Outbox page ------------------------------------------------------

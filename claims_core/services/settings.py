@@ -3,6 +3,7 @@ event, set the logo. (The row and its defaults are ``infra.models.settings_row``
 from __future__ import annotations
 
 import io
+import json
 import re
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..domain.eligibility import MAX_PHOTO_BYTES, MEGABYTE
 from ..domain.errors import InvalidInput
 from ..domain.text import clean_comment
 from ..domain.vocabulary import AuditAction
+from ..infra import i18n
 from ..infra.db import read_session
 from ..infra.models import StoreSettings, ensure_settings_row, settings_row
 from .events import record_event
@@ -28,8 +30,10 @@ EDITABLE = {
     "protection_pattern": str, "response_target_hours": int, "lookup_max_misses": int,
     "lookup_window_minutes": int, "reminder_after_days": int, "close_after_days": int,
     "target_loss_ratio_pct": int, "credit_cost_pct": int, "reship_cost_pct": int,
-    "reship_shipping_cents": int,
+    "reship_shipping_cents": int, "default_language": str, "currency": str,
 }
+# the store's own texts a customer reads, each writable per language (``StoreSettings.texts``)
+STORE_TEXTS = ("intro", "policy", "support_note")
 RANGES = {
     "filing_window_days": (1, 3650, "The filing window"),
     "lost_wait_days": (0, 365, "The waiting period for “lost”"),
@@ -73,6 +77,12 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("The accent colour must look like #0f766e.")
     if "support_email" in out and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", out["support_email"]):
         raise InvalidInput("The support email doesn't look like an email address.")
+    if "default_language" in out and out["default_language"] not in i18n.LANGUAGES:
+        raise InvalidInput(f"Choose one of the portal's languages: {', '.join(i18n.LANGUAGES)}.")
+    if "currency" in out:
+        out["currency"] = out["currency"].upper()
+        if not re.fullmatch(r"[A-Z]{3}", out["currency"]) or not i18n.is_known_currency(out["currency"]):
+            raise InvalidInput("The currency must be an ISO 4217 code, e.g. USD, EUR or JPY.")
     if "intro_text" in out:
         out["intro_text"] = clean_comment(out["intro_text"], "The intro text")
     if "protection_pattern" in out:
@@ -95,6 +105,54 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
             out["close_after_days"] <= out["reminder_after_days"]:
         raise InvalidInput("Close a waiting claim later than its reminder is sent.")
     return out
+
+
+def texts_of(settings: StoreSettings) -> dict[str, dict[str, str]]:
+    """The store's texts per language ({"de": {"intro": …}}); a broken value reads as none."""
+    try:
+        data = json.loads(settings.texts or "{}")
+    except (TypeError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {lang: {k: v for k, v in (texts or {}).items() if k in STORE_TEXTS and isinstance(v, str)}
+            for lang, texts in data.items() if lang in i18n.LANGUAGES and isinstance(texts, dict)}
+
+
+def store_text(settings: StoreSettings, field: str, lang: str) -> str:
+    """One of the store's texts in ``lang``; else in the store's default language; else (the
+    intro) the intro text saved before texts had languages."""
+    texts = texts_of(settings)
+    for code in (lang, settings.default_language or i18n.DEFAULT):
+        value = texts.get(code, {}).get(field, "")
+        if value.strip():
+            return value
+    return settings.intro_text if field == "intro" else ""
+
+
+def save_store_texts(engine: Engine, actor: str, lang: str, values: dict[str, str]) -> list[str]:
+    """Save the store's texts in one language (empty: fall back to the default language's)."""
+    if lang not in i18n.LANGUAGES:
+        raise InvalidInput(f"Choose one of the portal's languages: {', '.join(i18n.LANGUAGES)}.")
+    clean = {}
+    for field in STORE_TEXTS:
+        clean[field] = clean_comment(values.get(field, ""), f"The {field.replace('_', ' ')}")
+    return _save_texts(engine, actor, lang, clean)
+
+
+@transactional
+def _save_texts(s: Session, actor: str, lang: str, clean: dict[str, str]) -> list[str]:
+    row: StoreSettings = ensure_settings_row(s)
+    texts = texts_of(row)
+    before = texts.get(lang, {})
+    changed = [k for k, v in clean.items() if before.get(k, "") != v]
+    if not changed:
+        return []
+    texts[lang] = {k: v for k, v in clean.items() if v}
+    row.texts = json.dumps(texts, ensure_ascii=False, sort_keys=True)
+    record_event(s, actor=actor, action=AuditAction.SETTINGS_CHANGED,
+                 details={"texts": lang, "changed": changed})
+    return changed
 
 
 def load_settings(engine: Engine) -> StoreSettings:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.vocabulary import AuditAction, ResolutionKind
-from ..domain.money import credit_with_bonus, to_minor_units
+from ..domain.money import credit_with_bonus
 from ..domain.resolutions import shop_marker
 from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra.db import read_session, utcnow, write_session
@@ -138,7 +138,6 @@ def _job(s: Session, w: ShopifyWrite) -> WriteJob:
     amount = res.amount_cents
     if res.kind == ResolutionKind.STORE_CREDIT and res.bonus_pct:
         amount = credit_with_bonus(res.amount_cents, res.bonus_pct)
-    amount = to_minor_units(amount, order.currency)  # Shopify counts in the currency's own units
     return WriteJob(w.id, w.kind, w.attempts, claim.reference, marker, order.external_id or "",
                     order.name, order.currency, amount, res.store_credit_code or "", claim.email,
                     f"Claim {claim.reference} ({marker}), approved in the claims portal", tuple(lines),

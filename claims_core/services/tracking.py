@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from ..domain import tracking as rules
 from ..domain.identifiers import normalize_tracking
 from ..domain.lifecycle import Actor
+from ..domain.messages import Msg
 from ..domain.tracking import Checkpoint as CheckpointFact
 from ..domain.tracking import ProofOfDelivery, TrackingState, TrackingUpdate
 from ..domain.vocabulary import (MILESTONE_LABELS, MILESTONE_PATH, OPEN_STATUSES, AuditAction,
@@ -212,25 +213,26 @@ def place_hold(s: Session, claim: Claim, reason: str, *, now: datetime) -> None:
 class TimelineEntry:
     at: datetime
     milestone: str
-    milestone_label: str
-    message: str
+    milestone_label: str  # a catalog message (N_)
+    message: str  # the carrier's own words, as it sent them
     place: str
 
 
 @dataclass(frozen=True)
 class ShipmentTracking:
     """A shipment's tracking, ready to show: the state, the checkpoints newest first, the expected
-    delivery, proof of delivery and one sentence for the customer."""
+    delivery, proof of delivery and one sentence for the customer (a catalog message: a customer
+    page shows it with ``t(…)``, ``str()`` of it is the English)."""
 
     tracking_number: str
     carrier: str
     milestone: str | None
-    milestone_label: str
+    milestone_label: str  # a catalog message (N_), "" when unknown
     step: int  # how far along MILESTONE_PATH (0-based; -1 when off the path or unknown)
     expected_delivery_at: datetime | None
     entries: tuple[TimelineEntry, ...]
     proof: ProofOfDelivery
-    explanation: str
+    explanation: Msg | str  # "" when no carrier feed reported it
     live: bool  # a carrier feed has reported this tracking number
     stopped: bool = False  # the feed said it will send no more (17TRACK's TRACKING_STOPPED)
 

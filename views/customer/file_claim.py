@@ -10,16 +10,18 @@ import uuid
 import streamlit as st
 
 from claims_core import domain
+from claims_core.domain.messages import N_, Amount, Msg
 from claims_core.services import customer, drafts, lookup
 from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="centered")
 engine = ui.get_engine()
 settings = ui.store_settings()
+t = ui.t()  # the customer's language: every word on this page goes through it
 
 STEPS = ["lookup", "order", "issue", "details", "resolution", "review", "done"]
 PROGRESS = {"issue": 1, "details": 2, "resolution": 3, "review": 4}
-STEP_NAMES = ["What went wrong", "Details", "Resolution", "Check and sign"]
+STEP_NAMES = [N_("What went wrong"), N_("Details"), N_("Resolution"), N_("Check and sign")]
 STATUS_WORDS = domain.SHIPMENT_STATUS_LABELS
 
 
@@ -53,15 +55,16 @@ def jump(step: str) -> None:
     st.rerun()
 
 
-def refuse(message: str) -> None:
-    """Stay on this step and tell the customer what to fix (shown by show_refusal)."""
+def refuse(message: str | Msg) -> None:
+    """Stay on this step and tell the customer what to fix (shown by show_refusal). ``message``
+    is a catalog message (``N_("…")`` or a domain error's ``msg``): translated when shown."""
     flow()["refusal"] = message
 
 
 def show_refusal() -> None:
     message = flow().pop("refusal", None)
     if message:
-        st.error(safe_text.inline(message))  # refusals can quote a product's name
+        st.error(safe_text.inline(t(message)))  # refusals can quote a product's name
 
 
 def _draft_data(f: dict) -> dict:
@@ -81,27 +84,30 @@ def order_view() -> customer.OrderView:
 def steps_header(step: str) -> None:
     if step in PROGRESS:
         n = PROGRESS[step]
-        st.progress(n / len(STEP_NAMES), text=f"Step {n} of {len(STEP_NAMES)} · {STEP_NAMES[n - 1]}")
+        st.progress(n / len(STEP_NAMES), text=t("Step {n} of {total} · {name}", n=n,
+                                                 total=len(STEP_NAMES), name=t(STEP_NAMES[n - 1])))
 
 
 def shipment_label(s: customer.ShipmentView) -> str:
     what = ", ".join(f"{i.name} × {i.carried}" for i in s.items)
-    bits = [s.label, s.carrier or "Carrier not known", STATUS_WORDS.get(s.status, s.status)]
+    bits = [t(s.label), s.carrier or t("Carrier not known"), t(STATUS_WORDS.get(s.status, s.status))]
     return " · ".join(bits) + f" — {what}"
 
 
 # --- steps --------------------------------------------------------------------------------------
 
 def step_lookup() -> None:
-    st.title("File a claim", anchor=False)
-    if settings.intro_text:
-        safe_text.show(settings.intro_text)
+    st.title(t("File a claim"), anchor=False)
+    intro = ui.store_text(settings, "intro", ui.lang())
+    if intro:
+        safe_text.show(intro)
     with st.form("lookup", border=True):
-        st.text_input("Order number or tracking number", placeholder="e.g. #1001",
+        st.text_input(t("Order number or tracking number"), placeholder=t("e.g. #1001"),
                       key="lookup_query")
-        st.caption("You'll find it in your order confirmation or shipping confirmation email.")
-        st.text_input("Email used at checkout", placeholder="you@example.com", key="lookup_email")
-        st.form_submit_button("Find my order", type="primary", width="stretch", on_click=look_up)
+        st.caption(t("You'll find it in your order confirmation or shipping confirmation email."))
+        st.text_input(t("Email used at checkout"), placeholder=t("you@example.com"),
+                      key="lookup_email")
+        st.form_submit_button(t("Find my order"), type="primary", width="stretch", on_click=look_up)
     show_refusal()
 
 
@@ -109,12 +115,12 @@ def look_up() -> None:
     query = st.session_state.get("lookup_query", "")
     email = st.session_state.get("lookup_email", "")
     if not query.strip() or not email.strip():
-        refuse("Enter your order number (or tracking number) and your email.")
+        refuse(N_("Enter your order number (or tracking number) and your email."))
         return
     try:
         view = lookup.guarded_lookup(engine, query, email, ui.client_address())
     except domain.ClaimRuleError as e:
-        refuse(e.message)
+        refuse(e.msg)
         return
     st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
                                       "email": email.strip(), "idem_key": uuid.uuid4().hex}
@@ -127,57 +133,65 @@ def look_up() -> None:
 def step_order() -> None:
     f = flow()
     view = order_view()
-    st.title(f"Order {safe_text.inline(view.name)}", anchor=False)
-    ui.badge("Protected" if view.protected else "Not protected", view.protected)
-    st.caption(f"Placed {ui.when(view.created_at)} · {ui.money(view.total_cents, view.currency)}")
+    st.title(t("Order {name}", name=safe_text.inline(view.name)), anchor=False)
+    ui.badge(t("Protected") if view.protected else t("Not protected"), view.protected)
+    st.caption(t("Placed {date} · {total}", date=view.created_at,
+                 total=Amount(view.total_cents, view.currency)))
 
     if f.get("offer_draft"):
         with st.container(border=True):
-            st.markdown("**Continue where you left off?** You started a claim for this order.")
+            st.markdown(t("**Continue where you left off?** You started a claim for this order."))
             c1, c2 = st.columns(2)
-            c1.button("Continue my claim", type="primary", width="stretch", key="continue_draft",
+            c1.button(t("Continue my claim"), type="primary", width="stretch", key="continue_draft",
                       on_click=continue_draft)
-            c2.button("Start over", width="stretch", key="start_over", on_click=start_over)
+            c2.button(t("Start over"), width="stretch", key="start_over", on_click=start_over)
 
-    st.subheader("Items", anchor=False)
+    policy = ui.store_text(settings, "policy", ui.lang())
+    if policy:  # the store's own words, in the customer's language when written in it
+        safe_text.show(policy)
+    st.subheader(t("Items"), anchor=False)
     safe_text.show("\n".join(f"• {item.name} × {item.quantity}" for item in view.items))
-    st.subheader("Shipments" if len(view.shipments) != 1 else "Shipment", anchor=False)
+    st.subheader(t.plural("Shipment", "Shipments", len(view.shipments)), anchor=False)
     if not view.shipments:
-        st.caption("Not shipped yet.")
+        st.caption(t("Not shipped yet."))
     for s in view.shipments:
         with st.container(border=True):
-            st.markdown(f"**{s.label}**")
-            safe_text.show(f"{s.carrier or 'Carrier not known'}"
-                           + (f" · tracking {s.tracking_number}" if s.tracking_number else ""))
-            line = f"Shipped {ui.when(s.shipped_at)}"
+            st.markdown("**" + t(s.label) + "**")
+            carrier = s.carrier or t("Carrier not known")
+            safe_text.show(t("{carrier} · tracking {number}", carrier=carrier,
+                             number=s.tracking_number) if s.tracking_number else carrier)
+            line = t("Shipped {date}", date=s.shipped_at)
             if s.tracking is None:  # the timeline below says where it is, when there is one
-                line = f"{STATUS_WORDS.get(s.status, s.status)} · shipped {ui.when(s.shipped_at)}"
+                status = t(STATUS_WORDS.get(s.status, s.status))
                 if s.delivered_at:
-                    line += f" · delivered {ui.when(s.delivered_at)}"
+                    line = t("{status} · shipped {shipped} · delivered {delivered}", status=status,
+                             shipped=s.shipped_at, delivered=s.delivered_at)
+                else:
+                    line = t("{status} · shipped {shipped}", status=status, shipped=s.shipped_at)
             st.caption(line)
             safe_text.show(", ".join(f"{i.name} × {i.carried}" for i in s.items))
             tracking_panel.show_tracking(s.tracking, key=f"ship_{s.id}", tz_name=settings.timezone)
             if s.claimable:
-                st.caption(f"You can file a claim for this shipment until "
-                           f"{domain.format_date(s.deadline)}.")
-                st.button("Claim for this shipment", type="primary", width="stretch",
+                st.caption(t("You can file a claim for this shipment until {date}.",
+                             date=s.deadline))
+                st.button(t("Claim for this shipment"), type="primary", width="stretch",
                           key=f"start_claim_{s.id}", on_click=start_claim, args=(s.id,))
             elif view.claimable:
-                safe_text.show(s.reason, prefix="No claim possible: ")
+                safe_text.show(t("No claim possible: {reason}", reason=t(s.reason)))
 
     if view.claims:
-        st.subheader("Claims on this order", anchor=False)
+        st.subheader(t("Claims on this order"), anchor=False)
         for c in view.claims:
             cols = st.columns([3, 2, 2], vertical_alignment="center")
-            cols[0].markdown(f"**{c.reference}** · {c.issue_label}")
-            cols[1].markdown(c.status_label)
-            cols[2].page_link("views/customer/view_claim.py", label="View", icon=":material/open_in_new:",
-                              query_params={"token": c.access_token})
+            cols[0].markdown(f"**{c.reference}** · " + t(c.issue_label))
+            cols[1].markdown(t(c.status_label))
+            cols[2].page_link("views/customer/view_claim.py", label=t("View"),
+                              icon=":material/open_in_new:", query_params={"token": c.access_token})
 
     if not view.claimable:
-        st.warning(safe_text.inline(view.reason))
-        safe_text.show(view.support_email, prefix="Questions? Contact the store at ")
-    st.button("Look up a different order", width="stretch", key="another_order", on_click=reset)
+        st.warning(safe_text.inline(t(view.reason)))
+        safe_text.show(t("Questions? Contact the store at {email}", email=view.support_email))
+    st.button(t("Look up a different order"), width="stretch", key="another_order", on_click=reset)
 
 
 def continue_draft() -> None:
@@ -213,29 +227,30 @@ def step_issue() -> None:
     if ship is None:
         jump("order")
     steps_header("issue")
-    st.title("What went wrong?", anchor=False)
+    st.title(t("What went wrong?"), anchor=False)
     safe_text.show(shipment_label(ship))
     if ship.tracking is not None and ship.tracking.explanation:
         with st.container(border=True, key="tracking_explanation"):
-            safe_text.show(ship.tracking.explanation)  # why these choices, from live tracking
+            safe_text.show(t(ship.tracking.explanation))  # why these choices, from live tracking
     options = list(ship.issue_types)  # delivery problems first, then item problems
     st.radio(
-        "Tap what describes it best", options,
+        t("Tap what describes it best"), options,
         index=options.index(f["issue_type"]) if f.get("issue_type") in options else None,
-        format_func=lambda t: f"{domain.ISSUE_TYPES[t].label} — {domain.ISSUE_TYPES[t].help}",
+        format_func=lambda k: t(domain.ISSUE_TYPES[k].label) + " — " + t(domain.ISSUE_TYPES[k].help),
         key="issue", on_change=issue_chosen,  # a tap moves on
     )
     show_refusal()
     c1, c2 = st.columns(2)
-    c1.button("Back", width="stretch", key="back", on_click=go, args=("order",))
-    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=issue_chosen)
+    c1.button(t("Back"), width="stretch", key="back", on_click=go, args=("order",))
+    c2.button(t("Continue"), type="primary", width="stretch", key="continue",
+              on_click=issue_chosen)
 
 
 def issue_chosen() -> None:
     f = flow()
     issue = st.session_state.get("issue")
     if issue not in domain.ISSUE_TYPES:
-        refuse("Choose what went wrong to continue.")
+        refuse(N_("Choose what went wrong to continue."))
         return
     f.update(issue_type=issue, category=domain.ISSUE_TYPES[issue].category)
     go("details")
@@ -246,10 +261,13 @@ def _photos(f: dict) -> list:
 
 
 def photo_picker(f: dict, required: bool) -> None:
-    label = "Photos" + (" (required)" if required else " (optional)")
-    st.markdown(f"**{label}**")
-    st.caption(f"Show the problem and the packaging. Up to {settings.max_photos} photos: JPEG, PNG, "
-               f"WebP or HEIC, {settings.max_photo_bytes // domain.MEGABYTE} MB each.")
+    label = t("Photos (required)") if required else t("Photos (optional)")
+    st.markdown("**" + label + "**")
+    st.caption(t.plural("Show the problem and the packaging. Up to {n} photo: JPEG, PNG, WebP or "
+                        "HEIC, {mb} MB each.",
+                        "Show the problem and the packaging. Up to {n} photos: JPEG, PNG, WebP or "
+                        "HEIC, {mb} MB each.",
+                        settings.max_photos, mb=settings.max_photo_bytes // domain.MEGABYTE))
     round_ = st.session_state.setdefault("uploader_round", 0)
     files = ui.photo_uploader(label, key=f"photos_{round_}", collapsed=True)
     if files:
@@ -261,15 +279,15 @@ def photo_picker(f: dict, required: bool) -> None:
         drafts.save_draft(engine, f["order_id"], f["email"], _draft_data(f))
         st.rerun()
     for err in st.session_state.get("photo_errors", []):
-        st.error(safe_text.inline(err))  # names the file: inert
+        st.error(safe_text.inline(t(err)))  # names the file: inert
     photos = _photos(f)
     if photos:
         cols = st.columns(3)
         for i, p in enumerate(photos):
             with cols[i % 3]:
-                st.image(p.thumbnail, width=150, alt="Photo you added")
+                st.image(p.thumbnail, width=150, alt=t("Photo you added"))
                 safe_text.show(p.filename)
-                if st.button("Remove", key=f"rm_{p.sha256}", width="stretch"):
+                if st.button(t("Remove"), key=f"rm_{p.sha256}", width="stretch"):
                     f["photos"] = [x for x in f["photos"] if x["sha256"] != p.sha256]
                     st.session_state["photo_errors"] = []
                     st.rerun()
@@ -283,37 +301,41 @@ def step_details() -> None:
         jump("issue")
     issue = domain.ISSUE_TYPES[f["issue_type"]]
     steps_header("details")
-    st.title(issue.label, anchor=False)
+    st.title(t(issue.label), anchor=False)
     items: dict[int, int] = {}
     if issue.category == domain.ITEM:
-        st.markdown("**Which items, and how many?**")
+        st.markdown(t("**Which items, and how many?**"))
         saved = {int(k): v for k, v in f.get("items", {}).items()}
         for it in ship.items:
             if it.remaining == 0:
-                safe_text.show(f"{it.name}: already covered by another claim.")
+                safe_text.show(t("{name}: already covered by another claim.", name=it.name))
                 continue
             items[it.shipment_item_id] = st.number_input(
-                f"{safe_text.inline(it.name)} (up to {it.remaining})", min_value=0, max_value=it.remaining,
+                t("{name} (up to {n})", name=safe_text.inline(it.name), n=it.remaining),
+                min_value=0, max_value=it.remaining,
                 value=min(saved.get(it.shipment_item_id, 0), it.remaining), step=1,
                 key=f"qty_{it.shipment_item_id}",
             )
         photo_picker(f, domain.photos_required(f["issue_type"]))
-        prompt = "Anything else we should know? (optional)"
+        prompt = t("Anything else we should know? (optional)")
     else:
-        safe_text.show("This claim covers everything in the shipment: "
-                       + ", ".join(f"{i.name} × {i.remaining}" for i in ship.remaining_items))
+        everything = ", ".join(f"{i.name} × {i.remaining}" for i in ship.remaining_items)
+        safe_text.show(t("This claim covers everything in the shipment: {items}", items=everything))
         photo_picker(f, False)
-        prompt = ("Tell us what happened: where was it meant to be left, when did tracking last "
-                  "move, have you checked with neighbours?")
+        prompt = t("Tell us what happened: where was it meant to be left, when did tracking last "
+                   "move, have you checked with neighbours?")
     description = st.text_area(prompt, value=f.get("description", ""), height=120,
                                key="description")
-    st.caption(f"Up to {domain.MAX_COMMENT_CHARS:,} characters"
-               + (f" · {len(description):,} so far" if description else "") + ".")
+    if description:
+        st.caption(t("Up to {max} characters · {n} so far.", max=domain.MAX_COMMENT_CHARS,
+                     n=len(description)))
+    else:
+        st.caption(t("Up to {max} characters.", max=domain.MAX_COMMENT_CHARS))
     show_refusal()
     c1, c2 = st.columns(2)
-    c1.button("Back", width="stretch", key="back", on_click=details_done,
+    c1.button(t("Back"), width="stretch", key="back", on_click=details_done,
               args=(ship.id, list(items), False))
-    c2.button("Continue", type="primary", width="stretch", key="continue", on_click=details_done,
+    c2.button(t("Continue"), type="primary", width="stretch", key="continue", on_click=details_done,
               args=(ship.id, list(items), True))
 
 
@@ -332,7 +354,7 @@ def details_done(shipment_id: int, item_ids: list[int], forward: bool) -> None:
             engine, f["order_id"], f["email"], shipment_id, f["issue_type"], items,
             len(f.get("photos", [])), description)
     except domain.ClaimRuleError as e:
-        refuse(e.message)
+        refuse(e.msg)
         return
     f["items"] = {str(k): v for k, v in checked.items.items()}
     go("resolution")
@@ -344,45 +366,49 @@ def _items(f: dict) -> dict[int, int]:
 
 def resolution_text(o: domain.ResolutionOption, currency: str) -> str:
     if o.kind == "refund":
-        return f"Refund of {ui.money(o.amount_cents, currency)} to your original payment method"
+        return t("Refund of {amount} to your original payment method",
+                 amount=Amount(o.amount_cents, currency))
     if o.kind == "store_credit":
-        extra = f" (includes a {o.bonus_pct}% bonus)" if o.bonus_pct else ""
-        return f"Store credit of {ui.money(o.credit_cents, currency)}{extra}, as a discount code"
-    return "Send a replacement of the same items"
+        if o.bonus_pct:
+            return t("Store credit of {amount} (includes a {pct}% bonus), as a discount code",
+                     amount=Amount(o.credit_cents, currency), pct=o.bonus_pct)
+        return t("Store credit of {amount}, as a discount code",
+                 amount=Amount(o.credit_cents, currency))
+    return t("Send a replacement of the same items")
 
 
 def step_resolution() -> None:
     f = flow()
     view = order_view()
     steps_header("resolution")
-    st.title("How would you like it resolved?", anchor=False)
+    st.title(t("How would you like it resolved?"), anchor=False)
     options = customer.resolution_choices(engine, f["shipment_id"], _items(f), f["issue_type"])
     available = [o for o in options if o.available]
     for o in options:
         if not o.available:
-            safe_text.show(f"{o.label} — {o.reason}")
+            safe_text.show(t(o.label) + " — " + t(o.reason))
     if not available:
-        st.warning("The store isn't offering any resolution online right now. Please contact "
-                   f"{view.support_email}.")
+        st.warning(t("The store isn't offering any resolution online right now. Please contact "
+                     "{email}.", email=safe_text.inline(view.support_email)))
         return
     kinds = [o.kind for o in available]
-    st.radio("Your preference", kinds,  # the store's first offer is chosen to start with
+    st.radio(t("Your preference"), kinds,  # the store's first offer is chosen to start with
                       index=kinds.index(f["resolution"]) if f.get("resolution") in kinds else 0,
                       format_func=lambda k: resolution_text(
                           next(o for o in available if o.kind == k), view.currency),
                       key="resolution")
-    st.caption("The store's team reviews every claim and makes the final decision.")
+    st.caption(t("The store's team reviews every claim and makes the final decision."))
     show_refusal()
     c1, c2 = st.columns(2)
-    c1.button("Back", width="stretch", key="back", on_click=go, args=("details",))
-    c2.button("Continue", type="primary", width="stretch", key="continue",
+    c1.button(t("Back"), width="stretch", key="back", on_click=go, args=("details",))
+    c2.button(t("Continue"), type="primary", width="stretch", key="continue",
               on_click=resolution_chosen, args=(kinds,))
 
 
 def resolution_chosen(kinds: list[str]) -> None:
     choice = st.session_state.get("resolution")
     if choice not in kinds:
-        refuse("Choose how you'd like it resolved.")
+        refuse(N_("Choose how you'd like it resolved."))
         return
     flow()["resolution"] = choice
     go("review")
@@ -395,7 +421,7 @@ def step_review() -> None:
     if ship is None:
         jump("issue")
     steps_header("review")
-    st.title("Check and sign your claim", anchor=False)
+    st.title(t("Check and sign your claim"), anchor=False)
     issue = domain.ISSUE_TYPES[f["issue_type"]]
     options = {o.kind: o for o in customer.resolution_choices(engine, ship.id, _items(f),
                                                                f["issue_type"])}
@@ -403,66 +429,67 @@ def step_review() -> None:
     def section(title: str, back: str, key: str):
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.markdown(f"**{title}**")
-        c2.button("Change", key=f"change_{key}", width="stretch", on_click=go, args=(back,))
+        c2.button(t("Change"), key=f"change_{key}", width="stretch", on_click=go, args=(back,))
 
     with st.container(border=True):
-        section("What went wrong", "issue", "issue")
-        safe_text.show(f"{issue.label} · {view.name} · {shipment_label(ship)}")
+        section(t("What went wrong"), "issue", "issue")
+        safe_text.show(f"{t(issue.label)} · {view.name} · {shipment_label(ship)}")
     with st.container(border=True):
-        section("Items and details", "details", "details")
+        section(t("Items and details"), "details", "details")
         if issue.category == domain.ITEM:
             names = {i.shipment_item_id: i.name for i in ship.items}
             safe_text.show("\n".join(f"• {names.get(sid, '?')} × {q}"
                                       for sid, q in _items(f).items()))
         else:
-            st.caption("Everything in the shipment")
+            st.caption(t("Everything in the shipment"))
         photos = _photos(f)
         if photos:
             cols = st.columns(4)
             for i, p in enumerate(photos):
-                cols[i % 4].image(p.thumbnail, width=110, alt="Photo you added")
+                cols[i % 4].image(p.thumbnail, width=110, alt=t("Photo you added"))
         if f.get("description"):
             safe_text.show(f["description"])
     with st.container(border=True):
-        section("Resolution", "resolution", "resolution")
+        section(t("Resolution"), "resolution", "resolution")
         opt = options.get(f.get("resolution"))
-        st.markdown(resolution_text(opt, view.currency) if opt else "Not chosen yet")
+        st.markdown(resolution_text(opt, view.currency) if opt else t("Not chosen yet"))
     sign(f, view)
 
 
 def sign(f: dict, view) -> None:
     """Signing, on the page that shows what is signed."""
-    st.subheader("Sign", anchor=False)
+    st.subheader(t("Sign"), anchor=False)
     modes = domain.signature_modes(view.total_cents, settings.signature_threshold_cents)
     drawn_only = modes == [domain.SignatureKind.DRAWN]
-    mode = st.radio("How would you like to sign?", modes, horizontal=True,
-                    format_func={"drawn": "Draw my signature", "typed": "Type my full name"}.get,
+    mode_labels = {"drawn": t("Draw my signature"), "typed": t("Type my full name")}
+    mode = st.radio(t("How would you like to sign?"), modes, horizontal=True,
+                    format_func=mode_labels.get,
                     index=modes.index(f.get("signature_mode", "drawn")), key="sign_mode")
     if drawn_only:
-        st.caption("For an order of this value, please draw your signature.")
+        st.caption(t("For an order of this value, please draw your signature."))
     png, name = None, ""
     if mode == "drawn":
         png = ui.signature_pad(key="signature")
-        st.caption("Sign in the box above with your finger or mouse.")
+        st.caption(t("Sign in the box above with your finger or mouse."))
     else:
-        name = st.text_input("Full name", value=f.get("typed_name", ""), max_chars=200,
+        name = st.text_input(t("Full name"), value=f.get("typed_name", ""), max_chars=200,
                              key="typed_name")
-    accurate = st.checkbox(domain.ACCURACY_STATEMENT, key="accurate")
+    accurate = st.checkbox(t(domain.ACCURACY_STATEMENT), key="accurate")
     c1, c2 = st.columns(2)
-    c1.button("Back", width="stretch", key="back", on_click=go, args=("resolution",))
-    if c2.button("Submit claim", type="primary", width="stretch", key="submit"):
+    c1.button(t("Back"), width="stretch", key="back", on_click=go, args=("resolution",))
+    if c2.button(t("Submit claim"), type="primary", width="stretch", key="submit"):
         f.update(signature_mode=mode, typed_name=name)
         req = customer.ClaimRequest(
             idempotency_key=f["idem_key"], order_id=f["order_id"], email=f["email"],
             shipment_id=f["shipment_id"], issue_type=f["issue_type"], items=_items(f),
             description=f.get("description", ""), desired_resolution=f.get("resolution", ""),
             signature_kind=mode, signature_png=png, signature_name=name,
-            accurate_confirmed=accurate,
+            accurate_confirmed=accurate, language=ui.lang(),
         )
         try:
             receipt = customer.file_claim(engine, req, processed=_photos(f))
         except domain.ClaimRuleError as e:
-            st.error(safe_text.inline(e.message))
+            st.error(safe_text.inline(t(e.msg)))
             return
         f["receipt"] = {"reference": receipt.reference, "token": receipt.access_token}
         f["step"] = "done"
@@ -470,28 +497,34 @@ def sign(f: dict, view) -> None:
 
 
 def claim_link(token: str) -> str:
-    return ui.app_url(f"my-claim?token={token}")
+    """The claim's own link, in the language the claim was filed in."""
+    return ui.app_url(f"my-claim?token={token}&lang={ui.lang()}")
 
 
 def step_done() -> None:
     f = flow()
     receipt = f["receipt"]
-    st.title("Claim received", anchor=False)
-    st.success(f"Your claim reference is {receipt['reference']}.")
-    st.markdown(
-        "**What happens next**\n\n"
-        "1. The store's team reviews your claim, usually within 2 business days.\n"
-        "2. If they need anything else, they'll ask you on your claim page.\n"
-        "3. You'll see their decision there too."
-    )
-    st.link_button("View my claim", claim_link(receipt["token"]), type="primary",
+    st.title(t("Claim received"), anchor=False)
+    st.success(t("Your claim reference is {reference}.", reference=receipt["reference"]))
+    next_steps = [
+        t("The store's team reviews your claim, usually within 2 business days."),
+        t("If they need anything else, they'll ask you on your claim page."),
+        t("You'll see their decision there too."),
+    ]
+    st.markdown("**" + t("What happens next") + "**\n\n"
+                + "\n".join(f"{i}. {line}" for i, line in enumerate(next_steps, start=1)))
+    st.link_button(t("View my claim"), claim_link(receipt["token"]), type="primary",
                    width="stretch")
-    st.caption("Keep this link to check your claim later, from any device:")
+    st.caption(t("Keep this link to check your claim later, from any device:"))
     st.code(claim_link(receipt["token"]), language=None, wrap_lines=True)
-    st.button("File another claim", width="stretch", key="file_another", on_click=reset)
+    note = ui.store_text(settings, "support_note", ui.lang())
+    if note:
+        safe_text.show(note)
+    st.button(t("File another claim"), width="stretch", key="file_another", on_click=reset)
 
 
 ui.branding(settings)
+ui.language_picker()
 step = flow().get("step", "lookup")
 if step == "sign":  # a draft saved when signing had a page of its own
     step = "review"
@@ -503,4 +536,4 @@ try:
      "done": step_done}[step]()
 except domain.OrderNotFound:
     reset()
-    st.error("Please look up your order again.")
+    st.error(t("Please look up your order again."))

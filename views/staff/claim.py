@@ -10,6 +10,7 @@ from claims_core.adapters import evidence_pack, shopify_writeback
 from claims_core.services import claim_review, decisions
 from claims_core.services.shop_sync import WRITE_STATUS
 from claims_core.services.approvals import ResolutionInput
+from claims_core.infra import i18n
 from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="wide")
@@ -76,7 +77,8 @@ if view.held_at:
 now = utcnow()
 st.caption(f"Filed {ui.when(c.created_at)} ({ui.age_text(now - c.created_at)} ago) by "
            f"{'the customer' if view.filed_by == 'customer' else view.filed_by} · "
-           f"assigned to {view.assignee or 'nobody'}")
+           f"assigned to {view.assignee or 'nobody'} · "
+           f"the customer reads **{i18n.language_name(view.language)}**")
 st.download_button("Evidence pack (PDF)", data=lambda: evidence_pack.build(engine, claim_id),
                    file_name=evidence_pack.filename(c.reference), mime=evidence_pack.MIME_TYPE,
                    icon=":material/picture_as_pdf:", on_click="ignore", key="evidence_pack",
@@ -175,7 +177,8 @@ with left:
                            f"{m.created_at:%b %d %H:%M} UTC")
             safe_text.show(m.body)
     with st.form("reply", clear_on_submit=True):
-        body = st.text_area("Message to the customer", key="staff_reply", height=90)
+        body = st.text_area(f"Message to the customer (write in {i18n.language_name(view.language)}: "
+                            "their claim page and emails are in it)", key="staff_reply", height=90)
         if st.form_submit_button("Send to customer"):
             act(lambda: decisions.staff_message(engine, claim_id, who.actor,
                                                 who.display_name or who.username, body),
@@ -196,22 +199,25 @@ with right:
     if Action.APPROVE in view.actions:
         with st.form("approve"):
             st.markdown("**Approve**")
-            paid = c.claimed_cents / 100
+            unit = 10 ** domain.currency_exponent(c.currency)
+            paid = c.claimed_cents / unit
+            fmt = f"%.{domain.currency_exponent(c.currency)}f"
             use_refund = st.checkbox("Refund", value=c.desired_resolution == "refund",
                                      key="ap_refund")
-            refund = st.number_input("Refund amount ($)", min_value=0.0, max_value=paid,
-                                     value=paid, step=1.0, format="%.2f", key="ap_refund_amt")
+            refund = st.number_input(f"Refund amount ({c.currency})", min_value=0.0, max_value=paid,
+                                     value=paid, step=1.0, format=fmt, key="ap_refund_amt")
             use_credit = st.checkbox("Store credit", value=c.desired_resolution == "store_credit",
                                      key="ap_credit")
-            credit = st.number_input("Store credit amount ($)", min_value=0.0, max_value=paid,
-                                     value=paid, step=1.0, format="%.2f", key="ap_credit_amt")
+            credit = st.number_input(f"Store credit amount ({c.currency})", min_value=0.0,
+                                     max_value=paid, value=paid, step=1.0, format=fmt,
+                                     key="ap_credit_amt")
             bonus = st.number_input("Store-credit bonus (%)", min_value=0,
                                     max_value=settings.store_credit_bonus_pct,
                                     value=settings.store_credit_bonus_pct, key="ap_bonus",
                                     help="Up to the store's bonus (Settings).")
             use_reship = st.checkbox("Reship the items (takes them from stock)",
                                      value=c.desired_resolution == "reshipment", key="ap_reship")
-            st.caption(f"Paid for the claimed items: {ui.money(c.claimed_cents)}. For a split, tick "
+            st.caption(f"Paid for the claimed items: {ui.money(c.claimed_cents, c.currency)}. For a split, tick "
                        "refund and store credit and make the amounts add up to at most that.")
             note = st.text_input("Note to the customer (required for a partial amount)",
                                  key="ap_note")
@@ -219,10 +225,10 @@ with right:
                 def approve():
                     chosen = []
                     if use_refund:
-                        chosen.append(ResolutionInput("refund", domain.cents_from_amount(refund)))
+                        chosen.append(ResolutionInput("refund", domain.cents_from_amount(refund, c.currency)))
                     if use_credit:
                         chosen.append(ResolutionInput(
-                            "store_credit", domain.cents_from_amount(credit), int(bonus)))
+                            "store_credit", domain.cents_from_amount(credit, c.currency), int(bonus)))
                     if use_reship:
                         chosen.append(ResolutionInput("reshipment"))
                     decisions.approve(engine, claim_id, who.actor, chosen,

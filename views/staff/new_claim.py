@@ -57,7 +57,7 @@ if not view.claimable:
 
 ships = view.claimable_shipments
 sid = st.selectbox("Shipment", [s.id for s in ships], key="sn_ship",
-                   format_func=lambda i: next(s for s in ships if s.id == i).label + " · " +
+                   format_func=lambda i: str(next(s for s in ships if s.id == i).label) + " · " +
                    ", ".join(f"{it.name} × {it.carried}" for it in next(s for s in ships if s.id == i).items))
 ship = next(s for s in ships if s.id == sid)
 issue = st.selectbox("What went wrong", list(ship.issue_types), key="sn_issue",
@@ -90,7 +90,9 @@ if st.button("File claim", type="primary", key="sn_submit"):
         idempotency_key=st.session_state["sn_key"], order_id=order_id, email=email,
         shipment_id=ship.id, issue_type=issue, items=items, description=description,
         desired_resolution=resolution or "", signature_kind="typed", signature_name=name,
-        accurate_confirmed=confirmed, filed_by=who.actor)
+        accurate_confirmed=confirmed, filed_by=who.actor,
+        # the customer's emails in the store's language (staff pages speak English)
+        language=getattr(settings, "default_language", None) or "en")
     try:
         receipt = customer.file_claim(engine, req, processed=photos)
     except domain.ClaimRuleError as e:

@@ -8,6 +8,7 @@ from claims_core.adapters import importer, outbound_webhooks, shop_connection
 from claims_core.domain.auto_approval import GRANTABLE, RuleSpec
 from claims_core.services import accounts, api_keys, auto_approval, shop_sync, webhook_endpoints
 from claims_core.domain.webhook_targets import EVENT_TYPES
+from claims_core.infra import i18n
 from claims_core.services import settings as store_settings
 from views import safe_text, ui
 
@@ -21,9 +22,9 @@ flash = st.session_state.pop("settings_flash", None)
 if flash:
     st.success(flash)
 
-rules_tab, auto_tab, brand_tab, staff_tab, import_tab, shopify_tab, api_tab = st.tabs(
-    ["Claim rules", "Automation", "Branding", "Staff", "Imports", "Shopify & tracking",
-     "API & webhooks"])
+rules_tab, auto_tab, brand_tab, lang_tab, staff_tab, import_tab, shopify_tab, api_tab = st.tabs(
+    ["Claim rules", "Automation", "Branding", "Languages & currency", "Staff", "Imports",
+     "Shopify & tracking", "API & webhooks"])
 
 
 def act(action, done) -> None:
@@ -63,8 +64,9 @@ with rules_tab:
         photos = p1.number_input("Photos per claim", 1, 20, settings.max_photos, key="s_photos")
         photo_mb = p2.number_input("Photo size limit (MB)", 1, 20,
                                    settings.max_photo_bytes // domain.MEGABYTE, key="s_photo_mb")
-        threshold = p3.number_input("Drawn signature required above order value ($)", 0.0,
-                                    1_000_000.0, settings.signature_threshold_cents / 100,
+        unit = 10 ** domain.currency_exponent(settings.currency)
+        threshold = p3.number_input(f"Drawn signature required above order value ({settings.currency})",
+                                    0.0, 1_000_000.0 * unit / 100, settings.signature_threshold_cents / unit,
                                     step=50.0, key="s_threshold")
         pattern = st.text_input("Protection line in imports (pattern on the line's name or SKU)",
                                 settings.protection_pattern, key="s_pattern")
@@ -87,12 +89,12 @@ with rules_tab:
                                       settings.credit_cost_pct, key="s_credit_cost")
         reship_cost = a3.number_input("Cost of goods (% of item price)", 0, 100,
                                       settings.reship_cost_pct, key="s_reship_cost")
-        reship_ship = a4.number_input("Shipping a replacement ($)", 0.0, 100_000.0,
-                                      settings.reship_shipping_cents / 100, step=1.0,
-                                      key="s_reship_ship")
+        reship_ship = a4.number_input(f"Shipping a replacement ({settings.currency})", 0.0,
+                                      100_000.0 * unit / 100, settings.reship_shipping_cents / unit,
+                                      step=1.0, key="s_reship_ship")
         if st.form_submit_button("Save claim rules", type="primary"):
             try:
-                threshold_cents = domain.cents_from_amount(threshold)
+                threshold_cents = domain.cents_from_amount(threshold, settings.currency)
             except domain.ClaimRuleError as e:
                 st.error(e.message)
             else:
@@ -106,7 +108,8 @@ with rules_tab:
                       "reminder_after_days": int(remind), "close_after_days": int(close_days),
                       "target_loss_ratio_pct": int(target_lr), "credit_cost_pct": int(credit_cost),
                       "reship_cost_pct": int(reship_cost),
-                      "reship_shipping_cents": domain.cents_from_amount(reship_ship)},
+                      "reship_shipping_cents": domain.cents_from_amount(reship_ship,
+                                                                        settings.currency)},
                      "Claim rules")
 
 with auto_tab:
@@ -165,6 +168,43 @@ with brand_tab:
     if settings.logo_png and l2.button("Remove logo", key="s_logo_rm"):
         store_settings.set_logo(engine, who.actor, None)
         st.rerun()
+
+with lang_tab:
+    st.caption("Customers read the portal and their emails in English, Spanish, French or German: "
+               "the language of their browser, or the one they pick on the page (and the claim "
+               "keeps it for every later email). Your own texts can be written in each language; "
+               "a language without them shows the default language's.")
+    with st.form("language_form"):
+        g1, g2 = st.columns(2)
+        codes = list(i18n.LANGUAGES)
+        default_lang = g1.selectbox("Default language", codes,
+                                    index=codes.index(settings.default_language
+                                                      if settings.default_language in codes else "en"),
+                                    format_func=i18n.LANGUAGES.get, key="s_default_lang",
+                                    help="For a browser that asks for a language the portal doesn't speak.")
+        currency = g2.text_input("Store currency (ISO 4217)", settings.currency, max_chars=3,
+                                 key="s_currency", help="USD, EUR, GBP, JPY… Amounts are kept in its "
+                                 "own smallest unit (cents; yen have none).")
+        if st.form_submit_button("Save language and currency", type="primary"):
+            save({"default_language": default_lang, "currency": currency}, "Language and currency")
+    texts = store_settings.texts_of(settings)
+    edit_lang = st.radio("Your texts in", codes, horizontal=True, format_func=i18n.LANGUAGES.get,
+                         key="s_texts_lang")
+    mine = texts.get(edit_lang, {})
+    with st.form(f"texts_{edit_lang}"):
+        intro_t = st.text_area("Portal intro", mine.get("intro", ""), key=f"s_intro_{edit_lang}",
+                               help="Shown above the order look-up.")
+        policy_t = st.text_area("Protection policy", mine.get("policy", ""),
+                                key=f"s_policy_{edit_lang}", help="Shown on the order page, "
+                                "before a customer starts a claim.")
+        note_t = st.text_area("Support note", mine.get("support_note", ""),
+                              key=f"s_note_{edit_lang}", help="Shown when a claim is filed and on "
+                              "the claim page, e.g. opening hours.")
+        if st.form_submit_button(f"Save {i18n.LANGUAGES[edit_lang]} texts"):
+            act(lambda: store_settings.save_store_texts(engine, who.actor, edit_lang, {
+                "intro": intro_t, "policy": policy_t, "support_note": note_t}),
+                lambda changed: f"{i18n.LANGUAGES[edit_lang]} texts saved." if changed
+                else "Nothing changed.")
 
 with staff_tab:
     users = accounts.list_users(engine)

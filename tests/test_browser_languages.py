@@ -1,0 +1,182 @@
+"""The portal in the customer's language, in a real browser at phone width (issue 17).
+
+- A claim filed in Spanish and one in German: every step speaks the language, amounts and dates
+  read the local way, the German page doesn't overflow 390 px, the claim keeps the language and
+  the confirmation email in the outbox is in it, with the link carrying it.
+- The pseudo-language ``qps`` rewrites every catalog message (⟦àççéñţéð⟧): driven through the
+  same journey, any visible text that isn't rewritten, isn't the shop's or the customer's data
+  and isn't Streamlit's own chrome bypassed the catalogs.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from claims_core.adapters.demo import DEMO_ORDERS
+from claims_core.domain.signature import ACCURACY_STATEMENT
+from claims_core.domain.vocabulary import ISSUE_TYPES
+from claims_core.infra import i18n
+from claims_core.infra.db import make_engine, read_session
+from claims_core.infra.models import Claim, OutboxMessage, Order
+
+from .browser import PHONE, choose, click_button, set_checkbox, settle, shot
+
+pytestmark = pytest.mark.browser
+SHOTS = os.environ.get("PORTAL_SCREENSHOTS")  # a folder: save each step's screenshot there
+
+# Streamlit's own words (the upload widget, input hints): the framework's, not the app's
+FRAMEWORK = re.compile(r"^(Drag and drop files here|Limit \d+MB per file.*|Browse files|"
+                       r"Press Enter to (apply|submit form)|Upload|Running\.\.\.|Stop|Deploy)$")
+# values, not words: amounts, dates, numbers, references, separators
+VALUE = re.compile(r"^[\d\s.,:/·—×•()#%$€£¥+-]*$|^CLM-[0-9A-Z]+$")
+
+
+def _lines(page) -> list[str]:
+    text = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
+                                     return m ? m.innerText : document.body.innerText; }""")
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def assert_rewritten(page, data: set[str], where: str) -> None:
+    """Every visible line is a rewritten message, the shop's or the customer's data, a value,
+    or Streamlit's own chrome."""
+    bad = []
+    for line in _lines(page):
+        if "⟦" in line or FRAMEWORK.match(line) or VALUE.match(line):
+            continue
+        if any(d and d in line for d in data):
+            continue
+        bad.append(line)
+    assert not bad, f"{where}: text that bypassed the catalogs: {bad}"
+
+
+def _shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        shot(page, Path(SHOTS) / f"{name}.png")
+
+
+def _no_sideways_scroll(page, where: str) -> None:
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"] + 1, f"{where}: the page is {width}px wide at {PHONE['width']}px"
+
+
+def file_lost_parcel_claim(page, base: str, lang: str, check=None) -> str:
+    """The demo order's second shipment, lost, store credit, typed signature; returns the claim
+    link. ``check(page, step)`` runs at every step."""
+    t = i18n.translator(lang)
+    demo = DEMO_ORDERS[0]
+    check = check or (lambda _page, _step: None)
+    page.goto(f"{base}/?lang={lang}")
+    page.get_by_role("heading", name=t("File a claim")).wait_for(timeout=30000)
+    settle(page)
+    check(page, "1-find-order")
+    page.get_by_label(t("Order number or tracking number")).fill(demo.number)
+    page.get_by_label(t("Email used at checkout")).fill(demo.email)
+    click_button(page, t("Find my order"))
+    page.get_by_role("button", name=t("Claim for this shipment")).first.wait_for(timeout=30000)
+    check(page, "2-your-order")
+    page.get_by_role("button", name=t("Claim for this shipment")).nth(1).click()
+    settle(page)
+    check(page, "3-what-went-wrong")
+    choose(page, t(ISSUE_TYPES["lost"].label) + " — ")
+    page.locator("textarea").first.fill("Seguimiento parado / Sendung steht still.")
+    page.keyboard.press("Tab")
+    settle(page)
+    check(page, "4-details")
+    click_button(page, t("Continue"))
+    page.get_by_role("heading", name=t("How would you like it resolved?")).wait_for(timeout=30000)
+    check(page, "5-resolution")
+    click_button(page, t("Continue"))
+    page.get_by_role("heading", name=t("Check and sign your claim")).wait_for(timeout=30000)
+    choose(page, t("Type my full name"))
+    page.get_by_label(t("Full name"), exact=True).fill("Jamie Rivera")
+    page.keyboard.press("Tab")
+    set_checkbox(page, t(ACCURACY_STATEMENT), True)
+    check(page, "6-check-and-sign")
+    click_button(page, t("Submit claim"))
+    page.get_by_role("heading", name=t("Claim received")).wait_for(timeout=30000)
+    settle(page)
+    check(page, "7-confirmation")
+    return page.locator("[data-testid='stCode'] code, pre code").first.inner_text().strip()
+
+
+@pytest.mark.parametrize("lang", ["es", "de"])
+def test_a_claim_filed_in_the_customers_language(live_app, browser, lang):
+    t = i18n.translator(lang)
+    english = i18n.translator("en")
+    for message in ("Find my order", "What went wrong?", "Submit claim", "Claim received"):
+        assert t(message) != english(message), f"{lang} has no translation of {message!r}"
+    ctx = browser.new_context(viewport=PHONE, locale="en-US")  # the URL's ?lang= wins
+    page = ctx.new_page()
+
+    def check(page, step):
+        _no_sideways_scroll(page, f"{lang} {step}")
+        _shot(page, f"portal-{lang}-{step}")
+
+    link = file_lost_parcel_claim(page, live_app["url"], lang, check)
+    assert f"lang={lang}" in link or "token=" in link
+    token = link.split("token=")[1].split("&")[0]
+    engine = make_engine(live_app["db_url"])
+    with read_session(engine) as s:
+        claim = s.scalars(select(Claim).where(Claim.access_token == token)).one()
+        assert claim.language == lang
+        order = s.get(Order, claim.order_id)
+        mails = s.scalars(select(OutboxMessage).where(OutboxMessage.claim_id == claim.id,
+                                                      OutboxMessage.to_addr == claim.email)).all()
+        assert mails, "no confirmation email"
+        mail = mails[0]
+        assert claim.reference in mail.subject
+        assert mail.subject != f"We received your claim {claim.reference}"  # not the English
+        assert f"lang={lang}" in mail.body_text
+        assert t("View your claim") in mail.body_text or t("View your claim") in mail.body_html
+        assert t.date(claim.created_at) in mail.body_text  # dates the local way
+        reference = claim.reference
+        currency = order.currency
+    engine.dispose()
+    # View My Claim from the link: still in the language, the amount written the local way
+    page.goto(link)
+    page.get_by_role("heading", name=t("Claim {reference}", reference=reference)).wait_for(timeout=30000)
+    settle(page)
+    _no_sideways_scroll(page, f"{lang} view my claim")
+    _shot(page, f"portal-{lang}-8-view-my-claim")
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert t("Conversation") in body
+    assert re.search(r"\d+,\d\d", body) or currency == "JPY"  # decimal comma in es and de
+    ctx.close()
+
+
+def test_every_visible_word_comes_from_the_catalogs(live_app, browser):
+    """The pseudo-language through the whole journey and View My Claim."""
+    engine = make_engine(live_app["db_url"])
+    with read_session(engine) as s:
+        demo = DEMO_ORDERS[0]
+        order = s.scalars(select(Order).where(Order.order_number == demo.number)).one()
+        data = {order.name, order.email, order.customer_name, demo.email, "Jamie Rivera",
+                "Seguimiento parado / Sendung steht still."}
+        data |= {li.name for li in order.line_items}
+        data |= {sh.carrier for sh in order.shipments if sh.carrier}
+        data |= {sh.tracking_number for sh in order.shipments if sh.tracking_number}
+        from claims_core.infra.models import Checkpoint, settings_row
+        store = settings_row(s)
+        data |= {store.name, store.support_email}
+        numbers = [sh.tracking_number for sh in order.shipments if sh.tracking_number]
+        for cp in s.scalars(select(Checkpoint).where(Checkpoint.tracking_number.in_(numbers))):
+            data |= {cp.message, cp.location}  # the carrier's words, shown as they came
+    engine.dispose()
+    data.discard("")
+    ctx = browser.new_context(viewport=PHONE)
+    page = ctx.new_page()
+    link = file_lost_parcel_claim(page, live_app["url"], i18n.PSEUDO,
+                                  lambda p, step: assert_rewritten(p, data, step))
+    page.goto(link if "lang=" in link else f"{link}&lang={i18n.PSEUDO}")
+    page.locator("h1").first.wait_for(timeout=30000)
+    settle(page)
+    data.add(link.split("token=")[1].split("&")[0])
+    assert_rewritten(page, data | {line for line in _lines(page) if line.startswith("CLM-")},
+                     "view my claim")
+    ctx.close()
