@@ -16,23 +16,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from claims_core.adapters.demo import DEMO_ORDERS
 from claims_core.domain.signature import ACCURACY_STATEMENT
 from claims_core.domain.vocabulary import ISSUE_TYPES
 from claims_core.infra import i18n
-from claims_core.infra.db import make_engine, read_session
+from claims_core.infra.db import make_engine, read_session, utcnow
 from claims_core.infra.models import Claim, OutboxMessage, Order
 
 from .browser import PHONE, choose, click_button, set_checkbox, settle, shot
+from .factories import make_order
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("PORTAL_SCREENSHOTS")  # a folder: save each step's screenshot there
 
 # Streamlit's own words (the upload widget, input hints): the framework's, not the app's
-FRAMEWORK = re.compile(r"^(Drag and drop files here|Limit \d+MB per file.*|Browse files|"
-                       r"Press Enter to (apply|submit form)|Upload|Running\.\.\.|Stop|Deploy)$")
+# (icons are ligatures: "upload", "keyboard_arrow_down"; the upload button's words are the app's:
+# see ui._uploader_in_language)
+FRAMEWORK = re.compile(r"^(upload|keyboard_arrow_(down|up|right)|Press Enter to (apply|submit form)|Running\.\.\.|Stop|Deploy)$")
 # values, not words: amounts, dates, numbers, references, separators
-VALUE = re.compile(r"^[\d\s.,:/·—×•()#%$€£¥+-]*$|^CLM-[0-9A-Z]+$")
+VALUE = re.compile(r"^[\d\s.,:/·—×•()#%$€£¥+-]*$|^CLM-[0-9A-Z]+$|^https?://\S+$"
+                   r"|^[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}$")  # a date, as CLDR writes it
 
 
 def _lines(page) -> list[str]:
@@ -65,25 +67,33 @@ def _no_sideways_scroll(page, where: str) -> None:
     assert width <= PHONE["width"] + 1, f"{where}: the page is {width}px wide at {PHONE['width']}px"
 
 
-def file_lost_parcel_claim(page, base: str, lang: str, check=None) -> str:
-    """The demo order's second shipment, lost, store credit, typed signature; returns the claim
-    link. ``check(page, step)`` runs at every step."""
+def an_order(db_url: str, lang: str):
+    """A fresh protected order of its own for each journey (one delivered shipment)."""
+    engine = make_engine(db_url)
+    built = make_order(engine, f"77{abs(hash(lang)) % 1000:03d}", f"{lang}.customer@example.com",
+                       base=utcnow(), tracking_prefix=f"LG{lang.upper()}")
+    engine.dispose()
+    return built
+
+
+def file_lost_parcel_claim(page, base: str, lang: str, built, check=None) -> str:
+    """The order's shipment, delivered but not received, the store's first offer, typed
+    signature; returns the claim link. ``check(page, step)`` runs at every step."""
     t = i18n.translator(lang)
-    demo = DEMO_ORDERS[0]
     check = check or (lambda _page, _step: None)
     page.goto(f"{base}/?lang={lang}")
     page.get_by_role("heading", name=t("File a claim")).wait_for(timeout=30000)
     settle(page)
     check(page, "1-find-order")
-    page.get_by_label(t("Order number or tracking number")).fill(demo.number)
-    page.get_by_label(t("Email used at checkout")).fill(demo.email)
+    page.get_by_label(t("Order number or tracking number")).fill(built.number)
+    page.get_by_label(t("Email used at checkout")).fill(built.email)
     click_button(page, t("Find my order"))
     page.get_by_role("button", name=t("Claim for this shipment")).first.wait_for(timeout=30000)
     check(page, "2-your-order")
-    page.get_by_role("button", name=t("Claim for this shipment")).nth(1).click()
+    page.get_by_role("button", name=t("Claim for this shipment")).first.click()
     settle(page)
     check(page, "3-what-went-wrong")
-    choose(page, t(ISSUE_TYPES["lost"].label) + " — ")
+    choose(page, t(ISSUE_TYPES["not_received"].label) + " — ")
     page.locator("textarea").first.fill("Seguimiento parado / Sendung steht still.")
     page.keyboard.press("Tab")
     settle(page)
@@ -116,9 +126,15 @@ def test_a_claim_filed_in_the_customers_language(live_app, browser, lang):
 
     def check(page, step):
         _no_sideways_scroll(page, f"{lang} {step}")
+        if step == "4-details":  # Streamlit's upload button says the catalog's words
+            shown = page.evaluate("""() => getComputedStyle(document.querySelector(
+                "[data-testid='stFileUploaderDropzone'] button [data-testid='stMarkdownContainer']"),
+                '::after').content""")
+            assert t("Add photos") in shown and t("Add photos") != "Add photos"
         _shot(page, f"portal-{lang}-{step}")
 
-    link = file_lost_parcel_claim(page, live_app["url"], lang, check)
+    link = file_lost_parcel_claim(page, live_app["url"], lang, an_order(live_app["db_url"], lang),
+                                  check)
     assert f"lang={lang}" in link or "token=" in link
     token = link.split("token=")[1].split("&")[0]
     engine = make_engine(live_app["db_url"])
@@ -152,18 +168,20 @@ def test_a_claim_filed_in_the_customers_language(live_app, browser, lang):
 
 def test_every_visible_word_comes_from_the_catalogs(live_app, browser):
     """The pseudo-language through the whole journey and View My Claim."""
+    built = an_order(live_app["db_url"], i18n.PSEUDO)
     engine = make_engine(live_app["db_url"])
     with read_session(engine) as s:
-        demo = DEMO_ORDERS[0]
-        order = s.scalars(select(Order).where(Order.order_number == demo.number)).one()
-        data = {order.name, order.email, order.customer_name, demo.email, "Jamie Rivera",
+        order = s.get(Order, built.order_id)
+        data = {order.name, order.email, order.customer_name, built.email, "Jamie Rivera",
                 "Seguimiento parado / Sendung steht still."}
         data |= {li.name for li in order.line_items}
         data |= {sh.carrier for sh in order.shipments if sh.carrier}
         data |= {sh.tracking_number for sh in order.shipments if sh.tracking_number}
         from claims_core.infra.models import Checkpoint, settings_row
         store = settings_row(s)
-        data |= {store.name, store.support_email}
+        data |= {store.name, store.support_email, store.intro_text}  # the store's own words
+        from claims_core.services.settings import texts_of
+        data |= {v for texts in texts_of(store).values() for v in texts.values()}
         numbers = [sh.tracking_number for sh in order.shipments if sh.tracking_number]
         for cp in s.scalars(select(Checkpoint).where(Checkpoint.tracking_number.in_(numbers))):
             data |= {cp.message, cp.location}  # the carrier's words, shown as they came
@@ -171,7 +189,7 @@ def test_every_visible_word_comes_from_the_catalogs(live_app, browser):
     data.discard("")
     ctx = browser.new_context(viewport=PHONE)
     page = ctx.new_page()
-    link = file_lost_parcel_claim(page, live_app["url"], i18n.PSEUDO,
+    link = file_lost_parcel_claim(page, live_app["url"], i18n.PSEUDO, built,
                                   lambda p, step: assert_rewritten(p, data, step))
     page.goto(link if "lang=" in link else f"{link}&lang={i18n.PSEUDO}")
     page.locator("h1").first.wait_for(timeout=30000)

@@ -12,6 +12,7 @@ import streamlit as st
 
 from claims_core.domain import can, format_cents, format_date
 from claims_core.domain.identifiers import client_address as domain_client_address
+from claims_core.domain.messages import N_
 from claims_core.infra import config, i18n, migrate
 from claims_core.infra.db import make_engine
 from claims_core.adapters.web import LOGOUT_IN_PAGE, login_url
@@ -200,7 +201,25 @@ def photo_uploader(label: str, key: str, *, collapsed: bool = False) -> list[tup
     """
     files = st.file_uploader(label, type=PHOTO_TYPES, accept_multiple_files=True, key=key,
                              label_visibility="collapsed" if collapsed else "visible")
+    _uploader_in_language()
     return [(f.name, f.getvalue()) for f in files or []]
+
+
+def _css_string(text: str) -> str:
+    return '"' + "".join(ch if ch.isalnum() or ch in " .,:;!?¡¿'()-" else f"\\{ord(ch):06x}"
+                         for ch in text) + '"'
+
+
+def _uploader_in_language() -> None:
+    """Streamlit's upload widget has its own English words ("Upload", "200MB per file • JPG"):
+    its button says the catalog's word instead, and the size hint is left to the page's own
+    caption (in the customer's language)."""
+    label = t()(N_("Add photos"))
+    st.html("<style>[data-testid='stFileUploaderDropzoneInstructions']{display:none}"
+            "[data-testid='stFileUploaderDropzone'] button [data-testid='stMarkdownContainer'] p"
+            "{display:none}"
+            "[data-testid='stFileUploaderDropzone'] button [data-testid='stMarkdownContainer']::after"
+            f"{{content:{_css_string(label)}}}</style>")
 
 
 def file_picker(label: str, types: list[str], key: str) -> tuple[str, bytes] | None:
