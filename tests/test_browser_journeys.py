@@ -77,7 +77,7 @@ def test_shipping_claim_at_desktop_with_typed_signature(live_app, browser):
     page.get_by_label("Order number or tracking number").fill(f"#{demo.number}")
     page.get_by_label("Email used at checkout").fill(demo.email.upper())
     click_button(page, "Find my claims")
-    token = link.split("token=")[1]
+    token = link.split("token=")[1].split("&")[0]
     engine = make_engine(live_app["db_url"])
     ref = customer.get_claim_for_customer(engine, token).reference
     engine.dispose()

@@ -31,7 +31,7 @@ SHOTS = os.environ.get("PORTAL_SCREENSHOTS")  # a folder: save each step's scree
 # Streamlit's own words (the upload widget, input hints): the framework's, not the app's
 # (icons are ligatures: "upload", "keyboard_arrow_down"; the upload button's words are the app's:
 # see ui._uploader_in_language)
-FRAMEWORK = re.compile(r"^(upload|keyboard_arrow_(down|up|right)|Press Enter to (apply|submit form)|Running\.\.\.|Stop|Deploy)$")
+FRAMEWORK = re.compile(r"^(upload|Upload|keyboard_arrow_(down|up|right)|Press Enter to (apply|submit form)|Running\.\.\.|Stop|Deploy)$")
 # values, not words: amounts, dates, numbers, references, separators
 VALUE = re.compile(r"^[\d\s.,:/·—×•()#%$€£¥+-]*$|^CLM-[0-9A-Z]+$|^https?://\S+$"
                    r"|^[A-Z][a-z]{2,8}\.? \d{1,2}, \d{4}$")  # a date, as CLDR writes it

@@ -82,7 +82,7 @@ def test_staff_approve_partial_refund(live_app, browser):
     set_checkbox(page, "Refund", True)
     set_checkbox(page, "Store credit", False)
     set_checkbox(page, "Reship the items (takes them from stock)", False)
-    amount = page.get_by_label("Refund amount ($)")
+    amount = page.get_by_label("Refund amount (USD)")
     amount.fill(f"{partial:.2f}")
     page.keyboard.press("Tab")
     click_button(page, "Approve")

@@ -216,8 +216,10 @@ def _uploader_in_language() -> None:
     caption (in the customer's language)."""
     label = t()(N_("Add photos"))
     st.html("<style>[data-testid='stFileUploaderDropzoneInstructions']{display:none}"
+            # the framework's word stays in the button for screen readers (font-size 0), the
+            # catalog's is what people see
             "[data-testid='stFileUploaderDropzone'] button [data-testid='stMarkdownContainer'] p"
-            "{display:none}"
+            "{font-size:0;margin:0}"
             "[data-testid='stFileUploaderDropzone'] button [data-testid='stMarkdownContainer']::after"
             f"{{content:{_css_string(label)}}}</style>")
 

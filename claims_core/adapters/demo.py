@@ -8,6 +8,7 @@ events.
 from __future__ import annotations
 
 import io
+import json
 import random
 import secrets
 from dataclasses import dataclass
@@ -168,6 +169,15 @@ def generate(engine: Engine, *, orders: int = 2400, seed: int = SEED, now: datet
         st.accent_color = "#0f766e"
         st.intro_text = ("Something went wrong with your delivery? Your order was protected, so "
                          "we'll make it right. Find your order to start.")
+        # the store's own words in the portal's other languages (Settings → Languages & currency)
+        st.texts = json.dumps({
+            "es": {"intro": "¿Algo salió mal con tu entrega? Tu pedido estaba protegido, así que lo "
+                            "solucionamos. Busca tu pedido para empezar."},
+            "fr": {"intro": "Un problème avec votre livraison ? Votre commande était protégée : "
+                            "nous allons arranger ça. Retrouvez votre commande pour commencer."},
+            "de": {"intro": "Probleme mit Ihrer Lieferung? Ihre Bestellung war geschützt – wir "
+                            "kümmern uns darum. Suchen Sie Ihre Bestellung, um zu beginnen."},
+        }, ensure_ascii=False)
         st.store_credit_bonus_pct = 10
         st.timezone = "America/New_York"
         for sku, _name, _price in PRODUCTS:
