@@ -6,16 +6,19 @@ the role; the menu lists what the role may open.
 import streamlit as st
 
 from views.navigation import STAFF_PAGES, in_menu
-from views.ui import current_staff, end_staff_session, global_style, store_settings
+from claims_core.domain.messages import N_
+from views.ui import current_staff, end_staff_session, global_style, store_settings, t
 
 settings = store_settings()
-st.set_page_config(page_title=f"{settings.name} · Claims", page_icon="📦")  # layout: each page its own
+tr = t()  # the public pages' menu speaks the customer's language; staff pages stay English
+st.set_page_config(page_title=f"{settings.name} · " + tr(N_("Claims")),
+                   page_icon="📦")  # layout: each page its own
 global_style(settings)
 
 public = [
-    st.Page("views/customer/file_claim.py", title="File a claim", icon=":material/local_shipping:",
-            default=True),
-    st.Page("views/customer/view_claim.py", title="View my claim", icon=":material/search:",
+    st.Page("views/customer/file_claim.py", title=tr(N_("File a claim")),
+            icon=":material/local_shipping:", default=True),
+    st.Page("views/customer/view_claim.py", title=tr(N_("View my claim")), icon=":material/search:",
             url_path="my-claim"),
 ]
 
@@ -28,7 +31,7 @@ def log_out():
 
 
 who = current_staff()
-login = st.Page("views/staff/login.py", title="Staff log in", icon=":material/login:",
+login = st.Page("views/staff/login.py", title=tr(N_("Staff log in")), icon=":material/login:",
                 url_path="login", visibility="hidden" if who else "visible")
 
 staff = [login]

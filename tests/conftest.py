@@ -157,7 +157,7 @@ def live_app(tmp_path_factory):
         _skip_or_fail(reason)
     root = Path(__file__).resolve().parents[1]
     data = tmp_path_factory.mktemp("live")
-    env = {**os.environ, "CLAIMS_DATA_DIR": str(data)}
+    env = {**os.environ, "CLAIMS_DATA_DIR": str(data), "CLAIMS_PSEUDO_LANGUAGE": "1"}
     env.pop("DATABASE_URL", None)
     stack = contextlib.ExitStack()
     db_url = f"sqlite:///{data / 'claims.db'}"

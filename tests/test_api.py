@@ -573,11 +573,22 @@ def test_file_a_claim(client, engine, write_key):
     first = claim["events"][0]
     assert first["action"] == "claim_filed" and first["to_status"] == "submitted"
     assert first["actor"].startswith("api:") and first["actor"] == "api:zapier"
+    assert claim["language"] == "en"  # the store's default language
+
     with read_session(engine) as s:
         row = s.scalars(select(Claim)).one()
         assert row.reference == claim["reference"] and row.filed_by == "api:zapier"
     # it reads back the same
     assert get_claim(client, write_key, claim["reference"])["items"] == claim["items"]
+
+
+def test_a_claim_filed_through_the_api_keeps_the_customers_language(client, engine, write_key):
+    from claims_core.services.settings import update_settings
+    recent_order(engine)
+    update_settings(engine, "test", {"default_language": "fr"})
+    r = client.post("/api/v1/claims", json={**filing_body(), "language": "de"}, headers=auth(write_key))
+    assert r.status_code == 201, r.text
+    assert r.json()["language"] == "de"
 
 
 def test_file_a_shipping_claim_with_tracking_number(client, engine, write_key):
@@ -966,8 +977,9 @@ def test_put_order_with_an_invalid_body_is_422(client, engine, write_key, change
 
 def test_put_order_idempotent_replay(client, engine, write_key):
     h = auth(write_key, **{"Idempotency-Key": "push-5001"})
-    first = client.put("/api/v1/orders/5001", json=order_body(), headers=h)
-    again = client.put("/api/v1/orders/5001", json=order_body(), headers=h)
+    body = order_body()  # one body sent twice (two calls could straddle a second)
+    first = client.put("/api/v1/orders/5001", json=body, headers=h)
+    again = client.put("/api/v1/orders/5001", json=body, headers=h)
     assert first.status_code == again.status_code == 201  # the first answer, again
     assert again.json() == first.json() == {"order_number": "#5001", "created": True,
                                             "shipments": 1}

@@ -23,6 +23,8 @@ from claims_core.infra.db import make_engine
     ("en", 1200, "JPY", "¥1,200"),
     ("de", 1200, "JPY", "1.200\u00a0¥"),
     ("en", 1500, "KWD", "KWD1.500"),  # CLDR puts no space after a code in en
+    ("en", 1500, "IQD", "IQD1.500"),  # ISO 4217's three decimals (CLDR would round to IQD2)
+    ("en", 12345, "HUF", "HUF123.45"),
 ])
 def test_amounts_read_as_the_customer_writes_them(lang, minor, currency, expected):
     assert i18n.translator(lang).money(minor, currency) == expected
@@ -64,6 +66,7 @@ def test_language_negotiation():
     assert i18n.negotiate(None, None, "it;q=1, de-AT;q=0.8, en;q=0.5", "es") == "de"
     assert i18n.negotiate("xx", None, "it", "es") == "es"  # then the store's default
     assert i18n.negotiate(None, None, None, None) == "en"
+    assert i18n.negotiate("qps", None, None, "de") == "de"  # the tests' pseudo-language: not here
     assert i18n.region_of("en", "en-GB") == "en_GB" and i18n.region_of("de", "en-US") == "de_DE"
 
 
@@ -92,8 +95,13 @@ def test_upgrading_turns_hundredths_of_yen_into_yen(db_url):
                            " unit_price_cents, discount_cents, requires_shipping, is_protection)"
                            " VALUES (:id, 1, 'X', 'X', 1, :tot, 0, true, false)"),
                       {"id": oid, "tot": total})
+        c.execute(text("UPDATE store_settings SET currency = 'JPY', signature_threshold_cents = 5000000,"
+                       " reship_shipping_cents = 80000"))
     migrate.upgrade(engine)
     with engine.connect() as c:
+        store = c.execute(text("SELECT signature_threshold_cents, reship_shipping_cents"
+                               " FROM store_settings")).one()
+        assert tuple(store) == (50000, 800)  # ¥50,000 and ¥800, as they were meant
         totals = dict(c.execute(text("SELECT currency, total_cents FROM orders")).all())
         prices = dict(c.execute(text("SELECT o.currency, l.unit_price_cents FROM line_items l"
                                      " JOIN orders o ON o.id = l.order_id")).all())

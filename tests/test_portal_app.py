@@ -72,7 +72,7 @@ def portal(db_url, engine, monkeypatch):
     uploads: list = []
     monkeypatch.setattr(ui, "signature_pad", lambda key: sig["png"])
     monkeypatch.setattr(ui, "photo_uploader",
-                        lambda label, key, collapsed=False: uploads.pop(0) if uploads else [])
+                        lambda label, key, collapsed=False, **_kw: uploads.pop(0) if uploads else [])
 
     def start():
         return Portal(AppTest.from_file(APP, default_timeout=60), sig, uploads).run()

@@ -32,7 +32,7 @@ APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 @pytest.fixture
 def app(db_url, engine, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setattr(ui, "photo_uploader", lambda label, key, collapsed=False: [])
+    monkeypatch.setattr(ui, "photo_uploader", lambda label, key, collapsed=False, **_kw: [])
     users = {role: accounts.add_user(engine, f"{role}1", role, "a long password") for role in accounts.ROLES}
 
     def start(role=None, page=None, **query):

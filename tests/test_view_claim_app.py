@@ -19,7 +19,7 @@ def view(db_url, engine, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", db_url)
     uploads: list = []
     monkeypatch.setattr(ui, "photo_uploader",
-                        lambda label, key, collapsed=False: uploads.pop(0) if uploads else [])
+                        lambda label, key, collapsed=False, **_kw: uploads.pop(0) if uploads else [])
 
     def open_(token=None):
         at = AppTest.from_file(APP, default_timeout=60)

@@ -92,6 +92,12 @@ def money(cents: int, currency: str = "USD") -> str:
     return format_cents(cents, currency)
 
 
+def money_column(currency: str, label: str | None = None):
+    """A table column of amounts (``domain.decimal_amount``) with the currency's decimals."""
+    from claims_core.domain import currency_exponent  # noqa: PLC0415
+    return st.column_config.NumberColumn(label, format=f"%.{currency_exponent(currency)}f {currency}")
+
+
 # --- the customer's language ------------------------------------------------------------------------
 
 def lang() -> str:
@@ -100,9 +106,13 @@ def lang() -> str:
     headers = st.context.headers or {}
     accept = headers.get("Accept-Language") if hasattr(headers, "get") else None
     locale = st.context.locale
-    return i18n.negotiate(st.query_params.get("lang"), locale if isinstance(locale, str) else None,
+    asked = st.query_params.get("lang") or st.session_state.get("customer_lang")
+    code = i18n.negotiate(asked, locale if isinstance(locale, str) else None,
                           accept if isinstance(accept, str) else None,
                           getattr(store_settings(), "default_language", None))
+    if asked and code == i18n.supported(asked):  # kept for the session: links drop ?lang=
+        st.session_state["customer_lang"] = code
+    return code
 
 
 def t() -> i18n.Translator:
@@ -193,7 +203,8 @@ def badge(label: str, ok: bool | str) -> None:
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
 
 
-def photo_uploader(label: str, key: str, *, collapsed: bool = False) -> list[tuple[str, bytes]]:
+def photo_uploader(label: str, key: str, *, collapsed: bool = False,
+                   customer: bool = True) -> list[tuple[str, bytes]]:
     """A multi-file photo picker; returns (filename, bytes) for each file chosen.
 
     Behind this one function so AppTest tests (where uploads can't be driven) can feed files.
@@ -201,7 +212,8 @@ def photo_uploader(label: str, key: str, *, collapsed: bool = False) -> list[tup
     """
     files = st.file_uploader(label, type=PHOTO_TYPES, accept_multiple_files=True, key=key,
                              label_visibility="collapsed" if collapsed else "visible")
-    _uploader_in_language()
+    if customer:  # staff pages keep Streamlit's own (English) words
+        _uploader_in_language()
     return [(f.name, f.getvalue()) for f in files or []]
 
 

@@ -95,6 +95,9 @@ class NewClaim(BaseModel):
     description: str = Field(default="", max_length=20_000)
     signature_name: str = Field(min_length=1, max_length=200)
     photos: list[PhotoIn] = Field(default_factory=list, max_length=12)
+    # the customer's language for the claim's pages and emails: en, es, fr or de (default: the
+    # store's default language)
+    language: str | None = Field(default=None, max_length=8)
 
 
 class RequestInfo(BaseModel):
@@ -311,7 +314,8 @@ def create_app() -> FastAPI:
                 issue_type=body.issue_type, items=items,
                 desired_resolution=body.desired_resolution, signature_kind="typed",
                 signature_name=body.signature_name, accurate_confirmed=True,
-                description=body.description, photos=photos, filed_by=key.actor))
+                description=body.description, photos=photos, filed_by=key.actor,
+                language=body.language or load_settings(engine()).default_language))
             return 201, detail(request, receipt.reference)
         return idempotent(request, key, body, action)
 

@@ -154,9 +154,14 @@ def parse_money(raw: str, what: str, currency: str = "USD") -> int:
         raise ValueError(f"{what} “{raw}” is not an amount")
     if not value.is_finite() or value < 0:
         raise ValueError(f"{what} “{raw}” is not a valid amount")
-    if value > Decimal("10000000") * 10 ** max(0, 2 - money.currency_exponent(currency)):
+    minor = money.minor_units(value, currency)
+    if minor > MAX_MINOR_UNITS or value > Decimal("10000000") * 10 ** max(
+            0, 2 - money.currency_exponent(currency)):
         raise ValueError(f"{what} “{raw}” is implausibly large")
-    return money.minor_units(value, currency)
+    return minor
+
+
+MAX_MINOR_UNITS = 2_000_000_000  # amounts are 32-bit integers in the database
 
 
 def parse_int(raw: str, what: str, *, minimum: int = 0) -> int:

@@ -23,6 +23,7 @@ class ClaimFacts:
     desired_resolution: str
     photo_count: int
     months_since_last_claim: float | None  # None: no other claim from this email
+    currency: str = "USD"  # the order's (rules are in the store's: one currency per shop)
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ class RuleSpec:
 def rule_matches(rule: RuleSpec, facts: ClaimFacts) -> tuple[bool, str]:
     """Whether the rule approves a claim with these facts, and if not, the first reason why."""
     if not facts.claimed_cents < rule.max_cents:
-        return False, f"amount {format_cents(facts.claimed_cents)} is not under " \
-                      f"{format_cents(rule.max_cents)}"
+        return False, f"amount {format_cents(facts.claimed_cents, facts.currency)} is not under " \
+                      f"{format_cents(rule.max_cents, facts.currency)}"
     if rule.issue_types and facts.issue_type not in rule.issue_types:
         return False, "issue type not covered"
     if rule.require_photos and photos_required(facts.issue_type) and facts.photo_count == 0:

@@ -40,7 +40,8 @@ def unit_paid_cents(unit_price_cents: int, quantity: int, discount_cents: int) -
     return (unit_price_cents * quantity - discount_cents) // quantity
 
 
-def check_resolution_amounts(resolutions: Iterable[tuple[str, int]], claimed_cents: int) -> None:
+def check_resolution_amounts(resolutions: Iterable[tuple[str, int]], claimed_cents: int,
+                             currency: str = "USD") -> None:
     """Staff can grant at most what the customer paid for the claimed items, in total.
 
     A reshipment counts as the full value of the items; refund and store credit (before any
@@ -63,7 +64,8 @@ def check_resolution_amounts(resolutions: Iterable[tuple[str, int]], claimed_cen
         total += amount
     if total > claimed_cents:
         raise InvalidInput(
-            f"That adds up to {format_cents(total)}, more than the {format_cents(claimed_cents)} "
+            f"That adds up to {format_cents(total, currency)}, more than the "
+            f"{format_cents(claimed_cents, currency)} "
             "paid for the claimed items.", ErrorCode.AMOUNT_ABOVE_PAID)
 
 

@@ -1,7 +1,8 @@
 """Keeping the message catalogs in step with the code (``python -m claims_core catalogs``).
 
 ``extract()`` reads every message the code marks — calls named ``t(…)`` and ``N_(…)`` with a
-literal first argument, ``….plural(singular, plural, n)`` — from ``claims_core/`` and ``views/``
+literal first argument, ``….plural(singular, plural, n)`` — from ``claims_core/``, ``views/`` and
+the entry scripts
 (Babel's Python extractor) into ``locales/messages.pot``; ``update()`` merges it into each
 language's ``messages.po`` (new messages come in untranslated, changed ones fuzzy); ``problems()``
 lists what a release can't have: a message missing, untranslated or fuzzy in some language, a
@@ -14,13 +15,14 @@ import re
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po, write_po
 
 from .i18n import DEFAULT, LANGUAGES, LOCALES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("claims_core", "views")
+FILES = ("streamlit_app.py", "app.py")  # the entry scripts (the public menu's titles)
 KEYWORDS = {"t": None, "N_": None, "plural": (1, 2)}
 TEMPLATE = LOCALES_DIR / "messages.pot"
 PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)[^{}]*\}")
@@ -41,6 +43,12 @@ def extract() -> Catalog:
                 continue
             cat.add(message, None, [(f"{src}/{filename}", lineno)], auto_comments=comments,
                     context=context)
+    for name in FILES:
+        for lineno, message, comments, context in extract_from_file(
+                "python", ROOT / name, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",),
+                strip_comment_tags=True):
+            if message:
+                cat.add(message, None, [(name, lineno)], auto_comments=comments, context=context)
     return cat
 
 

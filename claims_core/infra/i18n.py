@@ -11,7 +11,9 @@ bracketed), so any text on a page that isn't rewritten bypassed the catalogs.
 """
 from __future__ import annotations
 
+import copy
 import gettext as _gettext
+import os
 import io
 import re
 from datetime import date, datetime
@@ -23,7 +25,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_decimal
 
 from ..domain.messages import Amount, Msg
 from ..domain.money import currency_exponent
@@ -70,8 +72,12 @@ def from_accept_language(header: str | None) -> str | None:
 def negotiate(asked: str | None, browser_locale: str | None, accept_language: str | None,
               store_default: str | None) -> str:
     """Which language a page speaks: ``?lang=``, then the browser's preference, then the store's
-    default language, then English."""
-    return (supported(asked) or supported(browser_locale) or from_accept_language(accept_language)
+    default language, then English. The pseudo-language only when ``CLAIMS_PSEUDO_LANGUAGE=1``
+    (the tests' app)."""
+    asked_lang = supported(asked)
+    if asked_lang == PSEUDO and os.environ.get("CLAIMS_PSEUDO_LANGUAGE") != "1":
+        asked_lang = None
+    return (asked_lang or supported(browser_locale) or from_accept_language(accept_language)
             or supported(store_default) or DEFAULT)
 
 
@@ -123,6 +129,8 @@ class Translator:
 
     # messages
     def template(self, message: str) -> str:
+        if not message:  # gettext's "" is the catalog's header
+            return ""
         if self.lang == PSEUDO:
             return pseudo(message)
         return self._catalog.gettext(message)
@@ -165,8 +173,14 @@ class Translator:
     def money(self, minor_units: int, currency: str = "USD") -> str:
         """An amount in the currency's minor units (cents, yen, fils), as the locale writes it."""
         currency = (currency or "USD").upper()
-        amount = Decimal(int(minor_units)).scaleb(-currency_exponent(currency))
-        return format_currency(amount, currency, locale=self.locale)
+        exp = currency_exponent(currency)
+        amount = Decimal(int(minor_units)).scaleb(-exp)
+        # the locale's currency pattern with the currency's ISO 4217 decimals (the app's, which
+        # Shopify uses too), not CLDR's own idea of them (IQD 0, HUF 0)
+        locale = Locale.parse(self.locale)
+        pattern = copy.copy(locale.currency_formats["standard"])
+        pattern.frac_prec = (exp, exp)
+        return pattern.apply(amount, locale, currency=currency, currency_digits=False)
 
     def date(self, d: date, fmt: str = "long") -> str:
         return format_date(d, format=fmt, locale=self.locale)

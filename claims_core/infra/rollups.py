@@ -34,6 +34,8 @@ UPDATE``) before their contribution is read, so two transactions on one order ta
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -324,6 +326,19 @@ def rebuild(engine: Engine) -> dict[str, int]:
 # --- keeping them in step with every transaction ---------------------------------------------------
 
 TRACKED = (Order, LineItem, Shipment, ShipmentItem, Claim, ClaimItem, Resolution, Event)
+_PAUSED: ContextVar[bool] = ContextVar("rollups_paused", default=False)
+
+
+@contextmanager
+def paused():
+    """Don't keep the roll-ups while this block writes (a bulk job: demo data); the caller
+    rebuilds them after. Only this thread/context is affected: the web server's writers keep
+    them as always."""
+    token = _PAUSED.set(True)
+    try:
+        yield
+    finally:
+        _PAUSED.reset(token)
 
 
 def _claim_order(session: Session, claim_id: int | None, claim) -> int | None:
@@ -439,6 +454,8 @@ def _matters(obj, session: Session) -> bool:
 
 
 def _touched(session: Session) -> Iterable:
+    if _PAUSED.get():
+        return ()
     return (o for o in chain(session.new, session.dirty, session.deleted) if _matters(o, session))
 
 
@@ -487,7 +504,7 @@ def _orders_of_rows(session: Session, cls, rows: list[dict]) -> set[int]:
 def _orm_statement(state) -> None:
     """ORM-enabled INSERT/UPDATE/DELETE statements (``session.execute(update(Claim)…)``) bypass the
     flush: the orders they touch are snapshotted before they run."""
-    if not (state.is_update or state.is_delete or state.is_insert):
+    if _PAUSED.get() or not (state.is_update or state.is_delete or state.is_insert):
         return
     mapper = state.bind_mapper
     cls = mapper.class_ if mapper is not None else None

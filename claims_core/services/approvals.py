@@ -49,7 +49,7 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
     lifecycle.check(Action.APPROVE, claim.status)
     lifecycle.check_not_on_hold(claim.held_at, claim.hold_reason)
     amounts = [(r.kind, r.amount_cents) for r in resolutions]
-    money.check_resolution_amounts(amounts, claim.claimed_cents)
+    money.check_resolution_amounts(amounts, claim.claimed_cents, claim.order.currency)
     cap = settings_row(s).store_credit_bonus_pct
     for r in resolutions:
         if r.kind == ResolutionKind.STORE_CREDIT:

@@ -29,6 +29,7 @@ def summary(claim: Claim) -> dict:
         "email": claim.email,
         "claimed_cents": claim.claimed_cents,
         "currency": claim.order.currency,
+        "language": claim.language,
         "desired_resolution": claim.desired_resolution,
         "risk_level": claim.risk_level,
         "on_hold": claim.held_at is not None,

@@ -49,7 +49,7 @@ def claim_facts(s: Session, claim: Claim) -> ClaimFacts:
                                                             Claim.created_at <= claim.created_at))
     months = None if last is None else (claim.created_at - last).days / (365.25 / 12)
     return ClaimFacts(claim.claimed_cents, claim.issue_type, claim.desired_resolution,
-                      len(claim.evidence), months)
+                      len(claim.evidence), months, claim.order.currency)
 
 
 EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {

@@ -186,7 +186,8 @@ def step_order() -> None:
             cols[0].markdown(f"**{c.reference}** · " + t(c.issue_label))
             cols[1].markdown(t(c.status_label))
             cols[2].page_link("views/customer/view_claim.py", label=t("View"),
-                              icon=":material/open_in_new:", query_params={"token": c.access_token})
+                              icon=":material/open_in_new:",
+                              query_params={"token": c.access_token, "lang": ui.lang()})
 
     if not view.claimable:
         st.warning(safe_text.inline(t(view.reason)))

@@ -46,7 +46,7 @@ def find_form() -> None:
         if not found:
             st.info(t("There are no claims on this order yet."))
             st.page_link("views/customer/file_claim.py", label=t("File a claim"),
-                         icon=":material/add:")
+                         icon=":material/add:", query_params={"lang": ui.lang()})
         for c in found:
             with st.container(border=True):
                 cols = st.columns([3, 2], vertical_alignment="center")

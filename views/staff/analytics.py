@@ -23,6 +23,9 @@ engine = ui.get_engine()
 st.title("Analytics", anchor=False)
 
 today = utcnow().date()
+CUR = ui.store_settings().currency  # the store's currency: every amount here is in it
+UNIT = 10 ** domain.currency_exponent(CUR)  # minor units per unit (100 cents; 1 for yen)
+SYM = "$" if CUR == "USD" else CUR
 
 
 carrier_list = claim_queue.carriers(engine)
@@ -150,12 +153,12 @@ def _breakdown_fig(df, key):
 def _money_fig(money, _arg):
     if money.empty:
         return None
-    dollars = money.assign(**{c: money[c] / 100 for c in
+    dollars = money.assign(**{c: money[c] / UNIT for c in
                               ("refunds", "store_credit", "reshipments", "protection_fees")})
     long = dollars.melt(id_vars="month", value_vars=["refunds", "store_credit", "reshipments"],
                         var_name="paid out as", value_name="dollars")
     fig = px.bar(long, x="month", y="dollars", color="paid out as",
-                 labels={"month": "", "dollars": "$"},
+                 labels={"month": "", "dollars": SYM},
                  color_discrete_map={"refunds": "#dc2626", "store_credit": "#f59e0b",
                                      "reshipments": "#6366f1"})
     fig.add_scatter(x=dollars["month"], y=dollars["protection_fees"], mode="lines+markers",
@@ -253,8 +256,8 @@ if money_fig is None:
 else:
     totals = analytics.money_totals(money)
     k1, k2, k3 = st.columns(3)
-    k1.metric("Protection fees collected", ui.money(totals.fees_cents))
-    k2.metric("Paid out (refunds, credit, reshipments)", ui.money(totals.paid_cents))
+    k1.metric("Protection fees collected", ui.money(totals.fees_cents, CUR))
+    k2.metric("Paid out (refunds, credit, reshipments)", ui.money(totals.paid_cents, CUR))
     k3.metric("Loss ratio", "—" if totals.loss_ratio is None else f"{totals.loss_ratio:.2f}")
     chart(money_fig, "money")
     st.caption("Loss ratio per month = paid out ÷ protection fees collected that month. With a "
@@ -294,19 +297,21 @@ segments, _ = get("pricing", split)  # kept with the other figures (assumptions 
 advice = [a for _i, a in segments]
 price_rows = pd.DataFrame([{
     "Segment": a.label, "Protected orders": a.protected_orders,
-    "Fee revenue ($)": a.fee_revenue_cents / 100, "Paid claims": a.paid_claims,
-    "Claims cost ($)": a.claims_cost_cents / 100,
+    f"Fee revenue ({SYM})": a.fee_revenue_cents / UNIT, "Paid claims": a.paid_claims,
+    f"Claims cost ({SYM})": a.claims_cost_cents / UNIT,
     "Loss ratio": None if a.loss_ratio is None else round(a.loss_ratio, 3),
-    "Flat fee for target ($)": None if a.flat_fee_cents is None else a.flat_fee_cents / 100,
-    "Flat fee range ($)": "" if a.flat_fee_range_cents is None else
-    f"{a.flat_fee_range_cents[0] / 100:.2f}–{a.flat_fee_range_cents[1] / 100:.2f}",
+    f"Flat fee for target ({SYM})": None if a.flat_fee_cents is None else a.flat_fee_cents / UNIT,
+    f"Flat fee range ({SYM})": "" if a.flat_fee_range_cents is None else
+    f"{a.flat_fee_range_cents[0] / UNIT:.{domain.currency_exponent(CUR)}f}–"
+    f"{a.flat_fee_range_cents[1] / UNIT:.{domain.currency_exponent(CUR)}f}",
     "% of order value for target": a.percent_fee,
     "% range": "" if a.percent_fee_range is None else
     f"{a.percent_fee_range[0]:.2f}–{a.percent_fee_range[1]:.2f}",
     "Note": a.reason} for a in advice])
-dollars = st.column_config.NumberColumn(format="$%.2f")
+dollars = ui.money_column(CUR)
 st.dataframe(price_rows, hide_index=True, width="stretch", column_config={
-    "Fee revenue ($)": dollars, "Claims cost ($)": dollars, "Flat fee for target ($)": dollars,
+    f"Fee revenue ({SYM})": dollars, f"Claims cost ({SYM})": dollars,
+    f"Flat fee for target ({SYM})": dollars,
     "Loss ratio": st.column_config.NumberColumn(format="%.2f"),
     "% of order value for target": st.column_config.NumberColumn(format="%.2f%%")})
 st.download_button("Download CSV", csv_bytes(price_rows),
@@ -317,15 +322,15 @@ with st.expander("What if I changed the fee?", expanded=True):
                                    key="p_pick")
     w1, w2, w3 = st.columns(3)
     kind = w1.radio("New fee", ["flat", "percent"], horizontal=True, key="p_kind",
-                    format_func={"flat": "Flat ($ per order)", "percent": "% of order value"}.get)
-    current = inputs.average_fee_cents / 100 if inputs.protected_orders else 0.0
+                    format_func={"flat": f"Flat ({SYM} per order)", "percent": "% of order value"}.get)
+    current = inputs.average_fee_cents / UNIT if inputs.protected_orders else 0.0
     fee = w2.number_input("Fee", min_value=0.0, value=round(current, 2) if kind == "flat" else 3.0,
                           step=0.25, key=f"p_fee_{kind}")
     attach = w3.slider("Customers buying protection (change)", -50, 50, 0, format="%d%%",
                        key="p_attach")
     try:
         projected = pricing_rules.what_if(
-            inputs, assume, flat_fee_cents=domain.cents_from_amount(fee) if kind == "flat" else None,
+            inputs, assume, flat_fee_cents=domain.cents_from_amount(fee, CUR) if kind == "flat" else None,
             percent_fee=fee if kind == "percent" else None, attach_change=attach / 100)
     except domain.ClaimRuleError as e:
         st.error(safe_text.inline(e.message))
@@ -333,15 +338,15 @@ with st.expander("What if I changed the fee?", expanded=True):
         p1, p2, p3, p4 = st.columns(4)
         p1.metric("Protected orders", f"{projected.protected_orders:,}",
                   f"{projected.protected_orders - inputs.protected_orders:+,}")
-        p2.metric("Fee revenue", ui.money(projected.revenue_cents),
-                  ui.money(projected.revenue_cents - inputs.fee_revenue_cents))
-        p3.metric("Claims cost", ui.money(projected.claims_cost_cents))
+        p2.metric("Fee revenue", ui.money(projected.revenue_cents, CUR),
+                  ui.money(projected.revenue_cents - inputs.fee_revenue_cents, CUR))
+        p3.metric("Claims cost", ui.money(projected.claims_cost_cents, CUR))
         p4.metric("Loss ratio", "—" if projected.loss_ratio is None else f"{projected.loss_ratio:.2f}")
 with st.expander("Assumptions"):
     st.markdown(
         f"- **Claims cost** = refunds + store credit (bonus included) × {assume.credit_cost_ratio:.0%}"
         f" (what credit costs you) + reshipped items' price × {assume.reship_cost_ratio:.0%} (cost "
-        f"of goods) + {ui.money(assume.reship_shipping_cents)} postage per reshipment. Only "
+        f"of goods) + {ui.money(assume.reship_shipping_cents, CUR)} postage per reshipment. Only "
         "decisions standing now count (an undone approval doesn't).\n"
         "- **Loss ratio** = claims cost ÷ protection fees collected.\n"
         f"- **Fee for the target** = claims cost ÷ {assume.target_loss_ratio:.0%} ÷ protected "

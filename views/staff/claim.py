@@ -11,6 +11,8 @@ from claims_core.services import claim_review, decisions
 from claims_core.services.shop_sync import WRITE_STATUS
 from claims_core.services.approvals import ResolutionInput
 from claims_core.infra import i18n
+
+STAFF_WORDS = i18n.translator("en")  # staff pages are in English, whatever the browser asks
 from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="wide")
@@ -96,7 +98,7 @@ with left:
                     f"claimed {ui.money(c.claimed_cents, c.currency)}")
         f1, f2 = st.columns(2)
         with f1:
-            safe_text.show(f"Order {view.order_number} · {ui.money(view.order_total_cents)}")
+            safe_text.show(f"Order {view.order_number} · {ui.money(view.order_total_cents, c.currency)}")
             safe_text.show(f"{view.customer_name}\n{view.email}\n{view.shipping_address}")
             safe_text.show(f"Placed {ui.when(view.order_created_at)} · {view.shipping_method or '—'} · "
                            + ("protected" if view.protected else "NOT protected"))
@@ -111,11 +113,12 @@ with left:
                        f"delivered {ui.when(view.delivered_at)} · last scan "
                        f"{ui.when(view.last_scan_at)} · window until {domain.format_date(view.deadline)}")
         st.dataframe(
-            [{"Item": i.name, "SKU": i.sku, "Qty": i.quantity, "Paid each": i.unit_cents / 100,
-              "Claimed": i.amount_cents / 100} for i in view.items],
+            [{"Item": i.name, "SKU": i.sku, "Qty": i.quantity,
+              "Paid each": float(domain.decimal_amount(i.unit_cents, c.currency)),
+              "Claimed": float(domain.decimal_amount(i.amount_cents, c.currency))} for i in view.items],
             hide_index=True,
-            column_config={"Paid each": st.column_config.NumberColumn(format="$%.2f"),
-                           "Claimed": st.column_config.NumberColumn(format="$%.2f")},
+            column_config={"Paid each": ui.money_column(c.currency),
+                           "Claimed": ui.money_column(c.currency)},
         )
         statement, evidence = st.columns(2) if view.proof_matters else (st.container(), None)
         with statement:
@@ -129,9 +132,9 @@ with left:
         if evidence is not None:
             with evidence:
                 tracking_panel.show_proof(c.tracking.proof if c.tracking else domain.ProofOfDelivery(),
-                                          view.delivered_at, settings.timezone)
+                                          view.delivered_at, settings.timezone, t=STAFF_WORDS)
     tracking_panel.show_tracking(c.tracking, key="claim", tz_name=settings.timezone,
-                                 heading="Carrier tracking", explain=False)
+                                 heading="Carrier tracking", explain=False, t=STAFF_WORDS)
 
     # --- photos ---------------------------------------------------------------------------------
     st.subheader(f"Photos ({len(view.photos)})", anchor=False)
@@ -284,7 +287,7 @@ with right:
         st.markdown("**Resolution**")
         for r in c.resolutions:
             extra = f" + {r.bonus_pct}% bonus · code `{r.store_credit_code}`" if r.kind == "store_credit" else ""
-            st.markdown(f"- {domain.RESOLUTION_LABELS[r.kind]}: {ui.money(r.amount_cents)}{extra}")
+            st.markdown(f"- {domain.RESOLUTION_LABELS[r.kind]}: {ui.money(r.amount_cents, c.currency)}{extra}")
     if view.writes:
         st.markdown("**In Shopify**")
         for w in view.writes:

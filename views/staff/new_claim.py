@@ -67,7 +67,7 @@ if domain.ISSUE_TYPES[issue].category == domain.ITEM:
     for it in ship.remaining_items:
         items[it.shipment_item_id] = st.number_input(f"{safe_text.inline(it.name)} (up to {it.remaining})", 0,
                                                      it.remaining, 0, key=f"sn_qty_{it.shipment_item_id}")
-files = ui.photo_uploader("Photos the customer sent", key="sn_upload")
+files = ui.photo_uploader("Photos the customer sent", key="sn_upload", customer=False)
 if files:
     st.session_state["sn_photos"], errs = drafts.add_photos(
         st.session_state.get("sn_photos", []), files, max_photos=settings.max_photos,

@@ -56,10 +56,10 @@ with st.expander("Filters", expanded=any(st.session_state.get(k) for k in (
     c5, c6, c7, c8 = st.columns(4)
     dates = c5.date_input("Filed between", value=st.session_state.get("q_dates_url", ()),
                           key="q_dates", format="YYYY-MM-DD")
-    min_amount = c6.number_input("Amount from ($)", min_value=0.0, value=None, step=10.0,
-                                 key="q_min")
-    max_amount = c7.number_input("Amount up to ($)", min_value=0.0, value=None, step=10.0,
-                                 key="q_max")
+    min_amount = c6.number_input(f"Amount from ({settings.currency})", min_value=0.0, value=None,
+                                 step=10.0, key="q_min")
+    max_amount = c7.number_input(f"Amount up to ({settings.currency})", min_value=0.0, value=None,
+                                 step=10.0, key="q_max")
     risk = c8.multiselect("Risk", list(claim_queue.RISK_LEVELS), key="q_risk",
                           format_func=str.capitalize)
     on_hold = st.checkbox("Only claims on hold (the carrier's tracking changed after filing)",
@@ -67,7 +67,7 @@ with st.expander("Filters", expanded=any(st.session_state.get(k) for k in (
 
 
 def _cents(amount):
-    return None if amount is None else domain.cents_from_amount(amount)
+    return None if amount is None else domain.cents_from_amount(amount, settings.currency)
 
 
 dates = dates or ()
@@ -126,7 +126,7 @@ else:
         "Issue": domain.ISSUE_TYPES[r.issue_type].label,
         "Status": r.status_label,
         "Asked": domain.RESOLUTION_LABELS[r.desired_resolution],
-        "Amount": domain.decimal_amount(r.claimed_cents),
+        "Amount": domain.decimal_amount(r.claimed_cents, settings.currency),
         "Carrier": r.carrier,
         "Risk": r.risk_level.capitalize(),
         "Age": ui.age_text(r.age(now)),
@@ -138,7 +138,7 @@ else:
             "Due": st.column_config.TextColumn(
                 "Due", width="small",
                 help=f"Overdue: waiting on the shop for more than {settings.response_target_hours} h"),
-            "Amount": st.column_config.NumberColumn("Amount", format="$%.2f"),
+            "Amount": ui.money_column(settings.currency, "Amount"),
         },
     )
     st.caption(f"Select a row to open the claim. Overdue = waiting on the shop for more than "

@@ -64,9 +64,10 @@ with rules_tab:
         photos = p1.number_input("Photos per claim", 1, 20, settings.max_photos, key="s_photos")
         photo_mb = p2.number_input("Photo size limit (MB)", 1, 20,
                                    settings.max_photo_bytes // domain.MEGABYTE, key="s_photo_mb")
-        unit = 10 ** domain.currency_exponent(settings.currency)
+        unit = 10 ** domain.currency_exponent(settings.currency)  # minor units per unit
+        top = store_settings.RANGES["signature_threshold_cents"][1] / unit
         threshold = p3.number_input(f"Drawn signature required above order value ({settings.currency})",
-                                    0.0, 1_000_000.0 * unit / 100, settings.signature_threshold_cents / unit,
+                                    0.0, top, min(settings.signature_threshold_cents / unit, top),
                                     step=50.0, key="s_threshold")
         pattern = st.text_input("Protection line in imports (pattern on the line's name or SKU)",
                                 settings.protection_pattern, key="s_pattern")
@@ -89,8 +90,9 @@ with rules_tab:
                                       settings.credit_cost_pct, key="s_credit_cost")
         reship_cost = a3.number_input("Cost of goods (% of item price)", 0, 100,
                                       settings.reship_cost_pct, key="s_reship_cost")
-        reship_ship = a4.number_input(f"Shipping a replacement ({settings.currency})", 0.0,
-                                      100_000.0 * unit / 100, settings.reship_shipping_cents / unit,
+        top_ship = store_settings.RANGES["reship_shipping_cents"][1] / unit
+        reship_ship = a4.number_input(f"Shipping a replacement ({settings.currency})", 0.0, top_ship,
+                                      min(settings.reship_shipping_cents / unit, top_ship),
                                       step=1.0, key="s_reship_ship")
         if st.form_submit_button("Save claim rules", type="primary"):
             try:
@@ -119,7 +121,7 @@ with auto_tab:
                 "quiet period. Staff can undo an automatic approval from the claim.")
     for rid, active, spec in auto_approval.list_rules(engine):
         r1, r2 = st.columns([4, 1], vertical_alignment="center")
-        r1.markdown(f"**{safe_text.inline(spec.name)}** · under {ui.money(spec.max_cents)} · "
+        r1.markdown(f"**{safe_text.inline(spec.name)}** · under {ui.money(spec.max_cents, settings.currency)} · "
                     f"{', '.join(domain.ISSUE_TYPES[t].label for t in spec.issue_types) or 'any issue'} · "
                     f"grants {', '.join(domain.RESOLUTION_LABELS[x].lower() for x in spec.resolutions)}"
                     + (f" · no claim in {spec.quiet_months} months" if spec.quiet_months else "")
@@ -131,7 +133,8 @@ with auto_tab:
         st.markdown("**New rule**")
         n1, n2, n3 = st.columns(3)
         rname = n1.text_input("Name", key="r_name")
-        rmax = n2.number_input("Approve claims under ($)", 1.0, 100000.0, 50.0, key="r_max")
+        rmax = n2.number_input(f"Approve claims under ({settings.currency})", 1.0, 100_000_000.0,
+                               50.0, key="r_max")
         rquiet = n3.number_input("No other claim from the email in (months, 0 = don't check)",
                                  0, 120, 12, key="r_quiet")
         rtypes = st.multiselect("Issue types (none = any)", list(domain.ISSUE_TYPES), key="r_types",
@@ -142,7 +145,7 @@ with auto_tab:
         rphotos = st.checkbox("Require photos where the issue needs them", True, key="r_photos")
         if st.form_submit_button("Add rule"):
             act(lambda: auto_approval.save_rule(engine, who.actor, RuleSpec(
-                rname, domain.cents_from_amount(rmax), tuple(rtypes), tuple(rres), rphotos,
+                rname, domain.cents_from_amount(rmax, settings.currency), tuple(rtypes), tuple(rres), rphotos,
                 int(rquiet) or None)), f"Rule “{rname}” added.")
 
 with brand_tab:
@@ -184,7 +187,8 @@ with lang_tab:
                                     help="For a browser that asks for a language the portal doesn't speak.")
         currency = g2.text_input("Store currency (ISO 4217)", settings.currency, max_chars=3,
                                  key="s_currency", help="USD, EUR, GBP, JPY… Amounts are kept in its "
-                                 "own smallest unit (cents; yen have none).")
+                                 "own smallest unit (cents; yen have none). Changing it doesn't "
+                                 "convert amounts already recorded.")
         if st.form_submit_button("Save language and currency", type="primary"):
             save({"default_language": default_lang, "currency": currency}, "Language and currency")
     texts = store_settings.texts_of(settings)

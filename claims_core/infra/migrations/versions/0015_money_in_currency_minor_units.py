@@ -27,6 +27,10 @@ TABLES = (
     ("claims", ("claimed_cents",), f"order_id IN ({_ORDER})"),
     ("claim_items", ("unit_cents",), f"claim_id IN ({_CLAIM})"),
     ("resolutions", ("amount_cents",), f"claim_id IN ({_CLAIM})"),
+    # the store's own amounts are in the store's currency
+    ("store_settings", ("signature_threshold_cents", "reship_shipping_cents"), "currency = :c"),
+    ("auto_approve_rules", ("max_cents",),
+     "(SELECT currency FROM store_settings WHERE id = 1) = :c"),
 )
 
 
