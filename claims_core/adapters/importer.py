@@ -154,9 +154,10 @@ def parse_money(raw: str, what: str, currency: str = "USD") -> int:
         raise ValueError(f"{what} “{raw}” is not an amount")
     if not value.is_finite() or value < 0:
         raise ValueError(f"{what} “{raw}” is not a valid amount")
+    if value > Decimal("10000000") * 10 ** max(0, 2 - money.currency_exponent(currency)):
+        raise ValueError(f"{what} “{raw}” is implausibly large")  # before any arithmetic on it
     minor = money.minor_units(value, currency)
-    if minor > MAX_MINOR_UNITS or value > Decimal("10000000") * 10 ** max(
-            0, 2 - money.currency_exponent(currency)):
+    if minor > MAX_MINOR_UNITS:
         raise ValueError(f"{what} “{raw}” is implausibly large")
     return minor
 

@@ -94,7 +94,11 @@ def decimal_amount(cents: int, currency: str = "USD") -> Decimal:
 def minor_units(value: Decimal, currency: str = "USD") -> int:
     """An exact amount in the currency's minor units (12.5 USD -> 1250, 1200 JPY -> 1200, 1.5 KWD
     -> 1500), rounded half up to the smallest unit."""
-    return int(value.scaleb(currency_exponent(currency)).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    try:
+        return int(value.scaleb(currency_exponent(currency)).quantize(Decimal("1"),
+                                                                      rounding=ROUND_HALF_UP))
+    except InvalidOperation:  # more digits than any amount has (1e309)
+        raise InvalidInput("That amount is too large.", ErrorCode.AMOUNT_INVALID)
 
 
 def cents_from_amount(amount, currency: str = "USD") -> int:
