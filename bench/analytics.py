@@ -9,7 +9,7 @@ kept under --keep and reused), then measures in one run, as seconds and as ratio
 - the analytics page, cold (the server's figure store emptied first) and warm (run again);
 - every figure of the page (both trend grains, every breakdown, money, operations, the pricing
   advisor's four segmentations) from the roll-ups, uncached, for the default period and one of
-  each filter the page offers (period, issue type, carrier);
+  each filter the page offers (period, issue type, carrier, destination);
 - the same figures straight from the rows (``analytics_rows``, what the page did before);
 - the claim-rate figure in DuckDB over the same data: through DuckDB's SQLite scanner (the
   extension loaded from the pip package ``duckdb-extension-sqlite-scanner``, of DuckDB's version:
@@ -75,6 +75,8 @@ def filters(engine, today) -> dict[str, analytics.AnalyticsFilter]:
                                                           issue_types=("damaged", "lost")),
         f"carrier: {', '.join(carriers)}": analytics.AnalyticsFilter(base.date_from, base.date_to,
                                                                   carriers=tuple(carriers)),
+        f"destination: {analytics.countries(engine)[:1]}": analytics.AnalyticsFilter(
+            base.date_from, base.date_to, countries=tuple(analytics.countries(engine)[:1])),
     }
 
 

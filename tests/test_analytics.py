@@ -375,6 +375,15 @@ def test_page_renders_with_demo_data(db_url, engine, monkeypatch):
     at.radio(key="a_grain").set_value("week").run()
     at.multiselect(key="a_issue").set_value(["damaged"]).run()
     assert not at.exception
+    # the destination filter: the headline counts only shipments to that country
+    everywhere = int(at.metric[0].value.replace(",", ""))
+    country = at.multiselect(key="a_country").options[0]
+    at.multiselect(key="a_country").set_value([country]).run()
+    assert not at.exception
+    there = int(at.metric[0].value.replace(",", ""))
+    f = analytics.AnalyticsFilter(*at.session_state["a_period"], countries=(country,))
+    assert there == analytics.claim_rates(engine, f)["protected_shipments"].iloc[0] < everywhere
+    assert at.query_params["country"] in ([country], country)
 
 
 # --- keeping figures ----------------------------------------------------------------------------

@@ -114,6 +114,8 @@ FILTERS = (
                               carriers=("UPS", "USPS")),
     analytics.AnalyticsFilter(NOW.date() - timedelta(days=60), NOW.date() + timedelta(days=30),
                               issue_types=("damaged", "not_received"), carriers=("FedEx",)),
+    analytics.AnalyticsFilter(NOW.date() - timedelta(days=400), NOW.date() + timedelta(days=30),
+                              countries=("CA",)),
 )
 
 
@@ -125,6 +127,7 @@ order_spec = st.fixed_dictionaries({
     "shipments": st.lists(st.tuples(st.sampled_from(CARRIERS), st.integers(0, 2)), min_size=0,
                           max_size=2),
     "province": st.sampled_from(("CA", "NY", "")),
+    "country": st.sampled_from(("US", "CA")),
     "mugs": st.integers(1, 3),
 })
 
@@ -162,7 +165,7 @@ def build_orders(engine, specs) -> list:
                        lines=(("MUG", "Mug", 2800, spec["mugs"]), ("TOTE", "Tote", 3450, 1)))
         with write_session(engine) as s:
             s.get(Order, b.order_id).shipping_province = spec["province"]
-            s.get(Order, b.order_id).shipping_country = "US"
+            s.get(Order, b.order_id).shipping_country = spec["country"]
         built.append(b)
     return built
 

@@ -836,18 +836,19 @@ ROLLUP_SHIPMENTS = _rollup(
      _dim("issue_type", 32)],
     ("shipments", "orders", "claims"))
 ROLLUP_UNITS = _rollup(
-    "rollup_units", [_day(), _dim("carrier", 64), _dim("sku"), _dim("issue_type", 32)],
+    "rollup_units", [_day(), _dim("carrier", 64), _dim("country", 2), _dim("sku"),
+                     _dim("issue_type", 32)],
     ("shipped", "claimed"))
 ROLLUP_CLAIMS = _rollup(
-    "rollup_claims", [_day(), _dim("carrier", 64), _dim("issue_type", 32)],
+    "rollup_claims", [_day(), _dim("carrier", 64), _dim("country", 2), _dim("issue_type", 32)],
     ("filed", "approved", "denied", "filed_granted", "filed_denied", "filed_waiting"))
 ROLLUP_DURATIONS = _rollup(
     "rollup_durations",
-    [_day(), _dim("carrier", 64), _dim("issue_type", 32), _dim("kind", 16),
+    [_day(), _dim("carrier", 64), _dim("country", 2), _dim("issue_type", 32), _dim("kind", 16),
      Column("bucket_s", BigInteger, nullable=False)],
     ("claims",))
 ROLLUP_PAYOUTS = _rollup(
-    "rollup_payouts", [_day(), _dim("carrier", 64), _dim("issue_type", 32)],
+    "rollup_payouts", [_day(), _dim("carrier", 64), _dim("country", 2), _dim("issue_type", 32)],
     ("refunds", "store_credit", "reshipments"))
 ROLLUP_ORDERS = _rollup(
     "rollup_orders",

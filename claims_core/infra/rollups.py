@@ -7,15 +7,17 @@
   destination (country, province) × shipping method. Rows with ``issue_type = ''`` count
   ``shipments`` and ``orders`` (an order counts once, with its *first* protected shipment: earliest
   shipped, then lowest id); rows with an issue type count ``claims`` on those shipments.
-- ``rollup_units``: the same cohort's units by SKU: ``shipped`` (issue ''), ``claimed`` per issue.
-- ``rollup_claims``: every claim, by its shipment's carrier and its issue. On the day it was filed:
+- ``rollup_units``: the same cohort's units by destination country and SKU: ``shipped`` (issue
+  ''), ``claimed`` per issue.
+- ``rollup_claims``: every claim, by its shipment's carrier, its order's destination country and
+  its issue. On the day it was filed:
   ``filed`` and, by its current status, ``filed_granted`` (approved or resolved), ``filed_denied``,
   ``filed_waiting`` (needs info). On the day it was decided (``decided_at``): ``approved``
   (granted now) and ``denied``.
-- ``rollup_durations``: per filing day, carrier and issue, how many claims had their first staff
+- ``rollup_durations``: per filing day, carrier, destination country and issue, how many claims had their first staff
   response (``kind = 'response'``: the first event by staff) or their decision (``'decision'``: an
   approved, resolved or denied claim) within each bucket (``bucket_s``, ``domain.durations``).
-- ``rollup_payouts``: resolutions not voided, by the day granted × carrier × issue: refunds, store
+- ``rollup_payouts``: resolutions not voided, by the day granted × carrier × country × issue: refunds, store
   credit at face value (with the bonus) and reshipments (the items' price).
 - ``rollup_orders``: non-cancelled orders by the day placed × their first non-replacement
   shipment's carrier (``has_shipment`` 0 when there is none) × destination × order-value band:
@@ -167,7 +169,7 @@ def _shipments_parts(dialect: str, scope: Scope) -> list:
 def _units_parts(dialect: str, scope: Scope) -> list:
     r = UNITS
     ps = _cohort(dialect, scope)
-    dims = dict(day=ps.c.day, carrier=ps.c.carrier, sku=LineItem.sku)
+    dims = dict(day=ps.c.day, carrier=ps.c.carrier, country=ps.c.country, sku=LineItem.sku)
     return [
         select(*r.row(**dims, issue_type=literal(""), shipped=func.sum(ShipmentItem.quantity)))
         .join(ShipmentItem, ShipmentItem.shipment_id == ps.c.shipment_id)
@@ -191,19 +193,23 @@ def _claims_parts(dialect: str, scope: Scope) -> list:
     filed = day_of(dialect, Claim.created_at)
     decided = day_of(dialect, Claim.decided_at)
     return [
-        select(*r.row(day=filed, carrier=Shipment.carrier, issue_type=Claim.issue_type,
+        select(*r.row(day=filed, carrier=Shipment.carrier, country=Order.shipping_country,
+                      issue_type=Claim.issue_type,
                       filed=func.count(), filed_granted=_count_if(Claim.status.in_(GRANTED_STATUSES)),
                       filed_denied=_count_if(Claim.status == DENIED),
                       filed_waiting=_count_if(Claim.status == NEEDS_INFO)))
         .join(Shipment, Shipment.id == Claim.shipment_id)
+        .join(Order, Order.id == Claim.order_id)
         .where(scope(Claim.order_id))
-        .group_by(filed, Shipment.carrier, Claim.issue_type),
-        select(*r.row(day=decided, carrier=Shipment.carrier, issue_type=Claim.issue_type,
+        .group_by(filed, Shipment.carrier, Order.shipping_country, Claim.issue_type),
+        select(*r.row(day=decided, carrier=Shipment.carrier, country=Order.shipping_country,
+                      issue_type=Claim.issue_type,
                       approved=_count_if(Claim.status.in_(GRANTED_STATUSES)),
                       denied=_count_if(Claim.status == DENIED)))
         .join(Shipment, Shipment.id == Claim.shipment_id)
+        .join(Order, Order.id == Claim.order_id)
         .where(Claim.decided_at.is_not(None), scope(Claim.order_id))
-        .group_by(decided, Shipment.carrier, Claim.issue_type),
+        .group_by(decided, Shipment.carrier, Order.shipping_country, Claim.issue_type),
     ]
 
 
@@ -219,10 +225,11 @@ def claim_durations(dialect: str, scope: Scope):
     decision = case((and_(Claim.decided_at.is_not(None), Claim.status.in_(DECIDED_STATUSES)),
                      seconds_between(dialect, Claim.created_at, Claim.decided_at)))
     return (select(day_of(dialect, Claim.created_at).label("day"), Shipment.carrier.label("carrier"),
-                   Claim.issue_type.label("issue_type"),
+                   Order.shipping_country.label("country"), Claim.issue_type.label("issue_type"),
                    seconds_between(dialect, Claim.created_at, first_staff_event()).label("response"),
                    decision.label("decision"))
             .join(Shipment, Shipment.id == Claim.shipment_id)
+            .join(Order, Order.id == Claim.order_id)
             .where(scope(Claim.order_id))
             .subquery("durations"))
 
@@ -233,10 +240,11 @@ def _durations_parts(dialect: str, scope: Scope) -> list:
     out = []
     for kind in ("response", "decision"):
         bucket = duration_bucket(d.c[kind])
-        out.append(select(*r.row(day=d.c.day, carrier=d.c.carrier, issue_type=d.c.issue_type,
-                                 kind=literal(kind), bucket_s=bucket, claims=func.count()))
+        out.append(select(*r.row(day=d.c.day, carrier=d.c.carrier, country=d.c.country,
+                                 issue_type=d.c.issue_type, kind=literal(kind), bucket_s=bucket,
+                                 claims=func.count()))
                    .where(d.c[kind].is_not(None))
-                   .group_by(d.c.day, d.c.carrier, d.c.issue_type, bucket))
+                   .group_by(d.c.day, d.c.carrier, d.c.country, d.c.issue_type, bucket))
     return out
 
 
@@ -249,13 +257,15 @@ def _payouts_parts(dialect: str, scope: Scope) -> list:
     day = day_of(dialect, Resolution.created_at)
     credit = credit_with_bonus(Resolution.amount_cents, Resolution.bonus_pct)
     return [
-        select(*r.row(day=day, carrier=Shipment.carrier, issue_type=Claim.issue_type,
+        select(*r.row(day=day, carrier=Shipment.carrier, country=Order.shipping_country,
+                      issue_type=Claim.issue_type,
                       refunds=_sum_kind("refund"), store_credit=_sum_kind("store_credit", credit),
                       reshipments=_sum_kind("reshipment")))
         .join(Claim, Claim.id == Resolution.claim_id)
         .join(Shipment, Shipment.id == Claim.shipment_id)
+        .join(Order, Order.id == Claim.order_id)
         .where(Resolution.voided_at.is_(None), scope(Claim.order_id))
-        .group_by(day, Shipment.carrier, Claim.issue_type),
+        .group_by(day, Shipment.carrier, Order.shipping_country, Claim.issue_type),
     ]
 
 

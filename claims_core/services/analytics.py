@@ -40,6 +40,7 @@ class AnalyticsFilter:
     date_to: date  # inclusive
     issue_types: tuple[str, ...] = ()
     carriers: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()  # destinations (the order's shipping country, ISO code)
 
     @property
     def start(self) -> datetime:
@@ -48,6 +49,14 @@ class AnalyticsFilter:
     @property
     def end(self) -> datetime:
         return datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=timezone.utc)
+
+
+def countries(engine: Engine) -> list[str]:
+    """The destination countries the figures can be filtered by (from the roll-ups: quick)."""
+    t = ROLLUP_SHIPMENTS
+    with read_session(engine) as s:
+        return [c for c in s.scalars(select(t.c.country).where(t.c.country != "").distinct()
+                                     .order_by(t.c.country))]
 
 
 def data_version(engine: Engine) -> tuple[int, int]:
@@ -75,6 +84,8 @@ def _in_period(t, f: AnalyticsFilter, *, issues: bool = True) -> list:
     cond = [t.c.day >= f.date_from, t.c.day <= f.date_to]
     if f.carriers:
         cond.append(t.c.carrier.in_(f.carriers))
+    if f.countries:
+        cond.append(t.c.country.in_(f.countries))
     if issues and f.issue_types:
         cond.append(t.c.issue_type.in_(f.issue_types))
     return cond

@@ -38,11 +38,17 @@ def _cohort(f: AnalyticsFilter):
     cond = [every.c.shipped_at >= f.start, every.c.shipped_at < f.end]
     if f.carriers:
         cond.append(every.c.carrier.in_(f.carriers))
+    if f.countries:
+        cond.append(every.c.country.in_(f.countries))
     return select(every).where(*cond).subquery("ps")
 
 
 def _claim_cond(f: AnalyticsFilter) -> list:
-    return [Claim.issue_type.in_(f.issue_types)] if f.issue_types else []
+    """The issue filter, and (for claims outside the cohort subquery) the destination filter."""
+    cond = [Claim.issue_type.in_(f.issue_types)] if f.issue_types else []
+    if f.countries:
+        cond.append(Claim.order_id.in_(select(Order.id).where(Order.shipping_country.in_(f.countries))))
+    return cond
 
 
 def claim_rates(engine: Engine, f: AnalyticsFilter):
@@ -151,6 +157,8 @@ def money_by_month(engine: Engine, f: AnalyticsFilter):
                     Order.protection_fee_cents > 0]
         if f.carriers:
             fee_cond.append(first_carrier().in_(f.carriers))
+        if f.countries:
+            fee_cond.append(Order.shipping_country.in_(f.countries))
         fees = {mo: int(v or 0) for mo, v in s.execute(
             select(om, func.sum(Order.protection_fee_cents)).where(*fee_cond).group_by(om))}
     return money_frame(paid, fees)

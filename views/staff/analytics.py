@@ -29,14 +29,16 @@ SYM = "$" if CUR == "USD" else CUR
 
 
 carrier_list = claim_queue.carriers(engine)
+country_list = analytics.countries(engine)
 # The filters live in the URL, so a view can be shared.
 url_filters.seed({
     "a_period_url": ("period", url_filters.as_date_range),
     "a_issue": ("issue", url_filters.as_list(domain.ISSUE_TYPES)),
     "a_carrier": ("carrier", url_filters.as_list(carrier_list)),
+    "a_country": ("country", url_filters.as_list(country_list)),
     "a_grain_url": ("by", url_filters.as_choice(analytics.GRAINS)),
 })
-c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+c1, c2, c3, c5, c4 = st.columns([2, 2, 2, 2, 1])
 period = c1.date_input("Period (shipments fulfilled / claims filed)",
                        value=st.session_state.get("a_period_url",
                                                   (today - timedelta(days=180), today)),
@@ -46,6 +48,8 @@ issue_types = c2.multiselect("Issue type", list(domain.ISSUE_TYPES), key="a_issu
                              placeholder="All issue types")
 carriers = c3.multiselect("Carrier", carrier_list, key="a_carrier",
                           placeholder="All carriers")
+countries = c5.multiselect("Destination", country_list, key="a_country",
+                           placeholder="All destinations")
 grain = c4.radio("Trend by", analytics.GRAINS, key="a_grain", format_func=str.capitalize,
                  index=analytics.GRAINS.index(st.session_state.get("a_grain_url", "month")))
 if not isinstance(period, (tuple, list)) or len(period) != 2:
@@ -54,9 +58,10 @@ if not isinstance(period, (tuple, list)) or len(period) != 2:
 if period[0] > period[1]:
     st.error("The period's start is after its end.")
     st.stop()
-flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(carriers))
+flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(carriers),
+                                tuple(countries))
 url_filters.publish({"period": f"{period[0]}..{period[1]}", "issue": issue_types,
-                     "carrier": carriers, "by": grain})
+                     "carrier": carriers, "country": countries, "by": grain})
 version = analytics.data_version(engine)  # the newest event: new events, new figures
 refresh = st.session_state.pop("a_refresh", False)
 notice = st.empty()  # filled in at the end if some figures are older than the data
@@ -285,7 +290,7 @@ st.subheader("Is my protection priced right?", anchor=False)
 assume = pricing.assumptions(engine)
 st.caption(f"Orders placed in the period with protection (not cancelled), their fees, and what "
            f"their claims cost you, against a target loss ratio of "
-           f"{assume.target_loss_ratio:.0%}. The issue and carrier filters above don't apply "
+           f"{assume.target_loss_ratio:.0%}. The issue, carrier and destination filters above don't apply "
            "here; choose a split instead. Recent orders' claims are still coming in: a period "
            "whose filing windows have closed gives the truest figure.")
 SPLITS = {"all": "All orders", "carrier": "By carrier", "region": "By destination",

@@ -35,15 +35,16 @@ def upgrade() -> None:
            [day(), _dim('carrier', 64), _dim('country', 2), _dim('province'), _dim('method'),
             _dim('issue_type', 32)],
            ('shipments', 'orders', 'claims'))
-    _table('rollup_units', [day(), _dim('carrier', 64), _dim('sku'), _dim('issue_type', 32)],
+    _table('rollup_units', [day(), _dim('carrier', 64), _dim('country', 2), _dim('sku'),
+                            _dim('issue_type', 32)],
            ('shipped', 'claimed'))
-    _table('rollup_claims', [day(), _dim('carrier', 64), _dim('issue_type', 32)],
+    _table('rollup_claims', [day(), _dim('carrier', 64), _dim('country', 2), _dim('issue_type', 32)],
            ('filed', 'approved', 'denied', 'filed_granted', 'filed_denied', 'filed_waiting'))
     _table('rollup_durations',
-           [day(), _dim('carrier', 64), _dim('issue_type', 32), _dim('kind', 16),
+           [day(), _dim('carrier', 64), _dim('country', 2), _dim('issue_type', 32), _dim('kind', 16),
             sa.Column('bucket_s', sa.BigInteger(), nullable=False)],
            ('claims',))
-    _table('rollup_payouts', [day(), _dim('carrier', 64), _dim('issue_type', 32)],
+    _table('rollup_payouts', [day(), _dim('carrier', 64), _dim('country', 2), _dim('issue_type', 32)],
            ('refunds', 'store_credit', 'reshipments'))
     _table('rollup_orders',
            [day(), sa.Column('has_shipment', sa.Integer(), nullable=False), _dim('carrier', 64),
