@@ -408,6 +408,30 @@ def test_settings_rules_branding_users(app, engine):
     assert accounts.authenticate(engine, "newbie", "long enough pw").role == "agent"
 
 
+def test_settings_for_a_yen_store_and_languages(app, engine):
+    """A store in yen: amounts are whole yen (the page used to crash on ¥50,000); the store's
+    default language and texts per language are saved."""
+    from claims_core.services.settings import store_text, update_settings
+    update_settings(engine, "test", {"currency": "JPY"})
+    at = app("owner", "views/staff/settings.py")
+    assert not at.exception
+    threshold = at.number_input(key="s_threshold")
+    assert threshold.value == 50000 and "JPY" in threshold.label  # the default, ¥50,000
+    threshold.set_value(60000)
+    at.button(key="FormSubmitter:rules_form-Save claim rules").click().run()
+    assert "Claim rules saved." in everything(at)
+    at.selectbox(key="s_default_lang").set_value("de")
+    at.button(key="FormSubmitter:language_form-Save language and currency").click().run()
+    at.radio(key="s_texts_lang").set_value("de").run()
+    at.text_area(key="s_intro_de").input("Willkommen!")
+    at.button(key="FormSubmitter:texts_de-Save Deutsch texts").click().run()
+    assert "Deutsch texts saved." in everything(at)
+    with write_session(engine) as s:
+        row = s.get(StoreSettings, 1)
+        assert (row.signature_threshold_cents, row.default_language) == (60000, "de")
+        assert store_text(row, "intro", "fr") == "Willkommen!"  # the default language's
+
+
 def test_settings_import_preview_errors_then_import(app, engine, monkeypatch):
     text = SAMPLE.read_text(encoding="utf-8").replace(",3,Trail Runner 2", ",three,Trail Runner 2")
     picked = {"s_import_orders": ("orders.csv", text.encode())}

@@ -92,6 +92,19 @@ def money(cents: int, currency: str = "USD") -> str:
     return format_cents(cents, currency)
 
 
+def amount_input(where, label: str, currency: str, value_minor: int, max_minor: int, *,
+                 key: str, step: float = 1.0) -> int:
+    """A staff money field in the currency's units ("Refund amount (JPY)", no decimals for yen);
+    returns minor units."""
+    from claims_core.domain import cents_from_amount, currency_exponent  # noqa: PLC0415
+    exp = currency_exponent(currency)
+    top = max_minor / 10 ** exp
+    shown = where.number_input(f"{label} ({currency})", min_value=0.0, max_value=float(top),
+                               value=min(value_minor, max_minor) / 10 ** exp, step=step,
+                               format=f"%.{exp}f", key=key)
+    return cents_from_amount(shown, currency)
+
+
 def money_column(currency: str, label: str | None = None):
     """A table column of amounts (``domain.decimal_amount``) with the currency's decimals."""
     from claims_core.domain import currency_exponent  # noqa: PLC0415
@@ -109,7 +122,7 @@ def lang() -> str:
     asked = st.query_params.get("lang") or st.session_state.get("customer_lang")
     code = i18n.negotiate(asked, locale if isinstance(locale, str) else None,
                           accept if isinstance(accept, str) else None,
-                          getattr(store_settings(), "default_language", None))
+                          lambda: getattr(store_settings(), "default_language", None))
     if asked and code == i18n.supported(asked):  # kept for the session: links drop ?lang=
         st.session_state["customer_lang"] = code
     return code

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
@@ -70,15 +71,19 @@ def from_accept_language(header: str | None) -> str | None:
 
 
 def negotiate(asked: str | None, browser_locale: str | None, accept_language: str | None,
-              store_default: str | None) -> str:
+              store_default: "str | None | Callable[[], str | None]") -> str:
     """Which language a page speaks: ``?lang=``, then the browser's preference, then the store's
     default language, then English. The pseudo-language only when ``CLAIMS_PSEUDO_LANGUAGE=1``
     (the tests' app)."""
     asked_lang = supported(asked)
     if asked_lang == PSEUDO and os.environ.get("CLAIMS_PSEUDO_LANGUAGE") != "1":
         asked_lang = None
-    return (asked_lang or supported(browser_locale) or from_accept_language(accept_language)
-            or supported(store_default) or DEFAULT)
+    chosen = asked_lang or supported(browser_locale) or from_accept_language(accept_language)
+    if chosen:
+        return chosen
+    if callable(store_default):  # read only when the visitor's own choice gives none
+        store_default = store_default()
+    return supported(store_default) or DEFAULT
 
 
 def region_of(lang: str, browser_locale: str | None = None) -> str:

@@ -28,8 +28,17 @@ UNIT = 10 ** domain.currency_exponent(CUR)  # minor units per unit (100 cents; 1
 SYM = "$" if CUR == "USD" else CUR
 
 
+version = analytics.data_version(engine)  # moves with every change a figure can see
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def destinations(url: str, data_version) -> list[str]:
+    """The countries to filter by, read again only when the data has changed."""
+    return analytics.countries(engine)
+
+
 carrier_list = claim_queue.carriers(engine)
-country_list = analytics.countries(engine)
+country_list = destinations(config.database_url(), version)
 # The filters live in the URL, so a view can be shared.
 url_filters.seed({
     "a_period_url": ("period", url_filters.as_date_range),
@@ -62,7 +71,6 @@ flt = analytics.AnalyticsFilter(period[0], period[1], tuple(issue_types), tuple(
                                 tuple(countries))
 url_filters.publish({"period": f"{period[0]}..{period[1]}", "issue": issue_types,
                      "carrier": carriers, "country": countries, "by": grain})
-version = analytics.data_version(engine)  # the newest event: new events, new figures
 refresh = st.session_state.pop("a_refresh", False)
 notice = st.empty()  # filled in at the end if some figures are older than the data
 

@@ -202,18 +202,14 @@ with right:
     if Action.APPROVE in view.actions:
         with st.form("approve"):
             st.markdown("**Approve**")
-            unit = 10 ** domain.currency_exponent(c.currency)
-            paid = c.claimed_cents / unit
-            fmt = f"%.{domain.currency_exponent(c.currency)}f"
             use_refund = st.checkbox("Refund", value=c.desired_resolution == "refund",
                                      key="ap_refund")
-            refund = st.number_input(f"Refund amount ({c.currency})", min_value=0.0, max_value=paid,
-                                     value=paid, step=1.0, format=fmt, key="ap_refund_amt")
+            refund = ui.amount_input(st, "Refund amount", c.currency, c.claimed_cents,
+                                     c.claimed_cents, key="ap_refund_amt")
             use_credit = st.checkbox("Store credit", value=c.desired_resolution == "store_credit",
                                      key="ap_credit")
-            credit = st.number_input(f"Store credit amount ({c.currency})", min_value=0.0,
-                                     max_value=paid, value=paid, step=1.0, format=fmt,
-                                     key="ap_credit_amt")
+            credit = ui.amount_input(st, "Store credit amount", c.currency, c.claimed_cents,
+                                     c.claimed_cents, key="ap_credit_amt")
             bonus = st.number_input("Store-credit bonus (%)", min_value=0,
                                     max_value=settings.store_credit_bonus_pct,
                                     value=settings.store_credit_bonus_pct, key="ap_bonus",
@@ -228,10 +224,10 @@ with right:
                 def approve():
                     chosen = []
                     if use_refund:
-                        chosen.append(ResolutionInput("refund", domain.cents_from_amount(refund, c.currency)))
+                        chosen.append(ResolutionInput("refund", refund))
                     if use_credit:
                         chosen.append(ResolutionInput(
-                            "store_credit", domain.cents_from_amount(credit, c.currency), int(bonus)))
+                            "store_credit", credit, int(bonus)))
                     if use_reship:
                         chosen.append(ResolutionInput("reshipment"))
                     decisions.approve(engine, claim_id, who.actor, chosen,

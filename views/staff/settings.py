@@ -64,11 +64,10 @@ with rules_tab:
         photos = p1.number_input("Photos per claim", 1, 20, settings.max_photos, key="s_photos")
         photo_mb = p2.number_input("Photo size limit (MB)", 1, 20,
                                    settings.max_photo_bytes // domain.MEGABYTE, key="s_photo_mb")
-        unit = 10 ** domain.currency_exponent(settings.currency)  # minor units per unit
-        top = store_settings.RANGES["signature_threshold_cents"][1] / unit
-        threshold = p3.number_input(f"Drawn signature required above order value ({settings.currency})",
-                                    0.0, top, min(settings.signature_threshold_cents / unit, top),
-                                    step=50.0, key="s_threshold")
+        threshold_cents = ui.amount_input(
+            p3, "Drawn signature required above order value", settings.currency,
+            settings.signature_threshold_cents, store_settings.RANGES["signature_threshold_cents"][1],
+            key="s_threshold", step=50.0)
         pattern = st.text_input("Protection line in imports (pattern on the line's name or SKU)",
                                 settings.protection_pattern, key="s_pattern")
         w1, w2 = st.columns(2)
@@ -90,29 +89,22 @@ with rules_tab:
                                       settings.credit_cost_pct, key="s_credit_cost")
         reship_cost = a3.number_input("Cost of goods (% of item price)", 0, 100,
                                       settings.reship_cost_pct, key="s_reship_cost")
-        top_ship = store_settings.RANGES["reship_shipping_cents"][1] / unit
-        reship_ship = a4.number_input(f"Shipping a replacement ({settings.currency})", 0.0, top_ship,
-                                      min(settings.reship_shipping_cents / unit, top_ship),
-                                      step=1.0, key="s_reship_ship")
+        reship_ship_cents = ui.amount_input(
+            a4, "Shipping a replacement", settings.currency, settings.reship_shipping_cents,
+            store_settings.RANGES["reship_shipping_cents"][1], key="s_reship_ship")
         if st.form_submit_button("Save claim rules", type="primary"):
-            try:
-                threshold_cents = domain.cents_from_amount(threshold, settings.currency)
-            except domain.ClaimRuleError as e:
-                st.error(e.message)
-            else:
-                save({"filing_window_days": int(window), "lost_wait_days": int(lost),
-                      "response_target_hours": int(target), "offer_refund": refund,
-                      "offer_reshipment": reship, "offer_store_credit": credit,
-                      "store_credit_bonus_pct": int(bonus), "max_photos": int(photos),
-                      "max_photo_bytes": int(photo_mb) * domain.MEGABYTE,
-                      "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
-                      "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes),
-                      "reminder_after_days": int(remind), "close_after_days": int(close_days),
-                      "target_loss_ratio_pct": int(target_lr), "credit_cost_pct": int(credit_cost),
-                      "reship_cost_pct": int(reship_cost),
-                      "reship_shipping_cents": domain.cents_from_amount(reship_ship,
-                                                                        settings.currency)},
-                     "Claim rules")
+            save({"filing_window_days": int(window), "lost_wait_days": int(lost),
+                  "response_target_hours": int(target), "offer_refund": refund,
+                  "offer_reshipment": reship, "offer_store_credit": credit,
+                  "store_credit_bonus_pct": int(bonus), "max_photos": int(photos),
+                  "max_photo_bytes": int(photo_mb) * domain.MEGABYTE,
+                  "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
+                  "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes),
+                  "reminder_after_days": int(remind), "close_after_days": int(close_days),
+                  "target_loss_ratio_pct": int(target_lr), "credit_cost_pct": int(credit_cost),
+                  "reship_cost_pct": int(reship_cost),
+                  "reship_shipping_cents": reship_ship_cents},
+                 "Claim rules")
 
 with auto_tab:
     st.markdown("**Auto-approve rules**, tried in order when a claim is filed. A claim is approved "
