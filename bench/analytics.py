@@ -127,7 +127,7 @@ def page_measures(url: str) -> dict[str, float]:
     ui.staff_cookie = lambda: token  # AppTest can't send the cookie; a real session stands in
 
     def page(path: str):
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=900)
+        at = AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=900)
         at.run()
         at.switch_page(path)
         return at

@@ -109,7 +109,7 @@ def app_runs(url: str) -> dict[str, float]:
     # The floor: a page of this app that does no claims work (View my claim's lookup form).
     # Every AppTest run executes app.py (navigation, settings, styles) and then the page, as a
     # browser's rerun does, so every figure below includes that shared cost, the floor's too.
-    shell = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=900)
+    shell = AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=900)
     shell.run()
     shell.switch_page("views/customer/view_claim.py")
     shell.run()
@@ -123,7 +123,7 @@ def app_runs(url: str) -> dict[str, float]:
     ui.staff_cookie = lambda: token
 
     def staff_app(page, **query):
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=900)
+        at = AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=900)
         for k, v in query.items():
             at.query_params[k] = str(v)
         at.run()
@@ -160,7 +160,7 @@ def app_runs(url: str) -> dict[str, float]:
 
     # the portal, step by step (a denied claim's order: its items are claimable again)
     number, email = order_row
-    p = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=900)
+    p = AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=900)
     p.run()
     m["portal: find your order (page)"] = p.run
 

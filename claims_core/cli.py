@@ -191,6 +191,128 @@ def cmd_backup(args) -> int:
     return 0
 
 
+APP_TABLES = ("alembic_version", "store_settings", "orders", "claims", "events")
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+    try:
+        return ScriptDirectory.from_config(migrate.alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _check_backup_file(path: Path) -> str:
+    """The schema revision of a SQLite backup of this app, or a CliError saying what it is not."""
+    with open(path, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise CliError(f"{path} is not a SQLite database. Nothing was changed.")
+    conn = sqlite3.connect(path)
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        if problems != ["ok"]:
+            raise CliError(f"{path} is damaged (integrity check: {'; '.join(problems[:5])}). "
+                           "Nothing was changed.")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = [t for t in APP_TABLES if t not in tables]
+        if missing:
+            raise CliError(f"{path} is not a database of this app (no {', '.join(missing)} "
+                           "table). Nothing was changed.")
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise CliError(f"{path} can't be read as a database ({e}). Nothing was changed.")
+    finally:
+        conn.close()
+    revision = row[0] if row else None
+    if not revision or not _known_revision(revision):
+        raise CliError(f"{path} was made by another version of this app (schema revision "
+                       f"{revision or 'none'} is unknown here): update the app first. "
+                       "Nothing was changed.")
+    return revision
+
+
+def cmd_restore(args) -> int:
+    """Put a SQLite backup back in place of the current database: the file is checked first
+    (a SQLite database of this app, intact, a schema revision this version knows), the current
+    database is kept as a safety copy beside it, the app must be stopped (no other connection
+    may be open), and the schema is brought up to date afterwards."""
+    engine = _engine()
+    if not is_sqlite(engine):
+        raise CliError("restore is for SQLite. For PostgreSQL, stop the app and run "
+                       "pg_restore --clean --if-exists --dbname=DATABASE_URL FILE (see the README).")
+    src = Path(args.file)
+    if not src.is_file():
+        raise CliError(f"{src} doesn't exist. Nothing was changed.")
+    db_path = Path(make_url(str(engine.url)).database or "")
+    engine.dispose()
+    if not str(db_path) or str(db_path) == ":memory:":
+        raise CliError("The database is not a file; nothing to restore into.")
+    if db_path.exists() and src.resolve() == db_path.resolve():
+        raise CliError(f"{src} is the current database itself. Nothing was changed.")
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # A private copy of the backup first (through SQLite, so a backup still in WAL mode comes
+    # whole and the file given is never written to); everything is checked on the copy.
+    fd, staged = tempfile.mkstemp(dir=db_path.parent, prefix=".restore-", suffix=".db")
+    os.close(fd)
+    try:
+        reader = sqlite3.connect(f"{src.resolve().as_uri()}?mode=ro", uri=True)
+        writer = sqlite3.connect(staged)
+        try:
+            with writer:
+                reader.backup(writer)
+            writer.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.DatabaseError as e:
+            raise CliError(f"{src} can't be read as a database ({e}). Nothing was changed.")
+        finally:
+            writer.close()
+            reader.close()
+        revision = _check_backup_file(Path(staged))
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CliError("restore replaces the current database: pass --yes to confirm. "
+                               "Nothing was changed.")
+            answer = input(f"Replace {db_path} with {src}? The current one is kept as a copy. "
+                           "Type yes to go on: ")
+            if answer.strip().lower() != "yes":
+                raise CliError("Nothing was changed.")
+        safety = None
+        if db_path.exists():
+            current = sqlite3.connect(db_path, timeout=1)
+            try:
+                # Out of WAL mode only works for the only connection: the app must be stopped.
+                mode = current.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+            except sqlite3.OperationalError:
+                mode = "busy"
+            if mode != "delete":
+                current.close()
+                raise CliError(f"{db_path} is in use: stop the app (and the worker, and any tick "
+                               "job) first, then run restore again. Nothing was changed.")
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            safety = db_path.with_name(f"{db_path.stem}.before-restore-{stamp}{db_path.suffix}")
+            keep = sqlite3.connect(safety)
+            with keep:
+                current.backup(keep)
+            keep.close()
+            current.close()
+        for extra in ("-wal", "-shm", "-journal"):  # nothing of the old file may be replayed
+            Path(f"{db_path}{extra}").unlink(missing_ok=True)
+        os.replace(staged, db_path)
+    finally:
+        if os.path.exists(staged):
+            os.unlink(staged)
+    engine = _engine()
+    migrate.upgrade(engine)
+    after = migrate.current_revision(engine)
+    engine.dispose()
+    print(f"Restored {db_path} from {src} (schema revision {revision}"
+          + (f", upgraded to {after}" if after != revision else "") + ").")
+    if safety is not None:
+        print(f"The database it replaced is kept as {safety}.")
+    print("Start the app again.")
+    return 0
+
+
 def collect_stats(engine) -> dict:
     with read_session(engine) as s:
         count = lambda model: s.scalar(select(func.count()).select_from(model)) or 0  # noqa: E731
@@ -228,7 +350,31 @@ def cmd_tick(args) -> int:
     print(json.dumps({"reminded": report.reminded, "closed": report.closed,
                       "digests": report.digests, "drafts_purged": report.drafts_purged,
                       "mail": report.mail, "shopify": report.shopify,
-                      "webhooks": report.webhooks}))
+                      "webhooks": report.webhooks, "failed": report.failed}))
+    return 1 if report.failed else 0
+
+
+def cmd_worker(args) -> int:
+    """The background jobs in the foreground, each on its cadence, until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from .adapters import jobs
+
+    engine = _engine()
+    _require_schema(engine)
+    stop = threading.Event()
+
+    def _stop(signum, _frame):
+        print(f"stopping (signal {signum}): finishing what is being sent", file=sys.stderr, flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print("worker: " + ", ".join(f"{j.name} every {j.every:g} s" for j in jobs.JOBS)
+          + " (Ctrl-C to stop)", flush=True)
+    jobs.work_until_stopped(engine, stop)
+    print("worker stopped", flush=True)
     return 0
 
 
@@ -331,6 +477,30 @@ def cmd_api_key(args) -> int:
     return 0
 
 
+def cmd_customer(args) -> int:
+    """A customer's personal data: export it as a ZIP, or erase it (services/customer_data.py)."""
+    from .services import customer_data
+    engine = _engine()
+    _require_schema(engine)
+    try:
+        if args.action == "export":
+            data = customer_data.export_customer(engine, args.email,
+                                                 shopify_customer_id=args.shopify_customer_id,
+                                                 include_staff_notes=not args.no_staff_notes)
+            Path(args.out).write_bytes(data)
+            print(f"Wrote {args.out} ({len(data)} bytes).")
+            return 0
+        if not args.yes:
+            raise CliError("Erasing can't be undone: add --yes to erase this customer's data.")
+        r = customer_data.erase_customer(engine, args.email, actor="cli", request_ref=args.ref,
+                                         shopify_customer_id=args.shopify_customer_id)
+    except ClaimRuleError as e:
+        raise CliError(f"{e.message} [{e.code}]")
+    print(f"Erased: {r.orders} orders, {r.claims} claims, {r.rows} rows "
+          f"(erasure #{r.erasure_id}).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m claims_core",
                                 description="Shipping-protection claims portal: administration.")
@@ -357,9 +527,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("dest")
     b.add_argument("--force", action="store_true", help="overwrite DEST")
     b.set_defaults(fn=cmd_backup)
+    rs = sub.add_parser("restore", help="put a SQLite backup back (stop the app first; the current "
+                        "database is kept as a copy)")
+    rs.add_argument("file")
+    rs.add_argument("--yes", action="store_true", help="don't ask for confirmation")
+    rs.set_defaults(fn=cmd_restore)
     sub.add_parser("stats", help="counts as JSON").set_defaults(fn=cmd_stats)
     sub.add_parser("tick", help="reminders, auto-close, digests, then send mail (run every minute)"
                    ).set_defaults(fn=cmd_tick)
+    sub.add_parser("worker", help="run the background jobs (mail, timers, Shopify, webhooks) until "
+                   "stopped: for CLAIMS_BACKGROUND=off").set_defaults(fn=cmd_worker)
     fl = sub.add_parser("fill", help="bulk scale data: N claims, each on its own order (benchmarks)")
     fl.add_argument("--claims", type=int, required=True, help="how many claims, e.g. 1000000")
     fl.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
@@ -382,6 +559,19 @@ def build_parser() -> argparse.ArgumentParser:
     kr = ksub.add_parser("revoke", help="stop a key working")
     kr.add_argument("prefix", help="the key's first part, e.g. ck_3f9a2b1c")
     k.set_defaults(fn=cmd_api_key)
+    cu = sub.add_parser("customer", help="a customer's personal data: export it or erase it")
+    cusub = cu.add_subparsers(dest="action", required=True)
+    ce = cusub.add_parser("export", help="everything kept about the customer, as one ZIP")
+    ce.add_argument("email")
+    ce.add_argument("--out", required=True, help="the ZIP file to write")
+    ce.add_argument("--no-staff-notes", action="store_true", help="leave internal notes out")
+    cr = cusub.add_parser("erase", help="erase the customer's personal data (can't be undone)")
+    cr.add_argument("email")
+    cr.add_argument("--yes", action="store_true", help="confirm the erasure")
+    cr.add_argument("--ref", default="", help="the request's reference, recorded with the erasure")
+    for c in (ce, cr):
+        c.add_argument("--shopify-customer-id", default=None)
+    cu.set_defaults(fn=cmd_customer)
     t = sub.add_parser("simulate-tracking",
                        help="post signed 17TRACK events to the running app: parcels move on")
     t.add_argument("--url", default="http://localhost:8501", help="the app (default %(default)s)")

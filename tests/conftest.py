@@ -17,6 +17,67 @@ from claims_core.infra.models import ensure_settings_row as ensure_settings
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 
 
+# --- the app's clock at the hard moments of the day ------------------------------------------------
+# ``CLAIMS_TEST_CLOCK`` (or ``--clock``) shifts the app's one clock (``infra.db.utcnow()``) for the
+# whole run, in this process and in every app it starts (``streamlit run``, ``claims_core demo``
+# inherit ``CLAIMS_CLOCK_SHIFT``):
+#   real                   the real clock (the default)
+#   after-utc-midnight     00:05 UTC: the UTC day has turned, the store's (New York) has not
+#   before-store-midnight  23:30 in the store's zone: the UTC day turned hours ago, the store's
+#                          turns in 30 minutes (enough for a whole run to stay in that window)
+#   2026-12-07T00:05:00Z   any instant the clock starts at (then ticks)
+# The nearest such moment to the real time is used, so the shift stays under a day. Expected
+# dates in tests come from the same clock and the store's zone, never from datetime.now().
+STORE_TZ = "America/New_York"  # the demo store's zone (claims_core/adapters/demo.py)
+CLOCK_MOMENTS = {"after-utc-midnight": ("UTC", 0, 5), "before-store-midnight": (STORE_TZ, 23, 30)}
+
+
+def clock_moment(name: str | None, real_now: datetime | None = None) -> datetime | None:
+    """The instant a ``CLAIMS_TEST_CLOCK`` name stands for (None: the real clock)."""
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from claims_core.infra import clock
+    name = (name or "real").strip()
+    if name == "real":
+        return None
+    if name not in CLOCK_MOMENTS:
+        try:
+            return clock.parse_instant(name)
+        except ValueError:
+            raise pytest.UsageError(f"CLAIMS_TEST_CLOCK: {name!r} is not one of real, "
+                                    f"{', '.join(CLOCK_MOMENTS)} or an ISO instant") from None
+    zone_name, hour, minute = CLOCK_MOMENTS[name]
+    zone = ZoneInfo(zone_name)
+    real_now = real_now or datetime.now(timezone.utc)  # the real clock, to stay near it
+    today = real_now.astimezone(zone).date()
+    candidates = [datetime.combine(today + timedelta(days=d), time(hour, minute), tzinfo=zone)
+                  for d in (-1, 0, 1)]
+    return min(candidates, key=lambda m: abs(m - real_now)).astimezone(timezone.utc)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--clock", default=None,
+                     help="the app's clock for this run: real, after-utc-midnight, "
+                          "before-store-midnight or an ISO instant (default: $CLAIMS_TEST_CLOCK)")
+
+
+def pytest_configure(config):
+    from claims_core.infra import clock
+    name = config.getoption("--clock", default=None) or os.environ.get("CLAIMS_TEST_CLOCK")
+    moment = clock_moment(name)
+    if moment is not None:
+        clock.set_shift(clock.shift_to(moment))
+
+
+def pytest_report_header(config):
+    from claims_core.infra import clock
+    from claims_core.infra.db import utcnow
+    if clock.shift():
+        return f"app clock: {utcnow():%Y-%m-%d %H:%M:%S} UTC (shifted {clock.shift()})"
+    return None
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory):
     path = tmp_path_factory.mktemp("template") / "template.db"

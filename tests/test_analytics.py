@@ -341,7 +341,7 @@ def test_data_version_moves_when_an_order_changes_without_an_event(store):
 
 # --- the page -----------------------------------------------------------------------------------
 
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parents[1] / "navigation.py")
 
 
 def _analytics_page(db_url, engine, monkeypatch):

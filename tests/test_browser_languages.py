@@ -20,7 +20,7 @@ from claims_core.domain.signature import ACCURACY_STATEMENT
 from claims_core.domain.vocabulary import ISSUE_TYPES
 from claims_core.infra import i18n
 from claims_core.infra.db import make_engine, read_session, utcnow
-from claims_core.infra.models import Claim, OutboxMessage, Order
+from claims_core.infra.models import Claim, OutboxMessage, Order, settings_row
 
 from .browser import PHONE, choose, click_button, set_checkbox, settle, shot
 from .factories import make_order
@@ -150,7 +150,13 @@ def test_a_claim_filed_in_the_customers_language(live_app, browser, lang):
         assert mail.subject != f"We received your claim {claim.reference}"  # not the English
         assert f"lang={lang}" in mail.body_text
         assert t("View your claim") in mail.body_text or t("View your claim") in mail.body_html
-        assert t.date(claim.created_at) in mail.body_text  # dates the local way
+        # the day the claim was filed in the store's calendar, written the customer's way: the
+        # app's own clock and formatter with the store's zone (not the UTC day, which differs
+        # between midnight UTC and the store's midnight)
+        store_tz = settings_row(s).timezone
+        assert store_tz != "UTC"  # the demo store's zone: this checks the local day
+        filed = i18n.translator(lang, tz=store_tz).date(claim.created_at)
+        assert filed in mail.body_text, (filed, mail.body_text)
         reference = claim.reference
         currency = order.currency
     engine.dispose()

@@ -76,6 +76,9 @@ def test_log_out_ends_the_session_and_clears_the_cookie(live_app, browser):
     other = ctx.new_page()
     other.goto(base + "/queue")
     settle(other)
+    logout_calls = []  # the page's own request to the log-out route: a same-origin POST
+    page.on("request", lambda r: logout_calls.append((r.method, r.headers.get("origin")))
+            if "/auth/logout" in r.url else None)
     page.locator("header").get_by_text("Staff", exact=True).first.click()
     page.get_by_text(f"Log out ({AGENT[0]})").first.click()
     page.get_by_text("You're logged out").wait_for(timeout=30000)
@@ -85,6 +88,7 @@ def test_log_out_ends_the_session_and_clears_the_cookie(live_app, browser):
             break
         page.wait_for_timeout(250)
     assert not [c for c in ctx.cookies() if c["name"] == "claims_staff"]
+    assert logout_calls and all(m == "POST" for m, _o in logout_calls), logout_calls
     other.reload()  # the other tab is logged out too
     other.locator("form[action='/auth/login']").wait_for(timeout=30000)
     ctx.close()

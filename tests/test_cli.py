@@ -155,7 +155,7 @@ def test_demo_then_backup_while_filing(tmp_path, cli_db, capsys):
                                  "on c.id = ci.claim_id where c.id is null")).scalar_one()
         assert orphans == 0
     assert migrate.is_up_to_date(copy)
-    assert customer.lookup_order(copy, demo.DEMO_ORDERS[0].number, demo.DEMO_ORDERS[0].email).claimable
+    assert customer._lookup_order(copy, demo.DEMO_ORDERS[0].number, demo.DEMO_ORDERS[0].email).claimable
     copy.dispose()
 
 

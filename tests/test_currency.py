@@ -31,9 +31,9 @@ def test_amounts_read_as_the_customer_writes_them(lang, minor, currency, expecte
 
 
 def test_english_staff_formatting_uses_the_exponent():
-    assert money.format_cents(123450, "USD") == "$1,234.50"
-    assert money.format_cents(1200, "JPY") == "¥1,200"
-    assert money.format_cents(1500, "KWD") == "KWD 1.500"
+    assert money.format_minor(123450, "USD") == "$1,234.50"
+    assert money.format_minor(1200, "JPY") == "¥1,200"
+    assert money.format_minor(1500, "KWD") == "KWD 1.500"
     assert money.decimal_amount(1200, "JPY") == 1200 and str(money.decimal_amount(1999)) == "19.99"
 
 
@@ -42,14 +42,14 @@ def test_english_staff_formatting_uses_the_exponent():
     ("0.005", "USD", 1),
 ])
 def test_amounts_typed_or_imported_become_minor_units(typed, currency, minor):
-    assert money.cents_from_amount(typed, currency) == minor
+    assert money.minor_from_amount(typed, currency) == minor
     assert parse_money(typed, "Total", currency) == minor
 
 
 @pytest.mark.parametrize("typed", ["12,50 euros", "1e309", "NaN", "-3"])
 def test_a_bad_amount_is_refused_with_its_code(typed):
     with pytest.raises(InvalidInput) as e:
-        money.cents_from_amount(typed, "EUR")
+        money.minor_from_amount(typed, "EUR")
     assert e.value.code == "amount_invalid"
 
 

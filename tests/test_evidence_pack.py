@@ -105,7 +105,7 @@ def test_pack_holds_order_tracking_statement_photos_conversation_decision_and_au
     # title block
     assert "Harbour & Pine Goods" in flat
     assert f"Evidence pack — claim {r.reference}" in flat
-    assert "Generated: 2026-11-21 16:00 UTC" in flat
+    assert "Generated: November 21, 2026 at 16:00 UTC" in flat
     assert "Claim status: Approved" in flat
     # order and shipment
     assert "Order number: #1001" in flat
@@ -115,15 +115,15 @@ def test_pack_holds_order_tracking_statement_photos_conversation_decision_and_au
     assert "Shipping protection: yes" in flat
     assert "Carrier: UPS" in flat
     assert "Tracking number: TRK1001X0" in flat
-    assert "Shipped: 2026-11-11 15:00 UTC" in flat
-    assert "Delivered: 2026-11-14 15:00 UTC" in flat
+    assert "Shipped: November 11, 2026 at 15:00 UTC" in flat
+    assert "Delivered: November 14, 2026 at 15:00 UTC" in flat
     assert f"Filing deadline: {domain.format_date(view.deadline)}" in flat
     # tracking and proof of delivery
     assert "Milestone: Delivered" in flat
-    assert "Expected delivery: 2026-11-14 15:00 UTC" in flat
-    assert "2026-11-14 15:00 UTC · Delivered · Springfield, IL" in flat
+    assert "Expected delivery: November 14, 2026 at 15:00 UTC" in flat
+    assert "November 14, 2026 at 15:00 UTC · Delivered · Springfield, IL" in flat
     assert "Left at front porch by driver 42" in flat
-    assert "2026-11-12 15:00 UTC · In transit · Louisville, KY" in flat
+    assert "November 12, 2026 at 15:00 UTC · In transit · Louisville, KY" in flat
     assert "Departed facility" in flat
     assert "Signed by: R. Porter" in flat
     assert "Location: Front porch" in flat
@@ -146,7 +146,7 @@ def test_pack_holds_order_tracking_statement_photos_conversation_decision_and_au
     assert _image_count(reader) == 3
     # the conversation with the customer; staff's internal notes stay out of a document that
     # leaves the shop (the audit trail still lists the note)
-    assert "2026-11-21 15:05 UTC · Ana (staff)" in flat
+    assert "November 21, 2026 at 15:05 UTC · Ana (staff)" in flat
     assert "Thanks, we are looking at it." in flat
     assert "Carrier photo shows the dent." not in flat
     assert "internal note" in flat

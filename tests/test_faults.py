@@ -52,7 +52,7 @@ def test_a_read_only_database_still_serves_reads_and_says_it_cannot_save(db_url,
     shutil.copy(db_url.removeprefix("sqlite:///"), copy)
     engine = make_engine(f"sqlite:///file:{copy}?mode=ro&uri=true")
     try:
-        view = customer.lookup_order(engine, built.number, built.email, now=NOW)  # a read page
+        view = customer._lookup_order(engine, built.number, built.email, now=NOW)  # a read page
         assert view.name == f"#{built.number}"
         with pytest.raises(OperationalError) as e:  # filing writes
             customer.file_claim(engine, claim_request(built), now=NOW)

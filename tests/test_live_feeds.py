@@ -133,6 +133,21 @@ def post_easypost(client, body: dict, *, secret=EASYPOST_SECRET):
     return client.post("/webhooks/easypost", content=raw, headers={"X-Hmac-Signature": sig})
 
 
+def apply(engine) -> webhooks.ApplyReport:
+    """What the background job does every 2 s: apply the receipts the routes stored."""
+    return webhooks.apply_pending_receipts(engine)
+
+
+def receipt_of(engine, delivery_id: str) -> WebhookReceipt:
+    with read_session(engine) as s:
+        return s.scalars(select(WebhookReceipt).where(WebhookReceipt.delivery_id == delivery_id)).one()
+
+
+def last_receipt(engine) -> WebhookReceipt:
+    with read_session(engine) as s:
+        return s.scalars(select(WebhookReceipt).order_by(WebhookReceipt.id.desc())).first()
+
+
 def count(engine, model) -> int:
     with read_session(engine) as s:
         return s.scalar(select(func.count()).select_from(model))
@@ -186,12 +201,16 @@ def test_bad_bodies_get_a_reason(client, engine):
 @pytest.mark.usefixtures("secrets_set")
 def test_a_redelivered_webhook_is_acknowledged_and_changes_nothing(client, engine):
     r1 = post_shopify(client, "orders/create", shopify_order(), webhook_id="wh-dup")
-    assert r1.status_code == 200 and r1.json()["outcome"] == "applied"
+    assert r1.status_code == 200 and r1.json()["outcome"] == "received"
+    assert count(engine, Order) == 0  # acknowledged at once, applied in the background
+    assert apply(engine).applied == 1
+    assert receipt_of(engine, "wh-dup").outcome == "applied"
     with read_session(engine) as s:
         events = s.scalar(select(func.count()).select_from(Event))
     changed = shopify_order(email="someone.else@example.com")  # same id, different body
     r2 = post_shopify(client, "orders/create", changed, webhook_id="wh-dup")
     assert r2.status_code == 200 and r2.json()["outcome"] == "duplicate"
+    assert not apply(engine)
     with read_session(engine) as s:
         assert s.scalars(select(Order.email)).all() == ["alex@example.com"]
         assert s.scalar(select(func.count()).select_from(Event)) == events
@@ -201,6 +220,7 @@ def test_a_redelivered_webhook_is_acknowledged_and_changes_nothing(client, engin
 def test_a_shopify_order_is_the_same_order_as_its_csv_export_row(client, engine, db_url, tmp_path):
     r = post_shopify(client, "orders/create", shopify_order(risk="high", refunds=[(91, "10.00")]))
     assert r.status_code == 200
+    apply(engine)
     csv = ("Name,Email,Financial Status,Fulfillment Status,Currency,Subtotal,Shipping,Taxes,Total,"
            "Shipping Method,Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,"
            "Lineitem requires shipping,Shipping Name,Shipping Address1,Shipping City,Shipping Zip,"
@@ -231,6 +251,7 @@ def test_a_shopify_order_is_the_same_order_as_its_csv_export_row(client, engine,
 def test_cancelled_and_refunded_orders_cannot_take_claims(client, engine):
     post_shopify(client, "orders/create", shopify_order(), webhook_id="a")
     post_shopify(client, "fulfillments/create", fulfillment(), webhook_id="b")
+    apply(engine)
     with read_session(engine) as s:
         order_id = s.scalars(select(Order.id)).one()
     view = customer.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
@@ -238,10 +259,12 @@ def test_cancelled_and_refunded_orders_cannot_take_claims(client, engine):
     r = post_shopify(client, "refunds/create", {"id": 92, "order_id": 555001, "transactions": [
         {"kind": "refund", "status": "success", "amount": "98.95"}]}, webhook_id="c")
     assert r.status_code == 200
+    apply(engine)
     view = customer.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
     assert not view.claimable and domain.ErrorCode.ORDER_REFUNDED in view.reason_codes
     post_shopify(client, "orders/cancelled",
                  shopify_order(cancelled_at="2026-11-05T10:00:00-05:00"), webhook_id="d")
+    apply(engine)
     view = customer.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
     assert domain.ErrorCode.ORDER_CANCELLED in view.reason_codes
 
@@ -249,10 +272,14 @@ def test_cancelled_and_refunded_orders_cannot_take_claims(client, engine):
 @pytest.mark.usefixtures("secrets_set")
 def test_a_fulfillment_before_its_order_waits_and_is_applied_when_the_order_arrives(client, engine):
     r = post_shopify(client, "fulfillments/create", fulfillment(status="in_transit"), webhook_id="f1")
-    assert r.status_code == 200 and r.json()["outcome"] == "waiting"
+    assert r.status_code == 200 and r.json()["outcome"] == "received"
+    apply(engine)
+    assert receipt_of(engine, "f1").outcome == "waiting"
     assert count(engine, Shipment) == 0
     r = post_shopify(client, "orders/create", shopify_order(), webhook_id="o1")
-    assert r.status_code == 200 and "1 waiting" in r.json()["detail"]
+    assert r.status_code == 200
+    apply(engine)
+    assert "1 waiting" in receipt_of(engine, "o1").detail
     with read_session(engine) as s:
         sh = s.scalars(select(Shipment)).one()
         assert sh.tracking_number == "1Z999AA10000002001" and sh.carrier == "UPS"
@@ -276,6 +303,7 @@ def test_carrier_events_build_the_timeline_whatever_order_they_arrive_in(client,
                              "Delivered", "Delivered_Other")], status="Delivered")
     assert post_17track(client, late).status_code == 200  # the newest news arrives first
     assert post_17track(client, early).status_code == 200  # then an older one
+    apply(engine)
     with read_session(engine) as s:
         sh = s.get(Shipment, built.shipment_ids[0])
         assert sh.status == ShipmentStatus.DELIVERED and sh.milestone == Milestone.DELIVERED
@@ -301,7 +329,9 @@ def test_an_event_for_an_unknown_tracking_number_is_kept_until_its_shipment_arri
     r = post_17track(client, track17(number, [(NOW - timedelta(days=2), "Out for delivery",
                                                "Memphis, TN, US", "OutForDelivery", None)],
                                      status="OutForDelivery"))
-    assert r.status_code == 200 and "kept until" in r.json()["detail"]
+    assert r.status_code == 200
+    apply(engine)
+    assert "kept until" in last_receipt(engine).detail
     importer.import_shipments(engine, (
         "order,tracking_number,carrier,shipped_at,status,sku,quantity\n"
         f"#4101,{number},UPS,{(NOW - timedelta(days=3)):%Y-%m-%d %H:%M},fulfilled,MUG,3\n"))
@@ -333,6 +363,7 @@ def test_easypost_updates_and_proof_of_delivery(client, engine):
     r = post_easypost(client, tracker)
     assert r.status_code == 200, r.text
     assert post_easypost(client, tracker).json()["outcome"] == "duplicate"  # same event id
+    assert apply(engine).applied == 1
     with read_session(engine) as s:
         sh = s.get(Shipment, built.shipment_ids[0])
         assert sh.status == ShipmentStatus.DELIVERED
@@ -425,7 +456,9 @@ def test_a_scan_after_a_lost_claim_holds_it_and_tells_the_agent(client, engine):
     receipt = customer.file_claim(engine, claim_request(built, issue="lost"), now=NOW - timedelta(hours=2))
     r = post_17track(client, track17("TRK4301X0", [(NOW - timedelta(hours=1), "Arrived at Facility",
                                                     "Memphis, TN, US", None, None)]))
-    assert r.status_code == 200 and "1 claims put on hold" in r.json()["detail"]
+    assert r.status_code == 200
+    apply(engine)
+    assert "1 claims put on hold" in last_receipt(engine).detail
     with read_session(engine) as s:
         claim = s.scalars(select(Claim).where(Claim.reference == receipt.reference)).one()
         assert claim.held_at is not None and "Memphis, TN, US" in claim.hold_reason
@@ -440,6 +473,7 @@ def test_a_scan_after_a_lost_claim_holds_it_and_tells_the_agent(client, engine):
     # the same scan again: no second hold, no second mail
     post_17track(client, track17("TRK4301X0", [(NOW - timedelta(hours=1), "Arrived at Facility",
                                                 "Memphis, TN, US", None, None)]))
+    apply(engine)
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.kind == "staff_hold")) == 1
@@ -467,10 +501,12 @@ def test_a_delivery_after_a_delayed_claim_holds_it(client, engine):
     receipt = customer.file_claim(engine, claim_request(built, issue="delayed"), now=NOW - timedelta(hours=5))
     post_17track(client, track17("TRK4401X0", [(NOW - timedelta(hours=4), "Departed", "Memphis, TN, US",
                                                 None, None)]))
+    apply(engine)
     with read_session(engine) as s:
         assert s.scalars(select(Claim.held_at).where(Claim.reference == receipt.reference)).one() is None
     post_17track(client, track17("TRK4401X0", [(NOW - timedelta(hours=1), "Delivered", "Memphis, TN, US",
                                                 "Delivered", None)], status="Delivered"))
+    apply(engine)
     with read_session(engine) as s:
         claim = s.scalars(select(Claim).where(Claim.reference == receipt.reference)).one()
         assert claim.held_at is not None and "delivered" in claim.hold_reason
@@ -540,8 +576,10 @@ def test_simulate_tracking_moves_parcels_through_the_real_route(client, engine):
 
     def post(url, content, headers):
         posted.append(url)
-        return client.post(url.removeprefix("http://portal.test"), content=content,
-                           headers=headers).status_code
+        status = client.post(url.removeprefix("http://portal.test"), content=content,
+                             headers=headers).status_code
+        apply(engine)  # the app's background job, between two rounds
+        return status
 
     moved = demo_tracking.simulate(engine, "http://portal.test", TRACK17_KEY, count=5, rounds=3,
                                    post=post)
@@ -581,6 +619,7 @@ def test_tracking_stopped_is_remembered_and_said(client, engine):
     r = post_17track(client, {"event": "TRACKING_STOPPED", "data": {"number": "TRK4901X0",
                                                                     "carrier": 100002}})
     assert r.status_code == 200, r.text
+    apply(engine)
     t = customer.get_order_for_customer(engine, built.order_id, built.email, now=NOW).shipments[0].tracking
     assert t.stopped and t.milestone == Milestone.IN_TRANSIT
 
@@ -613,10 +652,13 @@ def test_one_bad_waiting_event_doesnt_stop_its_order(client, engine):
     wrong = fulfillment(tracking="1ZWRONG0000000001", fid=1)
     wrong["line_items"][0]["quantity"] = 2
     right = fulfillment(tracking="1ZRIGHT0000000001", fid=2)
-    assert post_shopify(client, "fulfillments/create", wrong, webhook_id="w1").json()["outcome"] == "waiting"
-    assert post_shopify(client, "fulfillments/create", right, webhook_id="w2").json()["outcome"] == "waiting"
+    assert post_shopify(client, "fulfillments/create", wrong, webhook_id="w1").status_code == 200
+    assert post_shopify(client, "fulfillments/create", right, webhook_id="w2").status_code == 200
+    apply(engine)
+    assert receipt_of(engine, "w1").outcome == receipt_of(engine, "w2").outcome == "waiting"
     r = post_shopify(client, "orders/create", shopify_order(), webhook_id="o1")
     assert r.status_code == 200, r.text
+    apply(engine)
     with read_session(engine) as s:
         assert s.scalars(select(Order.order_number)).all() == ["2001"]
         outcomes = dict(s.execute(select(WebhookReceipt.delivery_id, WebhookReceipt.outcome)).all())
@@ -632,6 +674,7 @@ def test_a_corrected_tracking_number_updates_the_shipment(client, engine):
     r = post_shopify(client, "fulfillments/update", fulfillment(tracking="1ZFIXED", fid=5),
                      webhook_id="f2")
     assert r.status_code == 200, r.text
+    apply(engine)
     with read_session(engine) as s:
         assert s.scalars(select(Shipment.tracking_number)).all() == ["1ZFIXED"]
 
@@ -644,7 +687,9 @@ def test_an_older_order_update_arriving_late_doesnt_undo_a_cancellation(client, 
     older["updated_at"] = "2026-11-04T09:00:00-05:00"
     post_shopify(client, "orders/cancelled", cancelled, webhook_id="c")
     r = post_shopify(client, "orders/updated", older, webhook_id="u")
-    assert r.status_code == 200 and r.json()["outcome"] == "ignored"
+    assert r.status_code == 200
+    apply(engine)
+    assert receipt_of(engine, "u").outcome == "ignored"
     with read_session(engine) as s:
         assert s.scalars(select(Order.cancelled_at)).one() is not None
 
@@ -669,5 +714,6 @@ def test_the_portals_own_refund_isnt_counted_as_refunded_outside_the_claim(clien
                                                 "transactions": [{"kind": "refund", "status": "success",
                                                                   "amount": "98.95"}]}, webhook_id="r")
     assert r.status_code == 200
+    apply(engine)
     with read_session(engine) as s:
         assert s.scalars(select(Order.refunded_cents)).one() == 0

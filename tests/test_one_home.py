@@ -51,7 +51,6 @@ from claims_core.services.customer import (
     OrderView,
     file_claim,
     get_order_for_customer,
-    lookup_order,
 )
 from claims_core.services.events import apply
 from claims_core.services.settings import update_settings
@@ -239,7 +238,7 @@ def test_each_shipment_has_its_own_deadline_in_the_store_calendar(engine, now):
         engine, now, lines=(("MUG", "Mug", 2800, 1), ("TOTE", "Tote", 3450, 1)),
         shipments=[dict(tracking="TRKA", shipped=early, items=[("MUG", 1)]),
                    dict(tracking="TRKB", shipped=late, items=[("TOTE", 1)])])
-    for view in (lookup_order(engine, "#5001", "pat@example.com", now=now),
+    for view in (lookup.guarded_lookup(engine, "#5001", "pat@example.com", "10.0.0.1", now=now),
                  get_order_for_customer(engine, order_id, "pat@example.com", now=now)):
         assert isinstance(view, OrderView)
         assert not hasattr(view, "deadline")
@@ -487,6 +486,297 @@ def test_every_refusal_class_has_an_error_code():
     assert isinstance(lifecycle.IllegalTransition("submitted", "resolved").code, ErrorCode)
 
 
+# --- 8. one home for the rules that were split (issue #27) -------------------------------------
+
+def _py_files(*roots):
+    for root in roots:
+        path = ROOT / root
+        yield from ([path] if path.suffix == ".py" else sorted(path.rglob("*.py")))
+
+
+def _rel(path):
+    return path.relative_to(ROOT).as_posix()
+
+
+# money: one parser, one rounding rule, one bound --------------------------------------------------
+
+def _three_readers(text, currency):
+    """What a form, a CSV import and a Shopify answer make of the same amount (or the refusal)."""
+    from claims_core.adapters import importer, shopify_admin
+    from claims_core.domain import money
+
+    out = []
+    for read in (money.minor_from_amount,
+                 lambda t, c: importer.parse_money(t, "Total", c),
+                 shopify_admin._to_minor):
+        try:
+            out.append(read(text, currency))
+        except (ClaimRuleError, ValueError):
+            out.append("refused")
+    return out
+
+
+@pytest.mark.parametrize("text,currency,minor", [
+    ("12.50", "USD", 1250), ("40.0", "USD", 4000), ("1250.0", "JPY", 1250), ("1.5", "KWD", 1500),
+    ("0.125", "USD", 13), ("0.135", "USD", 14),  # half up (half-even would make 12 and 14)
+    ("2.5", "JPY", 3), ("3.5", "JPY", 4), ("0.0005", "KWD", 1),
+    ("1,234.50", "USD", 123450), ("$12", "USD", 1200), ("EUR 9.99", "EUR", 999),
+    ("20000000.00", "USD", 2_000_000_000), ("2000000000", "JPY", 2_000_000_000),
+])
+def test_forms_imports_and_shopify_read_an_amount_alike(text, currency, minor):
+    assert _three_readers(text, currency) == [minor, minor, minor]
+
+
+@pytest.mark.parametrize("text,currency", [
+    ("20000000.01", "USD"), ("2000000001", "JPY"), ("2000000.001", "KWD"),  # above the one bound
+    ("1e309", "USD"), ("NaN", "USD"), ("-3", "USD"), ("12,50", "EUR"), ("12,50 euros", "EUR"),
+    ("abc", "USD"),
+])
+def test_forms_imports_and_shopify_refuse_the_same_amounts(text, currency):
+    assert _three_readers(text, currency) == ["refused"] * 3
+
+
+def test_the_bound_is_the_databases_integer():
+    from claims_core.domain import money
+    assert money.MAX_MINOR_UNITS < 2**31
+    with pytest.raises(ClaimRuleError) as refused:
+        money.minor_from_amount(money.MAX_MINOR_UNITS + 1, "JPY")
+    assert refused.value.code == ErrorCode.AMOUNT_INVALID
+
+
+def test_amounts_are_rounded_in_one_place():
+    """Rounding an amount to a whole minor unit happens in ``domain/money.py`` only."""
+    rounding = ("quantize(", "to_integral", "ROUND_HALF", "ROUND_UP", "ROUND_DOWN")
+    found = {_rel(p) for p in _py_files("claims_core", "views")
+             if any(r in p.read_text(encoding="utf-8") for r in rounding)}
+    assert found == {"claims_core/domain/money.py"}
+
+
+def test_python_names_say_minor_units_not_cents():
+    """Functions say what they hold (a yen amount is yen); columns and the API keep ``*_cents``."""
+    from claims_core import domain
+    import ast
+
+    assert not hasattr(domain, "cents_from_amount") and not hasattr(domain, "format_cents")
+    named = []
+    for p in _py_files("claims_core", "views"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        in_class = {id(f) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for f in c.body}
+        named += [f"{_rel(p)}:{f.name}" for f in ast.walk(tree)
+                  if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  and "cents" in f.name and id(f) not in in_class]  # methods mirror columns
+    assert named == []
+
+
+# "decided": one definition ---------------------------------------------------------------------
+
+def test_decided_means_approved_resolved_or_denied_everywhere():
+    from claims_core.adapters import bulk
+    from claims_core.domain import vocabulary
+    from claims_core.infra import rollups
+
+    assert vocabulary.DECIDED_STATUSES == {ClaimStatus.APPROVED, ClaimStatus.RESOLVED,
+                                           ClaimStatus.DENIED}
+    for module in (rollups, bulk):  # they use the vocabulary's, not a copy
+        copies = [v for k, v in vars(module).items()
+                  if "DECIDED" in k and v is not vocabulary.DECIDED_STATUSES]
+        assert copies == [], module.__name__
+
+
+def test_decided_at_is_recorded_by_every_step_into_a_decided_status_and_no_other(engine, now):
+    from claims_core.domain.vocabulary import DECIDED_STATUSES
+
+    receipt = one_claim(engine, now)
+    checked = 0
+    for action, step in ACTIONS.items():
+        for source in sorted(step.sources):
+            with write_session(engine) as s:
+                claim = s.get(Claim, receipt.claim_id)
+                claim.status, claim.decided_at = source, None
+                s.flush()
+                apply(s, claim, action, actor="staff:amy", at=now)
+                decided = step.target in DECIDED_STATUSES and source not in DECIDED_STATUSES
+                assert (claim.decided_at is not None) == decided, (action, source)
+                checked += 1
+                s.rollback()
+    assert checked >= 15
+
+
+# the default store-credit bonus: the service decides -------------------------------------------
+
+def test_store_credit_without_a_bonus_gets_the_default_the_service_chooses(engine, now):
+    from claims_core.services import claim_review
+
+    update_settings(engine, "test", {"store_credit_bonus_pct": 7})
+    receipt = one_claim(engine, now, resolution="store_credit")
+    view = claim_review.claim_for_staff(engine, receipt.claim_id)
+    assert (view.bonus_default_pct, view.bonus_cap_pct) == (7, 7)  # the staff form starts here
+    decisions.approve(engine, receipt.claim_id, "staff:amy",
+                      [ResolutionInput("store_credit", 1005, None)], now=now)
+    with read_session(engine) as s:
+        [res] = s.get(Claim, receipt.claim_id).resolutions
+        assert (res.amount_cents, res.bonus_pct) == (1005, 7)
+
+
+def test_only_the_approval_service_reads_the_stores_bonus_to_grant():
+    readers = {_rel(p) for p in _py_files("claims_core/services", "claims_core/adapters", "views")
+               if "store_credit_bonus_pct" in p.read_text(encoding="utf-8")}
+    # settings validates and edits it, the demo sets it; approvals is where a grant reads it
+    assert readers == {"claims_core/services/approvals.py", "claims_core/services/settings.py",
+                       "claims_core/adapters/demo.py", "views/staff/settings.py"}
+
+
+# stock for a reshipment: one key ---------------------------------------------------------------
+
+def test_reshipment_preview_and_grant_count_stock_under_one_key(engine, now):
+    from claims_core.domain.resolutions import stock_key
+    from claims_core.infra.models import Stock
+    from claims_core.services.customer import resolution_choices
+
+    update_settings(engine, "test", {"offer_reshipment": True})
+    order_id, (sid,) = make_order(engine, now, lines=(("", "Hand-made card", 500, 2),))
+    with write_session(engine) as s:
+        s.add(Stock(sku="", on_hand=10))  # a stock row without a SKU is no item's stock
+        line_id = s.scalars(select(LineItem.id).where(LineItem.name == "Hand-made card")).one()
+
+    def preview():
+        return next(o for o in resolution_choices(engine, sid, None, "stolen")
+                    if o.kind == "reshipment").available
+
+    assert not preview()
+    receipt = file_claim(engine, request(order_id, sid), now=now)
+    with pytest.raises(ClaimRuleError) as refused:
+        decisions.approve(engine, receipt.claim_id, "staff:amy", [ResolutionInput("reshipment")],
+                          now=now)
+    assert refused.value.code == ErrorCode.OUT_OF_STOCK  # as the preview said
+    with write_session(engine) as s:  # stock under the item's own key: both say yes
+        s.add(Stock(sku=stock_key("", line_id), on_hand=2))
+    decisions.approve(engine, receipt.claim_id, "staff:amy", [ResolutionInput("reshipment")],
+                      now=now)
+    with read_session(engine) as s:
+        assert s.get(Stock, stock_key("", line_id)).on_hand == 0
+        assert s.get(Stock, "").on_hand == 10
+
+
+# the throttled look-up is the only public one --------------------------------------------------
+
+def test_the_customer_lookup_is_only_reachable_through_the_throttle():
+    from claims_core.services import customer
+
+    public = {n for n, f in inspect.getmembers(customer, inspect.isfunction)
+              if f.__module__ == customer.__name__ and not n.startswith("_")}
+    assert not public & {"lookup_order", "find_claims_for_customer"}
+    callers = {_rel(p) for p in _py_files("claims_core", "views", "app.py", "navigation.py")
+               if "_lookup_order(" in p.read_text(encoding="utf-8")
+               or "_find_claims_for_customer(" in p.read_text(encoding="utf-8")}
+    # the throttled look-up (and the signed link, which books a miss when it doesn't verify),
+    # and the API key's look-up (authenticated and rate-limited by the API)
+    assert callers <= {"claims_core/services/lookup.py", "claims_core/services/claims_api.py",
+                       "claims_core/services/customer.py"}
+
+
+# error codes: one code per refusal, the API's status follows it -------------------------------
+
+def _refusal_kinds():
+    import claims_core.adapters.api  # noqa: F401 - every module that defines a kind
+    import claims_core.services.claim_review  # noqa: F401
+    import claims_core.services.customer  # noqa: F401
+    return {cls.__name__: cls for cls in {ClaimRuleError, *_all_subclasses(ClaimRuleError)}}
+
+
+def _message(node):
+    """A refusal's message as written (the catalog text, or the f-string's template), or None
+    when it is only known at run time (``ship.reason``)."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Call) and node.args and getattr(node.func, "id", getattr(
+            node.func, "attr", "")) in ("N_", "of"):
+        return _message(node.args[0])
+    name = getattr(node, "attr", getattr(node, "id", None))
+    if isinstance(node, (ast.Name, ast.Attribute)) and name and name.isupper() \
+            and isinstance(getattr(errors_module, name, None), str):
+        return str(getattr(errors_module, name))
+    if isinstance(node, (ast.JoinedStr, ast.BinOp)):
+        return ast.unparse(node)
+    return None
+
+
+def _refusals():
+    """(where, message, code) of every refusal claims_core makes; code None when it is chosen at
+    run time (the eligibility verdict's own code)."""
+    import ast
+
+    kinds = _refusal_kinds()
+    out = []
+    for p in _py_files("claims_core"):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", None))
+            if name not in kinds or name in ("StaleClaim", "PhotosRejected") or not node.args:
+                continue
+            code_node = node.args[1] if len(node.args) > 1 else next(
+                (k.value for k in node.keywords if k.arg == "code"), None)
+            if code_node is None:
+                code = kinds[name].code
+            elif isinstance(code_node, ast.Attribute) and code_node.attr in ErrorCode.__members__:
+                code = ErrorCode[code_node.attr]
+            else:
+                code = None
+            out.append((f"{_rel(p)}:{node.lineno}", _message(node.args[0]), code))
+    return out
+
+
+# Input no rule of its own covers (a query parameter out of range): the generic code is right.
+GENERIC_INPUT = {"f'limit is 1 to {MAX_LIMIT}.'"}
+
+
+def test_every_refusal_carries_its_own_code():
+    refusals = _refusals()
+    assert len(refusals) > 100
+    generic = [(where, msg) for where, msg, code in refusals
+               if code == ErrorCode.INVALID_INPUT and msg not in GENERIC_INPUT]
+    assert generic == []
+
+
+def test_the_same_refusal_never_carries_two_codes():
+    codes: dict[str, set] = {}
+    for where, msg, code in _refusals():
+        if msg is not None and code is not None:
+            codes.setdefault(msg, set()).add(code)
+    assert {m: c for m, c in codes.items() if len(c) > 1} == {}
+
+
+def test_every_code_has_one_http_status():
+    from claims_core.adapters import api
+
+    assert set(api.STATUS_BY_CODE) == set(ErrorCode)
+    assert api.STATUS_BY_CODE[ErrorCode.PHOTO_NOT_FOUND] == 404
+    assert api.STATUS_BY_CODE[ErrorCode.STALE_CLAIM] == 409
+    assert api.STATUS_BY_CODE[ErrorCode.AMOUNT_ABOVE_PAID] == 422
+
+
+def test_a_photo_that_isnt_part_of_the_claim_is_one_refusal_everywhere(engine, now):
+    from claims_core.adapters import api
+    from claims_core.services import claim_review
+    from claims_core.services.customer import get_evidence_image
+
+    receipt = one_claim(engine, now)
+    tries = (lambda: claim_review.photo_data(engine, receipt.claim_id, 999_999),
+             lambda: claim_review.review_photo(engine, receipt.claim_id, 999_999, "staff:amy",
+                                               "accepted", now=now),
+             lambda: get_evidence_image(engine, receipt.access_token, 999_999))
+    answers = set()
+    for attempt in tries:
+        with pytest.raises(ClaimRuleError) as refused:
+            attempt()
+        problem = api.from_rule(refused.value)
+        answers.add((refused.value.code, problem.status, problem.code))
+    assert answers == {(ErrorCode.PHOTO_NOT_FOUND, 404, "photo_not_found")}
+
+
 # --- retention and migrations -------------------------------------------------------------------
 
 def test_tick_purges_expired_drafts_and_their_photos(engine, now):
@@ -523,7 +813,7 @@ def test_the_web_process_never_migrates(fresh_db_url, monkeypatch):
     from claims_core.infra.db import make_engine
 
     monkeypatch.setenv("DATABASE_URL", fresh_db_url)
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "navigation.py"), default_timeout=60)
     at.run()
     assert any("python -m claims_core init" in e.value for e in at.error)
     engine = make_engine(fresh_db_url)

@@ -23,7 +23,7 @@ from views import ui
 
 from .factories import claim_request, jpeg_bytes, make_order, signature_png
 
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parents[1] / "navigation.py")
 
 
 class Portal:
@@ -132,7 +132,7 @@ def test_item_claim_every_step(portal, engine):
     p.lookup(" 1001 ", "  SAM@Example.com ")
     text = p.all_text()
     assert "Protected" in "".join(h.proto.body for h in p.at.get("html")) or "Protected" in text
-    assert "You can file a claim for this shipment until" in text and "Hand-thrown Mug" in text
+    assert "You can claim until" in text and "Hand-thrown Mug" in text
     to_sign(p, built, mug=2)
     p.at.checkbox(key="accurate").check()
     p.click("submit")
@@ -506,8 +506,15 @@ def test_drawn_signature_required_above_threshold(portal, engine):
     built = order(engine, total_cents=80_000)
     p = portal()
     to_sign(p, built)
-    assert p.at.radio(key="sign_mode").options == ["Draw my signature"]
+    # drawing first; typing only with "I can't draw" (tests/test_signature_alternative.py)
+    assert p.at.radio(key="sign_mode").options == ["Draw my signature", "Type my full name"]
     assert "please draw your signature" in p.all_text()
+    p.choose("sign_mode", "typed")
+    p.at.text_input(key="typed_name").input("Sam Jones")
+    p.at.checkbox(key="accurate").check()
+    p.click("submit")
+    assert "draw your signature" in p.errors()[0]
+    assert claims(engine) == []
 
 
 def test_window_closing_while_filling_in(portal, engine):

@@ -184,7 +184,7 @@ def test_poisson_interval_refuses_nonsense():
     for count, conf in ((-1, 0.9), (3, 0.0), (3, 1.0)):
         with pytest.raises(ClaimRuleError) as refused:
             poisson_interval(count, conf)
-        assert refused.value.code == ErrorCode.INVALID_INPUT
+        assert refused.value.code == ErrorCode.PRICING_INPUT_INVALID
 
 
 # --- what if ------------------------------------------------------------------------------------
@@ -426,4 +426,4 @@ def test_advice_from_the_database(shop):
 def test_an_unknown_segment_is_refused(engine):
     with pytest.raises(ClaimRuleError) as refused:
         pricing.segment_inputs(engine, *PERIOD, "sku")
-    assert refused.value.code == ErrorCode.INVALID_INPUT
+    assert refused.value.code == ErrorCode.PRICING_INPUT_INVALID

@@ -268,7 +268,7 @@ def test_all_resolutions_offered():
     assert [o.kind for o in opts] == ["reshipment", "store_credit", "refund"]
     assert all(o.available for o in opts)
     credit = next(o for o in opts if o.kind == "store_credit")
-    assert credit.credit_cents == 6160
+    assert credit.credit_minor == 6160
 
 
 def test_store_turns_resolutions_off():
@@ -339,8 +339,8 @@ def test_drawn_signature_required_above_threshold():
 
 
 def test_money_format():
-    assert domain.format_cents(123456) == "$1,234.56"
-    assert domain.format_cents(5, "EUR") == "€0.05"
+    assert domain.format_minor(123456) == "$1,234.56"
+    assert domain.format_minor(5, "EUR") == "€0.05"
 
 
 def test_control_characters_dropped_from_one_line_input():

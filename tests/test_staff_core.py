@@ -411,12 +411,12 @@ def test_window_exception(engine):
     b = make_order(engine, created=NOW - timedelta(days=80), shipments=[
         dict(status="delivered", shipped=NOW - timedelta(days=70), delivered=NOW - timedelta(days=68),
              items=[("MUG", 3)])])
-    assert not customer.lookup_order(engine, "1001", b.email, now=NOW).claimable
+    assert not customer._lookup_order(engine, "1001", b.email, now=NOW).claimable
     with pytest.raises(domain.InvalidInput):
         claim_review.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5), "", now=NOW)
     claim_review.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5),
                           "Customer was travelling", now=NOW)
-    assert customer.lookup_order(engine, "1001", b.email, now=NOW).claimable
+    assert customer._lookup_order(engine, "1001", b.email, now=NOW).claimable
 
 
 def test_staff_files_on_behalf_through_the_same_rules(engine):

@@ -139,13 +139,13 @@ def test_thirty_wrong_lookups_at_once_are_held_to_the_limit(engine, monkeypatch)
     built = make_order(engine)
     store_settings.update_settings(engine, "test", {"lookup_max_misses": 5})
     evaluated = []
-    real = customer.lookup_order
+    real = customer._lookup_order
 
     def counted(*a, **kw):
         evaluated.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(customer, "lookup_order", counted)
+    monkeypatch.setattr(customer, "_lookup_order", counted)
     outcomes, start = [], threading.Barrier(30)
 
     def one(i):

@@ -11,7 +11,7 @@ from views import ui
 
 from .factories import claim_request, jpeg_bytes, make_order
 
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parents[1] / "navigation.py")
 
 
 @pytest.fixture

@@ -1,45 +1,38 @@
 """A friendly page instead of a traceback (``on_script_error`` of the ``st.App``).
 
-Faults a person can do something about get words that say what: the database busy (another
-writer held it past the busy timeout), read-only, or full. Anything else gets a short apology;
-the details go to the server log, never to the page. The words are catalog messages, shown in
-the visitor's language when that can be worked out without the database (it may be what failed).
+Faults a person can do something about get words that say what: the database not set up,
+unreachable, busy (another writer held it past the busy timeout), read-only, or full. Anything
+else gets a short apology; the details go to the server log, never to the page. The words are
+catalog messages, shown in the visitor's language when that can be worked out without the
+database (it may be what failed).
 """
 from __future__ import annotations
 
 import logging
 
 import streamlit as st
-from sqlalchemy.exc import DBAPIError
 
-from claims_core.domain.messages import N_
+from claims_core.adapters import db_state
+from claims_core.adapters.db_state import (  # noqa: F401 - the words, for the pages' tests
+    BUSY, CANNOT_SAVE, GENERIC, NOT_SET_UP, UNREACHABLE)
 
 log = logging.getLogger("claims.faults")
 
-BUSY = N_("The shop is very busy right now. Please try again in a moment — what you typed on "
-          "this page is kept.")
-CANNOT_SAVE = N_("The shop can't save changes right now. Please try again later; if it keeps "
-                 "happening, contact the store.")
-UNREACHABLE = N_("The shop can't be reached right now. Please try again in a few minutes.")
-GENERIC = N_("Something went wrong on our side, and nothing was saved by that last step. Please "
-             "try again; if it keeps happening, contact the store.")
-
 
 def explain(exc: BaseException) -> str:
-    """Which friendly words fit this exception (English: the catalog message)."""
-    text = str(getattr(exc, "orig", None) or exc).lower()
-    if isinstance(exc, DBAPIError) or "sqlite" in type(exc).__module__:
-        if "database is locked" in text or "could not obtain lock" in text:
-            return BUSY
-        if "readonly" in text or "read-only" in text or "read only" in text:
-            return CANNOT_SAVE
-        if "disk is full" in text or "no space left" in text or "disk full" in text:
-            return CANNOT_SAVE
-        if "connection" in text and ("refused" in text or "failed" in text):
-            return UNREACHABLE
-    if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:  # ENOSPC
-        return CANNOT_SAVE
-    return GENERIC
+    """Which friendly words fit this exception (English: the catalog message). The state and the
+    words are decided in one place for every door of the app: ``claims_core/adapters/db_state``."""
+    return db_state.words(db_state.diagnose(exc, _engine()))
+
+
+def _engine():
+    """The pages' engine, to ask whether the database was ever set up (None if there is none)."""
+    try:
+        from views import ui  # noqa: PLC0415 - the fault page must load even if ui can't
+
+        return ui.cached_engine()
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def translated(text: str) -> str:

@@ -6,15 +6,17 @@ Nothing here decides anything about claims; that is claims_core's job.
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import streamlit as st
 
-from claims_core.domain import can, format_cents, format_date
+from claims_core.domain import can, format_minor, format_date, format_moment
 from claims_core.domain.identifiers import client_address as domain_client_address
 from claims_core.domain.messages import N_
 from claims_core.infra import config, i18n, migrate
 from claims_core.infra.db import make_engine
+from claims_core.adapters import db_state
 from claims_core.adapters.web import LOGOUT_IN_PAGE, login_url
 from claims_core.services import staff_sessions
 from claims_core.services.settings import load_settings
@@ -30,10 +32,14 @@ def get_engine():
     command (``python -m claims_core init`` / ``demo``) does, before the server starts."""
     engine = _engine_for(config.database_url())
     if not _schema_ready(engine):
-        st.error("The shop's database isn't set up yet. Run `python -m claims_core init` "
-                 "(the README's start command does), then reload this page.")
+        st.error(db_state.words(db_state.DbState.NOT_SET_UP))
         st.stop()
     return engine
+
+
+def cached_engine():
+    """The same engine without the set-up check (the fault page asks the database's state)."""
+    return _engine_for(config.database_url())
 
 
 @st.cache_resource(show_spinner=False)
@@ -87,22 +93,22 @@ def app_url(path: str) -> str:
     return f"{scheme}://{host}/{prefix}"
 
 
-def money(cents: int, currency: str = "USD") -> str:
+def money(minor: int, currency: str = "USD") -> str:
     """An amount for staff pages (English). Customer pages use ``t().money``."""
-    return format_cents(cents, currency)
+    return format_minor(minor, currency)
 
 
 def amount_input(where, label: str, currency: str, value_minor: int, max_minor: int, *,
                  key: str, step: float = 1.0) -> int:
     """A staff money field in the currency's units ("Refund amount (JPY)", no decimals for yen);
     returns minor units."""
-    from claims_core.domain import cents_from_amount, currency_exponent  # noqa: PLC0415
+    from claims_core.domain import minor_from_amount, currency_exponent  # noqa: PLC0415
     exp = currency_exponent(currency)
     top = max_minor / 10 ** exp
     shown = where.number_input(f"{label} ({currency})", min_value=0.0, max_value=float(top),
                                value=min(value_minor, max_minor) / 10 ** exp, step=step,
                                format=f"%.{exp}f", key=key)
-    return cents_from_amount(shown, currency)
+    return minor_from_amount(shown, currency)
 
 
 def money_column(currency: str, label: str | None = None):
@@ -133,7 +139,8 @@ def t() -> i18n.Translator:
     ``t("Refund of {amount}", amount=Amount(1250, "EUR"))``, ``t.money(1250, "EUR")``)."""
     code = lang()
     locale = st.context.locale
-    return i18n.translator(code, i18n.region_of(code, locale if isinstance(locale, str) else None))
+    return i18n.translator(code, i18n.region_of(code, locale if isinstance(locale, str) else None),
+                           store_tz())
 
 
 def language_picker() -> None:
@@ -159,12 +166,30 @@ def store_text(settings, field: str, lang_code: str) -> str:
     return _store_text(settings, field, lang_code)
 
 
-def day(d) -> str:
-    return format_date(d) if d else "—"
+def privacy_link() -> None:
+    """The link to the privacy notice, at the foot of every public page (also in the menu)."""
+    st.page_link("views/customer/privacy.py", label=t()("Privacy notice"), icon=":material/shield:")
 
 
-def when(dt) -> str:
-    return f"{dt:%b} {dt.day}, {dt.year}" if dt else "—"
+def store_tz() -> str:
+    """The store's time zone: every date a person reads is the store's local day."""
+    return getattr(store_settings(), "timezone", None) or "UTC"
+
+
+def day(d, tz: str | None = None) -> str:
+    """A day (or a moment's store-local day) for staff pages, as ``domain.format_date`` writes it.
+    ``tz``: the store's zone when the page has its settings at hand (else they are read)."""
+    return format_date(d, tz or store_tz()) if d else "—"
+
+
+def when(dt, tz: str | None = None) -> str:
+    """A moment's day in the store's zone (the same day its deadlines count from)."""
+    return format_date(dt, tz or store_tz()) if dt else "—"
+
+
+def moment(dt, tz: str | None = None) -> str:
+    """A moment with its time, in the store's zone ("December 6, 2026 at 21:06 EST")."""
+    return format_moment(dt, tz or store_tz()) if dt else "—"
 
 
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
@@ -299,10 +324,14 @@ def current_staff():
 
 
 def end_staff_session() -> None:
-    """Log-out: the session row goes now; the page's own request to the log-out route (an image
-    the browser fetches from this site) clears the cookie too."""
+    """Log-out: the session row goes now; the page's own POST to the log-out route (same origin,
+    so it passes the route's Origin check; the route takes no GET) clears the cookie too."""
     staff_sessions.end(get_engine(), staff_cookie())
-    st.html(f'<img src="{app_url(LOGOUT_IN_PAGE)}" alt="" width="1" height="1">')
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    url = "/" + "/".join(x for x in (base, LOGOUT_IN_PAGE.lstrip("/")) if x)
+    target = json.dumps(url).replace("<", "\\u003c")  # a JS string that can't end the script
+    st.html(f"<script>fetch({target}, {{method: 'POST', credentials: 'same-origin'}})</script>",
+            unsafe_allow_javascript=True)
 
 
 def here() -> str:

@@ -9,43 +9,83 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
-import os
-import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Literal
 
+import fastapi_offline
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from limits import RateLimitItem
 from limits import parse as parse_limit
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import domain
 from ..domain.errors import ClaimRuleError, ErrorCode
-from ..domain.vocabulary import ResolutionKind
+from ..infra import config, photos as photo_rules
 from ..infra.db import utcnow
-from ..services import api_keys, claims_api, customer, decisions
+from ..services import api_keys, claims_api, customer, customer_data, decisions
 from ..services.api_keys import ApiKeyView
 from ..services.approvals import ResolutionInput
 from ..services.settings import load_settings
 from ..services.unit_of_work import run
 from . import evidence_pack, importer
+from . import db_state
 from .web import engine
 
 PROBLEM = "application/problem+json"
 PROBLEM_BASE = "https://docs.claims-portal.dev/problems/"
 DEFAULT_RATE_LIMIT = "120/minute"
 
-# A refusal's HTTP status, by the domain's code (anything else a rule refuses is 422).
-CONFLICT_CODES = {ErrorCode.ILLEGAL_TRANSITION, ErrorCode.STALE_CLAIM, ErrorCode.CLAIM_ON_HOLD,
-                  ErrorCode.ALREADY_CLAIMED, ErrorCode.NOTHING_LEFT_TO_CLAIM, ErrorCode.NOT_ON_HOLD}
-NOT_FOUND_CODES = {ErrorCode.CLAIM_NOT_FOUND, ErrorCode.NOT_FOUND, ErrorCode.ORDER_NOT_FOUND}
+# The largest request bodies read (a bigger one is 413 before a byte of it is read when it says
+# its Content-Length, else as soon as that many bytes have arrived): filing a claim carries photos
+# as base64; every other body is small.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_CLAIM_BODY_BYTES = 40 * 1024 * 1024
+# A photo's base64 text is at most this long: the photo cap, 4 characters per 3 bytes.
+MAX_PHOTO_BASE64 = 4 * -(-photo_rules.DEFAULT_MAX_BYTES // 3)
+# Swagger UI's files, served by the app itself (no CDN: the docs work offline and under the CSP).
+SWAGGER_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+# Paths (below /api/v1) that need no key: the docs and the signed photo links.
+PUBLIC_PATHS = {"/openapi.json", "/docs"}
+PUBLIC_PREFIXES = ("/photos/", "/docs/assets/")
+SCOPE_KEY = "claims.api_key"  # where the guard leaves the request's key in the ASGI scope
+
+# A refusal's HTTP status follows its code: the one table (every ErrorCode has its row; a new
+# code without one fails tests/test_one_home.py).
+_C = ErrorCode
+STATUS_BY_CODE: dict[ErrorCode, int] = {code: status for status, codes in {
+    404: (_C.ORDER_NOT_FOUND, _C.CLAIM_NOT_FOUND, _C.NOT_FOUND, _C.PHOTO_NOT_FOUND,
+          _C.CUSTOMER_NOT_FOUND),
+    409: (_C.ILLEGAL_TRANSITION, _C.STALE_CLAIM, _C.CLAIM_ON_HOLD, _C.NOT_ON_HOLD, _C.ALREADY_CLAIMED,
+          _C.NOTHING_LEFT_TO_CLAIM, _C.RULE_NAME_TAKEN, _C.ERASURE_OPEN_CLAIM),
+    429: (_C.TOO_MANY_ATTEMPTS,),
+    422: (_C.ORDER_CANCELLED, _C.NOT_PROTECTED, _C.PROTECTION_AFTER_SHIPMENT, _C.NOT_SHIPPED,
+          _C.WINDOW_CLOSED, _C.TRACKING_NOT_READY, _C.ISSUE_NOT_AVAILABLE, _C.ISSUE_TYPE_UNKNOWN,
+          _C.SHIPMENT_NOT_IN_ORDER, _C.QUANTITY_INVALID, _C.PHOTOS_REQUIRED, _C.TOO_MANY_PHOTOS,
+          _C.PHOTO_REJECTED, _C.PHOTOS_NOT_REQUESTED, _C.RESOLUTION_UNAVAILABLE,
+          _C.SIGNATURE_INVALID, _C.AMOUNT_INVALID, _C.AMOUNT_ABOVE_PAID, _C.BONUS_ABOVE_CAP,
+          _C.RESOLUTION_REQUIRED, _C.RESOLUTION_INVALID, _C.DENIAL_REASON_REQUIRED,
+          _C.PHOTO_VERDICT_INVALID, _C.ASSIGNEE_INVALID, _C.DEADLINE_IN_PAST, _C.OUT_OF_STOCK,
+          _C.ORDER_REFUNDED, _C.AUTH_FAILED, _C.ACCOUNT_RULE, _C.API_KEY_SCOPE_INVALID,
+          _C.STAFF_EMAIL_MISSING, _C.SETTING_UNKNOWN, _C.SETTING_INVALID, _C.LOGO_REJECTED,
+          _C.RULE_INVALID, _C.WEBHOOK_URL_INVALID, _C.WEBHOOK_URL_NOT_PUBLIC,
+          _C.WEBHOOK_EVENTS_REQUIRED, _C.SHOP_CONNECTION_INVALID, _C.PRICING_INPUT_INVALID,
+          _C.CURSOR_INVALID, _C.INVALID_INPUT, _C.TEXT_TOO_LONG, _C.TEXT_REQUIRED,
+          _C.FORM_EXPIRED),
+    503: (_C.DATABASE_UNAVAILABLE, _C.DATABASE_NOT_INITIALISED, _C.DATABASE_READ_ONLY),
+    500: (_C.INTERNAL_ERROR,),
+}.items() for code in codes}
 
 
 class Problem(Exception):
@@ -69,23 +109,43 @@ def problem_response(p: Problem, instance: str) -> JSONResponse:
 
 
 def from_rule(e: ClaimRuleError) -> Problem:
-    status = 404 if e.code in NOT_FOUND_CODES else 409 if e.code in CONFLICT_CODES else 422
-    return Problem(status, str(e.code), e.message)
+    return Problem(STATUS_BY_CODE.get(e.code, 422), str(e.code), e.message)
 
 
 # --- request bodies ---------------------------------------------------------------------------------
+# Money, ids and counts are strict integers: JSON true, 1.0 or "5" are refused (never read as 1).
 
-class ItemQuantity(BaseModel):
+class ApiModel(BaseModel):
+    """A request body: no text may hold a NUL character (no database column can store one)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+
+class ItemQuantity(ApiModel):
     sku: str = Field(min_length=1, max_length=100)
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: int = Field(strict=True, ge=1, le=10_000)
 
 
-class PhotoIn(BaseModel):
+class PhotoIn(ApiModel):
     filename: str = Field(min_length=1, max_length=255)
-    content_base64: str = Field(min_length=1, max_length=30_000_000)
+    content_base64: str = Field(min_length=1)
+
+    @field_validator("content_base64", mode="after")
+    @classmethod
+    def _within_the_photo_cap(cls, value: str) -> str:
+        """The decoded size, counted from the base64 length before anything is decoded."""
+        if len(value) > MAX_PHOTO_BASE64:
+            raise ValueError(f"a photo is at most {photo_rules.DEFAULT_MAX_BYTES // 1_000_000} MB;"
+                             f" this one is about {len(value) * 3 // 4 / 1_000_000:.0f} MB")
+        return value
 
 
-class NewClaim(BaseModel):
+class NewClaim(ApiModel):
     order_number: str = Field(min_length=1, max_length=64)
     email: str = Field(min_length=3, max_length=254)
     tracking_number: str | None = Field(default=None, max_length=64)
@@ -100,30 +160,30 @@ class NewClaim(BaseModel):
     language: str | None = Field(default=None, max_length=8)
 
 
-class RequestInfo(BaseModel):
+class RequestInfo(ApiModel):
     message: str = Field(min_length=1, max_length=20_000)
 
 
-class Approve(BaseModel):
+class Approve(ApiModel):
     resolution: Literal["refund", "store_credit", "reshipment"]
-    amount_cents: int | None = Field(default=None, ge=0)
-    bonus_pct: int | None = Field(default=None, ge=0, le=100)
+    amount_cents: int | None = Field(default=None, strict=True, ge=0, le=1_000_000_000)
+    bonus_pct: int | None = Field(default=None, strict=True, ge=0, le=100)
     note: str = Field(default="", max_length=20_000)
 
 
-class Deny(BaseModel):
+class Deny(ApiModel):
     reason_code: str = Field(min_length=1, max_length=32)
     note: str = Field(default="", max_length=20_000)
 
 
-class LineIn(BaseModel):
+class LineIn(ApiModel):
     sku: str = Field(min_length=1, max_length=100)
     name: str = Field(min_length=1, max_length=300)
-    quantity: int = Field(ge=1, le=100_000)
-    unit_price_cents: int = Field(ge=0, le=1_000_000_000)
+    quantity: int = Field(strict=True, ge=1, le=100_000)
+    unit_price_cents: int = Field(strict=True, ge=0, le=1_000_000_000)
 
 
-class ShipmentIn(BaseModel):
+class ShipmentIn(ApiModel):
     tracking_number: str = Field(min_length=1, max_length=64)
     carrier: str = Field(default="", max_length=64)
     shipped_at: datetime
@@ -132,7 +192,7 @@ class ShipmentIn(BaseModel):
     items: list[ItemQuantity] = Field(min_length=1, max_length=500)
 
 
-class AddressIn(BaseModel):
+class AddressIn(ApiModel):
     address1: str = Field(default="", max_length=200)
     city: str = Field(default="", max_length=100)
     zip: str = Field(default="", max_length=20)
@@ -140,17 +200,31 @@ class AddressIn(BaseModel):
     country_code: str = Field(default="", max_length=2)
 
 
-class OrderIn(BaseModel):
+class OrderIn(ApiModel):
     email: str = Field(min_length=3, max_length=254)
     customer_name: str = Field(default="", max_length=200)
     created_at: datetime
     currency: str = Field(default="USD", min_length=3, max_length=3)
-    total_cents: int = Field(ge=0, le=1_000_000_000)
-    protection_fee_cents: int = Field(default=0, ge=0, le=100_000_000)
+    total_cents: int = Field(strict=True, ge=0, le=1_000_000_000)
+    protection_fee_cents: int = Field(default=0, strict=True, ge=0, le=100_000_000)
     line_items: list[LineIn] = Field(min_length=1, max_length=500)
     shipments: list[ShipmentIn] = Field(default_factory=list, max_length=100)
     shipping_address: AddressIn | None = None
     cancelled_at: datetime | None = None
+
+
+class CustomerRef(ApiModel):
+    email: str = Field(default="", max_length=254)
+    shopify_customer_id: str | None = Field(default=None, max_length=64)
+
+
+class CustomerExport(CustomerRef):
+    include_staff_notes: bool = True
+
+
+class CustomerErase(CustomerRef):
+    request_ref: str = Field(default="", max_length=200)
+    order_numbers: list[str] | None = Field(default=None, max_length=500)
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -161,12 +235,114 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 # --- the application ----------------------------------------------------------------------------------
 
+def _unauthorized() -> Problem:
+    return Problem(401, "unauthorized", "Send a valid API key: Authorization: Bearer <key> "
+                   "(Settings → API & webhooks).",
+                   headers={"WWW-Authenticate": 'Bearer realm="claims"'})
+
+
+def _insufficient(key: ApiKeyView) -> Problem:
+    return Problem(403, "insufficient_scope", f"This key can only {key.scope}; this endpoint "
+                   "needs a write key.")
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the API's mount point (``/claims``, ``/docs``…)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+def body_limit(method: str, path: str) -> int:
+    return MAX_CLAIM_BODY_BYTES if method == "POST" and path.rstrip("/") == "/claims" \
+        else MAX_BODY_BYTES
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"The body is larger than this endpoint takes ({limit:,} bytes).")
+
+
+class Guard:
+    """What every request meets before FastAPI reads a byte of its body, in this order: the key
+    (401), the rate limit counted in the database (429), the key's scope by method (403: ``GET``
+    reads, anything else writes), a NUL in the address (400) and a declared ``Content-Length``
+    over the limit (413). Then the body is counted as it arrives (chunked too): past the limit
+    the read stops with 413. The docs and the signed photo links need no key."""
+
+    def __init__(self, app: ASGIApp, rate: RateLimitItem, handlers: dict):
+        self.app, self.rate, self.handlers = app, rate, handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = _route_path(scope)
+        limit = body_limit(scope["method"], path)
+        try:
+            refusal = None
+            if not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
+                scope[SCOPE_KEY], refusal = await run_in_threadpool(self._admit, scope)
+            refusal = refusal or self._address_or_size(scope, limit)
+        except Exception as exc:  # the database, mostly: the app's own handlers answer (503)
+            handler = next((self.handlers[c] for c in type(exc).__mro__ if c in self.handlers),
+                           None)
+            if handler is None:
+                raise
+            await (await handler(Request(scope, receive), exc))(scope, receive, send)
+            return
+        if refusal is not None:
+            await problem_response(refusal, scope["path"])(scope, receive, send)
+            return
+        received = 0
+
+        async def bounded() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, bounded, send)
+
+    def _admit(self, scope: Scope) -> tuple[ApiKeyView | None, Problem | None]:
+        header = Headers(scope=scope).get("authorization", "")
+        raw = header[7:].strip() if header[:7].lower() == "bearer " else None
+        key = api_keys.authenticate(engine(), raw)
+        if key is None:
+            return None, _unauthorized()
+        verdict = api_keys.count_request(engine(), key.id, self.rate.amount,
+                                         self.rate.get_expiry())
+        if not verdict.allowed:
+            wait = verdict.retry_after
+            return key, Problem(429, "rate_limited", f"Too many requests for this key; try "
+                                f"again in {wait} s.", headers={"Retry-After": str(wait)})
+        if not key.allows("read" if scope["method"] in ("GET", "HEAD", "OPTIONS") else "write"):
+            return key, _insufficient(key)
+        return key, None
+
+    @staticmethod
+    def _address_or_size(scope: Scope, limit: int) -> Problem | None:
+        query = scope.get("query_string", b"").lower()
+        if "\x00" in scope["path"] or b"\x00" in query or b"%00" in query:
+            return Problem(400, "bad_request", "The address holds a NUL character.")
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and not (length.isascii() and length.isdigit()):
+            return Problem(400, "bad_request", "Content-Length isn't a number.")
+        if length is not None and int(length) > limit:
+            return Problem(413, "body_too_large", f"The body is larger than this endpoint takes "
+                           f"({limit:,} bytes).")
+        return None
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="Claims portal API", version="1",
                   description="Claims, decisions and orders of a shipping-protection claims "
-                              "portal. See docs/api.md.")
-    rate = parse_limit(os.environ.get("CLAIMS_API_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
-    limiter = MovingWindowRateLimiter(MemoryStorage())
+                              "portal. See docs/api.md.", docs_url=None, redoc_url=None)
+    rate = parse_limit(config.api_rate_limit(DEFAULT_RATE_LIMIT))
+    app.add_middleware(Guard, rate=rate, handlers=app.exception_handlers)
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_ASSETS), name="docs-assets")
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
@@ -186,31 +362,40 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        code = "not_found" if exc.status_code == 404 else "method_not_allowed" \
-            if exc.status_code == 405 else "http_error"
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status_code, "http_error")
         return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError):
+        # the database not set up, unreachable, busy or read-only: a 503 with a code and
+        # Retry-After (db_state decides, for every door of the app alike), never a bare 500
+        state = await run_in_threadpool(db_state.diagnose, exc, engine())
+        db_state.log_fault(state, exc, request.method, request.url.path)
+        return db_state.problem(state, request.url.path)
 
     def key_with(scope: str) -> Callable:
         def dependency(request: Request) -> ApiKeyView:
-            header = request.headers.get("authorization", "")
-            raw = header[7:].strip() if header[:7].lower() == "bearer " else None
-            key = api_keys.authenticate(engine(), raw)
+            key = request.scope.get(SCOPE_KEY)  # checked and counted by the Guard already
             if key is None:
-                raise Problem(401, "unauthorized", "Send a valid API key: Authorization: Bearer "
-                              "<key> (Settings → API & webhooks).",
-                              headers={"WWW-Authenticate": 'Bearer realm="claims"'})
-            if not limiter.hit(rate, str(key.id)):
-                reset, _left = limiter.get_window_stats(rate, str(key.id))
-                wait = max(1, math.ceil(reset - time.time()))
-                raise Problem(429, "rate_limited", f"Too many requests for this key; try again "
-                              f"in {wait} s.", headers={"Retry-After": str(wait)})
+                raise _unauthorized()
             if not key.allows(scope):
-                raise Problem(403, "insufficient_scope", f"This key can only {key.scope}; "
-                              "this endpoint needs a write key.")
+                raise _insufficient(key)
             return key
         return dependency
 
     reader, writer = Depends(key_with("read")), Depends(key_with("write"))
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        """Swagger UI from the app's own files: nothing is loaded from another host."""
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} · docs",
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+            oauth2_redirect_url=None, swagger_ui_parameters={"validatorUrl": None})
 
     def idempotent(request: Request, key: ApiKeyView, body: BaseModel | None,
                    action: Callable[[], tuple[int, dict]]) -> Response:
@@ -290,26 +475,26 @@ def create_app() -> FastAPI:
     def photo(token: str):
         try:
             data = claims_api.photo_by_token(engine(), token)
-        except ClaimRuleError as e:
-            raise Problem(404, "not_found", e.message)
+        except ClaimRuleError as e:  # a link that isn't valid (or expired), a photo gone: 404
+            raise from_rule(e)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"})
 
     @app.post("/claims", status_code=201, summary="File a claim on a customer's behalf")
     def file_claim(body: NewClaim, request: Request, key: ApiKeyView = writer):
         def action():
-            view = customer.lookup_order(engine(), body.order_number, body.email)
+            view = claims_api.order_for_key(engine(), body.order_number, body.email)
             ship = _shipment(view, body.tracking_number)
             by_sku = {i.sku: i.shipment_item_id for i in ship.items}
             items = {}
             for it in body.items:
                 if it.sku not in by_sku:
-                    raise Problem(422, str(ErrorCode.QUANTITY_INVALID),
-                                  f"The shipment has no item with SKU {it.sku}.")
+                    raise from_rule(domain.QuantityError(
+                        f"The shipment has no item with SKU {it.sku}."))
                 items[by_sku[it.sku]] = it.quantity
             photos = [(p.filename, _b64(p.content_base64)) for p in body.photos]
             idem = (request.headers.get("idempotency-key") or "").strip()
             receipt = customer.file_claim(engine(), customer.ClaimRequest(
-                idempotency_key=f"api:{key.id}:{idem or uuid.uuid4().hex}"[:128],
+                idempotency_key=claims_api.claim_idempotency_key(key.id, idem or uuid.uuid4().hex),
                 order_id=view.id, email=body.email, shipment_id=ship.id,
                 issue_type=body.issue_type, items=items,
                 desired_resolution=body.desired_resolution, signature_kind="typed",
@@ -332,13 +517,10 @@ def create_app() -> FastAPI:
         def action():
             cid = claims_api.claim_id(engine(), reference)
             claimed = detail(request, reference)["claimed_cents"]
-            bonus = 0
-            if body.resolution == ResolutionKind.STORE_CREDIT:
-                bonus = body.bonus_pct if body.bonus_pct is not None \
-                    else load_settings(engine()).store_credit_bonus_pct
             amount = claimed if body.amount_cents is None else body.amount_cents
-            decisions.approve(engine(), cid, key.actor,
-                              [ResolutionInput(body.resolution, amount, bonus)], note=body.note)
+            decisions.approve(engine(), cid, key.actor,  # no bonus_pct: the store's default
+                              [ResolutionInput(body.resolution, amount, body.bonus_pct)],
+                              note=body.note)
             return 200, detail(request, reference)
         return idempotent(request, key, body, action)
 
@@ -348,6 +530,28 @@ def create_app() -> FastAPI:
             decisions.deny(engine(), claims_api.claim_id(engine(), reference), key.actor,
                            body.reason_code, body.note)
             return 200, detail(request, reference)
+        return idempotent(request, key, body, action)
+
+    @app.post("/customers/export", response_class=Response,
+              summary="A customer's personal data as one ZIP (JSON, photos, signatures, README)")
+    def export_customer(body: CustomerExport, key: ApiKeyView = writer):
+        data = customer_data.export_customer(engine(), body.email,
+                                             shopify_customer_id=body.shopify_customer_id,
+                                             include_staff_notes=body.include_staff_notes)
+        return Response(data, media_type="application/zip", headers={
+            "Content-Disposition": 'attachment; filename="customer-data.zip"',
+            "Cache-Control": "no-store"})
+
+    @app.post("/customers/erase", summary="Erase a customer's personal data (409 while a claim "
+              "of theirs is open)")
+    def erase_customer(body: CustomerErase, request: Request, key: ApiKeyView = writer):
+        def action():
+            r = customer_data.erase_customer(engine(), body.email, actor=key.actor,
+                                             request_ref=body.request_ref,
+                                             shopify_customer_id=body.shopify_customer_id,
+                                             order_numbers=body.order_numbers)
+            return 200, {"erasure_id": r.erasure_id, "orders": r.orders, "claims": r.claims,
+                         "rows": r.rows, "tables": r.counts, "request_ref": r.request_ref}
         return idempotent(request, key, body, action)
 
     @app.put("/orders/{order_number}", summary="Create or update an order with its shipments")

@@ -13,6 +13,7 @@ from typing import Callable
 
 from sqlalchemy import Engine, insert, text
 
+from ..domain.vocabulary import DECIDED_STATUSES
 from ..infra import migrate, rollups
 from ..infra.db import analyze, utcnow, write_session
 from ..infra.models import ensure_settings_row
@@ -27,7 +28,6 @@ ITEM_ISSUES = {"damaged", "defective", "wrong_item", "missing_item"}
 STATUSES = ["submitted", "in_review", "needs_info", "approved", "resolved", "denied", "closed"]
 STATUS_WEIGHTS = [3, 3, 2, 4, 20, 3, 2]
 OPEN = {"submitted", "in_review", "needs_info"}
-DECIDED = {"approved", "resolved", "denied"}
 
 
 def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None = None,
@@ -96,14 +96,14 @@ def fill(engine: Engine, n_claims: int, *, seed: int = 7, now: datetime | None =
                     claimed_cents=price * qty, email=f"c{n}@example.com", signature_kind="drawn",
                     signature_name="", signature_png=signature if i < with_photos else None,
                     signed_at=filed, filed_by="customer", created_at=filed, updated_at=filed,
-                    decided_at=filed + timedelta(days=2) if status in DECIDED else None,
+                    decided_at=filed + timedelta(days=2) if status in DECIDED_STATUSES else None,
                     risk_score=risk, risk_level="high" if risk >= 50 else "medium" if risk >= 20 else "low",
                     version=1))
                 rows[ClaimItem].append(dict(claim_id=n, shipment_item_id=n, quantity=qty,
                                             unit_cents=price, is_open=status in OPEN))
                 rows[Event].append(dict(claim_id=n, order_id=n, actor="customer", at=filed,
                                         action="claim_filed", to_status="submitted", details="{}"))
-                if status in DECIDED:
+                if status in DECIDED_STATUSES:
                     decided = filed + timedelta(days=2)
                     rows[Decision].append(dict(id=n, claim_id=n, decided_by="staff:bulk",
                                                decided_at=decided, note="", reason_code="" if

@@ -27,7 +27,7 @@ from fpdf.enums import WrapMode, XPos, YPos
 from fpdf.errors import FPDFException
 
 from ..domain.errors import ClaimRuleError
-from ..domain.money import credit_with_bonus, format_cents
+from ..domain.money import credit_with_bonus, format_minor
 from ..domain.text import strip_controls
 from ..domain.vocabulary import (
     DENIED,
@@ -35,8 +35,9 @@ from ..domain.vocabulary import (
     SHIPMENT_STATUS_LABELS,
     ResolutionKind,
 )
-from ..domain.windows import format_date
-from ..services import claim_review
+from ..domain.windows import format_date, format_moment
+from ..infra.db import utcnow
+from ..services import claim_review, retention
 from ..services.settings import load_settings
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -44,6 +45,7 @@ BOLD_FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
 MIME_TYPE = "application/pdf"
 NOT_EMBEDDED = "(image could not be embedded)"
+REMOVED = "(removed under the retention policy)"  # Settings → Privacy
 
 _PAGE_ALIAS = "{nb}"
 _PHOTO_MAX_HEIGHT_MM = 100.0  # two photos to a page
@@ -68,11 +70,14 @@ def build(engine, claim_id: int, *, now: datetime | None = None) -> bytes:
     """The claim's evidence pack as PDF bytes. Raises ``domain.ClaimNotFound`` for an unknown
     claim. ``now`` is the "generated at" time (UTC; defaults to the clock)."""
     view = claim_review.claim_for_staff(engine, claim_id)
-    store = load_settings(engine).name or ""
-    generated = _utc(now or datetime.now(timezone.utc))
-    photos = [(p, _photo_bytes(engine, claim_id, p.id)) for p in view.photos]
+    settings = load_settings(engine)
+    store = settings.name or ""
+    generated = _utc(now or utcnow())
+    removed, signature_removed = retention.removed_photos(engine, claim_id)
+    photos = [(p, None if p.id in removed else _photo_bytes(engine, claim_id, p.id))
+              for p in view.photos]
 
-    pdf = _Pack(view.claim.reference)
+    pdf = _Pack(view.claim.reference, settings.timezone)
     pdf.set_creation_date(generated)
     pdf.set_title(strip_controls(f"Evidence pack {view.claim.reference}"))
     pdf.set_author(strip_controls(store))
@@ -83,8 +88,8 @@ def build(engine, claim_id: int, *, now: datetime | None = None) -> bytes:
     _order_and_shipment(pdf, view)
     if view.claim.tracking is not None:
         _tracking(pdf, view.claim.tracking)
-    _statement(pdf, view)
-    _photos(pdf, photos)
+    _statement(pdf, view, signature_removed)
+    _photos(pdf, photos, removed)
     _conversation(pdf, view)
     _decision(pdf, view)
     _audit_trail(pdf, view)
@@ -96,9 +101,10 @@ def build(engine, claim_id: int, *, now: datetime | None = None) -> bytes:
 class _Pack(FPDF):
     """A4 pages with the claim's footer; every piece of text goes through :meth:`para`."""
 
-    def __init__(self, reference: str):
+    def __init__(self, reference: str, tz: str | None = None):
         super().__init__(orientation="P", unit="mm", format="A4")
         self.reference = reference
+        self.tz = tz or "UTC"  # the store's zone: every moment in the pack is shown in it
         self.set_margins(15, 15, 15)
         self.set_auto_page_break(True, margin=18)
         self.unicode = _add_unicode_font(self)
@@ -207,14 +213,14 @@ def _title(pdf: _Pack, view: claim_review.StaffClaimView, store: str, generated:
         pdf.para(store, size=11, bold=True)
     pdf.para(f"Evidence pack \u2014 claim {c.reference}", size=17, bold=True, height=9)
     pdf.gap(1)
-    pdf.field("Generated", _when(generated))
+    pdf.field("Generated", _when(generated, pdf.tz))
     status = c.status_label
     if status.lower() != str(c.status).replace("_", " "):
         status += f" ({str(c.status).replace('_', ' ')})"
     pdf.field("Claim status", status)
-    pdf.field("Claim filed", _when(c.created_at))
+    pdf.field("Claim filed", _when(c.created_at, pdf.tz))
     if view.held_at is not None:
-        pdf.field("On hold since", f"{_when(view.held_at)} \u2014 {view.hold_reason}")
+        pdf.field("On hold since", f"{_when(view.held_at, pdf.tz)} \u2014 {view.hold_reason}")
 
 
 def _order_and_shipment(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
@@ -224,22 +230,22 @@ def _order_and_shipment(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     pdf.field("Customer", view.customer_name)
     pdf.field("Email", view.email)
     pdf.field("Shipping address", view.shipping_address)
-    pdf.field("Order date", _when(view.order_created_at))
-    pdf.field("Order total", format_cents(view.order_total_cents, c.currency))
+    pdf.field("Order date", _when(view.order_created_at, pdf.tz))
+    pdf.field("Order total", format_minor(view.order_total_cents, c.currency))
     pdf.field("Shipping protection", "yes" if view.protected else "no")
     if view.refunded_cents:
         pdf.field("Refunded in the shop outside this claim",
-                  format_cents(view.refunded_cents, c.currency))
+                  format_minor(view.refunded_cents, c.currency))
     pdf.field("Shipping method", view.shipping_method)
     pdf.field("Shipment", c.shipment_label)
     pdf.field("Carrier", c.carrier)
     pdf.field("Tracking number", c.tracking_number)
     pdf.field("Shipment status", SHIPMENT_STATUS_LABELS.get(view.shipment_status,
                                                             view.shipment_status))
-    pdf.field("Shipped", _when(view.shipped_at))
-    pdf.field("Delivered", _when(view.delivered_at) if view.delivered_at else "not delivered")
+    pdf.field("Shipped", _when(view.shipped_at, pdf.tz))
+    pdf.field("Delivered", _when(view.delivered_at, pdf.tz) if view.delivered_at else "not delivered")
     if view.last_scan_at is not None:
-        pdf.field("Last carrier scan", _when(view.last_scan_at))
+        pdf.field("Last carrier scan", _when(view.last_scan_at, pdf.tz))
     pdf.field("Filing deadline", _day(view.deadline))
 
 
@@ -248,14 +254,14 @@ def _tracking(pdf: _Pack, t) -> None:
     pdf.field("Tracking number", t.tracking_number)
     pdf.field("Carrier", t.carrier)
     pdf.field("Milestone", t.milestone_label or "unknown")
-    pdf.field("Expected delivery", _when(t.expected_delivery_at) if t.expected_delivery_at
+    pdf.field("Expected delivery", _when(t.expected_delivery_at, pdf.tz) if t.expected_delivery_at
               else "not given")
     pdf.gap()
-    pdf.subhead(f"Checkpoints ({len(t.entries)}, newest first, times UTC)")
+    pdf.subhead(f"Checkpoints ({len(t.entries)}, newest first, times in {pdf.tz})")
     if not t.entries:
         pdf.para("No checkpoints reported.", indent=4)
     for e in t.entries:
-        head = f"{_when(e.at)} \u00b7 {e.milestone_label}"
+        head = f"{_when(e.at, pdf.tz)} \u00b7 {e.milestone_label}"
         if e.place:
             head += f" \u00b7 {e.place}"
         pdf.para(head, indent=4)
@@ -271,7 +277,8 @@ def _tracking(pdf: _Pack, t) -> None:
         pdf.para(f"Photo link (as given by the carrier): {t.proof.photo_url or '-'}", indent=4)
 
 
-def _statement(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
+def _statement(pdf: _Pack, view: claim_review.StaffClaimView, signature_removed: bool = False
+               ) -> None:
     c = view.claim
     pdf.heading("The customer's statement")
     pdf.field("Issue", c.issue_label)
@@ -281,15 +288,18 @@ def _statement(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
         pdf.subhead("Items claimed")
         for i in c.items:
             sku = f" (SKU {i.sku})" if i.sku else ""
-            pdf.para(f"{i.quantity} \u00d7 {i.name}{sku}: {format_cents(i.amount_cents, c.currency)}",
+            pdf.para(f"{i.quantity} \u00d7 {i.name}{sku}: {format_minor(i.amount_cents, c.currency)}",
                      indent=4)
-    pdf.field("Amount claimed", format_cents(c.claimed_cents, c.currency))
+    pdf.field("Amount claimed", format_minor(c.claimed_cents, c.currency))
     pdf.gap()
     pdf.subhead("Description")
     pdf.para(c.description or "(none given)", indent=4)
     pdf.gap()
     pdf.subhead("Signature")
-    if c.signature_kind == "drawn":
+    if signature_removed:
+        pdf.para(f"{'Drawn' if c.signature_kind == 'drawn' else 'Typed'} by the customer: "
+                 f"{REMOVED}", indent=4)
+    elif c.signature_kind == "drawn":
         pdf.para("Drawn by the customer:", indent=4)
         if view.signature_png:
             w, h = _SIGNATURE_BOX_MM
@@ -303,9 +313,12 @@ def _statement(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
             pdf.para("(no drawing stored)", indent=4)
     else:
         pdf.para(f"Typed name: {c.signature_name or '-'}", indent=4)
+        if c.signature_cannot_draw:
+            pdf.para("The customer ticked: \u201cI can't draw a signature; my typed name is my "
+                     "signature.\u201d", indent=4)
 
 
-def _photos(pdf: _Pack, photos: list) -> None:
+def _photos(pdf: _Pack, photos: list, removed: frozenset[int] | set[int] = frozenset()) -> None:
     pdf.heading("Photos")
     pdf.para(f"Photos: {len(photos)}")
     if not photos:
@@ -327,7 +340,9 @@ def _photos(pdf: _Pack, photos: list) -> None:
                 embedded = True
             except Exception:  # noqa: BLE001 - whatever the decoder says, list it instead
                 embedded = False
-        if not embedded:
+        if p.id in removed:
+            pdf.para(REMOVED)
+        elif not embedded:
             pdf.para(NOT_EMBEDDED)
 
 
@@ -341,7 +356,7 @@ def _conversation(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     for m in messages:
         pdf.gap(1)
         who = m.author_name or m.author_kind
-        pdf.para(f"{_when(m.created_at)} \u00b7 {who} ({m.author_kind})", bold=True, size=9)
+        pdf.para(f"{_when(m.created_at, pdf.tz)} \u00b7 {who} ({m.author_kind})", bold=True, size=9)
         pdf.para(m.body, indent=4)
 
 
@@ -353,15 +368,15 @@ def _decision(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
         for r in c.resolutions:
             label = RESOLUTION_LABELS.get(r.kind, r.kind)
             if r.kind == ResolutionKind.STORE_CREDIT:
-                line = f"{label}: {format_cents(r.amount_cents, c.currency)}"
+                line = f"{label}: {format_minor(r.amount_cents, c.currency)}"
                 if r.bonus_pct:
                     total = credit_with_bonus(r.amount_cents, r.bonus_pct)
-                    line += f" + {r.bonus_pct}% bonus = {format_cents(total, c.currency)}"
+                    line += f" + {r.bonus_pct}% bonus = {format_minor(total, c.currency)}"
                 line += f" \u00b7 code {r.store_credit_code or '-'}"
             elif r.kind == ResolutionKind.RESHIPMENT:
                 line = label
             else:
-                line = f"{label}: {format_cents(r.amount_cents, c.currency)}"
+                line = f"{label}: {format_minor(r.amount_cents, c.currency)}"
             pdf.para(line, indent=4)
     elif c.status == DENIED:
         pdf.para("Denied", bold=True)
@@ -405,8 +420,10 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def _when(moment: datetime | None) -> str:
-    return f"{_utc(moment):%Y-%m-%d %H:%M} UTC" if moment is not None else "-"
+def _when(moment: datetime | None, tz: str) -> str:
+    """A moment in the store's zone, its day the store's local day (like every date a person
+    reads: ``domain.windows``), so "Shipped" and "Filing deadline" count from the same day."""
+    return format_moment(moment, tz) if moment is not None else "-"
 
 
 def _day(d: date | None) -> str:

@@ -26,7 +26,6 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Callable
 
 from sqlalchemy import Engine, select
@@ -38,7 +37,7 @@ from ..domain.resolutions import SHOP_MARKER
 from ..services.settings import load_settings
 from ..infra.db import import_session, utcnow
 from ..infra.models import ClaimItem, LineItem, Order, OrderRefund, Shipment, ShipmentItem, Stock
-from ..services import tracking
+from ..services import track17_registration, tracking
 from . import carrier_feeds
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
@@ -142,27 +141,15 @@ def _rows(data: bytes | str, required: list[str], kind: str):
 
 
 def parse_money(raw: str, what: str, currency: str = "USD") -> int:
-    """An amount as a shop writes it ("1,234.50", "$12", "EUR 9.99") in the currency's minor
-    units (cents; yen for JPY)."""
-    s = (raw or "").strip().replace(",", "")
-    s = re.sub(r"^(?:[$€£¥]|[A-Za-z]{3}\s)\s*", "", s)  # a leading currency symbol or code
-    if not s:
+    """An amount cell ("1,234.50", "$12", "EUR 9.99") in the currency's minor units, read by the
+    domain's one parser (``money.minor_from_amount``); a blank cell is zero. ``ValueError``
+    names the column."""
+    if not (raw or "").strip():
         return 0
     try:
-        value = Decimal(s)
-    except InvalidOperation:
-        raise ValueError(f"{what} “{raw}” is not an amount")
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{what} “{raw}” is not a valid amount")
-    if value > Decimal("10000000") * 10 ** max(0, 2 - money.currency_exponent(currency)):
-        raise ValueError(f"{what} “{raw}” is implausibly large")  # before any arithmetic on it
-    minor = money.minor_units(value, currency)
-    if minor > MAX_MINOR_UNITS:
-        raise ValueError(f"{what} “{raw}” is implausibly large")
-    return minor
-
-
-MAX_MINOR_UNITS = 2_000_000_000  # amounts are 32-bit integers in the database
+        return money.minor_from_amount(raw, currency)
+    except domain.InvalidInput as e:
+        raise ValueError(f"{what}: {e.message}")
 
 
 def parse_int(raw: str, what: str, *, minimum: int = 0) -> int:
@@ -558,6 +545,7 @@ def _apply_shipment(s, order: Order | None, g: dict, report: ImportReport) -> Ro
             items=[ShipmentItem(line_item_id=k, quantity=v) for k, v in wanted.items()], **fields))
         s.flush()
         tracking.apply_to_shipments(s, g["tracking"])  # carrier events that arrived first
+        track17_registration.queue(s, g["tracking"], g["carrier"])  # with a 17TRACK API key
         report.created += 1
         return None
     changed = False
@@ -808,6 +796,7 @@ def apply_shopify_fulfillment(s, order: Order, payload: dict) -> str:
             return (f"the fulfillment's tracking number changed to {tracking_number}, but its "
                     "shipment already has a claim: change it in the portal")
         by_id.tracking_number = tracking_number  # a corrected tracking number
+        track17_registration.queue(s, tracking_number, by_id.carrier)
         s.flush()
     names = {li.name: li.sku for li in order.line_items}
     items = []

@@ -1,26 +1,30 @@
 """Delivering the outbox over SMTP: leases so several senders never send one message twice,
 retries with backoff, a stable Message-ID so a receiving server can tell a retry from a new mail.
 
-SMTP comes from the environment (or Streamlit secrets mapped to it): ``CLAIMS_SMTP_HOST``,
-``CLAIMS_SMTP_PORT`` (587), ``CLAIMS_SMTP_STARTTLS`` (1), ``CLAIMS_SMTP_USER``,
+SMTP comes from the environment or ``.streamlit/secrets.toml`` (``infra.config.smtp_settings``):
+``CLAIMS_SMTP_HOST``, ``CLAIMS_SMTP_PORT`` (587), ``CLAIMS_SMTP_STARTTLS`` (1), ``CLAIMS_SMTP_USER``,
 ``CLAIMS_SMTP_PASSWORD``, ``CLAIMS_SMTP_FROM``. With no host set nothing is sent: the outbox is
 shown on the staff Outbox page instead.
+
+A message's Message-ID is decided when it is queued (``outbox.message_id``) and every try sends
+that one. While a message is being sent its lease is renewed (``infra.outbox.held``), so a slow
+server never lets another sender take it over and send it again.
 """
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 from sqlalchemy import Engine, update
 
 from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
+from ..infra import config
 from ..infra.db import utcnow, write_session
-from ..infra.outbox import lease_due
+from ..infra.outbox import held, lease_due
 from ..infra.models import OutboxMessage
 
 MAX_ATTEMPTS = DELIVERY_MAX_ATTEMPTS
@@ -37,21 +41,17 @@ class SmtpConfig:
     timeout: float = 20.0
 
 
-def smtp_from_env(env=os.environ) -> SmtpConfig | None:
-    host = env.get("CLAIMS_SMTP_HOST", "").strip()
-    if not host:
-        return None
-    return SmtpConfig(host=host, port=int(env.get("CLAIMS_SMTP_PORT", "587")),
-                      starttls=env.get("CLAIMS_SMTP_STARTTLS", "1") not in ("0", "false", "no"),
-                      user=env.get("CLAIMS_SMTP_USER", ""), password=env.get("CLAIMS_SMTP_PASSWORD", ""),
-                      sender=env.get("CLAIMS_SMTP_FROM", "claims@localhost"),
-                      timeout=float(env.get("CLAIMS_SMTP_TIMEOUT", "20")))
+def smtp_from_env() -> SmtpConfig | None:
+    """The configured SMTP server (environment or secrets.toml), None when there is none."""
+    settings = config.smtp_settings()
+    return SmtpConfig(**settings) if settings else None
 
 
 # --- sending ------------------------------------------------------------------------------------
 
 def _take(engine: Engine, now: datetime) -> OutboxMessage | None:
-    """Claim one due message for this sender (pending → sending with a lease), or None."""
+    """Claim one due message for this sender (pending → sending with a lease), or None. Taken one
+    at a time, each with a lease from the database's clock at that moment."""
     with write_session(engine) as s:
         taken = lease_due(s, OutboxMessage, now=now, limit=1)
         if not taken:
@@ -65,8 +65,11 @@ def _deliver(cfg: SmtpConfig, msg: OutboxMessage) -> None:
     em["From"] = cfg.sender
     em["To"] = msg.to_addr
     em["Subject"] = msg.subject
+    if msg.reply_to:  # the claim's signed reply address: an answer lands on the claim
+        em["Reply-To"] = msg.reply_to
+    em["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies back; our loops detectable
     # A stable Message-ID: a receiving server can tell a retry from a new message.
-    em["Message-ID"] = make_msgid(idstring=f"outbox-{msg.id}", domain="claims.local")
+    em["Message-ID"] = msg.message_id or f"<outbox-{msg.id}@{config.mail_domain()}>"
     em.set_content(msg.body_text)
     em.add_alternative(msg.body_html, subtype="html")
     with smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout) as smtp:
@@ -78,20 +81,24 @@ def _deliver(cfg: SmtpConfig, msg: OutboxMessage) -> None:
 
 
 def send_pending(engine: Engine, cfg: SmtpConfig | None, *, now: datetime | None = None,
-                 limit: int = 200) -> dict[str, int]:
+                 limit: int = 200, stop: threading.Event | None = None) -> dict[str, int]:
     """Deliver due messages. A refusal or a time-out leaves the message queued for a retry with
     backoff; after MAX_ATTEMPTS it is marked failed. Safe to run in several processes at once."""
     if cfg is None:
         return {"sent": 0, "retry": 0, "failed": 0, "skipped": 1}
-    now = now or utcnow()
+    fixed = now
     out = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
     for _ in range(limit):
+        if stop is not None and stop.is_set():
+            break  # shutting down: what is not taken stays queued for the next run
+        now = fixed or utcnow()  # each message on the clock of its own moment
         msg = _take(engine, now)
         if msg is None:
             break
         try:
-            _deliver(cfg, msg)
-        except (smtplib.SMTPException, OSError) as e:
+            with held(engine, OutboxMessage, msg.id, msg.lease_until):
+                _deliver(cfg, msg)
+        except Exception as e:  # noqa: BLE001 - refused, timed out, or unwritable: tried again later
             attempts = msg.attempts + 1
             failed = attempts >= MAX_ATTEMPTS
             with write_session(engine) as s:

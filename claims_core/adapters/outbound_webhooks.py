@@ -1,7 +1,9 @@
 """Sending outbound webhooks (run by ``tick``; replays from Settings go out on the next tick).
 
 Each due delivery is leased, its endpoint's host resolved and checked again (an address that has
-moved into a private network since registration is refused), the body signed per Standard
+moved into a private network since registration is refused) and the connection made to the
+address that was checked (the host name kept for the Host header and TLS: no second look-up for
+DNS rebinding to answer differently), the body signed per Standard
 Webhooks with the endpoint's secret (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature``: the ``standardwebhooks`` package) and posted, outside any transaction.
 A 2xx answer delivers it; anything else is retried with exponential backoff
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from datetime import datetime
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
@@ -23,6 +26,8 @@ from standardwebhooks.webhooks import Webhook
 from ..domain import webhook_targets
 from ..domain.errors import ClaimRuleError
 from ..infra.db import utcnow
+from ..infra.models import WebhookDelivery
+from ..infra.outbox import held
 from ..services import webhook_endpoints
 from ..services.webhook_endpoints import DeliveryJob, EndpointView
 
@@ -59,37 +64,85 @@ def signed_headers(job: DeliveryJob, at: datetime) -> dict[str, str]:
             "user-agent": USER_AGENT}
 
 
+def _take_one(engine: Engine, now: datetime) -> DeliveryJob | None:
+    jobs = webhook_endpoints.take_due(engine, now=now, limit=1)
+    return jobs[0] if jobs else None
+
+
 def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 100,
-                 client: httpx.Client | None = None, resolver: Resolver = resolve) -> dict[str, int]:
+                 client: httpx.Client | None = None, resolver: Resolver = resolve,
+                 stop: threading.Event | None = None) -> dict[str, int]:
+    """Send the due deliveries, taken one at a time (each lease from the database's clock as it is
+    taken, renewed while the receiver answers); ``stop`` (shutting down) ends the run between
+    deliveries."""
     out = {"delivered": 0, "retry": 0, "failed": 0}
     now = now or utcnow()
-    jobs = webhook_endpoints.take_due(engine, now=now, limit=limit)
-    if not jobs:
+    first = _take_one(engine, now)
+    if first is None:
         return out
-    own = client is None
-    client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    # One client per host name when we make them: a kept-alive TLS connection (its certificate
+    # checked for one name) is never reused for another name that happens to share the address.
+    clients: dict[str, httpx.Client] = {}
+
+    def client_for(host: str) -> httpx.Client:
+        if client is not None:
+            return client
+        if host not in clients:
+            clients[host] = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        return clients[host]
+
     try:
-        for job in jobs:
-            status = _send_one(engine, client, job, now, resolver)
+        job: DeliveryJob | None = first
+        for _ in range(limit):
+            job = job or _take_one(engine, now)
+            if job is None:
+                break
+            with held(engine, WebhookDelivery, job.id, job.lease_until):
+                status = _send_one(engine, client_for, job, now, resolver)
             out[status] += 1
+            job = None
+            if stop is not None and stop.is_set():
+                break
     finally:
-        if own:
-            client.close()
+        for c in clients.values():
+            c.close()
     return out
 
 
-def _send_one(engine: Engine, client: httpx.Client, job: DeliveryJob, now: datetime,
-              resolver: Resolver) -> str:
+def pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The URL with its host replaced by ``address`` (the one that was checked), with the Host
+    header and the TLS server name (SNI, and the name the certificate is checked against) kept as
+    the real host: the connection goes where the check said, without a second DNS look-up that
+    could answer differently (DNS rebinding)."""
+    u = httpx.URL(url)
+    ip = address.split("%")[0]
+    pinned = u.copy_with(host=ip)
+    host_header = u.netloc.decode("ascii")  # host[:port], IDNA-encoded, no user info
+    return str(pinned), {"host": host_header}, {"sni_hostname": u.raw_host.decode("ascii")}
+
+
+def _send_one(engine: Engine, client_for: Callable[[str], httpx.Client], job: DeliveryJob,
+              now: datetime, resolver: Resolver) -> str:
     host = urlsplit(job.url).hostname or ""
+    addresses = resolver(host)
     try:
-        webhook_targets.check_addresses(host, resolver(host), allow_private=job.allow_private)
+        webhook_targets.check_addresses(host, addresses, allow_private=job.allow_private)
     except ClaimRuleError as e:
         return _failed(engine, job, e.message, None, now, retryable=True)
-    try:
-        # signed with the real time of sending: receivers refuse old timestamps
-        resp = client.post(job.url, content=job.payload.encode(), headers=signed_headers(job, utcnow()))
-    except httpx.HTTPError as e:
-        return _failed(engine, job, f"{type(e).__name__}: {e}", None, now, retryable=True)
+    client = client_for(host)
+    resp = None
+    for i, address in enumerate(addresses):  # the checked addresses in turn, as a browser would
+        url, host_header, extensions = pinned_request(job.url, address)
+        try:
+            # signed with the real time of sending: receivers refuse old timestamps
+            resp = client.post(url, content=job.payload.encode(), extensions=extensions,
+                               headers={**signed_headers(job, utcnow()), **host_header})
+            break
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            if i == len(addresses) - 1:
+                return _failed(engine, job, f"{type(e).__name__}: {e}", None, now, retryable=True)
+        except httpx.HTTPError as e:
+            return _failed(engine, job, f"{type(e).__name__}: {e}", None, now, retryable=True)
     if 200 <= resp.status_code < 300:
         webhook_endpoints.record_delivered(engine, job.id, resp.status_code, now=now)
         return "delivered"

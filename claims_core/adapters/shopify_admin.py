@@ -45,14 +45,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
 
-from ..domain.money import currency_exponent
+from ..domain.errors import InvalidInput
+from ..domain.money import currency_exponent, minor_from_amount
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +148,12 @@ def money_amount(amount_cents: int, currency: str) -> str:
 
 
 def _to_minor(amount: Any, currency: str) -> int:
-    """Shopify's decimal string ("40.0", "1250.0") back to integer minor units."""
+    """Shopify's decimal string ("40.0", "1250.0") back to integer minor units, by the domain's
+    one parser (``money.minor_from_amount``: the same rounding and bound as forms and imports)."""
     try:
-        value = Decimal(str(amount))
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"unexpected amount {amount!r}")
-    return int(value.scaleb(_minor_digits(currency)).to_integral_value())
+        return minor_from_amount(amount, currency)
+    except InvalidInput as e:
+        raise ValueError(f"unexpected amount {amount!r}: {e.message}")
 
 
 def gift_card_code(code: str) -> str:

@@ -11,13 +11,16 @@ carries an idempotency key. A throttled call waits for Shopify's ``Retry-After``
 from __future__ import annotations
 
 import logging
-import os
+import threading
 from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import Engine
 
+from ..infra import config
 from ..infra.db import utcnow
+from ..infra.models import ShopifyWrite
+from ..infra.outbox import held
 from ..services import shop_sync
 from ..services.shop_sync import WriteJob
 from .shopify_admin import ShopifyAdmin, ShopifyCredentials, ShopifyError, WriteResult
@@ -29,7 +32,7 @@ AdminFactory = Callable[[str, str], ShopifyAdmin]
 
 def default_admin(shop_domain: str, token: str) -> ShopifyAdmin:
     return ShopifyAdmin(ShopifyCredentials(shop_domain, token),
-                        base_url=os.environ.get("CLAIMS_SHOPIFY_BASE_URL") or None)
+                        base_url=config.shopify_base_url())
 
 
 def _already_landed(admin: ShopifyAdmin, job: WriteJob) -> WriteResult | None:
@@ -65,22 +68,34 @@ def _send(admin: ShopifyAdmin, job: WriteJob) -> WriteResult:
                                           shipping_address=job.shipping_address)
 
 
+def _take_one(engine: Engine, now: datetime | None, only_id: int | None) -> WriteJob | None:
+    jobs = shop_sync.take_due(engine, now=now or utcnow(), limit=1, only_id=only_id)
+    return jobs[0] if jobs else None
+
+
 def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50,
                  admin_factory: AdminFactory = default_admin,
-                 only_id: int | None = None) -> dict[str, int]:
-    """Send every due write. Without a Shopify connection nothing is queued, so nothing is sent."""
+                 only_id: int | None = None, stop: threading.Event | None = None) -> dict[str, int]:
+    """Send every due write. Without a Shopify connection nothing is queued, so nothing is sent.
+    Writes are taken one at a time (each lease from the database's clock as it is taken) and the
+    lease is renewed while Shopify answers; ``stop`` (shutting down) ends the run between writes."""
     out = {"done": 0, "retry": 0, "failed": 0}
     creds = shop_sync.credentials(engine)
     if creds is None:
         return out
-    now = now or utcnow()
-    jobs = shop_sync.take_due(engine, now=now, limit=limit, only_id=only_id)
-    if not jobs:
+    first = _take_one(engine, now, only_id)
+    if first is None:
         return out
     with admin_factory(*creds) as admin:
-        for job in jobs:
+        job: WriteJob | None = first
+        for _ in range(limit):
+            if job is None:
+                job = _take_one(engine, now, only_id)
+                if job is None:
+                    break
             try:
-                result = _send(admin, job)
+                with held(engine, ShopifyWrite, job.id, job.lease_until):
+                    result = _send(admin, job)
             except ShopifyError as e:
                 status = shop_sync.record_failure(engine, job.id, f"{e.code}: {e.message}",
                                                   retryable=e.retryable, retry_after=e.retry_after,
@@ -88,9 +103,13 @@ def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50
                 log.warning("Shopify write %s (%s, claim %s) %s: %s", job.id, job.kind,
                             job.claim_reference, status, e.message)
                 out["retry" if status == "pending" else "failed"] += 1
-                continue
-            shop_sync.record_success(engine, job.id, result.shopify_id, name=result.name, now=now)
-            out["done"] += 1
+            else:
+                shop_sync.record_success(engine, job.id, result.shopify_id, name=result.name,
+                                         now=now)
+                out["done"] += 1
+            job = None
+            if stop is not None and stop.is_set():
+                break
     return out
 
 

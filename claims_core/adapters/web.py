@@ -5,6 +5,9 @@
   can't set cookies, so staff sessions start and end here.
 - ``StaffGate``: a staff page's URL opened without a session (a bookmark, a reload, a link in a
   notification email) is sent to the log-in form, which then returns to it.
+- ``DatabaseFaults``: a fault (the database not set up, unreachable, read-only…) answered with
+  the same words the customer pages show (``db_state``), never a bare "Internal Server Error".
+- ``/healthz``, ``/readyz``, ``/metrics``: see ``health``.
 - ``SecurityHeaders``: a Content-Security-Policy with ``frame-ancestors``, ``nosniff``, a referrer
   policy and ``X-Frame-Options`` on every response.
 """
@@ -28,6 +31,7 @@ from ..infra import config
 from ..infra.db import make_engine
 from ..services import accounts, staff_sessions
 from ..services.settings import load_settings
+from . import db_state, health
 
 COOKIE = staff_sessions.COOKIE
 LOGIN_PATH = "/auth/login"
@@ -137,8 +141,12 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """Ends the session (row deleted) and clears the cookie. ``?then=stay`` answers 204, for the
-    log-out page's own same-origin request (the page then says you're logged out)."""
+    """Ends the session (row deleted) and clears the cookie: POST only, from this site's own pages
+    (the Origin check of log-in), so another site can't log a staff member out. ``?then=stay``
+    answers 204, for the log-out page's own request (the page then says you're logged out)."""
+    if not _same_site(request):
+        return Response("Log out from this site's own page.", status_code=403,
+                        media_type="text/plain")
     await run_in_threadpool(staff_sessions.end, engine(), request.cookies.get(COOKIE))
     if request.query_params.get("then") == "stay":
         resp: Response = Response(status_code=204)
@@ -151,7 +159,15 @@ async def logout(request: Request) -> Response:
 def routes() -> list[Route]:
     return [Route(LOGIN_PATH, login_page, methods=["GET"]),
             Route(LOGIN_PATH, login, methods=["POST"]),
-            Route(LOGOUT_PATH, logout, methods=["GET", "POST"])]
+            Route(LOGOUT_PATH, logout, methods=["POST"])] + health.routes(engine)
+
+
+class DatabaseFaults(db_state.DatabaseFaults):
+    """Whatever a route or the staff gate raised gets the words for the database's state (a plain
+    page, the API's problem+json, a webhook's 503 with ``Retry-After``), never a bare 500."""
+
+    def __init__(self, app: ASGIApp):
+        super().__init__(app, engine=engine)
 
 
 def login_url(next_path: str, *, ended: bool = False) -> str:
@@ -194,6 +210,10 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"SAMEORIGIN"),
 )
+# Over HTTPS only (a browser ignores it over plain HTTP): keep to HTTPS for a year. The scheme is
+# the connection's, or X-Forwarded-Proto's when CLAIMS_TRUSTED_PROXIES trusts a proxy
+# (adapters/forwarded.py).
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class SecurityHeaders:
@@ -204,12 +224,13 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = SECURITY_HEADERS + ((HSTS,) if scope.get("scheme") == "https" else ())
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _v in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    (k, v) for k, v in SECURITY_HEADERS if k not in present]
+                    (k, v) for k, v in headers if k not in present]
             await send(message)
 
         await self.app(scope, receive, with_headers)

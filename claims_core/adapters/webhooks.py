@@ -9,13 +9,25 @@ Routes of the ``st.App`` (see ``routes()``), in the same process ``streamlit run
 Each secret comes from the environment or ``.streamlit/secrets.toml`` (``SHOPIFY_WEBHOOK_SECRET``,
 ``TRACK17_WEBHOOK_KEY``, ``EASYPOST_WEBHOOK_SECRET``); a route whose secret isn't set answers 404.
 
-Answers: 401 for a missing or wrong signature (nothing stored), 413 for a body over 1 MB, 400 with
-a reason for a body that isn't JSON or isn't the documented shape (logged), 200 otherwise. A
-delivery is recorded once (``webhook_receipts``, unique per source and delivery id): a redelivery
-is acknowledged with 200 and changes nothing. Orders go through the CSV importer's own upsert;
-carrier events through ``services.tracking`` (replays and out-of-order events change nothing
-there either). A fulfillment or refund for an order not seen yet is kept and applied when the
-order arrives.
+**Acknowledged at once, applied in the background.** A route checks the signature on the raw
+body, reads the JSON (nested at most ``MAX_DEPTH`` levels) and its documented shape (pure
+parsing, no database), then stores the signed, checked body as a ``webhook_receipts`` row in one
+short transaction and answers 200 ``received`` (Shopify gives a webhook 5 seconds). A delivery is
+stored once (unique per source and delivery id): a redelivery is answered ``duplicate`` and changes
+nothing. Answers: 401 for a missing or wrong signature (nothing stored), 413 for a body over
+1 MB, 400 with a reason for a body that isn't JSON, is nested too deeply or isn't the documented
+shape (logged).
+
+``apply_pending_receipts`` (a background job, every ~2 s; also from ``tick``) applies pending
+receipts oldest first, **in order per order / per tracking number** (``sequence_key``: a later
+receipt never overtakes an earlier one of the same order or parcel), in short transactions:
+orders through the CSV importer's own upsert, carrier events through ``services.tracking``
+(replays and out-of-order events change nothing there either); a push with thousands of scans is
+stored ``tracking.CHECKPOINTS_PER_TRANSACTION`` at a time, so no other writer waits long. A
+fulfillment or refund for an order not seen yet is kept (``waiting``) and applied when the order
+arrives. A receipt that fails is tried again with backoff (``domain.windows.retry_backoff``); one
+that can't be applied ends ``failed`` with its reason (``last_error``), shown to staff (Settings →
+Shopify & tracking) and never dropped.
 """
 from __future__ import annotations
 
@@ -24,24 +36,33 @@ import hashlib
 import hmac
 import json
 import logging
+import queue
+import re
+import threading
+import time
 import unicodedata
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..domain.identifiers import normalize_tracking
 from ..domain.vocabulary import AuditAction
+from ..domain.windows import retry_backoff
 from ..infra import config
-from ..infra.db import read_session, utcnow
+from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import Order, WebhookReceipt, settings_row
-from ..services import tracking
-from ..services.events import record_event
+from ..services import privacy_requests, tracking
+from ..services.events import PENDING, record_event
 from ..services.unit_of_work import run
 from . import carrier_feeds, importer
 from .web import engine
@@ -49,9 +70,22 @@ from .web import engine
 log = logging.getLogger("claims.webhooks")
 
 MAX_BODY_BYTES = 1_000_000
+MAX_DEPTH = 64  # the documented bodies nest 7 levels at most
 SHOPIFY_ORDER_TOPICS = ("orders/create", "orders/updated", "orders/cancelled")
 SHOPIFY_FULFILLMENT_TOPICS = ("fulfillments/create", "fulfillments/update")
-SHOPIFY_TOPICS = (*SHOPIFY_ORDER_TOPICS, *SHOPIFY_FULFILLMENT_TOPICS, "refunds/create")
+# Shopify's mandatory compliance topics (services/privacy_requests.py carries them out)
+SHOPIFY_COMPLIANCE_TOPICS = tuple(privacy_requests.TOPICS)
+SHOPIFY_TOPICS = (*SHOPIFY_ORDER_TOPICS, *SHOPIFY_FULFILLMENT_TOPICS, "refunds/create",
+                  *SHOPIFY_COMPLIANCE_TOPICS)
+
+# the background job
+BATCH_SECONDS = 0.3  # one transaction applies receipts for at most this long…
+BATCH_SIZE = 200  # …and at most this many
+# between two transactions the write lock is left free this long: SQLite's busy handler polls at
+# least every 100 ms, so every writer waiting meanwhile (a customer, a route) gets its turn
+PAUSE_SECONDS = 0.11
+MAX_ATTEMPTS = 5  # tries of a receipt that fails unexpectedly before it is marked failed
+BIG_BODY_CHARS = 50_000  # a body this long is applied on its own, in bounded transactions
 
 
 class Rejected(Exception):
@@ -64,8 +98,19 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    outcome: str  # applied | duplicate | waiting | ignored
+    outcome: str  # applied | duplicate | waiting | ignored | received
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A checked delivery, ready to be stored as a receipt."""
+
+    source: str
+    delivery_id: str
+    topic: str
+    sequence_key: str  # receipts with the same key are applied in the order received
+    body: str
 
 
 # --- signatures (constant-time comparisons) ----------------------------------------------------
@@ -92,47 +137,183 @@ def _matches(given: str | None, expected: str, *, case_insensitive: bool = False
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-# --- processing (one transaction per delivery) -------------------------------------------------
+# --- reading a body (no database) ----------------------------------------------------------------
 
-def _book(s: Session, source: str, delivery_id: str, topic: str, now: datetime) -> WebhookReceipt | None:
-    """The receipt of this delivery, or None if it was received before."""
-    seen = s.scalars(select(WebhookReceipt.id).where(WebhookReceipt.source == source,
-                                                     WebhookReceipt.delivery_id == delivery_id)).first()
-    if seen is not None:
-        return None
-    receipt = WebhookReceipt(source=source, delivery_id=delivery_id[:200], topic=topic[:64],
-                             received_at=now, outcome="applied", detail="", subject="", payload="")
-    s.add(receipt)
-    s.flush()
-    return receipt
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
-def _once(source: str, delivery_id: str, topic: str, work) -> Outcome:
-    """Run ``work(session, receipt)`` once per delivery id, in one transaction."""
-    now = utcnow()
+def _too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Does the JSON text nest arrays/objects more than ``limit`` levels (strings don't count)?"""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
-    def go(s: Session) -> Outcome:
-        receipt = _book(s, source, delivery_id, topic, now)
-        if receipt is None:
-            return Outcome("duplicate")
-        result = work(s, receipt, now)
-        receipt.outcome, receipt.detail = result.outcome, result.detail[:2000]
-        return result
 
+def read_json(body: bytes):
+    """The body as JSON (UTF-8, nested at most ``MAX_DEPTH`` levels), or Rejected."""
     try:
-        return run(engine(), go)
-    except IntegrityError as e:
-        if _received(source, delivery_id):  # the same delivery, committed concurrently just now
-            return Outcome("duplicate")
-        log.warning("%s delivery %s conflicts with stored data: %s", source, delivery_id, e.orig)
-        raise Rejected("the data conflicts with what is stored (see the app's log)")
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Rejected(f"the body is not JSON: {e}") from None
+    if _too_deep(text):
+        raise Rejected(f"the body is not JSON this app reads: nested more than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text), text
+    except RecursionError:  # belt and braces: the check above already bounds the nesting
+        raise Rejected(f"the body is not JSON this app reads: nested more than {MAX_DEPTH} levels"
+                       ) from None
+    except ValueError as e:
+        raise Rejected(f"the body is not JSON: {e}") from None
 
 
-def _received(source: str, delivery_id: str) -> bool:
-    with read_session(engine()) as s:
-        return s.scalars(select(WebhookReceipt.id).where(
-            WebhookReceipt.source == source, WebhookReceipt.delivery_id == delivery_id)).first() is not None
+def _carrier_updates(source: str, payload):
+    parse = carrier_feeds.parse_17track if source == "17track" else carrier_feeds.parse_easypost
+    try:
+        return parse(payload)
+    except carrier_feeds.FeedError as e:
+        raise Rejected(e.reason) from None
 
+
+def check_carrier(source: str, body: bytes, text: str, payload) -> Delivery | None:
+    """A 17TRACK or EasyPost body read and checked; None when there is nothing to apply (an
+    EasyPost event that isn't about a tracker)."""
+    updates = _carrier_updates(source, payload)
+    if not updates:
+        return None
+    event_id = next((u.event_id for u in updates if u.event_id), "")
+    topic = str(payload.get("event") or payload.get("description") or "")[:64] \
+        if isinstance(payload, dict) else ""
+    return Delivery(source, (event_id or hashlib.sha256(body).hexdigest())[:200], topic,
+                    "track:" + normalize_tracking(updates[0].tracking_number)[:70], text)
+
+
+def _shape_error(topic: str, e: Exception) -> Rejected:
+    return Rejected(f"the {topic} body isn't the shape Shopify documents ({type(e).__name__})")
+
+
+def check_shopify(topic: str, webhook_id: str, body: bytes, text: str, payload) -> Delivery | None:
+    """A Shopify body read and checked (as far as it can be without the database); None for a
+    topic the app doesn't use."""
+    if topic not in SHOPIFY_TOPICS:
+        return None
+    if not isinstance(payload, dict):
+        raise Rejected("the body is not a JSON object")
+    if topic in SHOPIFY_COMPLIANCE_TOPICS:
+        try:
+            req = privacy_requests.parse(topic, payload)
+        except ValueError as e:
+            raise Rejected(f"the {topic} body isn't the shape Shopify documents: {e}") from None
+        delivery = webhook_id or hashlib.sha256(topic.encode() + b"|" + body).hexdigest()
+        return Delivery("shopify", delivery[:200], topic, f"privacy:{req.key[:16]}", text)
+    try:
+        if topic in SHOPIFY_ORDER_TOPICS:
+            importer.parse_shopify_order(payload, "")
+            order_ref = payload.get("id") or payload.get("name")
+        else:
+            order_ref = payload.get("order_id")
+            if order_ref is None or isinstance(order_ref, (dict, list, bool, float)):
+                raise Rejected(f"the {topic} body has no order_id")
+            if topic in SHOPIFY_FULFILLMENT_TOPICS:
+                carrier_feeds.parse_shopify_fulfillment(payload)
+            elif payload.get("id") is None:
+                raise Rejected("the refund has no id")
+    except importer.PayloadError as e:
+        raise Rejected(str(e)) from None
+    except carrier_feeds.FeedError as e:
+        raise Rejected(e.reason) from None
+    except (TypeError, AttributeError, KeyError, ValueError) as e:  # a shape Shopify doesn't send
+        raise _shape_error(topic, e) from None
+    delivery = webhook_id or hashlib.sha256(topic.encode() + b"|" + body).hexdigest()
+    return Delivery("shopify", delivery[:200], topic[:64], f"shopify:{str(order_ref)[:64]}", text)
+
+
+# --- storing a receipt (one short transaction) ---------------------------------------------------
+
+GROUP_MAX = 200  # receipts stored per transaction at most
+_WRITER_IDLE_S = 2.0
+
+
+def _insert(s: Session, d: Delivery, now: datetime) -> Outcome:
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stored = s.execute(insert(WebhookReceipt).values(
+        source=d.source, delivery_id=d.delivery_id, topic=d.topic, received_at=now,
+        status="pending", sequence_key=d.sequence_key, attempts=0, next_attempt_at=now,
+        outcome="pending", subject="", detail="", payload=d.body, last_error="")
+        .on_conflict_do_nothing(index_elements=["source", "delivery_id"])
+        .returning(WebhookReceipt.id)).scalar()
+    return Outcome("received") if stored is not None else Outcome("duplicate")
+
+
+class _GroupCommit:
+    """The receipts of concurrent requests stored together: one writer thread per engine takes
+    whatever is queued (up to ``GROUP_MAX``) and inserts it in one short transaction. SQLite
+    commits one transaction at a time anyway; one commit for many receipts, handed over without
+    the busy handler's sleeps, is what lets 50 senders through. The thread ends when idle."""
+
+    _lock = threading.Lock()
+    _writers: dict[int, "_GroupCommit"] = {}
+
+    def __init__(self, db: Engine):
+        self.db = db
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    @classmethod
+    def submit(cls, db: Engine, d: Delivery, now: datetime | None) -> Outcome:
+        done: Future = Future()
+        with cls._lock:
+            writer = cls._writers.get(id(db))
+            if writer is None or writer.db is not db:
+                writer = cls._writers[id(db)] = cls(db)
+                threading.Thread(target=writer._run, name="webhook-receipts-writer",
+                                 daemon=True).start()
+            writer.queue.put((d, now, done))
+        return done.result(timeout=30)  # never reached unless the database hangs
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self.queue.get(timeout=_WRITER_IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self.queue.empty():
+                        if self._writers.get(id(self.db)) is self:
+                            del self._writers[id(self.db)]
+                        return
+                continue
+            batch = [first]
+            while len(batch) < GROUP_MAX:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with write_session(self.db) as s:
+                    at = utcnow()
+                    outcomes = [_insert(s, d, now or at) for d, now, _ in batch]
+            except BaseException as e:  # noqa: BLE001 - each waiting request answers it
+                for *_, done in batch:
+                    done.set_exception(e)
+                continue
+            for (*_, done), outcome in zip(batch, outcomes):
+                done.set_result(outcome)
+
+
+def store(db: Engine, d: Delivery, *, now: datetime | None = None) -> Outcome:
+    """Store the delivery as a pending receipt, once: ``received``, or ``duplicate`` when this
+    delivery id was stored before (nothing changes). Returns once it is committed."""
+    return _GroupCommit.submit(db, d, now)
+
+
+# --- applying a receipt (the background job) -----------------------------------------------------
 
 def _feed_updates(s: Session, updates, now: datetime) -> Outcome:
     outcomes = [tracking.record(s, u, now=now) for u in updates]
@@ -143,25 +324,6 @@ def _feed_updates(s: Session, updates, now: datetime) -> Outcome:
     if waiting:
         detail += f"; kept until an order ships {', '.join(waiting)}"
     return Outcome("applied", detail)
-
-
-def process_carrier(source: str, body: bytes, payload) -> Outcome:
-    parse = carrier_feeds.parse_17track if source == "17track" else carrier_feeds.parse_easypost
-    try:
-        updates = parse(payload)
-    except carrier_feeds.FeedError as e:
-        raise Rejected(e.reason)
-    event_id = next((u.event_id for u in updates if u.event_id), "")
-    delivery = event_id or hashlib.sha256(body).hexdigest()
-    topic = str(payload.get("event") or payload.get("description") or "")[:64] \
-        if isinstance(payload, dict) else ""
-    return _once(source, delivery, topic, lambda s, r, now: _feed_updates(s, updates, now))
-
-
-def _wait_for_order(receipt: WebhookReceipt, order_ref, payload) -> Outcome:
-    receipt.subject = str(order_ref)[:64]
-    receipt.payload = json.dumps(payload)
-    return Outcome("waiting", f"order {order_ref} hasn't arrived yet; applied when it does")
 
 
 def _apply_to_order(s: Session, topic: str, order: Order, payload, now: datetime) -> Outcome:
@@ -178,55 +340,331 @@ def _apply_to_order(s: Session, topic: str, order: Order, payload, now: datetime
     return Outcome("applied", f"refund on order {order.name}")
 
 
-def _shopify_work(topic: str, payload):
-    def work(s: Session, receipt: WebhookReceipt, now: datetime) -> Outcome:
+def _fail(receipt: WebhookReceipt, reason: str) -> None:
+    receipt.status, receipt.outcome = "failed", "rejected"
+    receipt.detail = receipt.last_error = reason[:2000]
+
+
+def _apply_shopify(s: Session, receipt: WebhookReceipt, topic: str, payload, now: datetime) -> Outcome:
+    if topic in SHOPIFY_COMPLIANCE_TOPICS:  # recorded here, carried out by its own job
         try:
-            if topic in SHOPIFY_ORDER_TOPICS:
-                pattern = settings_row(s).protection_pattern
-                order, created = importer.upsert_shopify_order(s, payload, pattern, now)
-                if created is None:
-                    return Outcome("ignored", f"an older update of order {order.name} than the "
-                                              "one applied; nothing changed")
-                record_event(s, actor="shopify", action=AuditAction.ORDER_SYNCED, order_id=order.id,
-                             details={"topic": topic, "created": created}, at=now)
-                waiting = s.scalars(select(WebhookReceipt).where(
-                    WebhookReceipt.outcome == "waiting", WebhookReceipt.source == "shopify",
-                    WebhookReceipt.subject == (order.external_id or ""))
-                    .order_by(WebhookReceipt.id)).all() if order.external_id else []
-                for w in waiting:  # each on its own: one bad event doesn't stop the order
-                    try:
-                        with s.begin_nested():
-                            result = _apply_to_order(s, w.topic, order, json.loads(w.payload), now)
-                    except (Rejected, importer.PayloadError) as e:
-                        w.outcome, w.detail = "rejected", getattr(e, "reason", str(e))[:2000]
-                        log.warning("waiting %s event %s rejected: %s", w.topic, w.delivery_id,
-                                    w.detail)
-                        continue
-                    w.outcome, w.detail, w.payload = result.outcome, result.detail[:2000], ""
-                return Outcome("applied", f"order {order.name} {'created' if created else 'updated'}"
-                               + (f", {len(waiting)} waiting events applied" if waiting else ""))
-            order_ref = payload.get("order_id")
-            if order_ref is None:
-                raise Rejected(f"the {topic} body has no order_id")
-            order = importer.order_by_shopify_id(s, order_ref)
-            if order is None:
-                return _wait_for_order(receipt, order_ref, payload)
-            return _apply_to_order(s, topic, order, payload, now)
-        except importer.PayloadError as e:
-            raise Rejected(str(e))
-        except (TypeError, AttributeError, KeyError, ValueError) as e:  # a shape Shopify doesn't send
-            raise Rejected(f"the {topic} body isn't the shape Shopify documents "
-                           f"({type(e).__name__})")
-    return work
+            req = privacy_requests.parse(topic, payload)
+        except ValueError as e:
+            raise Rejected(f"the {topic} body isn't the shape Shopify documents: {e}")
+        new, detail = privacy_requests.record(s, req, now=now)
+        return Outcome("applied" if new else "ignored", detail)
+    try:
+        if topic in SHOPIFY_ORDER_TOPICS:
+            pattern = settings_row(s).protection_pattern
+            order, created = importer.upsert_shopify_order(s, payload, pattern, now)
+            if created is None:
+                return Outcome("ignored", f"an older update of order {order.name} than the "
+                                          "one applied; nothing changed")
+            record_event(s, actor="shopify", action=AuditAction.ORDER_SYNCED, order_id=order.id,
+                         details={"topic": topic, "created": created}, at=now)
+            waiting = s.scalars(select(WebhookReceipt).where(
+                WebhookReceipt.outcome == "waiting", WebhookReceipt.source == "shopify",
+                WebhookReceipt.subject == (order.external_id or ""))
+                .order_by(WebhookReceipt.id)).all() if order.external_id else []
+            for w in waiting:  # each on its own: one bad event doesn't stop the order
+                try:
+                    with s.begin_nested():
+                        result = _apply_to_order(s, w.topic, order, json.loads(w.payload), now)
+                except (Rejected, importer.PayloadError) as e:
+                    _fail(w, getattr(e, "reason", str(e)))
+                    log.warning("waiting %s event %s rejected: %s", w.topic, w.delivery_id,
+                                w.detail)
+                    continue
+                w.outcome, w.detail, w.payload, w.applied_at = (
+                    result.outcome, result.detail[:2000], "", now)
+            return Outcome("applied", f"order {order.name} {'created' if created else 'updated'}"
+                           + (f", {len(waiting)} waiting events applied" if waiting else ""))
+        order_ref = payload.get("order_id")
+        order = importer.order_by_shopify_id(s, order_ref)
+        if order is None:
+            receipt.subject = str(order_ref)[:64]
+            return Outcome("waiting", f"order {order_ref} hasn't arrived yet; applied when it does")
+        return _apply_to_order(s, topic, order, payload, now)
+    except importer.PayloadError as e:
+        raise Rejected(str(e))
+    except (TypeError, AttributeError, KeyError, ValueError) as e:  # a shape Shopify doesn't send
+        raise _shape_error(topic, e)
 
 
-def process_shopify(topic: str, webhook_id: str, body: bytes, payload) -> Outcome:
-    if topic not in SHOPIFY_TOPICS:
-        return Outcome("ignored", f"topic {topic or '(none)'} isn't one the app uses")
-    if not isinstance(payload, dict):
-        raise Rejected("the body is not a JSON object")
-    delivery = webhook_id or hashlib.sha256(topic.encode() + b"|" + body).hexdigest()
-    return _once("shopify", delivery, topic, _shopify_work(topic, payload))
+def _apply(s: Session, receipt: WebhookReceipt, now: datetime) -> Outcome:
+    payload = json.loads(receipt.payload)
+    if receipt.source == "shopify":
+        return _apply_shopify(s, receipt, receipt.topic, payload, now)
+    return _feed_updates(s, _carrier_updates(receipt.source, payload), now)
+
+
+@dataclass
+class ApplyReport:
+    applied: int = 0  # done (applied, waiting for their order, or ignored)
+    retry: int = 0  # failed this time, tried again later
+    failed: int = 0  # can't be applied: shown to staff
+    transactions: int = 0
+    longest_transaction_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.applied or self.retry or self.failed)
+
+
+def _done(receipt: WebhookReceipt, result: Outcome, now: datetime) -> None:
+    receipt.status, receipt.outcome, receipt.detail = "done", result.outcome, result.detail[:2000]
+    receipt.applied_at, receipt.last_error = now, ""
+    if result.outcome != "waiting":
+        receipt.payload = ""  # applied: the body isn't needed any more
+
+
+def _failed_attempt(receipt: WebhookReceipt, error: Exception, now: datetime,
+                    report: ApplyReport) -> None:
+    receipt.attempts += 1
+    receipt.last_error = f"{type(error).__name__}: {error}"[:2000]
+    if receipt.attempts >= MAX_ATTEMPTS:
+        receipt.status = "failed"
+        report.failed += 1
+    else:
+        receipt.next_attempt_at = now + retry_backoff(receipt.attempts)
+        report.retry += 1
+    log.warning("%s receipt %s (%s) failed (attempt %d): %s", receipt.source, receipt.id,
+                receipt.delivery_id, receipt.attempts, receipt.last_error)
+
+
+def _is_big(receipt: WebhookReceipt) -> bool:
+    return receipt.source != "shopify" and len(receipt.payload) > BIG_BODY_CHARS
+
+
+class _Spoiled(Exception):
+    """A receipt failed in a batch applied without savepoints: the batch is rolled back and
+    applied again, each receipt in its own savepoint."""
+
+
+def _apply_batch(s: Session, now: datetime, report: ApplyReport, *, isolated: bool) -> int | None:
+    """Apply due receipts in this transaction, oldest first, for at most ``BATCH_SECONDS``.
+    Returns the id of a big receipt met (to be applied on its own next), else None.
+
+    Receipts rarely fail, so a batch is first applied as one piece (``isolated`` False: no
+    savepoint per receipt, whose release would make every per-commit hook — the analytics
+    roll-ups — run once per receipt); if one fails, the batch is rolled back (``_Spoiled``) and
+    applied again with each receipt in its own savepoint, where a failure is recorded."""
+    started = time.perf_counter()
+    due = s.execute(select(WebhookReceipt.id, WebhookReceipt.sequence_key).where(
+        WebhookReceipt.status == "pending", WebhookReceipt.next_attempt_at <= now)
+        .order_by(WebhookReceipt.id).limit(BATCH_SIZE)).all()
+    if not due:
+        return None
+    keys = {key for _id, key in due}
+    # an earlier receipt of the same order/parcel waiting for its retry holds the later ones back
+    held_from = dict(s.execute(select(WebhookReceipt.sequence_key, func.min(WebhookReceipt.id))
+                               .where(WebhookReceipt.status == "pending",
+                                      WebhookReceipt.next_attempt_at > now,
+                                      WebhookReceipt.sequence_key.in_(keys))
+                               .group_by(WebhookReceipt.sequence_key)).all())
+    for n, (receipt_id, key) in enumerate(due):
+        if n and time.perf_counter() - started > BATCH_SECONDS:
+            break  # (at least one per transaction, however slow the machine)
+        if key in held_from and held_from[key] < receipt_id:
+            continue
+        receipt = s.get(WebhookReceipt, receipt_id)
+        if _is_big(receipt):
+            return receipt.id
+        if not isolated:
+            try:
+                result = _apply(s, receipt, now)
+            except Exception as e:  # noqa: BLE001 - applied again, receipt by receipt
+                raise _Spoiled() from e
+            _done(receipt, result, now)
+            report.applied += 1
+            continue
+        events = s.info.setdefault(PENDING, [])
+        recorded = len(events)
+        try:
+            with s.begin_nested():
+                result = _apply(s, receipt, now)
+        except Rejected as e:
+            del events[recorded:]  # rolled back with the savepoint: no handler answers them
+            _fail(receipt, e.reason)
+            report.failed += 1
+            log.warning("%s receipt %s (%s) can't be applied: %s", receipt.source, receipt.id,
+                        receipt.delivery_id, e.reason)
+            continue
+        except Exception as e:  # noqa: BLE001 - a receipt's own failure never stops the others
+            del events[recorded:]
+            _failed_attempt(receipt, e, now, report)
+            held_from[key] = receipt.id
+            continue
+        _done(receipt, result, now)
+        report.applied += 1
+    return None
+
+
+def _apply_big(db: Engine, receipt_id: int, now: datetime, report: ApplyReport) -> None:
+    """A big carrier push, in bounded transactions: its scans ``CHECKPOINTS_PER_TRANSACTION`` at a
+    time (oldest first), then the rest of the update and the receipt in a last one."""
+    with read_session(db) as s:
+        receipt = s.get(WebhookReceipt, receipt_id)
+        source, body = receipt.source, receipt.payload
+    try:
+        updates = _carrier_updates(source, json.loads(body))
+    except Rejected as e:
+        def fail(s: Session) -> None:
+            _fail(s.get(WebhookReceipt, receipt_id), e.reason)
+        run(db, fail)
+        report.failed += 1
+        return
+    step = tracking.CHECKPOINTS_PER_TRANSACTION
+    outcomes = []
+    try:
+        for update in updates:
+            oldest_first = list(reversed(update.checkpoints))
+            earlier = oldest_first[:-step] if len(oldest_first) > step else []
+            last = oldest_first[len(earlier):]
+            stored: list = []
+            for i in range(0, len(earlier), step):
+                chunk = earlier[i:i + step]
+                t0 = time.perf_counter()
+                stored += run(db, lambda s, chunk=chunk, u=update: tracking.store_checkpoints(
+                    s, u.tracking_number, chunk, u.source, now=now))
+                _count(report, t0)
+                _pause()
+            final = replace(update, checkpoints=tuple(reversed(last)))
+            with read_session(db) as s:  # read outside the write lock
+                known = tracking.checkpoints_of(s, update.tracking_number)
+            t0 = time.perf_counter()
+            outcomes.append(run(db, lambda s, f=final, b=stored, k=known: tracking.record(
+                s, f, now=now, stored_before=b, known=k)))
+            _count(report, t0)
+    except Exception as e:  # noqa: BLE001 - tried again later, shown to staff in the end
+        def retry(s: Session, e=e) -> None:
+            _failed_attempt(s.get(WebhookReceipt, receipt_id), e, now, report)
+        run(db, retry)
+        return
+    waiting = [o.tracking_number for o in outcomes if o.shipments == 0]
+    detail = (f"{sum(o.new_checkpoints for o in outcomes)} new checkpoints, "
+              f"{sum(o.holds for o in outcomes)} claims put on hold")
+    if waiting:
+        detail += f"; kept until an order ships {', '.join(waiting)}"
+
+    def finish(s: Session) -> None:
+        _done(s.get(WebhookReceipt, receipt_id), Outcome("applied", detail), now)
+    run(db, finish)
+    report.applied += 1
+
+
+def _pause() -> None:
+    """The others' turn (see ``PAUSE_SECONDS``)."""
+    time.sleep(PAUSE_SECONDS)
+
+
+def _count(report: ApplyReport, t0: float) -> None:
+    report.transactions += 1
+    report.longest_transaction_s = max(report.longest_transaction_s, time.perf_counter() - t0)
+
+
+def apply_pending_receipts(db: Engine, *, now: datetime | None = None, max_seconds: float = 30.0,
+                           stop: threading.Event | None = None) -> ApplyReport:
+    """Apply every due receipt (the background job; safe to run from several processes: each
+    batch is one write transaction, and on PostgreSQL one applier at a time takes a batch).
+    ``stop`` (shutdown): finish the batch in hand, take no more."""
+    report = ApplyReport()
+    fixed_now = now
+    until = time.perf_counter() + max_seconds
+    isolated = False
+    while time.perf_counter() < until and not (stop is not None and stop.is_set()):
+        at = fixed_now or utcnow()
+        before = report.applied + report.failed + report.retry
+        t0 = time.perf_counter()
+        tally = ApplyReport()
+        try:
+            big = run(db, lambda s: _apply_batch(s, at, tally, isolated=isolated)
+                      if _my_turn(s) else None)
+        except _Spoiled:
+            isolated = True  # the same batch again, receipt by receipt
+            _count(report, t0)
+            continue
+        except DBAPIError as e:  # the database refused the whole batch: the next run tries again
+            log.warning("applying webhook receipts: %s", e)
+            report.errors.append(str(e)[:500])
+            break
+        isolated = False
+        report.applied += tally.applied
+        report.retry += tally.retry
+        report.failed += tally.failed
+        _count(report, t0)
+        if big is not None:
+            _apply_big(db, big, at, report)
+        if report.applied + report.failed + report.retry == before or not _any_due(db, at):
+            break  # all done, or nothing could move (held back behind a retry, or another applier)
+        _pause()
+    return report
+
+
+def background_job(ctx) -> dict:
+    """The job (``adapters/jobs.JOBS``, every 2 s): apply what is due."""
+    r = apply_pending_receipts(ctx.engine, now=ctx.now, stop=ctx.stop, max_seconds=10)
+    return {"applied": r.applied, "retry": r.retry, "failed": r.failed,
+            "longest_transaction_s": round(r.longest_transaction_s, 3)}
+
+
+def _my_turn(s: Session) -> bool:
+    """PostgreSQL: one applier at a time (a transaction-scoped advisory lock), so two processes
+    never apply one order's receipts out of order. SQLite's write lock already does this."""
+    if s.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(s.scalar(select(func.pg_try_advisory_xact_lock(0x77656268))))
+
+
+def _any_due(db: Engine, now: datetime) -> bool:
+    with read_session(db) as s:
+        return s.scalars(select(WebhookReceipt.id).where(
+            WebhookReceipt.status == "pending", WebhookReceipt.next_attempt_at <= now)
+            .limit(1)).first() is not None
+
+
+# --- what staff see --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    id: int
+    source: str
+    topic: str
+    delivery_id: str
+    received_at: datetime
+    status: str
+    attempts: int
+    last_error: str
+
+
+def receipts_needing_attention(db: Engine, *, limit: int = 50) -> tuple[int, int, list[ReceiptRow]]:
+    """(pending, failed, the failed and retrying receipts newest first) for the settings page."""
+    with read_session(db) as s:
+        counts = dict(s.execute(select(WebhookReceipt.status, func.count())
+                                .where(WebhookReceipt.status != "done")
+                                .group_by(WebhookReceipt.status)).all())
+        rows = s.execute(select(
+            WebhookReceipt.id, WebhookReceipt.source, WebhookReceipt.topic,
+            WebhookReceipt.delivery_id, WebhookReceipt.received_at, WebhookReceipt.status,
+            WebhookReceipt.attempts, WebhookReceipt.last_error)
+            .where((WebhookReceipt.status == "failed")
+                   | ((WebhookReceipt.status == "pending") & (WebhookReceipt.attempts > 0)))
+            .order_by(WebhookReceipt.id.desc()).limit(limit)).all()
+    return (counts.get("pending", 0), counts.get("failed", 0),
+            [ReceiptRow(*r) for r in rows])
+
+
+def retry_receipt(db: Engine, receipt_id: int, *, now: datetime | None = None) -> bool:
+    """Staff's retry of a failed receipt: pending again, tried at the next run."""
+    now = now or utcnow()
+
+    def go(s: Session) -> bool:
+        r = s.get(WebhookReceipt, receipt_id)
+        if r is None or r.status != "failed" or not r.payload:
+            return False
+        r.status, r.attempts, r.next_attempt_at, r.outcome = "pending", 0, now, "pending"
+        return True
+    return run(db, go)
 
 
 # --- the routes --------------------------------------------------------------------------------
@@ -249,7 +687,7 @@ def _answer(status: int, **content) -> JSONResponse:
     return JSONResponse(content, status_code=status)
 
 
-async def _receive(request: Request, source: str, secret_name: str, verify, process) -> JSONResponse:
+async def _receive(request: Request, source: str, secret_name: str, verify, check) -> JSONResponse:
     secret = config.secret(secret_name)
     if not secret:
         return _answer(404, error="not found")
@@ -260,13 +698,16 @@ async def _receive(request: Request, source: str, secret_name: str, verify, proc
     if not verify(request, body, secret):
         log.warning("%s webhook refused: bad or missing signature", source)
         return _answer(401, error="bad or missing signature")
+
+    def receive() -> Outcome:
+        payload, text = read_json(body)
+        delivery = check(request, body, text, payload)
+        if delivery is None:
+            return Outcome("ignored", "nothing in it for this app")
+        return store(engine(), delivery)
+
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        log.warning("%s webhook refused: not JSON (%s)", source, e)
-        return _answer(400, error=f"the body is not JSON: {e}")
-    try:
-        result = await run_in_threadpool(process, request, body, payload)
+        result = await run_in_threadpool(receive)
     except Rejected as e:
         log.warning("%s webhook refused: %s", source, e.reason)
         return _answer(400, error=e.reason)
@@ -279,9 +720,9 @@ async def shopify(request: Request) -> JSONResponse:
         request, "shopify", "SHOPIFY_WEBHOOK_SECRET",
         lambda r, body, secret: _matches(r.headers.get("x-shopify-hmac-sha256"),
                                          shopify_signature(body, secret)),
-        lambda r, body, payload: process_shopify(r.headers.get("x-shopify-topic", ""),
-                                                 r.headers.get("x-shopify-webhook-id", ""),
-                                                 body, payload))
+        lambda r, body, text, payload: check_shopify(r.headers.get("x-shopify-topic", ""),
+                                                     r.headers.get("x-shopify-webhook-id", ""),
+                                                     body, text, payload))
 
 
 async def track17(request: Request) -> JSONResponse:
@@ -289,7 +730,7 @@ async def track17(request: Request) -> JSONResponse:
         request, "17track", "TRACK17_WEBHOOK_KEY",
         lambda r, body, key: _matches(r.headers.get("sign"), track17_signature(body, key),
                                       case_insensitive=True),
-        lambda r, body, payload: process_carrier("17track", body, payload))
+        lambda r, body, text, payload: check_carrier("17track", body, text, payload))
 
 
 async def easypost(request: Request) -> JSONResponse:
@@ -297,7 +738,7 @@ async def easypost(request: Request) -> JSONResponse:
         request, "easypost", "EASYPOST_WEBHOOK_SECRET",
         lambda r, body, secret: _matches(r.headers.get("x-hmac-signature"),
                                          easypost_signature(body, secret)),
-        lambda r, body, payload: process_carrier("easypost", body, payload))
+        lambda r, body, text, payload: check_carrier("easypost", body, text, payload))
 
 
 def routes() -> list[Route]:

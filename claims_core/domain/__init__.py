@@ -20,28 +20,30 @@ once, in its module.
 """
 from .csv_safe import safe_cell, write_csv  # noqa: F401
 from .eligibility import (MAX_PHOTO_BYTES, MEGABYTE, PHOTO_REQUIRED_ISSUES, Eligibility, available_issue_types,  # noqa: F401
-                          check_has_shipments, check_issue_available, check_item_quantities,
+                          check_has_shipments, check_issue_available, check_issue_type, check_item_quantities,
                           check_order_not_cancelled, check_photo_count, check_protected,
                           check_protection_covers_shipment, deadline_for, evaluate, evaluate_order,
                           claimed_items, explain_issue_unavailable, photos_required,
                           remaining_quantity, reply_photo_limit)
-from .errors import (LOOKUP_FAILED, AlreadyClaimed, AuthError, ClaimNotFound,  # noqa: F401
-                     ClaimRuleError, ErrorCode, EvidenceRequired, InvalidInput, IssueNotAvailable,
-                     NotProtected, NotShipped, OrderCancelled, OrderNotFound, PhotosRejected,
+from .errors import (CHOOSE_A_SHIPMENT, LOOKUP_FAILED, PHOTO_NOT_IN_CLAIM, AlreadyClaimed, AuthError,  # noqa: F401
+                     ClaimNotFound, ClaimRuleError, ErrorCode, EvidenceRequired, InvalidInput,
+                     IssueNotAvailable, NotProtected, NotShipped, OrderCancelled, OrderNotFound,
+                     PhotoNotFound, PhotosRejected,
                      QuantityError, ResolutionUnavailable, SignatureInvalid, StaleClaim,
                      TooManyAttempts, WindowClosed)
 from .identifiers import (emails_match, lookup_target, normalize_email,  # noqa: F401
                           normalize_order_number, normalize_tracking)
 from .lifecycle import (ACTIONS, TRANSITIONS, Action, Actor, IllegalTransition,  # noqa: F401
                         allows, available_actions, can_transition)
-from .money import (check_bonus, check_resolution_amounts, cents_from_amount,  # noqa: F401
+from .money import (check_bonus, check_resolution_amounts, minor_from_amount,  # noqa: F401
                     check_partial_reason, credit_with_bonus, currency_exponent, is_partial, decimal_amount,
-                    format_cents, unit_paid_cents)
+                    format_minor, unit_paid_minor)
 from .resolutions import (ResolutionOption, approval_can_be_undone,  # noqa: F401
                           check_resolution_choice,
-                          resolution_options, stock_shortfall)
-from .signature import (ACCURACY_STATEMENT, check_signature, clean_signature_name,  # noqa: F401
-                        drawn_signature_required, signature_modes)
+                          needed_stock, resolution_options, stock_key, stock_shortfall)
+from .signature import (ACCURACY_STATEMENT, CANNOT_DRAW_STATEMENT, check_signature,  # noqa: F401
+                        clean_signature_name, drawn_signature_required, records_cannot_draw,
+                        signature_modes, typed_needs_cannot_draw)
 from .tracking import (Checkpoint, ProofOfDelivery, TrackingUpdate,  # noqa: F401
                        hold_reason, past_expected_delivery, summarise)
 from .text import MAX_COMMENT_CHARS, clean_comment, required_text, strip_controls  # noqa: F401
@@ -54,6 +56,7 @@ from .vocabulary import (APPROVED, AWAITING_SHOP, CLOSED,  # noqa: F401
                          AuditAction, ClaimStatus, DenialReason, IssueCategory, IssueType,
                          PhotoVerdict, ResolutionKind, Role, ShipmentStatus, SignatureKind, can)
 from .windows import (DRAFT_DAYS, check_filing_window, days_without_scan,  # noqa: F401
-                      draft_expires_at, filing_deadline, format_date, local_date,
+                      draft_expires_at, filing_deadline, format_date, format_moment,
+                      local_date, local_day,
                       past_response_target, response_overdue_before, store_zone,
                       tracking_stalled, waiting_step, within_window)

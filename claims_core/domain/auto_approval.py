@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .eligibility import photos_required
-from .money import format_cents
+from .money import format_minor
 from .vocabulary import ResolutionKind
 
 GRANTABLE = (ResolutionKind.REFUND, ResolutionKind.STORE_CREDIT)
@@ -39,8 +39,8 @@ class RuleSpec:
 def rule_matches(rule: RuleSpec, facts: ClaimFacts) -> tuple[bool, str]:
     """Whether the rule approves a claim with these facts, and if not, the first reason why."""
     if not facts.claimed_cents < rule.max_cents:
-        return False, f"amount {format_cents(facts.claimed_cents, facts.currency)} is not under " \
-                      f"{format_cents(rule.max_cents, facts.currency)}"
+        return False, f"amount {format_minor(facts.claimed_cents, facts.currency)} is not under " \
+                      f"{format_minor(rule.max_cents, facts.currency)}"
     if rule.issue_types and facts.issue_type not in rule.issue_types:
         return False, "issue type not covered"
     if rule.require_photos and photos_required(facts.issue_type) and facts.photo_count == 0:

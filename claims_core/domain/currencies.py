@@ -21,11 +21,11 @@ def currency_exponent(currency: str) -> int:
 _SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "EUR": "€", "GBP": "£", "CHF": "CHF ", "JPY": "¥"}
 
 
-def format_cents(cents: int, currency: str = "USD") -> str:
+def format_minor(minor: int, currency: str = "USD") -> str:
     """An amount in the currency's minor units, in English for staff pages ("$1,234.50",
     "¥1,200"); customer pages format in the customer's locale (``infra/i18n``)."""
     symbol = _SYMBOLS.get(currency, currency + " ")
-    sign = "-" if cents < 0 else ""
+    sign = "-" if minor < 0 else ""
     exp = currency_exponent(currency)
-    whole, frac = divmod(abs(int(cents)), 10 ** exp)
+    whole, frac = divmod(abs(int(minor)), 10 ** exp)
     return f"{sign}{symbol}{whole:,}" + (f".{frac:0{exp}d}" if exp else "")

@@ -239,11 +239,17 @@ def explain_issue_unavailable(issue_type: str, status: str, lost_wait_days: int,
                   issue=issue)
 
 
+def check_issue_type(issue_type: str) -> None:
+    """What went wrong is one of the scenarios on the list."""
+    if issue_type not in ISSUE_TYPES:
+        raise InvalidInput(N_("Please choose what went wrong from the list."),
+                           ErrorCode.ISSUE_TYPE_UNKNOWN)
+
+
 def check_issue_available(issue_type: str, available: Iterable[str], status: str,
                           lost_wait_days: int, expected_delivery_at: datetime | None = None,
                           tz_name: str | None = "UTC") -> None:
-    if issue_type not in ISSUE_TYPES:
-        raise InvalidInput(N_("Please choose what went wrong from the list."))
+    check_issue_type(issue_type)
     if issue_type not in set(available):
         raise IssueNotAvailable(explain_issue_unavailable(issue_type, status, lost_wait_days,
                                                           expected_delivery_at, tz_name))

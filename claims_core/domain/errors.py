@@ -14,6 +14,11 @@ class ErrorCode(StrEnum):
     ORDER_NOT_FOUND = "order_not_found"
     CLAIM_NOT_FOUND = "claim_not_found"
     NOT_FOUND = "not_found"
+    PHOTO_NOT_FOUND = "photo_not_found"  # a photo that isn't part of this claim (or no longer exists)
+    CUSTOMER_NOT_FOUND = "customer_not_found"  # no order or claim under that email / customer id
+    # a customer with a claim still open (submitted, in review, waiting for them): decide or close
+    # it before erasing them
+    ERASURE_OPEN_CLAIM = "erasure_open_claim"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     # eligibility of an order or shipment
     ORDER_CANCELLED = "order_cancelled"
@@ -24,6 +29,8 @@ class ErrorCode(StrEnum):
     NOTHING_LEFT_TO_CLAIM = "nothing_left_to_claim"
     TRACKING_NOT_READY = "tracking_not_ready"
     ISSUE_NOT_AVAILABLE = "issue_not_available"
+    ISSUE_TYPE_UNKNOWN = "issue_type_unknown"  # not one of the scenarios on the list
+    SHIPMENT_NOT_IN_ORDER = "shipment_not_in_order"
     # what the claim asks for
     QUANTITY_INVALID = "quantity_invalid"
     ALREADY_CLAIMED = "already_claimed"
@@ -32,10 +39,17 @@ class ErrorCode(StrEnum):
     PHOTO_REJECTED = "photo_rejected"
     RESOLUTION_UNAVAILABLE = "resolution_unavailable"
     SIGNATURE_INVALID = "signature_invalid"
+    PHOTOS_NOT_REQUESTED = "photos_not_requested"  # photos come with the reply the shop asked for
     # decisions and money
     AMOUNT_INVALID = "amount_invalid"
     AMOUNT_ABOVE_PAID = "amount_above_paid"
     BONUS_ABOVE_CAP = "bonus_above_cap"
+    RESOLUTION_REQUIRED = "resolution_required"  # approve with at least one resolution
+    RESOLUTION_INVALID = "resolution_invalid"  # an unknown resolution, or one chosen twice
+    DENIAL_REASON_REQUIRED = "denial_reason_required"
+    PHOTO_VERDICT_INVALID = "photo_verdict_invalid"  # a photo is accepted or rejected
+    ASSIGNEE_INVALID = "assignee_invalid"  # claims go to owners and agents
+    DEADLINE_IN_PAST = "deadline_in_past"  # a window exception ends today or later
     OUT_OF_STOCK = "out_of_stock"
     ILLEGAL_TRANSITION = "illegal_transition"
     CLAIM_ON_HOLD = "claim_on_hold"
@@ -45,11 +59,31 @@ class ErrorCode(StrEnum):
     # accounts
     AUTH_FAILED = "auth_failed"
     ACCOUNT_RULE = "account_rule"
-    # anything typed or uploaded that isn't right
+    API_KEY_SCOPE_INVALID = "api_key_scope_invalid"
+    STAFF_EMAIL_MISSING = "staff_email_missing"  # the staff member has no email to send to
+    # the store's setup
+    SETTING_UNKNOWN = "setting_unknown"
+    SETTING_INVALID = "setting_invalid"  # a store setting out of its range or not well-formed
+    LOGO_REJECTED = "logo_rejected"
+    RULE_INVALID = "rule_invalid"  # an auto-approve rule that can't work as written
+    RULE_NAME_TAKEN = "rule_name_taken"
+    WEBHOOK_URL_INVALID = "webhook_url_invalid"  # not a full https:// address without credentials
+    WEBHOOK_URL_NOT_PUBLIC = "webhook_url_not_public"  # resolves to a private address
+    WEBHOOK_EVENTS_REQUIRED = "webhook_events_required"
+    SHOP_CONNECTION_INVALID = "shop_connection_invalid"  # the shop domain or the access token
+    PRICING_INPUT_INVALID = "pricing_input_invalid"  # the pricing advisor's assumptions
+    CURSOR_INVALID = "cursor_invalid"  # a page cursor this API didn't give out
+    # input that isn't right and has no rule of its own (a query parameter out of range): the
+    # generic code; every refusal a rule makes carries the rule's own code (tests/test_one_home.py)
     INVALID_INPUT = "invalid_input"
     TEXT_TOO_LONG = "text_too_long"
     TEXT_REQUIRED = "text_required"
     FORM_EXPIRED = "form_expired"
+    # the database itself (the API's 503s; pages show words for them: adapters/db_state.py)
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    DATABASE_NOT_INITIALISED = "database_not_initialised"
+    DATABASE_READ_ONLY = "database_read_only"
+    INTERNAL_ERROR = "internal_error"
 
 
 class ClaimRuleError(Exception):
@@ -87,6 +121,7 @@ SignatureInvalid = _kind("SignatureInvalid", ErrorCode.SIGNATURE_INVALID)
 InvalidInput = _kind("InvalidInput", ErrorCode.INVALID_INPUT)
 TooManyAttempts = _kind("TooManyAttempts", ErrorCode.TOO_MANY_ATTEMPTS)
 AuthError = _kind("AuthError", ErrorCode.AUTH_FAILED)
+PhotoNotFound = _kind("PhotoNotFound", ErrorCode.PHOTO_NOT_FOUND)
 
 
 class StaleClaim(ClaimRuleError):
@@ -108,6 +143,9 @@ class PhotosRejected(ClaimRuleError):
         self.errors = errors
         super().__init__(" ".join(e.message for e in errors))
 
+
+PHOTO_NOT_IN_CLAIM = N_("That photo isn't part of this claim.")
+CHOOSE_A_SHIPMENT = N_("Please choose one of this order's shipments.")
 
 LOOKUP_FAILED = N_(
     "We couldn't find an order with those details. Check the order number (or tracking number) "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import unicodedata
 
@@ -57,6 +58,23 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies:
     return chain[max(0, len(chain) - 1 - trusted_proxies)]
 
 
+def client_network(address: str | None) -> str:
+    """The part of an address that names one client: an IPv4 address as it is (an IPv4-mapped
+    IPv6 one too), an IPv6 address as its /64 (one home or phone gets a whole /64, so every
+    address in it is one client to a throttle), anything else as it is."""
+    raw = (address or "").strip()
+    try:
+        ip = ipaddress.ip_address(raw.split("%")[0].strip("[]"))
+    except ValueError:
+        return raw or "unknown"
+    if ip.version == 6:
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def client_key(address: str | None) -> str:
-    """A client as the throttles count it: a hash of its address (the address itself isn't kept)."""
-    return "client:" + hashlib.sha256((address or "unknown").encode()).hexdigest()[:32]
+    """A client as the throttles count it: a hash of its address, or of its /64 for IPv6
+    (``client_network``; the address itself isn't kept)."""
+    return "client:" + hashlib.sha256(client_network(address).encode()).hexdigest()[:32]

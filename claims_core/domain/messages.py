@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from .currencies import format_cents
+from .currencies import format_minor
 
 
 def N_(template: str) -> str:
@@ -26,7 +26,7 @@ class Amount:
     currency: str
 
     def __str__(self) -> str:
-        return format_cents(self.minor_units, self.currency)
+        return format_minor(self.minor_units, self.currency)
 
 
 @dataclass(frozen=True)

@@ -76,14 +76,14 @@ class Assumptions:
 
     def __post_init__(self):
         if not 0 < self.target_loss_ratio:
-            raise InvalidInput("The target loss ratio must be above zero.", ErrorCode.INVALID_INPUT)
+            raise InvalidInput("The target loss ratio must be above zero.", ErrorCode.PRICING_INPUT_INVALID)
         if self.credit_cost_ratio < 0 or self.reship_cost_ratio < 0 or self.reship_shipping_cents < 0:
-            raise InvalidInput("Costs can't be negative.", ErrorCode.INVALID_INPUT)
+            raise InvalidInput("Costs can't be negative.", ErrorCode.PRICING_INPUT_INVALID)
         if self.min_orders < 0 or self.min_claims < 0:
-            raise InvalidInput("Minimum sample sizes can't be negative.", ErrorCode.INVALID_INPUT)
+            raise InvalidInput("Minimum sample sizes can't be negative.", ErrorCode.PRICING_INPUT_INVALID)
         if not 0 < self.confidence < 1:
             raise InvalidInput("The confidence must be between 0 and 1 (e.g. 0.90).",
-                               ErrorCode.INVALID_INPUT)
+                               ErrorCode.PRICING_INPUT_INVALID)
 
 
 @dataclass(frozen=True)
@@ -236,9 +236,9 @@ def poisson_interval(count: int, confidence: float) -> tuple[float, float]:
     with α = 1 - confidence; solved on the regularized incomplete gamma, P(X ≥ n | μ) = P(n, μ).
     """
     if count < 0:
-        raise InvalidInput("A count can't be negative.", ErrorCode.INVALID_INPUT)
+        raise InvalidInput("A count can't be negative.", ErrorCode.PRICING_INPUT_INVALID)
     if not 0 < confidence < 1:
-        raise InvalidInput("The confidence must be between 0 and 1.", ErrorCode.INVALID_INPUT)
+        raise InvalidInput("The confidence must be between 0 and 1.", ErrorCode.PRICING_INPUT_INVALID)
     tail = (1 - confidence) / 2
     if count == 0:
         low = 0.0
@@ -326,14 +326,14 @@ def what_if(inputs: SegmentInputs, a: Assumptions, *, flat_fee_cents: int | None
     """
     if flat_fee_cents is not None and percent_fee is not None:
         raise InvalidInput("Give either a flat fee or a percentage, not both.",
-                           ErrorCode.INVALID_INPUT)
+                           ErrorCode.PRICING_INPUT_INVALID)
     if (flat_fee_cents is not None and flat_fee_cents < 0) or \
             (percent_fee is not None and percent_fee < 0):
         raise InvalidInput("A fee can't be negative.", ErrorCode.AMOUNT_INVALID)
     change = _exact(attach_change)
     if change < -1:
         raise InvalidInput("No fewer than all customers can stop buying protection "
-                           "(-100 %).", ErrorCode.INVALID_INPUT)
+                           "(-100 %).", ErrorCode.PRICING_INPUT_INVALID)
     n = inputs.protected_orders
     if n == 0:
         return WhatIf(0, 0, 0, None)

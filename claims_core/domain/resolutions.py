@@ -25,9 +25,26 @@ class ResolutionOption:
         return RESOLUTION_LABELS[self.kind]
 
     @property
-    def credit_cents(self) -> int:
+    def credit_minor(self) -> int:
         """Store credit including the bonus."""
         return credit_with_bonus(self.amount_cents, self.bonus_pct)
+
+
+def stock_key(sku: str | None, line_item_id: int) -> str:
+    """The stock row a line item's units come from: its SKU. An item without a SKU gets a key of
+    its own (``"line-<id>"``) that no stock row has: it can't be reshipped from stock, and two
+    such items are never counted as one. The preview and the reshipment both use this key."""
+    return sku or f"line-{line_item_id}"
+
+
+def needed_stock(items: Iterable[tuple[str | None, int, int]]) -> dict[str, int]:
+    """What a reshipment takes from stock: (sku, line item id, quantity) rows summed by
+    ``stock_key``."""
+    needed: dict[str, int] = {}
+    for sku, line_item_id, quantity in items:
+        key = stock_key(sku, line_item_id)
+        needed[key] = needed.get(key, 0) + quantity
+    return needed
 
 
 def stock_shortfall(needed: Mapping[str, int], on_hand: Mapping[str, int]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Iterable
 from .messages import Msg, N_
 from .text import joined
 from .vocabulary import (ISSUE_TYPES, MILESTONE_LABELS, IssueType, Milestone, ShipmentStatus)
-from .windows import format_date, local_date, store_zone
+from .windows import format_moment, local_date
 
 # Milestone → the coarse shipment status the rest of the product (eligibility, queue, analytics)
 # speaks in.
@@ -130,8 +130,7 @@ def past_expected_delivery(expected_delivery: datetime | None, now: datetime,
 
 
 def _stamp(moment: datetime, tz_name: str | None) -> str:
-    t = moment.astimezone(store_zone(tz_name))
-    return f"{format_date(t.date())} at {t:%H:%M} {t.tzname()}"
+    return format_moment(moment, tz_name)
 
 
 def hold_reason(issue_type: str, filed_at: datetime, new: Iterable[Checkpoint],

@@ -109,8 +109,16 @@ OPEN_STATUSES = frozenset({SUBMITTED, IN_REVIEW, NEEDS_INFO})
 COVERING_STATUSES = frozenset({SUBMITTED, IN_REVIEW, NEEDS_INFO, APPROVED, RESOLVED})
 # The shop owes an answer (the response target runs).
 AWAITING_SHOP = frozenset({SUBMITTED, IN_REVIEW})
-DECIDED_STATUSES = frozenset({APPROVED, RESOLVED, DENIED, CLOSED})
+# A decision on the claim's merits was taken (``claims.decided_at``, the analytics' "decided"): approved,
+# resolved or denied. A closed claim was never decided (nobody answered, or staff closed it).
+DECIDED_STATUSES = frozenset({APPROVED, RESOLVED, DENIED})
 GRANTED_STATUSES = frozenset({APPROVED, RESOLVED})
+
+
+def takes_decision(from_status: str, to_status: str) -> bool:
+    """A step that decides the claim (records ``decided_at``): from undecided into a decided
+    status (approve, deny; not resolve, which carries out the approval)."""
+    return to_status in DECIDED_STATUSES and from_status not in DECIDED_STATUSES
 
 
 class ResolutionKind(StrEnum):
@@ -267,6 +275,12 @@ class AuditAction(StrEnum):
     WEBHOOK_ENDPOINT_ADDED = "webhook_endpoint_added"
     WEBHOOK_ENDPOINT_CHANGED = "webhook_endpoint_changed"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
+    MAIL_RETRIED = "mail_retried"
+    CUSTOMER_ERASED = "customer_erased"
+    PRIVACY_REQUEST_RECEIVED = "privacy_request_received"  # a Shopify compliance webhook
+    PRIVACY_REQUEST_DONE = "privacy_request_done"
+    PRIVACY_EXPORT_DOWNLOADED = "privacy_export_downloaded"
+    RETENTION_APPLIED = "retention_applied"  # the daily removal (Settings → Privacy)
 
     @property
     def label(self) -> str:

@@ -24,10 +24,34 @@ def local_date(moment: datetime, tz_name: str | None) -> date:
     return moment.astimezone(store_zone(tz_name)).date()
 
 
-def format_date(d: date) -> str:
-    """A date in English ("November 27, 2026"), for staff pages and logs. Words for a customer
-    carry the date itself (``Msg.of(..., deadline=d)``), formatted in their locale when shown."""
+def local_day(value: date | datetime, tz_name: str | None) -> date:
+    """The day a person reads for ``value``: a moment (datetime) becomes the store's local day; a
+    day (date) is already one. Every date shown to a person (pages, emails, PDFs, file names)
+    goes through here, so a shipment's day and its deadline (counted from the same local day)
+    always agree, at any hour."""
+    if isinstance(value, datetime):
+        return local_date(value, tz_name)
+    return value
+
+
+def format_date(value: date | datetime, tz_name: str | None = None) -> str:
+    """A day in English ("November 27, 2026"), for staff pages, PDFs and logs. A moment needs the
+    store's time zone (its local day is shown). Words for a customer carry the value itself
+    (``Msg.of(..., deadline=d)``), formatted in their locale and the store's zone when shown
+    (``infra.i18n.Translator.date``, the same day)."""
+    if isinstance(value, datetime) and tz_name is None:
+        raise TypeError("format_date: a moment needs the store's time zone (tz_name)")
+    d = local_day(value, tz_name)
     return f"{d:%B} {d.day}, {d.year}"
+
+
+def format_moment(moment: datetime, tz_name: str | None) -> str:
+    """A moment in English in the store's zone ("November 27, 2026 at 14:05 EST"), for staff pages
+    and PDFs: its day is the same local day ``format_date`` shows."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    t = moment.astimezone(store_zone(tz_name))
+    return f"{format_date(t.date())} at {t:%H:%M} {t.tzname()}"
 
 
 def filing_deadline(shipped_at: datetime, window_days: int, tz_name: str | None = "UTC",
@@ -94,8 +118,9 @@ def session_over(started_at: datetime, last_seen_at: datetime, now: datetime) ->
     return now - last_seen_at > SESSION_IDLE or now - started_at >= SESSION_MAX
 
 
-def draft_expires_at(now: datetime) -> datetime:
-    return now + timedelta(days=DRAFT_DAYS)
+def draft_expires_at(now: datetime, days: int = DRAFT_DAYS) -> datetime:
+    """When a draft saved at ``now`` expires (``days``: the store's retention setting)."""
+    return now + timedelta(days=days)
 
 
 # Delivering what the outbox holds (emails, writes to Shopify): how often and how long to try.

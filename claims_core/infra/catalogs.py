@@ -22,7 +22,7 @@ from .i18n import DEFAULT, LANGUAGES, LOCALES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("claims_core", "views")
-FILES = ("streamlit_app.py", "app.py")  # the entry scripts (the public menu's titles)
+FILES = ("navigation.py", "app.py")  # the entry scripts (the public menu's titles)
 KEYWORDS = {"t": None, "N_": None, "plural": (1, 2)}
 TEMPLATE = LOCALES_DIR / "messages.pot"
 PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)[^{}]*\}")

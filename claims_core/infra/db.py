@@ -6,10 +6,13 @@ plain (deferred) ``BEGIN`` and never blocks anyone under WAL.
 """
 from __future__ import annotations
 
+import logging
+import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
@@ -17,7 +20,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
-from . import config
+from . import clock, config
+
+_log = logging.getLogger("claims.db")
 
 BUSY_TIMEOUT_MS = 15_000
 MMAP_BYTES = 1 << 30
@@ -50,7 +55,9 @@ class UTCDateTime(TypeDecorator):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """The app's "now" (aware UTC): every part of the app reads time here. Tests can shift it for
+    the whole process and its subprocesses (``CLAIMS_CLOCK_SHIFT``: see ``infra/clock.py``)."""
+    return clock.now()
 
 
 def is_sqlite(engine_or_url) -> bool:
@@ -66,16 +73,76 @@ class _SQLiteCompiler(SQLiteCompiler):
         return text
 
 
+def _postgres_connect_args(u) -> dict:
+    """A connect timeout (a host that accepts and never answers can't hang a page or a cron tick),
+    a statement timeout and TCP keepalives (``CLAIMS_DB_CONNECT_TIMEOUT``,
+    ``CLAIMS_DB_STATEMENT_TIMEOUT``); what the URL sets itself wins, its ``options`` are kept."""
+    args: dict = {}
+    if "connect_timeout" not in u.query:
+        args["connect_timeout"] = config.db_connect_timeout()
+    for key, value in (("keepalives", 1), ("keepalives_idle", 30), ("keepalives_interval", 10),
+                       ("keepalives_count", 3)):
+        if key not in u.query:
+            args[key] = value
+    statement = config.db_statement_timeout()
+    options = u.query.get("options", "")
+    options = options if isinstance(options, str) else " ".join(options)
+    if statement and "statement_timeout" not in options:
+        args["options"] = (options + f" -c statement_timeout={statement * 1000}").strip()
+    return args
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why the SQLite file at ``path`` can only be read (its folder or the file not writable:
+    a read-only mount, a backup copy, permissions), or None."""
+    if not path.exists():
+        return None
+    if not os.access(path.parent, os.W_OK):
+        return "the data folder is read-only"
+    if not os.access(path, os.W_OK):
+        return "the database file is read-only"
+    return None
+
+
+def is_read_only(engine: Engine) -> bool:
+    """Whether this engine opened its SQLite database read-only (``mode=ro``): reads work, every
+    write fails with "attempt to write a readonly database"."""
+    q = engine.url.query
+    return is_sqlite(engine) and (q.get("mode") == "ro" or q.get("immutable") == "1")
+
+
+def _sqlite_read_only_url(u, path: Path):
+    """``path`` opened read-only. In WAL mode SQLite needs the ``-shm`` file even to read; in a
+    folder it can't create it in, the file is opened as immutable (nothing here can change it)."""
+    query = {"mode": "ro", "uri": "true"}
+    if not os.access(path.parent, os.W_OK) and not Path(f"{path}-shm").exists():
+        query["immutable"] = "1"
+    return u.set(database="file:" + quote(str(path)), query=query)
+
+
 def make_engine(url: str | None = None) -> Engine:
-    """Create the process's engine (``DATABASE_URL`` or SQLite under ``data/``)."""
+    """Create the process's engine (``DATABASE_URL`` or SQLite under ``data/``).
+
+    PostgreSQL gets a connect and a statement timeout. A SQLite file that can't be written (its
+    folder or the file read-only) is opened read-only: every read works, every write fails with
+    "attempt to write a readonly database" (the pages say the shop can't save right now)."""
     url = url or config.database_url()
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        return create_engine(url, pool_pre_ping=True, future=True, connect_args=(
+            _postgres_connect_args(u) if u.get_backend_name() == "postgresql" else {}))
 
     # A plain file path gets its folder made; a "file:" URI (read-only copies) is opened as it is.
     if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(u.database)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a read-only parent: connecting says what's wrong
+            _log.warning("can't create the data folder %s: %s", path.parent, e)
+        reason = read_only_reason(path)
+        if reason:
+            _log.warning("%s (%s): opening the database read-only", reason, path)
+            url = _sqlite_read_only_url(u, path)
     engine = create_engine(
         url,
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},

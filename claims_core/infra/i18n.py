@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import gettext as _gettext
-import os
 import io
 import re
 from datetime import date, datetime
@@ -30,6 +29,8 @@ from babel.numbers import format_decimal
 
 from ..domain.messages import Amount, Msg
 from ..domain.money import currency_exponent
+from ..domain.windows import local_day, store_zone
+from . import config
 
 LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
 LANGUAGES: dict[str, str] = {"en": "English", "es": "Español", "fr": "Français", "de": "Deutsch"}
@@ -76,7 +77,7 @@ def negotiate(asked: str | None, browser_locale: str | None, accept_language: st
     default language, then English. The pseudo-language only when ``CLAIMS_PSEUDO_LANGUAGE=1``
     (the tests' app)."""
     asked_lang = supported(asked)
-    if asked_lang == PSEUDO and os.environ.get("CLAIMS_PSEUDO_LANGUAGE") != "1":
+    if asked_lang == PSEUDO and not config.pseudo_language_enabled():
         asked_lang = None
     chosen = asked_lang or supported(browser_locale) or from_accept_language(accept_language)
     if chosen:
@@ -125,11 +126,14 @@ def pseudo(text: str) -> str:
 
 
 class Translator:
-    """Messages and formatting in one language (and its region's conventions)."""
+    """Messages and formatting in one language (and its region's conventions), dates in the
+    store's time zone ``tz`` (a moment is shown as the store's local day, like every date a
+    person reads: ``domain.windows.local_day``)."""
 
-    def __init__(self, lang: str = DEFAULT, region: str | None = None):
+    def __init__(self, lang: str = DEFAULT, region: str | None = None, tz: str | None = None):
         self.lang = supported(lang) or DEFAULT
         self.locale = region or REGIONS.get(self.lang, "en_US")
+        self.tz = tz or "UTC"
         self._catalog = catalog(self.lang)
 
     # messages
@@ -166,9 +170,7 @@ class Translator:
             return self(v)
         if isinstance(v, Amount):
             return self.money(v.minor_units, v.currency)
-        if isinstance(v, datetime):
-            return self.date(v.date())
-        if isinstance(v, date):
+        if isinstance(v, date):  # a day, or a moment (shown as the store's local day)
             return self.date(v)
         if isinstance(v, int) and not isinstance(v, bool):
             return self.number(v)
@@ -187,11 +189,13 @@ class Translator:
         pattern.frac_prec = (exp, exp)
         return pattern.apply(amount, locale, currency=currency, currency_digits=False)
 
-    def date(self, d: date, fmt: str = "long") -> str:
-        return format_date(d, format=fmt, locale=self.locale)
+    def date(self, d: date | datetime, fmt: str = "long") -> str:
+        """A day as the locale writes it; a moment is first turned into the store's local day."""
+        return format_date(local_day(d, self.tz), format=fmt, locale=self.locale)
 
     def datetime(self, dt: datetime, tz=None, fmt: str = "medium") -> str:
-        return format_datetime(dt, format=fmt, tzinfo=tz, locale=self.locale)
+        """A moment as the locale writes it, in the store's zone unless ``tz`` says otherwise."""
+        return format_datetime(dt, format=fmt, tzinfo=tz or store_zone(self.tz), locale=self.locale)
 
     def number(self, n) -> str:
         return format_decimal(n, locale=self.locale)
@@ -201,13 +205,15 @@ class Translator:
         return LANGUAGES.get(self.lang, LANGUAGES[DEFAULT])
 
 
-def translator(lang: str | None, region: str | None = None) -> Translator:
-    return _translator(supported(lang) or DEFAULT, region)
+def translator(lang: str | None, region: str | None = None, tz: str | None = None) -> Translator:
+    """The translator for a language (and region); ``tz`` is the store's time zone, in which a
+    moment's day is shown (UTC when not given)."""
+    return _translator(supported(lang) or DEFAULT, region, tz or "UTC")
 
 
 @lru_cache(maxsize=64)
-def _translator(lang: str, region: str | None) -> Translator:
-    return Translator(lang, region)
+def _translator(lang: str, region: str | None, tz: str) -> Translator:
+    return Translator(lang, region, tz)
 
 
 def is_known_currency(code: str) -> bool:

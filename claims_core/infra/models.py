@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from ..domain.auto_approval import spec_from_columns
 from ..domain.eligibility import MAX_PHOTO_BYTES
 from .db import UTCDateTime, utcnow
+from .outbox import new_message_id
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -98,6 +99,23 @@ class StoreSettings(Base):
                                                          server_default=text("false"))
     # write-back: decisions land in this Shopify store when an Admin API token is also stored
     shopify_shop_domain: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # the signed order link in the shop's emails (domain/order_link.py): its key (made when first
+    # needed), whether the owner has been shown it (once), when it was last rotated
+    order_link_secret: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    order_link_secret_shown: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                          server_default=text("false"))
+    order_link_rotated_at: Mapped[Optional[datetime]]
+    # erasing a customer keeps their photos' perceptual hashes (fraud checks) only when on
+    keep_photo_hashes: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=text("false"))
+    # retention (domain/retention.py: bounds and defaults; the "retention" background job)
+    retain_photos_months: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    retain_webhook_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    retain_outbox_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
+    retain_draft_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    retain_unmatched_mail_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    # the store's own privacy notice per language ({"de": "…"}, JSON); none: the portal's notice
+    privacy_texts: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
@@ -282,6 +300,9 @@ class Claim(Base):
     signature_kind: Mapped[str] = mapped_column(String(8))  # drawn | typed
     signature_name: Mapped[str] = mapped_column(String(200), default="")
     signature_png: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    # typed because the customer can't draw a signature (and said so): domain/signature.py
+    signature_cannot_draw: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                        server_default=text("false"))
     signed_at: Mapped[datetime]
     filed_by: Mapped[str] = mapped_column(String(100), default="customer")
     assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("staff_users.id"))
@@ -298,6 +319,8 @@ class Claim(Base):
     hold_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # the language the customer filed in: every later email to them is in it
     language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    # the drawn signature (and typed name) removed under the retention policy
+    signature_removed_at: Mapped[Optional[datetime]]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     order: Mapped[Order] = relationship(back_populates="claims")
@@ -397,6 +420,7 @@ class Evidence(Base):
     review_status: Mapped[str] = mapped_column(String(16), default="pending")
     review_note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[Optional[datetime]]  # the image removed under the retention policy
 
     claim: Mapped[Claim] = relationship(back_populates="evidence")
 
@@ -545,8 +569,90 @@ class OutboxMessage(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[Optional[datetime]]
+    # the customer's reply address for this claim (Reply-To), decided when queued
+    reply_to: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    # decided when the message is queued (in that transaction) and never changed: every try of
+    # it carries the same Message-ID, so a receiver can tell a retry from a new mail
+    message_id: Mapped[str] = mapped_column(String(255), default=new_message_id, server_default="")
 
     __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class BackgroundJob(Base):
+    """The last run of each background job (``adapters/jobs.py``): written after every run, by
+    whichever process ran it (the web app, a worker, ``tick``)."""
+
+    __tablename__ = "background_jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_started_at: Mapped[Optional[datetime]]
+    last_finished_at: Mapped[Optional[datetime]]
+    last_success_at: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    last_result: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class InboundMail(Base):
+    """A mail read from the shop's mailbox, once per Message-ID (unique): attached to a claim as
+    the customer's message, ignored (auto-reply, bounce, our own mail) or left unmatched for staff
+    to attach or discard. ``raw`` is kept only while staff still have to decide."""
+
+    __tablename__ = "inbound_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(500), unique=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    from_addr: Mapped[str] = mapped_column(String(254), default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(16))  # attached | unmatched | ignored | discarded
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    claim_id: Mapped[Optional[int]] = mapped_column(ForeignKey("claims.id"), index=True)
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    handled_by: Mapped[str] = mapped_column(String(100), default="")
+    handled_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (
+        Index("ix_inbound_mail_status_received", "status", "received_at"),
+        CheckConstraint("status IN ('attached','unmatched','ignored','discarded')", name="status"),
+    )
+
+
+class PrivacyRequest(Base):
+    """A customer-data request Shopify sent (``customers/data_request``, ``customers/redact``,
+    ``shop/redact``), recorded when its webhook receipt is applied and carried out by the
+    ``privacy_requests`` job (services/privacy_requests.py). ``request_key`` is unique: the same
+    request sent again changes nothing. A redact for a customer with an open claim waits
+    (``waiting``) until the claim is decided; ``due_at`` is Shopify's 30-day deadline."""
+
+    __tablename__ = "privacy_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), default="shopify")
+    kind: Mapped[str] = mapped_column(String(24))  # data_request | customer_redact | shop_redact
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    shopify_request_id: Mapped[str] = mapped_column(String(64), default="")
+    shop_domain: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")  # cleared once a redact is done
+    shopify_customer_id: Mapped[str] = mapped_column(String(64), default="")
+    order_numbers: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    export_zip: Mapped[Optional[bytes]] = mapped_column(LargeBinary, deferred=True)
+    export_ready_at: Mapped[Optional[datetime]]
+    done_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (
+        Index("ix_privacy_requests_status_next", "status", "next_attempt_at"),
+        CheckConstraint("status IN ('pending','waiting','done','failed')", name="status"),
+    )
 
 
 class Tracking(Base):
@@ -608,11 +714,49 @@ class WebhookReceipt(Base):
     subject: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[str] = mapped_column(Text, default="")
+    # Applied in the background (adapters/webhooks.apply_pending_receipts), in order per
+    # ``sequence_key`` (a Shopify order, a tracking number): pending (``payload`` is the signed
+    # body) → done (``outcome`` says what it did) or failed (``last_error``: shown to staff).
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="done")
+    sequence_key: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    applied_at: Mapped[Optional[datetime]]
 
     __table_args__ = (
         UniqueConstraint("source", "delivery_id", name="uq_webhook_receipts_source_delivery"),
         Index("ix_webhook_receipts_received_at", "received_at"),
         Index("ix_webhook_receipts_waiting", "outcome", "subject"),
+        Index("ix_webhook_receipts_status_next", "status", "next_attempt_at"),
+        CheckConstraint("status IN ('pending','done','failed')", name="status"),
+    )
+
+
+class Track17Registration(Base):
+    """A tracking number on its way to 17TRACK's register endpoint (with ``TRACK17_API_KEY``),
+    queued in the same transaction that created its shipment and sent after commit, with
+    retries. Once per number. ``rejected``: 17TRACK refused it (``last_error`` is its reason,
+    ``error_code`` its code), shown to staff."""
+
+    __tablename__ = "track17_registrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(64), unique=True)
+    carrier: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    error_code: Mapped[Optional[int]] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    registered_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (
+        Index("ix_track17_registrations_status_next", "status", "next_attempt_at"),
+        CheckConstraint("status IN ('pending','sending','registered','rejected','failed')",
+                        name="status"),
     )
 
 
@@ -680,13 +824,24 @@ class ApiIdempotency(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
-    idem_key: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 (hex) of the whole header value
     request_hash: Mapped[str] = mapped_column(String(64))  # method, path and body
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("api_key_id", "idem_key", name="uq_api_idempotency_key"),)
+    __table_args__ = (UniqueConstraint("api_key_id", "key_hash", name="uq_api_idempotency_key"),)
+
+
+class ApiRateCounter(Base):
+    """Requests of one API key in one fixed window of the rate limit (shared by every instance)."""
+
+    __tablename__ = "api_rate_counters"
+
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                              autoincrement=False)  # Unix seconds
+    hits: Mapped[int] = mapped_column(Integer)
 
 
 class WebhookEndpoint(Base):
@@ -783,6 +938,41 @@ def _refuse_event_update(mapper, connection, target):
 @event.listens_for(Event, "before_delete")
 def _refuse_event_delete(mapper, connection, target):
     raise AppendOnlyError("the event log is append-only")
+
+
+class EventNote(Base):
+    """Free text that belongs to an event (a staff note, a reason), kept beside the append-only
+    log rather than in it: events hold no personal data, and this row can be redacted when a
+    customer is erased (``services/customer_data.py``). The staff timeline shows it with its
+    event."""
+
+    __tablename__ = "event_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    claim_id: Mapped[Optional[int]] = mapped_column(ForeignKey("claims.id"), index=True)
+    order_id: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), index=True)
+    field: Mapped[str] = mapped_column(String(32))  # the details key it belongs under: note | reason
+    body: Mapped[str] = mapped_column(Text, default="")
+
+    event: Mapped[Event] = relationship()
+
+
+class CustomerErasure(Base):
+    """One erasure of a customer's personal data: who asked, when, for which request, how many
+    rows were changed per table. Never the erased values (not even a hash of the email)."""
+
+    __tablename__ = "customer_erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    request_ref: Mapped[str] = mapped_column(String(200), default="")
+    scope: Mapped[str] = mapped_column(String(16), default="customer")  # customer | orders | shop
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON {table: rows changed}
 
 
 # --- the settings row ---------------------------------------------------------------------------

@@ -4,18 +4,30 @@ Only real JPEG, PNG, WebP and HEIC/HEIF images are accepted, whatever the file i
 count is checked from the header before any pixel is decoded, so a tiny file that claims to be a
 huge image costs nothing. Stored copies carry no metadata (no GPS), are upright (EXIF orientation
 applied) and at most ``MAX_EDGE`` pixels on their long side.
+
+Memory is bounded whatever the file: a JPEG is scaled down by its decoder; any other image, once
+decoded in its own mode (1, L, P, LA, I;16, RGB, RGBA, CMYK...), is converted and shrunk a strip at
+a time, so no full-size copy in another mode is ever made; and each decode first takes its
+estimated cost from a per-process memory budget (``DECODE_MEMORY_BUDGET``), so a burst of the
+worst kind of file waits its turn instead of adding up.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import io
+import math
 import os
 import threading
 import warnings
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import imagehash
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..domain.eligibility import MAX_PHOTO_BYTES, MEGABYTE
 from ..domain.messages import Msg, N_
@@ -38,6 +50,54 @@ THUMB_EDGE = 320
 MAX_CONCURRENT_DECODES = max(1, min(4, os.cpu_count() or 2))
 _DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
 JPEG_QUALITY = 85
+# What the decodes in this process may hold at once, by their estimate (``decode_cost``). One
+# decode that costs more (a 50 MP WebP: ~0.8 GB) runs alone.
+DECODE_MEMORY_BUDGET = 640 * 1024 * 1024
+STRIP_PIXELS = 2_000_000  # pixels converted at a time when shrinking a decoded image
+
+
+try:  # glibc keeps freed memory in each thread's arena; malloc_trim hands it back to the system
+    _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+except (OSError, AttributeError):  # pragma: no cover - not glibc
+    _malloc_trim = None
+_TRIM_ABOVE = 32 * 1024 * 1024
+
+
+class _MemoryBudget:
+    """A weighted semaphore, first come first served: ``hold(cost)`` waits until ``cost`` bytes
+    fit beside what the earlier decodes hold (a cost above the total waits to run alone)."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.used = 0
+        self.peak = 0  # the most held at once (for tests and the curious)
+        self._queue: deque[object] = deque()
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, cost: int) -> Iterator[None]:
+        cost = max(0, min(int(cost), self.total))
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            self._cond.wait_for(lambda: self._queue[0] is me and self.used + cost <= self.total)
+            self._queue.popleft()
+            self.used += cost
+            self.peak = max(self.peak, self.used)
+            self._cond.notify_all()  # the next in line may fit too
+        try:
+            yield
+        finally:
+            if cost >= _TRIM_ABOVE and _malloc_trim is not None:
+                # what a big decode freed goes back now, before the next one takes its share:
+                # otherwise the arenas of a few threads keep hundreds of MB between them
+                _malloc_trim(0)
+            with self._cond:
+                self.used -= cost
+                self._cond.notify_all()
+
+
+_BUDGET = _MemoryBudget(DECODE_MEMORY_BUDGET)
 
 
 class PhotoRejected(Exception):
@@ -97,33 +157,39 @@ def process_photo(
 
 
 def _decode_and_clean(raw: bytes, name: str, max_pixels: int) -> ProcessedPhoto:
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone switched Pillow's leniency on: not for uploads
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay off for uploads")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            webp = webp_size(raw)
+            if webp is not None:  # Pillow's WebP reader allocates the canvas when it opens
+                _check_pixels(name, *webp, max_pixels)
             img = Image.open(io.BytesIO(raw), formats=ALLOWED_FORMATS)
             fmt = img.format
             w, h = img.size
-            if w * h > max_pixels:
-                # width and height are written without separators (8000×6000), as dimensions are
-                raise PhotoRejected(name, Msg.of(
-                    N_("the image is {width}×{height} ({megapixels} megapixels); the limit is "
-                       "{limit} megapixels. Please send a smaller photo."),
-                    width=str(w), height=str(h), megapixels=round(w * h / 1e6),
-                    limit=round(max_pixels / 1e6)))
+            _check_pixels(name, w, h, max_pixels)
             if getattr(img, "n_frames", 1) > 1 and fmt != "HEIF":
                 raise PhotoRejected(name, N_("animated images aren't accepted. Please send a "
                                              "photo."))
             if fmt == "JPEG":
                 # Let the JPEG decoder scale down by 1/2, 1/4 or 1/8 while it decodes, as far as
-                # the short side stays above MAX_EDGE / 2: a 12 MP phone photo comes out about
-                # 2000 px wide without ever being resized in full (which costs ~0.4 s).
-                img.draft("RGB", (MAX_EDGE // 2, MAX_EDGE // 2))
-            img.load()
-            if max(img.size) > 2 * MAX_EDGE and img.mode in ("RGB", "RGBA", "L", "LA", "I", "F"):
-                # a big PNG, WebP or HEIC: shrink before any copy (JPEG already decoded small)
-                img = img.reduce(max(img.size) // (2 * MAX_EDGE))
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+                # the long side stays above 3/4 of MAX_EDGE: a 12 MP phone photo comes out 2000 px
+                # wide without ever being resized in full (which costs ~0.4 s), a 50 MP one
+                # 2165 px, and a 50000×1000 strip is decoded at 1/8 too.
+                box = MAX_EDGE * 3 // 4
+                long = max(w, h)
+                img.draft("RGB", (max(1, w * box // long), max(1, h * box // long)))
+            with _BUDGET.hold(decode_cost(img, (w, h))):
+                img.load()
+                info = dict(img.info)  # EXIF (orientation) and the rest, for exif_transpose
+                rgb = shrink_to_rgb(img, max(1, max(img.size) // MAX_EDGE))
+                img.close()
+                del img
+                rgb.info = info
+                rgb = ImageOps.exif_transpose(rgb)
+                rgb.info = {}
+                return _finish(raw, name, rgb)
     except PhotoRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -138,6 +204,8 @@ def _decode_and_clean(raw: bytes, name: str, max_pixels: int) -> ProcessedPhoto:
         raise PhotoRejected(name, N_("the image is damaged or incomplete. Please take or export it "
                                      "again."))
 
+
+def _finish(raw: bytes, name: str, rgb: Image.Image) -> ProcessedPhoto:
     rgb.thumbnail((MAX_EDGE, MAX_EDGE), Image.Resampling.LANCZOS)
     data = _jpeg(rgb, JPEG_QUALITY)
     thumb = rgb.copy()
@@ -151,6 +219,87 @@ def _decode_and_clean(raw: bytes, name: str, max_pixels: int) -> ProcessedPhoto:
         sha256=hashlib.sha256(raw).hexdigest(),
         phash=str(imagehash.phash(rgb)),
     )
+
+
+def _check_pixels(name: str, w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        # width and height are written without separators (8000×6000), as dimensions are
+        raise PhotoRejected(name, Msg.of(
+            N_("the image is {width}×{height} ({megapixels} megapixels); the limit is "
+               "{limit} megapixels. Please send a smaller photo."),
+            width=str(w), height=str(h), megapixels=round(w * h / 1e6),
+            limit=round(max_pixels / 1e6)))
+
+
+def webp_size(raw: bytes) -> tuple[int, int] | None:
+    """A WebP file's canvas size from its first chunk's header (RIFF container: VP8X, lossless
+    VP8L or lossy VP8), or None for anything else."""
+    if len(raw) < 30 or raw[:4] != b"RIFF" or raw[8:12] != b"WEBP":
+        return None
+    chunk = raw[12:16]
+    if chunk == b"VP8X":
+        return (1 + int.from_bytes(raw[24:27], "little"), 1 + int.from_bytes(raw[27:30], "little"))
+    if chunk == b"VP8L" and raw[20] == 0x2F:
+        bits = int.from_bytes(raw[21:25], "little")
+        return (1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF))
+    if chunk == b"VP8 " and raw[23:26] == b"\x9d\x01\x2a":
+        return (int.from_bytes(raw[26:28], "little") & 0x3FFF,
+                int.from_bytes(raw[28:30], "little") & 0x3FFF)
+    return None
+
+
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def decode_cost(img: Image.Image, header_size: tuple[int, int]) -> int:
+    """An upper estimate of the bytes decoding and shrinking ``img`` takes at its peak (``img``
+    opened, a JPEG's draft already set; ``header_size`` the size the file declares)."""
+    w, h = img.size
+    pixels = w * h
+    cost = pixels * _BYTES_PER_PIXEL.get(img.mode, 4)  # the decoded image, in Pillow's layout
+    if img.format == "JPEG" and (img.info.get("progressive") or img.info.get("progression")):
+        # a progressive JPEG keeps every DCT coefficient of the full image (2 bytes each)
+        hw, hh = header_size
+        cost += hw * hh * max(1, len(img.getbands())) * 2
+    elif img.format == "WEBP":
+        cost += pixels * 4 * 3  # libwebp: its canvas, its lossless buffers and the frame handed over
+    elif img.format == "HEIF":
+        cost += pixels * 6  # libheif's decoded planes (16 bits a sample for 10-bit HDR)
+    factor = max(1, max(w, h) // MAX_EDGE)
+    shrunk = math.ceil(w / factor) * math.ceil(h / factor) * 4
+    return cost + shrunk * 2 + STRIP_PIXELS * 4 * 3 + 16 * 1024 * 1024
+
+
+def _strip_to_rgb(strip: Image.Image, factor: int, alpha: bool) -> Image.Image:
+    if strip.mode.startswith("I;16"):  # 16-bit grey: its top 8 bits (L would clip at 255)
+        strip = strip.point(lambda v: v / 256).convert("L")
+    elif strip.mode == "I":
+        strip = strip.point(lambda v: v / 256).convert("L")
+    if alpha:
+        strip = strip.convert("RGBA")
+        if factor > 1:
+            strip = strip.reduce(factor)  # premultiplied by Pillow: no dark fringes
+        bg = Image.new("RGB", strip.size, (255, 255, 255))
+        bg.paste(strip, mask=strip.getchannel("A"))
+        return bg
+    strip = strip.convert("RGB")
+    return strip.reduce(factor) if factor > 1 else strip
+
+
+def shrink_to_rgb(img: Image.Image, factor: int) -> Image.Image:
+    """``img`` (decoded, any mode) as RGB on white, reduced by ``factor`` (box averaging), made a
+    strip of rows at a time: the only full-size image is the decoded one."""
+    alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info)
+    w, h = img.size
+    if w * h <= STRIP_PIXELS:
+        return _strip_to_rgb(img, factor, alpha)
+    out = Image.new("RGB", (math.ceil(w / factor), math.ceil(h / factor)))
+    rows = factor * max(1, STRIP_PIXELS // (w * factor))  # whole boxes per strip: same as one reduce
+    for top in range(0, h, rows):
+        part = _strip_to_rgb(img.crop((0, top, w, min(h, top + rows))), factor, alpha)
+        out.paste(part, (0, top // factor))
+    return out
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -53,13 +53,12 @@ from sqlalchemy.orm import Session
 from ..domain.durations import DURATION_STEPS
 from ..domain.money import credit_with_bonus
 from ..domain.pricing import ORDER_VALUE_BANDS
-from ..domain.vocabulary import APPROVED, DENIED, GRANTED_STATUSES, NEEDS_INFO, RESOLVED
+from ..domain.vocabulary import DECIDED_STATUSES, DENIED, GRANTED_STATUSES, NEEDS_INFO
 from .models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_GENERATION, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
                      ROLLUP_SHIPMENTS, ROLLUP_UNITS, Claim, ClaimItem, Event, LineItem, Order,
                      Resolution, Shipment, ShipmentItem)
 
 Scope = Callable[[object], object]  # an order-id column -> a WHERE condition
-DECIDED_STATUSES = (APPROVED, RESOLVED, DENIED)
 CHUNK = 500
 
 

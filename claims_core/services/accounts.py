@@ -118,62 +118,128 @@ LOGIN_FAILED = ("Wrong username or password, or too many attempts: check them, w
                 "minutes if you tried several times, and try again.")
 SLOW_AFTER = 3  # failures from one client before each further try waits a little longer
 MAX_DELAY_SECONDS = 3.0
+# Across all clients: after this many failures for one username in LOCKOUT, a try for it is let
+# through only once the last one is INTERVAL_BASE·2^(n - USER_SLOW_AFTER) old (at most
+# USER_MAX_INTERVAL) — guesses spread over many addresses slow to a trickle — except from a client
+# that logged in as that user in the last TRUSTED_FOR (the owner's own machine isn't held up).
+USER_SLOW_AFTER = 10
+INTERVAL_BASE = timedelta(seconds=1)
+USER_MAX_INTERVAL = timedelta(seconds=60)
+TRUSTED_FOR = timedelta(hours=20)  # under the day after which LookupAttempt rows are purged
 
 
 def _login_key(username: str, client: str | None) -> str:
+    """One client's failures at one username (an IPv6 client counts as its /64)."""
     return f"login:{username[:64]}:{client_key(client)}"
+
+
+def _user_key(username: str) -> str:
+    """Every client's failures at one username."""
+    return f"login-all:{username[:64]}"
+
+
+def _trusted_key(username: str, client: str | None) -> str:
+    """A client that logged in as this user lately."""
+    return f"login-ok:{username[:64]}:{client_key(client)}"
+
+
+def user_interval(failures: int) -> timedelta:
+    """How long a try for a username waits after the one before, with ``failures`` on record
+    from all clients (nothing below ``USER_SLOW_AFTER``)."""
+    if failures < USER_SLOW_AFTER:
+        return timedelta(0)
+    return min(USER_MAX_INTERVAL, INTERVAL_BASE * 2 ** min(20, failures - USER_SLOW_AFTER))
+
+
+@dataclass(frozen=True)
+class _Ticket:
+    failures: int  # this client's, before this try
+    booked: list[int] | None  # the rows booking this try as a failure; None: refused unchecked
 
 
 def authenticate(engine: Engine, username: str, password: str, *, client: str | None = None,
                  now: datetime | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> StaffIdentity:
-    """Check a login. Every failure gets the same words and costs the same hashing: unknown
-    user, deactivated user, wrong password, locked. Failures count per username **and client**:
+    """Check a login. Every failure gets the same words: unknown user, deactivated user, wrong
+    password, locked. Failures count per username **and client** (an IPv6 client as its /64):
     after ``SLOW_AFTER`` each try from that client waits longer, after ``MAX_FAILED_LOGINS`` in
     ``LOCKOUT`` that client is locked out of that username until the window moves on, while the
-    user logs in from anywhere else (a stranger can't keep the owner out). The password is
-    verified outside any write transaction (Argon2 takes a while; the database stays free)."""
+    user logs in from anywhere else (a stranger can't keep the owner out). Failures also count per
+    username across clients: past ``USER_SLOW_AFTER`` the username takes one try at a time, at a
+    growing interval, except from a client the user logged in from lately (``user_interval``).
+
+    Each try is booked as a failure **before** the password is checked, in its own short write
+    transaction (tries take turns there), so a burst can't check more passwords than the limit;
+    the password is then verified outside any transaction (Argon2 takes a while; the database
+    stays free), and a right one takes its booking back."""
     now = now or utcnow()
     u = (username or "").strip().lower()
-    key = _login_key(u, client)
+    key, all_key, trusted_key = _login_key(u, client), _user_key(u), _trusted_key(u, client)
     with read_session(engine) as s:
         user = s.scalars(select(StaffUser).where(StaffUser.username == u)).first()
         known = user is not None and user.active
         stored = user.password_hash if known else _DUMMY_HASH
         identity = StaffIdentity(user.id, user.username, user.display_name, user.role) \
             if known else None
-        failures = s.scalar(select(func.count()).select_from(LookupAttempt).where(
-            LookupAttempt.key == key, LookupAttempt.at >= now - LOCKOUT)) or 0
-    if failures >= SLOW_AFTER:
-        sleep(min(MAX_DELAY_SECONDS, 0.5 * (failures - SLOW_AFTER + 1)))
+        trusted = s.scalar(select(func.count()).select_from(LookupAttempt).where(
+            LookupAttempt.key == trusted_key, LookupAttempt.at >= now - TRUSTED_FOR)) or 0
+    ticket = _book_try(engine, key, all_key, bool(trusted), now)
+    if ticket.failures >= SLOW_AFTER:
+        sleep(min(MAX_DELAY_SECONDS, 0.5 * (ticket.failures - SLOW_AFTER + 1)))
+    if ticket.booked is None:  # locked or throttled: no password is checked
+        raise AuthError(LOGIN_FAILED)
     try:
         _hasher.verify(stored, password or "")
         right = True
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         right = False
-    locked = failures >= MAX_FAILED_LOGINS
-    if not (known and right) or locked:
-        if not locked:
-            _login_failed(engine, u, key, failures + 1, known, now)
+    if not (known and right):
+        if known and ticket.failures + 1 == MAX_FAILED_LOGINS:
+            _record_locked(engine, u, key, now)
         raise AuthError(LOGIN_FAILED)
     rehash = hash_password(password) if _hasher.check_needs_rehash(stored) else None
-    _login_succeeded(engine, u, key, rehash)
+    _login_succeeded(engine, u, key, ticket.booked, trusted_key, rehash, now)
     return identity
 
 
 @transactional
-def _login_failed(s: Session, username: str, key: str, count: int, known: bool,
-                  now: datetime) -> None:
-    s.add(LookupAttempt(key=key, at=now))
-    if known and count == MAX_FAILED_LOGINS:
-        record_event(s, actor="system", action=AuditAction.USER_LOCKED, at=now,
-                     details={"username": username, "client": key.rsplit(":", 1)[-1]})
+def _book_try(s: Session, key: str, all_key: str, trusted: bool, now: datetime) -> _Ticket:
+    """Count the failures on record for this client and username and, unless over a limit, book
+    this try as one more (the outcome takes it back if the password is right)."""
+    if s.bind.dialect.name == "postgresql":  # one booking per key at a time, across processes
+        for k in sorted((key, all_key)):
+            s.execute(select(func.pg_advisory_xact_lock(func.hashtext(k))))
+    since = now - LOCKOUT
+    rows = dict(s.execute(
+        select(LookupAttempt.key, func.count()).where(LookupAttempt.key.in_((key, all_key)),
+                                                      LookupAttempt.at >= since)
+        .group_by(LookupAttempt.key)).all())
+    mine, everyone = rows.get(key, 0), rows.get(all_key, 0)
+    if mine >= MAX_FAILED_LOGINS:
+        return _Ticket(mine, None)
+    if not trusted and everyone >= USER_SLOW_AFTER:
+        last = s.scalar(select(func.max(LookupAttempt.at)).where(LookupAttempt.key == all_key))
+        if last is not None and now - last < user_interval(everyone):
+            return _Ticket(mine, None)
+    booked = [LookupAttempt(key=key, at=now), LookupAttempt(key=all_key, at=now)]
+    s.add_all(booked)
     s.execute(delete(LookupAttempt).where(LookupAttempt.at < now - timedelta(days=1)))
+    s.flush()
+    return _Ticket(mine, [b.id for b in booked])
 
 
 @transactional
-def _login_succeeded(s: Session, username: str, key: str, rehash: str | None) -> None:
-    s.execute(delete(LookupAttempt).where(LookupAttempt.key == key))
+def _record_locked(s: Session, username: str, key: str, now: datetime) -> None:
+    record_event(s, actor="system", action=AuditAction.USER_LOCKED, at=now,
+                 details={"username": username, "client": key.rsplit(":", 1)[-1]})
+
+
+@transactional
+def _login_succeeded(s: Session, username: str, key: str, booked: list[int], trusted_key: str,
+                     rehash: str | None, now: datetime) -> None:
+    s.execute(delete(LookupAttempt).where(LookupAttempt.id.in_(booked)))
+    s.execute(delete(LookupAttempt).where(LookupAttempt.key.in_((key, trusted_key))))
+    s.add(LookupAttempt(key=trusted_key, at=now))  # this client is the user's, for a while
     if rehash:
         user = s.scalars(select(StaffUser).where(StaffUser.username == username)).first()
         if user is not None:
@@ -181,11 +247,13 @@ def _login_succeeded(s: Session, username: str, key: str, rehash: str | None) ->
 
 
 def _recently_locked(s: Session, username: str, now: datetime) -> bool:
-    """Some client is locked out of this username right now (shown to the owner)."""
+    """Some client is locked out of this username right now, or the username is being guessed at
+    from many (shown to the owner)."""
     rows = s.execute(select(LookupAttempt.key, func.count()).where(
-        LookupAttempt.key.like(f"login:{username[:64]}:%"), LookupAttempt.at >= now - LOCKOUT)
-        .group_by(LookupAttempt.key)).all()
-    return any(n >= MAX_FAILED_LOGINS for _k, n in rows)
+        LookupAttempt.key.like(f"login:{username[:64]}:%") | (LookupAttempt.key == _user_key(username)),
+        LookupAttempt.at >= now - LOCKOUT).group_by(LookupAttempt.key)).all()
+    return any(n >= (USER_SLOW_AFTER if k == _user_key(username) else MAX_FAILED_LOGINS)
+               for k, n in rows)
 
 
 # --- sessions and roles -------------------------------------------------------------------------
@@ -199,7 +267,9 @@ def change_password(engine: Engine, username: str, new_password: str, *, actor: 
 def _set_password(s: Session, username: str, password_hash: str, actor: str) -> None:
     user = _user(s, username)
     user.password_hash = password_hash
-    s.execute(delete(LookupAttempt).where(LookupAttempt.key.like(f"login:{username[:64]}:%")))
+    s.execute(delete(LookupAttempt).where(
+        LookupAttempt.key.like(f"login:{username[:64]}:%")
+        | (LookupAttempt.key == _user_key(username))))  # a new password: the counts start again
     _end_sessions(s, user.id)  # a password reset signs out every browser at once
     record_event(s, actor=actor, action=AuditAction.PASSWORD_CHANGED, details={"username": username})
 

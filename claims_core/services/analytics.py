@@ -27,7 +27,7 @@ from sqlalchemy.sql import ColumnElement
 from .. import domain
 from ..domain import durations as domain_durations
 from ..infra import rollups
-from ..infra.db import read_session
+from ..infra.db import read_session, utcnow
 from ..infra.models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
                             ROLLUP_SHIPMENTS, ROLLUP_UNITS, Event, LineItem)
 
@@ -357,7 +357,7 @@ class FigureStore:
         self._lock = threading.Lock()
         self._max = max_entries
         self._clock = clock or perf_counter
-        self._now = now or (lambda: datetime.now(timezone.utc))
+        self._now = now or utcnow
 
     def get(self, key, version, compute, *, refresh: bool = False) -> tuple[Computed, bool]:
         """(the figures, stale?) for ``key`` at data ``version``."""

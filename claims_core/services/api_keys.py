@@ -12,14 +12,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.text import required_text
 from ..domain.vocabulary import AuditAction
 from ..infra.db import read_session, utcnow, write_session
-from ..infra.models import ApiKey
+from ..infra.models import ApiKey, ApiRateCounter
 from .events import record_event
 from .unit_of_work import transactional
 
@@ -77,7 +78,7 @@ def create_key(engine: Engine, name: str, scope: str, actor: str) -> tuple[ApiKe
     if len(name) > 100:
         raise InvalidInput("Keep the key's name under 100 characters.", ErrorCode.TEXT_TOO_LONG)
     if scope not in SCOPES:
-        raise InvalidInput("The scope is read or write.")
+        raise InvalidInput("The scope is read or write.", ErrorCode.API_KEY_SCOPE_INVALID)
     prefix = "ck_" + secrets.token_hex(4)
     raw = f"{prefix}_{secrets.token_urlsafe(24)}"
     return _store(engine, name, scope, actor, prefix, key_hash(raw)), raw
@@ -114,3 +115,33 @@ def authenticate(engine: Engine, raw: str | None, *, now: datetime | None = None
         with write_session(engine) as s:
             s.execute(update(ApiKey).where(ApiKey.id == view.id).values(last_used_at=now))
     return view
+
+
+# --- the rate limit, counted in the database (so every instance shares it) ----------------------
+
+@dataclass(frozen=True)
+class RateVerdict:
+    allowed: bool
+    hits: int  # requests of this key in this window, this one included
+    retry_after: int  # seconds until the window ends
+
+
+def count_request(engine: Engine, key_id: int, limit: int, period_seconds: int, *,
+                  now: datetime | None = None) -> RateVerdict:
+    """Count one request of ``key_id`` in the current fixed window of ``period_seconds``: one
+    UPSERT in a short transaction (SQLite and PostgreSQL alike), so every instance of the app
+    sees the same count. The first request of a window drops the key's older windows."""
+    period = max(1, int(period_seconds))
+    at = int((now or utcnow()).timestamp())
+    window = at - at % period
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(ApiRateCounter).values(api_key_id=key_id, window_start=window, hits=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["api_key_id", "window_start"],
+                                      set_={"hits": ApiRateCounter.hits + 1}
+                                      ).returning(ApiRateCounter.hits)
+    with write_session(engine) as s:
+        hits = s.execute(stmt).scalar_one()
+        if hits == 1:
+            s.execute(delete(ApiRateCounter).where(ApiRateCounter.api_key_id == key_id,
+                                                   ApiRateCounter.window_start < window))
+    return RateVerdict(hits <= limit, hits, max(1, window + period - at))

@@ -6,7 +6,7 @@ rules: never more than was paid, and a store-credit bonus within the store's cap
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Sequence
 
@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from ..domain import lifecycle, money
 from ..domain.errors import ErrorCode, ResolutionUnavailable
 from ..domain.lifecycle import Action
-from ..domain.resolutions import stock_shortfall
+from ..domain.resolutions import needed_stock, stock_shortfall
 from ..domain.text import clean_comment
 from ..domain.vocabulary import SUBMITTED, AuditAction, ResolutionKind
-from ..infra.models import Claim, Decision, Resolution, Shipment, ShipmentItem, Stock, settings_row
+from ..infra.models import (Claim, Decision, Resolution, Shipment, ShipmentItem, Stock, StoreSettings,
+                            settings_row)
 from .events import apply, record_event
 
 CREDIT_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -29,7 +30,19 @@ CREDIT_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 class ResolutionInput:
     kind: str  # refund | store_credit | reshipment
     amount_cents: int = 0  # refund or credit value (before bonus); ignored for reshipment
-    bonus_pct: int = 0
+    bonus_pct: int | None = 0  # store credit only; None: the store's default (``default_bonus_pct``)
+
+
+def default_bonus_pct(settings: StoreSettings) -> int:
+    """The bonus on store credit when the decision names none (an auto-approve rule, the API
+    without ``bonus_pct``) and the staff form's starting value: the store's bonus (Settings),
+    which is also the most staff may give (``money.check_bonus``)."""
+    return settings.store_credit_bonus_pct
+
+
+def bonus_cap_pct(settings: StoreSettings) -> int:
+    """The most store-credit bonus staff may give (what ``money.check_bonus`` allows)."""
+    return min(settings.store_credit_bonus_pct, money.MAX_BONUS_PCT)
 
 
 def new_store_credit_code() -> str:
@@ -50,7 +63,11 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
     lifecycle.check_not_on_hold(claim.held_at, claim.hold_reason)
     amounts = [(r.kind, r.amount_cents) for r in resolutions]
     money.check_resolution_amounts(amounts, claim.claimed_cents, claim.order.currency)
-    cap = settings_row(s).store_credit_bonus_pct
+    settings = settings_row(s)
+    cap = settings.store_credit_bonus_pct
+    resolutions = [replace(r, bonus_pct=default_bonus_pct(settings))
+                   if r.kind == ResolutionKind.STORE_CREDIT and r.bonus_pct is None else r
+                   for r in resolutions]
     for r in resolutions:
         if r.kind == ResolutionKind.STORE_CREDIT:
             money.check_bonus(r.bonus_pct, cap)
@@ -96,10 +113,8 @@ def _take_back_code(s: Session, claim: Claim) -> str | None:
 
 def reship(s: Session, claim: Claim, actor: str, now: datetime) -> Shipment:
     """Take the claimed items out of stock and record the replacement shipment."""
-    needed: dict[str, int] = {}
-    for ci in claim.items:
-        sku = ci.shipment_item.line_item.sku
-        needed[sku] = needed.get(sku, 0) + ci.quantity
+    needed = needed_stock((ci.shipment_item.line_item.sku, ci.shipment_item.line_item_id,
+                           ci.quantity) for ci in claim.items)
     stock = {row.sku: row for row in s.scalars(select(Stock).where(Stock.sku.in_(list(needed))))}
     short = stock_shortfall(needed, {k: v.on_hand for k, v in stock.items()})
     if short:

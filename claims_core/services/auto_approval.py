@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from ..domain.auto_approval import GRANTABLE, RuleSpec
-from ..domain.errors import InvalidInput
+from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.vocabulary import ISSUE_TYPES, AuditAction
 from ..infra.db import read_session
 from ..infra.models import AutoApproveRule
@@ -21,16 +21,16 @@ from .unit_of_work import transactional
 def _check(spec: RuleSpec) -> str:
     name = (spec.name or "").strip()
     if not 1 <= len(name) <= 100:
-        raise InvalidInput("Give the rule a name (up to 100 characters).")
+        raise InvalidInput("Give the rule a name (up to 100 characters).", ErrorCode.RULE_INVALID)
     if spec.max_cents <= 0:
-        raise InvalidInput("The amount limit must be above zero.")
+        raise InvalidInput("The amount limit must be above zero.", ErrorCode.RULE_INVALID)
     bad = [t for t in spec.issue_types if t not in ISSUE_TYPES]
     if bad:
-        raise InvalidInput(f"Unknown issue type: {', '.join(bad)}.")
+        raise InvalidInput(f"Unknown issue type: {', '.join(bad)}.", ErrorCode.RULE_INVALID)
     if not spec.resolutions or any(r not in GRANTABLE for r in spec.resolutions):
-        raise InvalidInput("A rule grants refunds and/or store credit.")
+        raise InvalidInput("A rule grants refunds and/or store credit.", ErrorCode.RULE_INVALID)
     if spec.quiet_months is not None and not 0 <= spec.quiet_months <= 120:
-        raise InvalidInput("The quiet period is 0 to 120 months.")
+        raise InvalidInput("The quiet period is 0 to 120 months.", ErrorCode.RULE_INVALID)
     return name
 
 
@@ -38,7 +38,7 @@ def _check(spec: RuleSpec) -> str:
 def save_rule(s: Session, actor: str, spec: RuleSpec, *, active: bool = True) -> int:
     name = _check(spec)
     if s.scalars(select(AutoApproveRule.id).where(AutoApproveRule.name == name)).first():
-        raise InvalidInput(f"A rule named “{name}” exists already.")
+        raise InvalidInput(f"A rule named “{name}” exists already.", ErrorCode.RULE_NAME_TAKEN)
     position = (s.scalar(select(func.max(AutoApproveRule.position))) or 0) + 1
     r = AutoApproveRule(name=name, active=active, max_cents=spec.max_cents,
                         issue_types=",".join(spec.issue_types),
@@ -56,7 +56,7 @@ def save_rule(s: Session, actor: str, spec: RuleSpec, *, active: bool = True) ->
 def set_rule_active(s: Session, actor: str, rule_id: int, active: bool) -> None:
     r = s.get(AutoApproveRule, rule_id)
     if r is None:
-        raise InvalidInput("No such rule.")
+        raise InvalidInput("No such rule.", ErrorCode.NOT_FOUND)
     r.active = active
     record_event(s, actor=actor, details={"rule": r.name},
                  action=AuditAction.AUTO_APPROVAL_RULE_ENABLED if active

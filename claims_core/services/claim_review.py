@@ -17,9 +17,10 @@ from ..domain.resolutions import approval_can_be_undone
 from ..domain.tracking import JUDGED_BY_PROOF
 from ..domain.vocabulary import AuditAction, PhotoVerdict
 from ..infra.db import read_session, utcnow
-from ..infra.models import (Claim, ClaimItem, Event, Evidence, Order, ShipmentItem, StaffUser,
-                            settings_row)
+from ..infra.models import (Claim, ClaimItem, Event, EventNote, Evidence, Order, ShipmentItem,
+                            StaffUser, settings_row)
 from . import customer, risk, shop_sync, write_back
+from .approvals import bonus_cap_pct, default_bonus_pct
 from .decisions import load_claim
 from .events import record_event
 from .unit_of_work import transactional
@@ -101,6 +102,8 @@ class StaffClaimView:
     refunded_cents: int = 0  # refunded in Shopify outside this claim
     writes: tuple[shop_sync.WriteView, ...] = ()  # the decision on its way into Shopify
     language: str = "en"  # the customer's: their pages and emails are in it
+    bonus_default_pct: int = 0  # the approval form's store-credit bonus to start with (the service's)
+    bonus_cap_pct: int = 0  # the most bonus staff may give
 
     @property
     def proof_matters(self) -> bool:
@@ -124,6 +127,9 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
         reused = risk.reused_photos(s, claim)
         score, level, sig = risk.assess(s, claim, reused)
         events = s.scalars(select(Event).where(Event.claim_id == claim.id).order_by(Event.id)).all()
+        notes: dict[int, dict[str, str]] = {}
+        for n in s.scalars(select(EventNote).where(EventNote.claim_id == claim.id)):
+            notes.setdefault(n.event_id, {})[n.field] = n.body
         assignee = s.get(StaffUser, claim.assignee_id) if claim.assignee_id else None
         address = ", ".join(x for x in (order.shipping_address1, order.shipping_city,
                                         order.shipping_province, order.shipping_zip,
@@ -144,7 +150,8 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
                                     e.sha256) for e in claim.evidence),
             risk_score=score, risk_level=level, signals=tuple(sig),
             events=tuple(EventView(e.at, e.actor, e.action, e.from_status, e.to_status,
-                                   json.loads(e.details or "{}")) for e in events),
+                                   {**json.loads(e.details or "{}"), **notes.get(e.id, {})})
+                          for e in events),
             internal_notes=tuple(customer.MessageView(m.author_kind, m.author_name, m.body,
                                                       m.created_at)
                                  for m in claim.messages if m.internal),
@@ -156,6 +163,7 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
             order_risk_level=order.risk_level, refunded_cents=order.refunded_cents,
             writes=tuple(shop_sync.writes_in(s, claim.id)),
             language=claim.language or "en",
+            bonus_default_pct=default_bonus_pct(settings), bonus_cap_pct=bonus_cap_pct(settings),
         )
 
 
@@ -174,14 +182,15 @@ def photo_data(engine: Engine, claim_id: int, evidence_id: int) -> bytes:
     with read_session(engine) as s:
         e = s.get(Evidence, evidence_id)
         if e is None or e.claim_id != claim_id:
-            raise domain.ClaimRuleError("That photo isn't part of this claim.")
+            raise domain.PhotoNotFound(domain.PHOTO_NOT_IN_CLAIM)
         return e.data
 
 
 def review_photo(engine: Engine, claim_id: int, evidence_id: int, actor: str, verdict: str,
                  note: str = "", *, now: datetime | None = None) -> None:
     if verdict not in tuple(PhotoVerdict):
-        raise domain.InvalidInput("Mark the photo accepted or rejected.")
+        raise domain.InvalidInput("Mark the photo accepted or rejected.",
+                                  domain.ErrorCode.PHOTO_VERDICT_INVALID)
     note = domain.clean_comment(note, "The note")
     if verdict == PhotoVerdict.REJECTED and not note:
         raise domain.InvalidInput("Say why the photo is rejected.", domain.ErrorCode.TEXT_REQUIRED)
@@ -194,11 +203,12 @@ def _review_photo(s: Session, claim_id: int, evidence_id: int, actor: str, verdi
     claim = load_claim(s, claim_id)
     e = s.get(Evidence, evidence_id)
     if e is None or e.claim_id != claim.id:
-        raise domain.ClaimRuleError("That photo isn't part of this claim.", domain.ErrorCode.NOT_FOUND)
+        raise domain.PhotoNotFound(domain.PHOTO_NOT_IN_CLAIM)
     before = e.review_status
     e.review_status, e.review_note = verdict, note
     record_event(s, actor=actor, action=AuditAction.PHOTO_REVIEWED, claim=claim,
-                 details={"evidence_id": e.id, "from": before, "to": verdict, "note": note}, at=now)
+                 details={"evidence_id": e.id, "from": before, "to": verdict}, notes={"note": note},
+                 at=now)
 
 
 @transactional
@@ -208,7 +218,8 @@ def assign(s: Session, claim_id: int, actor: str, assignee_id: int | None, *,
     if assignee_id is not None:
         user = s.get(StaffUser, assignee_id)
         if user is None or not user.active or not domain.can(user.role, "work_claims"):
-            raise domain.InvalidInput("Claims can be assigned to owners and agents only.")
+            raise domain.InvalidInput("Claims can be assigned to owners and agents only.",
+                                      domain.ErrorCode.ASSIGNEE_INVALID)
     before = claim.assignee_id
     claim.assignee_id = assignee_id
     claim.updated_at = now or utcnow()
@@ -220,23 +231,23 @@ def grant_exception(engine: Engine, order_id: int, actor: str, until: date, reas
                     now: datetime | None = None) -> None:
     """Let one order be claimed until a later date than the filing window allows."""
     reason = domain.required_text(reason, "The reason", "Say why this order gets more time.")
-    now = now or utcnow()
-    if until < now.date():
-        raise domain.InvalidInput("The new deadline must be today or later.")
-    _grant_exception(engine, order_id, actor, until, reason, now)
+    _grant_exception(engine, order_id, actor, until, reason, now or utcnow())
 
 
 @transactional
 def _grant_exception(s: Session, order_id: int, actor: str, until: date, reason: str,
                      now: datetime) -> None:
+    if until < domain.local_date(now, settings_row(s).timezone):  # today in the store's calendar
+        raise domain.InvalidInput("The new deadline must be today or later.",
+                                  domain.ErrorCode.DEADLINE_IN_PAST)
     order = s.get(Order, order_id)
     if order is None:
         raise domain.OrderNotFound("That order doesn't exist.")
     before = order.claim_deadline_override
     order.claim_deadline_override = until
     record_event(s, actor=actor, action=AuditAction.WINDOW_EXCEPTION, order_id=order.id,
-                 details={"from": str(before) if before else None, "to": str(until),
-                          "reason": reason}, at=now)
+                 details={"from": str(before) if before else None, "to": str(until)},
+                 notes={"reason": reason}, at=now)
 
 
 def assignable_staff(engine: Engine) -> list[tuple[int, str]]:

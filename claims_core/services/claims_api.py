@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,12 +22,21 @@ from ..domain.errors import ClaimNotFound, ErrorCode, InvalidInput
 from ..infra import config
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import (ApiIdempotency, Claim, ClaimItem, Evidence, ShipmentItem, StoreSecret)
-from . import claim_json
+from . import claim_json, customer
 from .claim_queue import QueueFilter, filter_conditions
 
 MAX_LIMIT = 100
 PHOTO_LINK_LIFETIME = timedelta(minutes=15)
 URL_KEY_SECRET = "api_url_key"
+
+
+# --- the order a key files a claim on ------------------------------------------------------------
+
+def order_for_key(engine: Engine, order_number: str, email: str):
+    """The order an API key files a claim on, by order number (or tracking number) + the
+    checkout email. Not the customer look-up (``services.lookup.guarded_lookup``): the key is
+    authenticated and rate-limited by the API, so the customer throttle doesn't apply."""
+    return customer._lookup_order(engine, order_number, email)
 
 
 # --- listing --------------------------------------------------------------------------------------
@@ -46,13 +55,22 @@ def _cursor(created_at: datetime, claim_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_ID = 2**63 - 1  # no row id is larger (and no database takes a larger integer)
+
+
 def _read_cursor(cursor: str) -> tuple[datetime, int]:
+    """A cursor's (filing time in UTC, claim id); anything this API didn't give out is refused."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, cid = raw.split("|")
-        return datetime.fromisoformat(at), int(cid)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("The cursor isn't one this API gave out.", ErrorCode.INVALID_INPUT)
+        if not cid.isascii() or not cid.isdigit() or not 0 <= int(cid) <= MAX_ID:
+            raise ValueError(cid)
+        when = datetime.fromisoformat(at)
+        when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None \
+            else when.astimezone(timezone.utc)
+        return when, int(cid)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("The cursor isn't one this API gave out.", ErrorCode.CURSOR_INVALID)
 
 
 def list_claims(engine: Engine, f: ClaimFilters, *, limit: int = 50,
@@ -144,11 +162,15 @@ def photo_by_token(engine: Engine, token: str, *, now: datetime | None = None) -
     now = now or utcnow()
     try:
         eid, exp, sig = token.split(".")
+        if not (eid + exp).isascii() or not eid.isdigit() or not exp.isdigit():
+            raise ValueError(token)
         evidence_id, expires = int(eid), int(exp)
     except ValueError:
         raise InvalidInput("That photo link isn't valid.", ErrorCode.NOT_FOUND)
-    if not hmac.compare_digest(sig, _sign(url_key(engine), f"{evidence_id}.{expires}")) \
-            or expires < now.timestamp():
+    # compared as bytes: compare_digest refuses non-ASCII text (a 500 before)
+    expected = _sign(url_key(engine), f"{evidence_id}.{expires}").encode()
+    if not hmac.compare_digest(sig.encode("utf-8", "surrogatepass"), expected) \
+            or evidence_id > MAX_ID or expires < now.timestamp():
         raise InvalidInput("That photo link isn't valid (or has expired).", ErrorCode.NOT_FOUND)
     with read_session(engine) as s:
         data = s.scalars(select(Evidence.data).where(Evidence.id == evidence_id)).first()
@@ -173,19 +195,30 @@ def request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
+def idempotency_hash(idem_key: str) -> str:
+    """What is kept of an ``Idempotency-Key``: the SHA-256 (hex) of the whole value, so two keys
+    differ in the database whenever they differ at all (never cut to a column's length)."""
+    return hashlib.sha256(idem_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def claim_idempotency_key(api_key_id: int, idem_key: str) -> str:
+    """The idempotency key of a claim filed through the API (fits ``claims.idempotency_key``)."""
+    return f"api:{api_key_id}:{idempotency_hash(idem_key)}"
+
+
 def begin(engine: Engine, api_key_id: int, idem_key: str, req_hash: str) -> Remembered:
     """Reserve ``idem_key`` for this request, or say what an earlier one with it got."""
+    kh = idempotency_hash(idem_key)
     try:
         with write_session(engine) as s:
-            s.add(ApiIdempotency(api_key_id=api_key_id, idem_key=idem_key[:200],
-                                 request_hash=req_hash, status_code=IN_PROGRESS, response_body="",
-                                 created_at=utcnow()))
+            s.add(ApiIdempotency(api_key_id=api_key_id, key_hash=kh, request_hash=req_hash,
+                                 status_code=IN_PROGRESS, response_body="", created_at=utcnow()))
         return Remembered("new")
     except IntegrityError:
         pass
     with read_session(engine) as s:
         row = s.scalars(select(ApiIdempotency).where(ApiIdempotency.api_key_id == api_key_id,
-                                                     ApiIdempotency.idem_key == idem_key[:200])).one()
+                                                     ApiIdempotency.key_hash == kh)).one()
         if row.request_hash != req_hash:
             return Remembered("conflict")
         if row.status_code == IN_PROGRESS:
@@ -195,13 +228,15 @@ def begin(engine: Engine, api_key_id: int, idem_key: str, req_hash: str) -> Reme
 
 def finish(engine: Engine, api_key_id: int, idem_key: str, status_code: int, body: str) -> None:
     with write_session(engine) as s:
-        s.execute(update(ApiIdempotency).where(ApiIdempotency.api_key_id == api_key_id,
-                                               ApiIdempotency.idem_key == idem_key[:200])
+        s.execute(update(ApiIdempotency).where(
+            ApiIdempotency.api_key_id == api_key_id,
+            ApiIdempotency.key_hash == idempotency_hash(idem_key))
                   .values(status_code=status_code, response_body=body))
 
 
 def abandon(engine: Engine, api_key_id: int, idem_key: str) -> None:
     """The request broke (a server fault): the key may be used again."""
     with write_session(engine) as s:
-        s.execute(delete(ApiIdempotency).where(ApiIdempotency.api_key_id == api_key_id,
-                                               ApiIdempotency.idem_key == idem_key[:200]))
+        s.execute(delete(ApiIdempotency).where(
+            ApiIdempotency.api_key_id == api_key_id,
+            ApiIdempotency.key_hash == idempotency_hash(idem_key)))

@@ -23,7 +23,7 @@ from .. import domain
 from ..domain import eligibility
 from ..domain.lifecycle import Action
 from ..domain.messages import Msg, N_
-from ..domain.money import unit_paid_cents
+from ..domain.money import unit_paid_minor
 from ..domain.text import as_msg, joined, verbatim
 from ..domain.vocabulary import AuditAction
 from ..infra import i18n
@@ -45,6 +45,7 @@ from ..infra.models import (
 )
 from ..infra.photos import PhotoRejected, ProcessedPhoto, normalize_signature, process_photo, signature_ink
 from . import risk
+from .approvals import default_bonus_pct
 from .events import apply, record_event
 from .settings import load_settings
 from .tracking import ShipmentTracking, shipment_tracking
@@ -174,8 +175,8 @@ def _remaining(session: Session, shipment_items: Iterable[ShipmentItem]) -> dict
             for si in items}
 
 
-def _unit_paid_cents(li: LineItem) -> int:
-    return unit_paid_cents(li.unit_price_cents, li.quantity, li.discount_cents)
+def _unit_paid_minor(li: LineItem) -> int:
+    return unit_paid_minor(li.unit_price_cents, li.quantity, li.discount_cents)
 
 
 def _shipment_view(
@@ -190,7 +191,7 @@ def _shipment_view(
             name=si.line_item.name,
             carried=si.quantity,
             remaining=remaining.get(si.id, 0),
-            unit_cents=_unit_paid_cents(si.line_item),
+            unit_cents=_unit_paid_minor(si.line_item),
         )
         for si in sh.items
         if not si.line_item.is_protection
@@ -301,8 +302,10 @@ def _find_order(session: Session, query: str, email: str) -> Order:
     return order
 
 
-def lookup_order(engine: Engine, query: str, email: str, *, now: datetime | None = None) -> OrderView:
-    """Customer action: find my order (order number or tracking number + checkout email)."""
+def _lookup_order(engine: Engine, query: str, email: str, *, now: datetime | None = None) -> OrderView:
+    """Find an order by order number or tracking number + checkout email, unthrottled. The
+    customer action is ``services.lookup.guarded_lookup`` (slows down, then refuses, repeated
+    misses); an API key files through ``claims_api.order_for_key``."""
     with read_session(engine) as s:
         return build_order_view(s, _find_order(s, query, email), now)
 
@@ -336,11 +339,9 @@ def _chosen_items(session: Session, sh: Shipment, issue_type: str, items: dict[i
 def _options_for(session: Session, settings: StoreSettings, sh: Shipment,
                  chosen: dict[int, int]) -> list[domain.ResolutionOption]:
     by_id = {si.id: si for si in sh.items}
-    amount = sum(_unit_paid_cents(by_id[sid].line_item) * q for sid, q in chosen.items())
-    needed: dict[str, int] = {}
-    for sid, q in chosen.items():
-        sku = by_id[sid].line_item.sku or f"line-{by_id[sid].line_item_id}"
-        needed[sku] = needed.get(sku, 0) + q
+    amount = sum(_unit_paid_minor(by_id[sid].line_item) * q for sid, q in chosen.items())
+    needed = domain.needed_stock((by_id[sid].line_item.sku, by_id[sid].line_item_id, q)
+                                 for sid, q in chosen.items())
     on_hand = dict(session.execute(
         select(Stock.sku, Stock.on_hand).where(Stock.sku.in_(list(needed)))
     ).all()) if needed else {}
@@ -348,7 +349,7 @@ def _options_for(session: Session, settings: StoreSettings, sh: Shipment,
         offer_refund=settings.offer_refund,
         offer_reshipment=settings.offer_reshipment,
         offer_store_credit=settings.offer_store_credit,
-        bonus_pct=settings.store_credit_bonus_pct,
+        bonus_pct=default_bonus_pct(settings),  # what an approval of store credit would add
         amount_cents=amount,
         needed_stock=needed,
         on_hand=on_hand,
@@ -374,6 +375,7 @@ class ClaimRequest:
     signature_png: bytes | None = None
     filed_by: str = "customer"
     language: str = "en"  # the customer's language (en, es, fr, de): their emails are written in it
+    signature_cannot_draw: bool = False  # typed because they can't draw (domain/signature.py)
 
 
 @dataclass(frozen=True)
@@ -427,8 +429,7 @@ def file_claim(engine: Engine, req: ClaimRequest, *, now: datetime | None = None
         return existing
 
     settings = load_settings(engine)
-    if req.issue_type not in domain.ISSUE_TYPES:
-        raise domain.InvalidInput(N_("Please choose what went wrong from the list."))
+    domain.check_issue_type(req.issue_type)
     description = domain.clean_comment(req.description)
     photos = list(processed) if processed is not None else process_photos(
         req.photos, settings.max_photo_bytes
@@ -476,7 +477,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         raise domain.OrderNotFound(domain.LOOKUP_FAILED)
     sh = s.get(Shipment, req.shipment_id)
     if sh is None or sh.order_id != order.id:
-        raise domain.InvalidInput(N_("Please choose one of this order's shipments."))
+        raise domain.InvalidInput(domain.CHOOSE_A_SHIPMENT, domain.ErrorCode.SHIPMENT_NOT_IN_ORDER)
 
     # Every rule again, inside the transaction: the window may have closed while the customer
     # was filling in the form, or another claim may have taken the items.
@@ -494,7 +495,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         kind=req.signature_kind, typed_name=req.signature_name, drawn_ink_pixels=ink,
         accurate_confirmed=req.accurate_confirmed, order_total_cents=order.total_cents,
         threshold_cents=settings.signature_threshold_cents,
-        filed_by_staff=req.filed_by != "customer",
+        filed_by_staff=req.filed_by != "customer", cannot_draw_confirmed=req.signature_cannot_draw,
     )
 
     reference = new_reference()
@@ -518,6 +519,8 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         signature_kind=req.signature_kind,
         signature_name=domain.clean_signature_name(req.signature_name),
         signature_png=normalize_signature(req.signature_png) if req.signature_kind == "drawn" else None,
+        signature_cannot_draw=domain.records_cannot_draw(req.signature_kind,
+                                                         req.signature_cannot_draw),
         signed_at=now,
         filed_by=req.filed_by,
         language=claim_language(req.language),
@@ -525,7 +528,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         updated_at=now,
         items=[
             ClaimItem(shipment_item_id=sid, quantity=q,
-                      unit_cents=_unit_paid_cents(by_id[sid].line_item), is_open=True)
+                      unit_cents=_unit_paid_minor(by_id[sid].line_item), is_open=True)
             for sid, q in chosen.items()
         ],
         evidence=[_evidence(p, now) for p in photos],
@@ -634,6 +637,7 @@ class ClaimView(_ClaimLabels):
     decision_note: str = ""  # the staff note with the approval standing now
     partial: bool = False  # granted less than was paid for the items
     tracking: ShipmentTracking | None = None  # the carrier's timeline of the claimed shipment
+    signature_cannot_draw: bool = False  # typed because the customer can't draw a signature
 
 
     @property
@@ -649,7 +653,7 @@ def _timeline(claim: Claim, events: Sequence[Event]) -> tuple[TimelineStep, ...]
             first_at[ev.to_status] = ev.at
     last_at = {ev.to_status: ev.at for ev in events if ev.to_status}
     status = claim.status
-    decided = status in domain.DECIDED_STATUSES
+    decided = status not in domain.OPEN_STATUSES  # the last step: decided, or closed
     decision_label = domain.STATUS_LABELS[status] if decided else N_("Decision")
     steps = [
         TimelineStep(domain.STATUS_LABELS[domain.SUBMITTED],
@@ -715,6 +719,7 @@ def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False
         partial=bool(live) and domain.is_partial([(r.kind, r.amount_cents) for r in live],
                                                  claim.claimed_cents),
         tracking=_claim_tracking(s, claim),
+        signature_cannot_draw=claim.signature_cannot_draw,
     )
 
 
@@ -757,8 +762,9 @@ def get_claim_for_customer(engine: Engine, token: str) -> ClaimView:
         return build_claim_view(s, _claim_by_token(s, token))
 
 
-def find_claims_for_customer(engine: Engine, query: str, email: str) -> list[ClaimSummary]:
-    """View My Claim by order number (or tracking number) + checkout email."""
+def _find_claims_for_customer(engine: Engine, query: str, email: str) -> list[ClaimSummary]:
+    """View My Claim by order number (or tracking number) + checkout email, unthrottled: the
+    customer action is ``services.lookup.guarded_find_claims``."""
     with read_session(engine) as s:
         order = _find_order(s, query, email)
         return [_claim_summary(c) for c in order.claims]
@@ -778,7 +784,7 @@ def get_evidence_image(engine: Engine, token: str, evidence_id: int) -> bytes:
         for e in claim.evidence:
             if e.id == evidence_id:
                 return e.data
-        raise domain.ClaimNotFound(N_("That photo isn't part of this claim."))
+        raise domain.PhotoNotFound(domain.PHOTO_NOT_IN_CLAIM)
 
 
 def add_customer_message(
@@ -799,13 +805,19 @@ def add_customer_message(
 
 def _customer_message(s: Session, token: str, text: str, processed: Sequence[ProcessedPhoto],
                       now: datetime) -> ClaimView:
+    return reply_on_claim(s, _claim_by_token(s, token), text, processed, now)
+
+
+def reply_on_claim(s: Session, claim: Claim, text: str, processed: Sequence[ProcessedPhoto],
+                   now: datetime, *, via: str = "portal") -> ClaimView:
+    """The customer's reply on a claim, however it came (the page, an email: ``via``): the same
+    message, event and status change (back to review; an auto-closed claim reopens in the window)."""
     settings = settings_row(s)
-    claim = _claim_by_token(s, token)
     if processed and not domain.allows(Action.CUSTOMER_REPLY, claim.status):
         raise domain.InvalidInput(
             N_("You can add photos when the store asks for more information. "
-               "Send a message if there's something to add.")
-        )
+               "Send a message if there's something to add."),
+            domain.ErrorCode.PHOTOS_NOT_REQUESTED)
     if len(claim.evidence) + len(processed) > domain.reply_photo_limit(settings.max_photos):
         raise domain.EvidenceRequired(
             Msg.of(N_("This claim already has {n} photos; no more can be added."),
@@ -818,7 +830,8 @@ def _customer_message(s: Session, token: str, text: str, processed: Sequence[Pro
     for p in processed:
         claim.evidence.append(_evidence(p, now, msg))
     record_event(s, actor="customer", action=AuditAction.CUSTOMER_MESSAGE, claim=claim,
-                 details={"message_id": msg.id, "photos": len(processed)}, at=now)
+                 details={"message_id": msg.id, "photos": len(processed),
+                          **({"via": via} if via != "portal" else {})}, at=now)
     if domain.allows(Action.CUSTOMER_REPLY, claim.status):
         apply(s, claim, Action.CUSTOMER_REPLY, actor="customer", at=now)
     elif domain.allows(Action.REOPEN_BY_CUSTOMER, claim.status) and _closed_by_timer(s, claim):
@@ -858,9 +871,10 @@ def check_claim_details(engine: Engine, order_id: int, email: str, shipment_id: 
     view = get_order_for_customer(engine, order_id, email, now=now)
     ship = next((s for s in view.shipments if s.id == shipment_id), None)
     if ship is None:
-        raise domain.InvalidInput(N_("Please choose one of this order's shipments."))
-    if not ship.claimable:
-        raise domain.ClaimRuleError(ship.reason)
+        raise domain.InvalidInput(domain.CHOOSE_A_SHIPMENT, domain.ErrorCode.SHIPMENT_NOT_IN_ORDER)
+    if not ship.claimable:  # the first reason's code, as the order view gives it
+        raise domain.ClaimRuleError(ship.reason, ship.reason_codes[0] if ship.reason_codes
+                                    else domain.ErrorCode.NOT_SHIPPED)
     settings = load_settings(engine)
     domain.check_issue_available(issue_type, ship.issue_types, ship.status, settings.lost_wait_days,
                                  ship.tracking.expected_delivery_at if ship.tracking else None,

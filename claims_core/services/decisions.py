@@ -80,7 +80,8 @@ def approve(s: Session, claim_id: int, actor: str, resolutions: Sequence[Resolut
             now: datetime | None = None) -> list[str]:
     """Approve with one or more resolutions (a split is several). Returns store-credit codes."""
     if not resolutions:
-        raise InvalidInput("Choose at least one resolution to approve the claim.")
+        raise InvalidInput("Choose at least one resolution to approve the claim.",
+                           ErrorCode.RESOLUTION_REQUIRED)
     claim = load_claim(s, claim_id, expected_version)
     return grant(s, claim, actor, resolutions, now=now or utcnow(), note=note)
 
@@ -103,7 +104,7 @@ def undo_approval(s: Session, claim_id: int, actor: str, reason: str, *,
     for r in live:
         r.voided_at = now
     apply(s, claim, Action.UNDO_APPROVAL, actor=actor, at=now,
-          details={"reason": reason, "voided": [r.id for r in live]})
+          details={"voided": [r.id for r in live]}, notes={"reason": reason})
 
 
 @transactional
@@ -117,7 +118,7 @@ def release_hold(s: Session, claim_id: int, actor: str, note: str = "", *,
     reason, claim.held_at, claim.hold_reason = claim.hold_reason, None, ""
     claim.updated_at = now
     record_event(s, actor=actor, claim=claim, action=AuditAction.HOLD_RELEASED, at=now,
-                 details={"reason": reason, "note": clean_comment(note)})
+                 details={"reason": reason}, notes={"note": clean_comment(note)})
 
 
 @transactional
@@ -125,7 +126,7 @@ def deny(s: Session, claim_id: int, actor: str, reason_code: str, note: str = ""
          expected_version: int | None = None, now: datetime | None = None) -> None:
     now = now or utcnow()
     if reason_code not in DENIAL_LABELS:
-        raise InvalidInput("Choose a reason for the denial.")
+        raise InvalidInput("Choose a reason for the denial.", ErrorCode.DENIAL_REASON_REQUIRED)
     note = clean_comment(note)
     if reason_code == DenialReason.OTHER and not note:
         raise InvalidInput("Explain the reason for the denial.", ErrorCode.TEXT_REQUIRED)

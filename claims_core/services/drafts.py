@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
@@ -16,7 +16,7 @@ from ..domain.identifiers import emails_match, normalize_email
 from ..domain.messages import Msg, N_
 from ..domain.windows import draft_expires_at
 from ..infra.db import read_session, utcnow, write_session
-from ..infra.models import ClaimDraft, Order
+from ..infra.models import ClaimDraft, Order, settings_row
 from ..infra.photos import PhotoRejected, ProcessedPhoto, process_photo, rejected
 
 
@@ -50,13 +50,14 @@ def save_draft(engine: Engine, order_id: int, email: str, data: dict[str, Any], 
             raise OrderNotFound(LOOKUP_FAILED)
         draft = s.scalars(select(ClaimDraft).where(ClaimDraft.order_id == order_id,
                                                    ClaimDraft.email == email)).first()
+        expires = draft_expires_at(now, settings_row(s).retain_draft_days)  # Settings → Privacy
         if draft is None:
             s.add(ClaimDraft(order_id=order_id, email=email, data=payload, created_at=now,
-                             updated_at=now, expires_at=draft_expires_at(now)))
+                             updated_at=now, expires_at=expires))
         else:
             draft.data = payload
             draft.updated_at = now
-            draft.expires_at = draft_expires_at(now)
+            draft.expires_at = expires
 
 
 def load_draft(engine: Engine, order_id: int, email: str, *,
@@ -75,10 +76,17 @@ def discard_draft(engine: Engine, order_id: int, email: str) -> None:
                                            ClaimDraft.email == normalize_email(email)))
 
 
+def expired(now: datetime, keep_days: int):
+    """The drafts due for removal: expired, or saved longer ago than the store keeps drafts now
+    (a shorter setting applies to drafts saved before it). The retention counts use it too."""
+    return (ClaimDraft.expires_at <= now) | (ClaimDraft.updated_at <= now - timedelta(days=keep_days))
+
+
 def purge_expired(engine: Engine, *, now: datetime | None = None) -> int:
     now = now or utcnow()
     with write_session(engine) as s:
-        return s.execute(delete(ClaimDraft).where(ClaimDraft.expires_at <= now)).rowcount or 0
+        keep = settings_row(s).retain_draft_days
+        return s.execute(delete(ClaimDraft).where(expired(now, keep))).rowcount or 0
 
 
 def add_photos(current: list[dict[str, Any]], files: list[tuple[str, bytes]], *, max_photos: int,

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..domain.auto_approval import ClaimFacts, rule_matches
-from ..domain.vocabulary import AuditAction, ResolutionKind
-from ..infra.models import AutoApproveRule, Claim, Event, settings_row
+from ..domain.vocabulary import AuditAction
+from ..infra.models import AutoApproveRule, Claim, Event
 from . import notifications, webhooks_out, write_back
 from .approvals import ResolutionInput, grant
 from .events import PENDING
@@ -35,10 +35,8 @@ def approve_by_rule(s: Session, ev: Event, claim: Claim) -> None:
         ok, _why = rule_matches(rule.spec, facts)
         if not ok:
             continue
-        bonus = settings_row(s).store_credit_bonus_pct \
-            if claim.desired_resolution == ResolutionKind.STORE_CREDIT else 0
-        grant(s, claim, f"rule:{rule.name}",
-              [ResolutionInput(claim.desired_resolution, claim.claimed_cents, bonus)],
+        grant(s, claim, f"rule:{rule.name}",  # store credit gets the store's default bonus
+              [ResolutionInput(claim.desired_resolution, claim.claimed_cents, None)],
               now=ev.at + timedelta(microseconds=1), details={"rule": rule.name})
         return
 

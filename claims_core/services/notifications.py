@@ -13,27 +13,28 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from ..domain import order_link as signed_links
 from ..domain import windows
 from ..domain.messages import N_, Amount
-from ..domain.money import credit_with_bonus, format_cents, is_partial
+from ..domain.money import credit_with_bonus, format_minor, is_partial
 from ..domain.vocabulary import DENIAL_EXPLANATIONS, ISSUE_TYPES, ResolutionKind
-from ..infra import i18n
+from ..infra import config, i18n
 from ..infra.db import read_session, utcnow
-from ..infra.models import (Claim, Decision, Event, Message, OutboxMessage, StaffUser, StoreSettings,
-                            settings_row)
+from ..infra.models import (Claim, Decision, Event, Message, Order, OutboxMessage, StaffUser,
+                            StoreSettings, settings_row)
+from . import mail_tokens
 
 
 def public_url() -> str:
     """Where the app is reached from outside, for links in mails (``CLAIMS_PUBLIC_URL``)."""
-    return os.environ.get("CLAIMS_PUBLIC_URL", "http://localhost:8501").rstrip("/")
+    return config.public_url()
 
 
 def claim_link(token: str, lang: str | None = None) -> str:
@@ -42,6 +43,30 @@ def claim_link(token: str, lang: str | None = None) -> str:
     if lang is not None:
         link += f"&lang={quote(i18n.supported(lang) or i18n.DEFAULT, safe='')}"
     return link
+
+
+def privacy_link(lang: str | None = None) -> str:
+    """The privacy notice (what is kept, how long, how to ask for a copy or erasure), in the
+    reader's language: every customer mail links it."""
+    return f"{public_url()}/privacy?lang={quote(i18n.supported(lang) or i18n.DEFAULT, safe='')}"
+
+
+def order_link_secret(s: Session) -> str:
+    """The store's order-link key (``domain.order_link``), made on first need (in the caller's
+    write transaction). Settings → Email link shows it to the owner once and rotates it."""
+    row = settings_row(s)
+    if not row.order_link_secret:
+        row.order_link_secret = signed_links.new_secret()
+    return row.order_link_secret
+
+
+def order_link_for(s: Session, order: Order, lang: str | None = None) -> str:
+    """The signed link that opens ``order`` in the portal without the look-up: the one the
+    shop's own emails carry (Settings → Email link gives Shopify's template the same)."""
+    url = signed_links.link(public_url(), order_link_secret(s), order.order_number, order.email)
+    if lang is not None:
+        url += f"&lang={quote(i18n.supported(lang) or i18n.DEFAULT, safe='')}"
+    return url
 
 
 # --- templates ----------------------------------------------------------------------------------
@@ -59,17 +84,23 @@ SUBJECTS = {
     "staff_digest": "Daily claims digest for {store}",
     "staff_hold": "Claim {ref} is on hold: the carrier's tracking changed",
     "webhook_disabled": "A webhook endpoint of {store} was switched off",
+    "order_link_test": "A test of the order link in {store}'s emails",
+    "privacy_export_ready": "A customer data request for {store} is ready to download",
 }
-STAFF_KINDS = frozenset({"staff_new_claim", "staff_digest", "staff_hold", "webhook_disabled"})
+STAFF_KINDS = frozenset({"staff_new_claim", "staff_digest", "staff_hold", "webhook_disabled",
+                         "order_link_test", "privacy_export_ready"})
 
 
 def translator_for(claim: Claim) -> i18n.Translator:
-    """The customer's language, for everything written to them about this claim."""
-    return i18n.translator(claim.language)
+    """The customer's language, for everything written to them about this claim (a moment in a
+    message is written as the store's local day)."""
+    s = object_session(claim)
+    return i18n.translator(claim.language, tz=settings_row(s).timezone if s is not None else None)
 
 
 def render(kind: str, settings: StoreSettings, *, ref: str = "", link: str = "", lines: list[str],
-           issue: str = "", t: i18n.Translator | str | None = None) -> tuple[str, str, str]:
+           issue: str = "", t: i18n.Translator | str | None = None,
+           order_link: str = "") -> tuple[str, str, str]:
     """(subject, plain text, HTML). Every line is escaped in the HTML part; the store's name and
     colour brand it. ``t`` is the reader's language (a ``Translator`` or a language code; English
     when None): the subject, the link to the claim and the HTML's ``lang`` follow it. ``lines`` come
@@ -81,6 +112,10 @@ def render(kind: str, settings: StoreSettings, *, ref: str = "", link: str = "",
     else:
         subject = t(SUBJECTS[kind], store=settings.name, ref=ref, issue=issue)
     text = "\n\n".join(lines + ([t("View your claim: {link}", link=link)] if link else [])
+                       + ([t("Your order, to follow it or report another problem: {link}",
+                             link=order_link)] if order_link else [])
+                       + ([] if kind in STAFF_KINDS else
+                          [t("How we handle your data: {link}", link=privacy_link(t.lang))])
                        + [f"— {settings.name} · {settings.support_email}"])
     accent = settings.accent_color if len(settings.accent_color or "") == 7 else "#2563eb"
     paras = "".join(f"<p>{html.escape(line).replace(chr(10), '<br>')}</p>" for line in lines)
@@ -88,17 +123,24 @@ def render(kind: str, settings: StoreSettings, *, ref: str = "", link: str = "",
     button = (f'<p><a href="{html.escape(link, quote=True)}" style="background:{accent};color:#fff;'
               f'padding:10px 16px;border-radius:6px;text-decoration:none">{view}</a></p>'
               if link else "")
+    your_order = html.escape(t("Your order"))
+    if order_link:  # the signed order link (domain/order_link.py), as the shop's emails carry it
+        button += (f'<p><a href="{html.escape(order_link, quote=True)}" style="color:{accent}">'
+                   f'{your_order}</a></p>')
+    privacy = "" if kind in STAFF_KINDS else (
+        f' · <a href="{html.escape(privacy_link(t.lang), quote=True)}" style="color:#4b5563">'
+        f'{html.escape(t("Privacy notice"))}</a>')
     body = (f'<div lang="{html.escape(t.lang, quote=True)}" '
             f'style="font-family:sans-serif;max-width:560px">'
             f'<h2 style="color:{accent}">{html.escape(settings.name)}</h2>{paras}{button}'
             f'<p style="color:#4b5563;font-size:13px">{html.escape(settings.name)} · '
-            f'{html.escape(settings.support_email)}</p></div>')
+            f'{html.escape(settings.support_email)}{privacy}</p></div>')
     return subject, text, body
 
 
 def enqueue(s: Session, *, key: str, kind: str, to: str, claim: Claim | None, lines: list[str],
             link: str = "", issue: str = "", now: datetime | None = None,
-            t: i18n.Translator | str | None = None) -> bool:
+            t: i18n.Translator | str | None = None, order_link: str = "") -> bool:
     """Queue one email in the caller's transaction; False if this notification exists already.
     ``t``: the reader's language (English when None), as for ``render``."""
     if not to:
@@ -106,9 +148,11 @@ def enqueue(s: Session, *, key: str, kind: str, to: str, claim: Claim | None, li
     if s.scalars(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first() is not None:
         return False
     subject, text, body = render(kind, settings_row(s), ref=claim.reference if claim else "",
-                                 link=link, lines=lines, issue=issue, t=t)
+                                 link=link, lines=lines, issue=issue, t=t, order_link=order_link)
+    # customers answer by email to the claim's signed reply address (staff mails carry none)
+    reply_to = mail_tokens.reply_to_for(s, claim.id) if claim and kind not in STAFF_KINDS else ""
     s.add(OutboxMessage(dedupe_key=key, kind=kind, claim_id=claim.id if claim else None, to_addr=to,
-                        subject=subject[:300], body_text=text, body_html=body,
+                        reply_to=reply_to, subject=subject[:300], body_text=text, body_html=body,
                         next_attempt_at=now or utcnow(), created_at=now or utcnow()))
     return True
 
@@ -117,7 +161,8 @@ def _to_customer(s: Session, ev: Event, claim: Claim, key: str, kind: str, lines
                  t: i18n.Translator) -> None:
     """A mail to the customer: ``lines`` written in ``t``'s language (the claim's)."""
     enqueue(s, key=key, kind=kind, to=claim.email, claim=claim,
-            link=claim_link(claim.access_token, t.lang), now=ev.at, lines=lines, t=t)
+            link=claim_link(claim.access_token, t.lang), now=ev.at, lines=lines, t=t,
+            order_link=order_link_for(s, claim.order, t.lang))
 
 
 def _details(ev: Event) -> dict:
@@ -142,7 +187,7 @@ def on_claim_filed(s: Session, ev: Event, claim: Claim) -> None:
         enqueue(s, key=f"staffnew:{claim.id}:{u.id}", kind="staff_new_claim", to=u.email,
                 claim=claim, issue=issue, now=ev.at, lines=[
                     f"A new claim {claim.reference} ({issue}, "
-                    f"{format_cents(claim.claimed_cents, claim.order.currency)}) was filed.",
+                    f"{format_minor(claim.claimed_cents, claim.order.currency)}) was filed.",
                     "The customer wrote:", claim.description or "(no comments)"])
 
 

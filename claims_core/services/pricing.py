@@ -58,7 +58,7 @@ def _keys(by: str) -> list:
     if by == "value_band":
         return [t.c.value_band]
     raise InvalidInput(f"Unknown segment “{by}”; choose one of {', '.join(SEGMENTS)}.",
-                       ErrorCode.INVALID_INPUT)
+                       ErrorCode.PRICING_INPUT_INVALID)
 
 
 def _label(by: str, key: tuple) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from ..infra.models import Claim, Evidence, Order, Shipment
+from ..infra.personal_data import ERASED
 
 MEDIUM_AT = 20
 HIGH_AT = 50
@@ -35,6 +36,8 @@ def level_for(score: int) -> str:
 
 
 def _address_key(order: Order) -> tuple[str, str]:
+    if order.shipping_address1 == ERASED:  # erased customers share the marker, not an address
+        return "", ""
     return ((order.shipping_address1 or "").strip().lower(), (order.shipping_zip or "").strip().lower())
 
 
@@ -43,7 +46,7 @@ def signals(session: Session, claim: Claim,
     out: list[Signal] = []
     order = claim.order
 
-    prior = session.execute(
+    prior = [] if claim.email == ERASED else session.execute(
         select(Claim.status, func.count()).where(Claim.email == claim.email, Claim.id != claim.id,
                                                  Claim.created_at <= claim.created_at)
         .group_by(Claim.status)
@@ -107,11 +110,13 @@ def signals(session: Session, claim: Claim,
 def reused_photos(session: Session, claim: Claim) -> dict[int, list[str]]:
     """For each of this claim's photos that also appears (same file or same picture) in another
     claim: the other claims' references."""
-    mine = {e.id: (e.sha256, e.phash) for e in claim.evidence}
+    # an erased photo has no hashes (the empty string): it matches nothing
+    mine = {e.id: (e.sha256 or None, e.phash or None) for e in claim.evidence
+            if e.sha256 or e.phash}
     if not mine:
         return {}
-    shas = [v[0] for v in mine.values()]
-    hashes = [v[1] for v in mine.values()]
+    shas = [v[0] for v in mine.values() if v[0]]
+    hashes = [v[1] for v in mine.values() if v[1]]
     same = [Evidence.sha256.in_(shas), Evidence.phash.in_(hashes)]  # each on its own index
     rows = session.execute(union(*(
         select(Evidence.sha256, Evidence.phash, Claim.reference)

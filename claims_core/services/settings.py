@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ..domain.eligibility import MAX_PHOTO_BYTES, MEGABYTE
-from ..domain.errors import InvalidInput
+from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.text import clean_comment
 from ..domain.vocabulary import AuditAction
 from ..infra import i18n
@@ -31,6 +31,7 @@ EDITABLE = {
     "lookup_window_minutes": int, "reminder_after_days": int, "close_after_days": int,
     "target_loss_ratio_pct": int, "credit_cost_pct": int, "reship_cost_pct": int,
     "reship_shipping_cents": int, "default_language": str, "currency": str,
+    "keep_photo_hashes": bool,
 }
 # the store's own texts a customer reads, each writable per language (``StoreSettings.texts``)
 STORE_TEXTS = ("intro", "policy", "support_note")
@@ -58,52 +59,60 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in changes.items():
         if key not in EDITABLE:
-            raise InvalidInput(f"Unknown setting {key}.")
+            raise InvalidInput(f"Unknown setting {key}.", ErrorCode.SETTING_UNKNOWN)
         kind = EDITABLE[key]
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidInput(f"{RANGES[key][2]} must be a whole number.")
+                raise InvalidInput(f"{RANGES[key][2]} must be a whole number.",
+                                   ErrorCode.SETTING_INVALID)
             lo, hi, label = RANGES[key]
             if not lo <= value <= hi:
-                raise InvalidInput(f"{label} must be between {lo:,} and {hi:,}.")
+                raise InvalidInput(f"{label} must be between {lo:,} and {hi:,}.",
+                                   ErrorCode.SETTING_INVALID)
         elif kind is bool:
             value = bool(value)
         else:
             value = (value or "").strip()
         out[key] = value
     if "name" in out and not 1 <= len(out["name"]) <= 200:
-        raise InvalidInput("The store name must be 1 to 200 characters.")
+        raise InvalidInput("The store name must be 1 to 200 characters.", ErrorCode.SETTING_INVALID)
     if "accent_color" in out and not re.fullmatch(r"#[0-9a-fA-F]{6}", out["accent_color"]):
-        raise InvalidInput("The accent colour must look like #0f766e.")
+        raise InvalidInput("The accent colour must look like #0f766e.", ErrorCode.SETTING_INVALID)
     if "support_email" in out and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", out["support_email"]):
-        raise InvalidInput("The support email doesn't look like an email address.")
+        raise InvalidInput("The support email doesn't look like an email address.",
+                           ErrorCode.SETTING_INVALID)
     if "default_language" in out and out["default_language"] not in i18n.LANGUAGES:
-        raise InvalidInput(f"Choose one of the portal's languages: {', '.join(i18n.LANGUAGES)}.")
+        raise InvalidInput(f"Choose one of the portal's languages: {', '.join(i18n.LANGUAGES)}.",
+                           ErrorCode.SETTING_INVALID)
     if "currency" in out:
         out["currency"] = out["currency"].upper()
         if not re.fullmatch(r"[A-Z]{3}", out["currency"]) or not i18n.is_known_currency(out["currency"]):
-            raise InvalidInput("The currency must be an ISO 4217 code, e.g. USD, EUR or JPY.")
+            raise InvalidInput("The currency must be an ISO 4217 code, e.g. USD, EUR or JPY.",
+                               ErrorCode.SETTING_INVALID)
     if "intro_text" in out:
         out["intro_text"] = clean_comment(out["intro_text"], "The intro text")
     if "protection_pattern" in out:
         try:
             re.compile(out["protection_pattern"])
         except re.error as e:
-            raise InvalidInput(f"The protection pattern isn't a valid pattern: {e}.")
+            raise InvalidInput(f"The protection pattern isn't a valid pattern: {e}.",
+                               ErrorCode.SETTING_INVALID)
         if not out["protection_pattern"]:
-            raise InvalidInput("The protection pattern can't be empty.")
+            raise InvalidInput("The protection pattern can't be empty.", ErrorCode.SETTING_INVALID)
     if "timezone" in out:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
         try:
             ZoneInfo(out["timezone"])
         except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidInput(f"Unknown time zone “{out['timezone']}” (e.g. America/New_York).")
+            raise InvalidInput(f"Unknown time zone “{out['timezone']}” (e.g. America/New_York).",
+                               ErrorCode.SETTING_INVALID)
     if {"offer_refund", "offer_reshipment", "offer_store_credit"} <= out.keys() and not (
             out["offer_refund"] or out["offer_reshipment"] or out["offer_store_credit"]):
-        raise InvalidInput("Offer at least one resolution.")
+        raise InvalidInput("Offer at least one resolution.", ErrorCode.SETTING_INVALID)
     if {"reminder_after_days", "close_after_days"} <= out.keys() and \
             out["close_after_days"] <= out["reminder_after_days"]:
-        raise InvalidInput("Close a waiting claim later than its reminder is sent.")
+        raise InvalidInput("Close a waiting claim later than its reminder is sent.",
+                           ErrorCode.SETTING_INVALID)
     return out
 
 
@@ -133,7 +142,8 @@ def store_text(settings: StoreSettings, field: str, lang: str) -> str:
 def save_store_texts(engine: Engine, actor: str, lang: str, values: dict[str, str]) -> list[str]:
     """Save the store's texts in one language (empty: fall back to the default language's)."""
     if lang not in i18n.LANGUAGES:
-        raise InvalidInput(f"Choose one of the portal's languages: {', '.join(i18n.LANGUAGES)}.")
+        raise InvalidInput(f"Choose one of the portal's languages: {', '.join(i18n.LANGUAGES)}.",
+                           ErrorCode.SETTING_INVALID)
     clean = {}
     for field in STORE_TEXTS:
         clean[field] = clean_comment(values.get(field, ""), f"The {field.replace('_', ' ')}")
@@ -187,14 +197,15 @@ def set_logo(engine, actor: str, raw: bytes | None) -> None:
     png = None
     if raw:
         if len(raw) > MAX_LOGO_BYTES:
-            raise InvalidInput("The logo must be under 1 MB.")
+            raise InvalidInput("The logo must be under 1 MB.", ErrorCode.LOGO_REJECTED)
         try:
             img = Image.open(io.BytesIO(raw), formats=["PNG", "JPEG", "WEBP"])
             if img.width * img.height > 16_000_000:
-                raise InvalidInput("The logo image is too large.")
+                raise InvalidInput("The logo image is too large.", ErrorCode.LOGO_REJECTED)
             img.load()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            raise InvalidInput("The logo must be a PNG, JPEG or WebP image.")
+            raise InvalidInput("The logo must be a PNG, JPEG or WebP image.",
+                               ErrorCode.LOGO_REJECTED)
         img = img.convert("RGBA")
         img.thumbnail((256, 256))
         buf = io.BytesIO()

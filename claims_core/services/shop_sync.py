@@ -69,7 +69,7 @@ def save_connection(s: Session, actor: str, shop_domain: str, token: str | None 
     domain = normalize_shop_domain(shop_domain)
     if domain and not _DOMAIN.match(domain):
         raise InvalidInput("Enter the shop's myshopify.com domain, e.g. my-shop.myshopify.com.",
-                           ErrorCode.INVALID_INPUT)
+                           ErrorCode.SHOP_CONNECTION_INVALID)
     row = ensure_settings_row(s)
     changed = []
     if row.shopify_shop_domain != domain:
@@ -79,7 +79,7 @@ def save_connection(s: Session, actor: str, shop_domain: str, token: str | None 
     if token:
         if len(token) < 20 or any(c.isspace() for c in token):
             raise InvalidInput("That doesn't look like an Admin API access token (it starts with "
-                               "shpat_ and has no spaces).")
+                               "shpat_ and has no spaces).", ErrorCode.SHOP_CONNECTION_INVALID)
         secret = s.get(StoreSecret, TOKEN_SECRET)
         if secret is None:
             s.add(StoreSecret(name=TOKEN_SECRET, value=token))
@@ -118,6 +118,7 @@ class WriteJob:
     note: str
     lines: tuple[dict, ...]
     shipping_address: dict | None
+    lease_until: datetime | None = None  # this sender's lease (its token: see infra.outbox)
 
 
 def _job(s: Session, w: ShopifyWrite) -> WriteJob:
@@ -141,7 +142,7 @@ def _job(s: Session, w: ShopifyWrite) -> WriteJob:
     return WriteJob(w.id, w.kind, w.attempts, claim.reference, marker, order.external_id or "",
                     order.name, order.currency, amount, res.store_credit_code or "", claim.email,
                     f"Claim {claim.reference} ({marker}), approved in the claims portal", tuple(lines),
-                    address)
+                    address, w.lease_until)
 
 
 def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 50,

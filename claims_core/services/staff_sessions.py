@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from ..infra.db import read_session, utcnow
+from ..infra.db import is_read_only, read_session, utcnow
 from ..infra.models import StaffSession, StaffUser
 from ..domain.windows import SESSION_IDLE, SESSION_MAX, session_over
 from .accounts import StaffIdentity
@@ -58,9 +58,10 @@ def resolve(engine: Engine, token: str | None, *, now: datetime | None = None
         identity = StaffIdentity(user.id, user.username, user.display_name, user.role)
         active, last_seen = user.active, sess.last_seen_at
     if expired or not active:
-        end(engine, token)
+        if not is_read_only(engine):
+            end(engine, token)
         return None
-    if now - last_seen >= TOUCH_EVERY:
+    if now - last_seen >= TOUCH_EVERY and not is_read_only(engine):  # read-only: reads go on
         _touch(engine, hashed, now)
     return identity
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..domain import windows
+from ..domain.errors import StaleClaim
 from ..domain.lifecycle import Action
 from ..domain.vocabulary import AWAITING_SHOP, NEEDS_INFO, AuditAction
 from ..infra.db import read_session
@@ -37,6 +39,7 @@ class TickReport:
     mail: dict = field(default_factory=dict)
     shopify: dict = field(default_factory=dict)
     webhooks: dict = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)  # the jobs that failed (logged, recorded)
 
 
 def _waiting_since(s, claim_ids: list[int]) -> dict[int, tuple[datetime, int]]:
@@ -57,13 +60,23 @@ def run_reminders_and_closing(engine: Engine, now: datetime, report: TickReport)
         due = windows.waiting_step(asked_at, now, settings.reminder_after_days,
                                    settings.close_after_days)
         if due == "close":
-            ref = _close(engine, cid, event_id, now)
+            ref = _lost_race_is_none(_close, engine, cid, event_id, now)
             if ref:
                 report.closed.append(ref)
         elif due == "remind":
-            ref = _remind(engine, cid, event_id, asked_at, now)
+            ref = _lost_race_is_none(_remind, engine, cid, event_id, asked_at, now)
             if ref:
                 report.reminded.append(ref)
+
+
+def _lost_race_is_none(step, engine: Engine, *args):
+    """Run one timer step; if another tick or worker did the same thing at the same moment (the
+    claim's version moved on: ``StaleClaim``; the mail's unique key exists: ``IntegrityError``),
+    it has been done — by them — so this one moves on to the next claim."""
+    try:
+        return step(engine, *args)
+    except (StaleClaim, IntegrityError):
+        return None
 
 
 @transactional
@@ -108,7 +121,7 @@ def run_digests(engine: Engine, now: datetime, report: TickReport) -> None:
              f"target: {overdue}", f"Waiting on customers: {waiting}", f"Filed in the last 24 hours: {new}"]
     day = now.date().isoformat()
     for uid, email in targets:
-        if _digest(engine, uid, email, day, lines, now):
+        if _lost_race_is_none(_digest, engine, uid, email, day, lines, now):
             report.digests += 1
 
 

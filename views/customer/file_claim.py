@@ -2,14 +2,18 @@
 
 Built for a phone: a shipment is chosen by its own button, tapping what went wrong moves on, the
 first resolution the store offers is already chosen, and the claim is signed on the page that
-shows it (a damaged item with two photos and a drawn signature takes 12 taps and entries)."""
+shows it (a damaged item with two photos and a drawn signature takes 12 taps and entries; 9 from
+the signed order link in the shop's emails, which opens the order without the look-up)."""
 from __future__ import annotations
 
+import html
+import json
 import uuid
 
 import streamlit as st
 
 from claims_core import domain
+from claims_core.domain import order_link
 from claims_core.domain.messages import N_, Amount, Msg
 from claims_core.services import customer, drafts, lookup
 from views import safe_text, tracking_panel, ui
@@ -122,6 +126,11 @@ def look_up() -> None:
     except domain.ClaimRuleError as e:
         refuse(e.msg)
         return
+    opened(view, email)
+
+
+def opened(view: customer.OrderView, email: str) -> None:
+    """The order was found (typed, or by a signed link): show it, offering the saved draft."""
     st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
                                       "email": email.strip(), "idem_key": uuid.uuid4().hex}
     st.session_state["looked_up_order"] = view  # the order page this run shows needn't ask again
@@ -130,13 +139,41 @@ def look_up() -> None:
         flow()["offer_draft"] = draft.data
 
 
+def open_link() -> None:
+    """The signed order link from a shop email (``?order=…&email=…&sig=…``, domain/order_link.py):
+    a valid one opens the order as the look-up would; otherwise the look-up form comes prefilled
+    (and the try counts against the look-up limit). The link's words leave the address bar so a
+    reload doesn't repeat it; ``lang`` stays."""
+    params = order_link.read_params(st.query_params)
+    if params is None:
+        return
+    for name in (order_link.PARAM_ORDER, order_link.PARAM_EMAIL, order_link.PARAM_SIG):
+        st.query_params.pop(name, None)
+    reset()
+    st.session_state["lookup_query"] = params.order
+    st.session_state["lookup_email"] = params.email
+    try:
+        view = lookup.open_order_link(engine, params.order, params.email, params.sig,
+                                      ui.client_address())
+    except domain.ClaimRuleError as e:
+        refuse(e.msg)
+        return
+    if view is not None:
+        opened(view, params.email)
+
+
 def step_order() -> None:
+    """The order: its header, then (first, so a phone shows them without scrolling) each
+    shipment with what it carries, where it is, its own deadline and its button; then where each
+    parcel is (carrier, tracking), the items and the claims."""
     f = flow()
     view = order_view()
     st.title(t("Order {name}", name=safe_text.inline(view.name)), anchor=False)
-    ui.badge(t("Protected") if view.protected else t("Not protected"), view.protected)
-    st.caption(t("Placed {date} · {total}", date=view.created_at,
-                 total=Amount(view.total_cents, view.currency)))
+    placed = t("Placed {date} · {total}", date=view.created_at,
+               total=Amount(view.total_cents, view.currency))
+    st.html(f"<span class='claims-badge {'ok' if view.protected else 'no'}'>"  # badge, then date
+            f"{html.escape(t('Protected') if view.protected else t('Not protected'))}</span> "
+            f"<span style='color:#4b5563;font-size:0.875rem'>{html.escape(placed)}</span>")
 
     if f.get("offer_draft"):
         with st.container(border=True):
@@ -146,38 +183,47 @@ def step_order() -> None:
                       on_click=continue_draft)
             c2.button(t("Start over"), width="stretch", key="start_over", on_click=start_over)
 
-    policy = ui.store_text(settings, "policy", ui.lang())
-    if policy:  # the store's own words, in the customer's language when written in it
-        safe_text.show(policy)
-    st.subheader(t("Items"), anchor=False)
-    safe_text.show("\n".join(f"• {item.name} × {item.quantity}" for item in view.items))
+    if not view.claimable:  # why not, first: the rest of the page is only facts
+        st.warning(safe_text.inline(t(view.reason)))
+        safe_text.show(t("Questions? Contact the store at {email}", email=view.support_email))
     st.subheader(t.plural("Shipment", "Shipments", len(view.shipments)), anchor=False)
     if not view.shipments:
         st.caption(t("Not shipped yet."))
     for s in view.shipments:
-        with st.container(border=True):
-            st.markdown("**" + t(s.label) + "**")
-            carrier = s.carrier or t("Carrier not known")
-            safe_text.show(t("{carrier} · tracking {number}", carrier=carrier,
-                             number=s.tracking_number) if s.tracking_number else carrier)
-            line = t("Shipped {date}", date=s.shipped_at)
-            if s.tracking is None:  # the timeline below says where it is, when there is one
-                status = t(STATUS_WORDS.get(s.status, s.status))
-                if s.delivered_at:
-                    line = t("{status} · shipped {shipped} · delivered {delivered}", status=status,
-                             shipped=s.shipped_at, delivered=s.delivered_at)
-                else:
-                    line = t("{status} · shipped {shipped}", status=status, shipped=s.shipped_at)
-            st.caption(line)
-            safe_text.show(", ".join(f"{i.name} × {i.carried}" for i in s.items))
-            tracking_panel.show_tracking(s.tracking, key=f"ship_{s.id}", tz_name=settings.timezone)
+        with st.container(border=True, gap="small", key=f"shipment_{s.id}"):
+            what = ", ".join(f"{i.name} × {i.carried}" for i in s.items)
+            st.markdown("**" + t(s.label) + "** · " + safe_text.inline(what))  # shop's words: inert
+            status = t(STATUS_WORDS.get(s.status, s.status))
+            if s.tracking is not None and s.tracking.milestone:
+                status = t(s.tracking.milestone_label)
+            if s.delivered_at:
+                line = t("{status} · shipped {shipped} · delivered {delivered}", status=status,
+                         shipped=s.shipped_at, delivered=s.delivered_at)
+            else:
+                line = t("{status} · shipped {shipped}", status=status, shipped=s.shipped_at)
             if s.claimable:
-                st.caption(t("You can file a claim for this shipment until {date}.",
-                             date=s.deadline))
-                st.button(t("Claim for this shipment"), type="primary", width="stretch",
-                          key=f"start_claim_{s.id}", on_click=start_claim, args=(s.id,))
-            elif view.claimable:
-                safe_text.show(t("No claim possible: {reason}", reason=t(s.reason)))
+                st.caption(line + "  \n" + t("You can claim until {date}.", date=s.deadline))
+                # each button names its shipment: a screen reader lists them apart
+                st.button(t("Claim for this shipment") + " · " + t(s.label), type="primary",
+                          width="stretch", key=f"start_claim_{s.id}", on_click=start_claim,
+                          args=(s.id,))
+            else:
+                st.caption(line)
+                if view.claimable:
+                    safe_text.show(t("No claim possible: {reason}", reason=t(s.reason)))
+
+    for s in view.shipments:  # where each parcel is: below the choices, it doesn't push them down
+        carrier = s.carrier or t("Carrier not known")
+        where = (t("{carrier} · tracking {number}", carrier=carrier, number=s.tracking_number)
+                 if s.tracking_number else carrier)
+        st.markdown("**" + t(s.label) + "** · " + safe_text.inline(where))
+        tracking_panel.show_tracking(s.tracking, key=f"ship_{s.id}", tz_name=settings.timezone)
+
+    st.subheader(t("Items"), anchor=False)
+    safe_text.show("\n".join(f"• {item.name} × {item.quantity}" for item in view.items))
+    policy = ui.store_text(settings, "policy", ui.lang())
+    if policy:  # the store's own words, in the customer's language when written in it
+        safe_text.show(policy)
 
     if view.claims:
         st.subheader(t("Claims on this order"), anchor=False)
@@ -189,9 +235,6 @@ def step_order() -> None:
                               icon=":material/open_in_new:",
                               query_params={"token": c.access_token, "lang": ui.lang()})
 
-    if not view.claimable:
-        st.warning(safe_text.inline(t(view.reason)))
-        safe_text.show(t("Questions? Contact the store at {email}", email=view.support_email))
     st.button(t("Look up a different order"), width="stretch", key="another_order", on_click=reset)
 
 
@@ -372,9 +415,9 @@ def resolution_text(o: domain.ResolutionOption, currency: str) -> str:
     if o.kind == "store_credit":
         if o.bonus_pct:
             return t("Store credit of {amount} (includes a {pct}% bonus), as a discount code",
-                     amount=Amount(o.credit_cents, currency), pct=o.bonus_pct)
+                     amount=Amount(o.credit_minor, currency), pct=o.bonus_pct)
         return t("Store credit of {amount}, as a discount code",
-                 amount=Amount(o.credit_cents, currency))
+                 amount=Amount(o.credit_minor, currency))
     return t("Send a replacement of the same items")
 
 
@@ -457,24 +500,80 @@ def step_review() -> None:
     sign(f, view)
 
 
+PAD_NAME_SCRIPT = """<script>(() => {
+  // The drawing pad (streamlit-drawable-canvas) draws on canvas elements inside its own shadow
+  // root, with no name: give the canvas the pad's name in the customer's language, so a screen
+  // reader says what it is (the typed signature is the way to sign without drawing).
+  // (No angle brackets in here: the HTML sanitiser drops a script that has any.)
+  const state = window.__claimsPad || (window.__claimsPad = {});
+  state.name = NAME;
+  if (state.started) { state.apply(); return; }
+  state.started = true;
+  state.watched = new WeakSet();
+  const label = (root) => {
+    const canvases = [...root.querySelectorAll('canvas')];
+    if (!canvases.length) return;
+    const pad = canvases.find(c => c.classList.contains('upper-canvas')) || canvases[canvases.length - 1];
+    canvases.forEach(c => {
+      if (c === pad) {
+        if (c.getAttribute('aria-label') !== state.name) c.setAttribute('aria-label', state.name);
+        if (c.getAttribute('role') !== 'img') c.setAttribute('role', 'img');
+        c.removeAttribute('aria-hidden');
+      } else if (c.getAttribute('aria-hidden') !== 'true') {
+        c.setAttribute('aria-hidden', 'true');
+      }
+    });
+  };
+  state.apply = () => {
+    document.querySelectorAll('*').forEach(host => {
+      const root = host.shadowRoot;
+      if (!root) return;
+      label(root);
+      if (!state.watched.has(root)) {  // its canvas may come later
+        state.watched.add(root);
+        new MutationObserver(() => label(root)).observe(root, {subtree: true, childList: true});
+      }
+    });
+    document.querySelectorAll('.dc-root').forEach(el => label(el));
+  };
+  new MutationObserver(() => state.apply()).observe(document.body, {subtree: true, childList: true});
+  let ticks = 0;
+  const tick = setInterval(() => { state.apply(); if (++ticks === 40) clearInterval(tick); }, 500);
+  state.apply();
+})();</script>"""
+
+
+def name_the_pad(name: str) -> None:
+    """Name the drawing pad for screen readers (the component gives it no name)."""
+    st.html(PAD_NAME_SCRIPT.replace("NAME", json.dumps(name)), unsafe_allow_javascript=True)
+
+
 def sign(f: dict, view) -> None:
-    """Signing, on the page that shows what is signed."""
+    """Signing, on the page that shows what is signed. Drawing is offered first; typing the name
+    always too, and above the store's threshold with the "I can't draw" statement (WCAG 2.5.7:
+    drawing is a dragging movement, and a single-pointer or keyboard way must exist)."""
     st.subheader(t("Sign"), anchor=False)
     modes = domain.signature_modes(view.total_cents, settings.signature_threshold_cents)
-    drawn_only = modes == [domain.SignatureKind.DRAWN]
+    needs_statement = domain.typed_needs_cannot_draw(view.total_cents,
+                                                     settings.signature_threshold_cents)
     mode_labels = {"drawn": t("Draw my signature"), "typed": t("Type my full name")}
+    saved_mode = f.get("signature_mode", "drawn")
     mode = st.radio(t("How would you like to sign?"), modes, horizontal=True,
                     format_func=mode_labels.get,
-                    index=modes.index(f.get("signature_mode", "drawn")), key="sign_mode")
-    if drawn_only:
-        st.caption(t("For an order of this value, please draw your signature."))
-    png, name = None, ""
+                    index=modes.index(saved_mode) if saved_mode in modes else 0, key="sign_mode")
+    if needs_statement:
+        st.caption(t("For an order of this value, please draw your signature, or tick the box "
+                     "saying you can't draw one."))
+    png, name, cannot_draw = None, "", False
     if mode == "drawn":
         png = ui.signature_pad(key="signature")
+        name_the_pad(t("Signature pad: draw your signature with your finger or mouse"))
         st.caption(t("Sign in the box above with your finger or mouse."))
     else:
         name = st.text_input(t("Full name"), value=f.get("typed_name", ""), max_chars=200,
                              key="typed_name")
+        if needs_statement:
+            cannot_draw = st.checkbox(t(domain.CANNOT_DRAW_STATEMENT), key="cannot_draw")
     accurate = st.checkbox(t(domain.ACCURACY_STATEMENT), key="accurate")
     c1, c2 = st.columns(2)
     c1.button(t("Back"), width="stretch", key="back", on_click=go, args=("resolution",))
@@ -485,7 +584,7 @@ def sign(f: dict, view) -> None:
             shipment_id=f["shipment_id"], issue_type=f["issue_type"], items=_items(f),
             description=f.get("description", ""), desired_resolution=f.get("resolution", ""),
             signature_kind=mode, signature_png=png, signature_name=name,
-            accurate_confirmed=accurate, language=ui.lang(),
+            signature_cannot_draw=cannot_draw, accurate_confirmed=accurate, language=ui.lang(),
         )
         try:
             receipt = customer.file_claim(engine, req, processed=_photos(f))
@@ -526,6 +625,7 @@ def step_done() -> None:
 
 ui.branding(settings)
 ui.language_picker()
+open_link()
 step = flow().get("step", "lookup")
 if step == "sign":  # a draft saved when signing had a page of its own
     step = "review"
@@ -538,3 +638,4 @@ try:
 except domain.OrderNotFound:
     reset()
     st.error(t("Please look up your order again."))
+ui.privacy_link()

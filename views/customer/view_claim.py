@@ -187,9 +187,12 @@ def show_claim(token: str) -> None:
         cols = st.columns(3)
         for i, ev in enumerate(view.evidence):
             with cols[i % 3]:
-                st.image(ev.thumbnail, width=150, alt=t("Photo of the claim"))
+                if ev.thumbnail:
+                    st.image(ev.thumbnail, width=150, alt=t("Photo of the claim"))
+                else:  # emptied under the store's retention policy
+                    st.caption(t("Photo removed under the retention policy."))
                 safe_text.show(ev.filename)
-                if st.button(t("Full size"), key=f"full_{ev.id}", width="stretch"):
+                if ev.thumbnail and st.button(t("Full size"), key=f"full_{ev.id}", width="stretch"):
                     st.session_state["full_photo"] = ev.id
         full = st.session_state.get("full_photo")
         if full in {e.id for e in view.evidence}:
@@ -207,3 +210,4 @@ if token:
     show_claim(token)
 else:
     find_form()
+ui.privacy_link()

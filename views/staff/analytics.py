@@ -343,7 +343,7 @@ with st.expander("What if I changed the fee?", expanded=True):
                        key="p_attach")
     try:
         projected = pricing_rules.what_if(
-            inputs, assume, flat_fee_cents=domain.cents_from_amount(fee, CUR) if kind == "flat" else None,
+            inputs, assume, flat_fee_cents=domain.minor_from_amount(fee, CUR) if kind == "flat" else None,
             percent_fee=fee if kind == "percent" else None, attach_change=attach / 100)
     except domain.ClaimRuleError as e:
         st.error(safe_text.inline(e.message))

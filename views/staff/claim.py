@@ -74,10 +74,12 @@ if flash:
 elif seen_version is not None and seen_version != c.version:
     st.warning(f"{domain.StaleClaim().message} It is now: {c.status_label}.")
 if view.held_at:
-    st.warning(f"**On hold** since {ui.when(view.held_at)}: {safe_text.inline(view.hold_reason)} "
+    st.warning(f"**On hold** since {ui.when(view.held_at, settings.timezone)}: "
+               f"{safe_text.inline(view.hold_reason)} "
                "Approving waits until the hold is released.", icon=":material/pause_circle:")
 now = utcnow()
-st.caption(f"Filed {ui.when(c.created_at)} ({ui.age_text(now - c.created_at)} ago) by "
+st.caption(f"Filed {ui.when(c.created_at, settings.timezone)} "
+           f"({ui.age_text(now - c.created_at)} ago) by "
            f"{'the customer' if view.filed_by == 'customer' else view.filed_by} · "
            f"assigned to {view.assignee or 'nobody'} · "
            f"the customer reads **{i18n.language_name(view.language)}**")
@@ -100,7 +102,8 @@ with left:
         with f1:
             safe_text.show(f"Order {view.order_number} · {ui.money(view.order_total_cents, c.currency)}")
             safe_text.show(f"{view.customer_name}\n{view.email}\n{view.shipping_address}")
-            safe_text.show(f"Placed {ui.when(view.order_created_at)} · {view.shipping_method or '—'} · "
+            safe_text.show(f"Placed {ui.when(view.order_created_at, settings.timezone)} · "
+                           f"{view.shipping_method or '—'} · "
                            + ("protected" if view.protected else "NOT protected"))
             if view.refunded_cents:
                 st.caption(f"Refunded in Shopify: {ui.money(view.refunded_cents, c.currency)}")
@@ -109,9 +112,10 @@ with left:
             safe_text.show(c.carrier or "carrier unknown")
             if c.tracking_number:
                 st.code(c.tracking_number, language=None, wrap_lines=True)
-            st.caption(f"Status: {view.shipment_status} · shipped {ui.when(view.shipped_at)} · "
-                       f"delivered {ui.when(view.delivered_at)} · last scan "
-                       f"{ui.when(view.last_scan_at)} · window until {domain.format_date(view.deadline)}")
+            tz = settings.timezone  # the shipped day and the window's last day: both local days
+            st.caption(f"Status: {view.shipment_status} · shipped {ui.when(view.shipped_at, tz)} · "
+                       f"delivered {ui.when(view.delivered_at, tz)} · last scan "
+                       f"{ui.when(view.last_scan_at, tz)} · window until {ui.day(view.deadline, tz)}")
         st.dataframe(
             [{"Item": i.name, "SKU": i.sku, "Qty": i.quantity,
               "Paid each": float(domain.decimal_amount(i.unit_cents, c.currency)),
@@ -129,6 +133,8 @@ with left:
                 st.image(view.signature_png, width=260, alt="The customer's drawn signature")
             else:
                 safe_text.show(c.signature_name, prefix="Typed: ")
+                if c.signature_cannot_draw:
+                    st.caption("Typed because the customer can't draw a signature (they said so).")
         if evidence is not None:
             with evidence:
                 tracking_panel.show_proof(c.tracking.proof if c.tracking else domain.ProofOfDelivery(),
@@ -143,12 +149,15 @@ with left:
     cols = st.columns(3)
     for i, ph in enumerate(view.photos):
         with cols[i % 3].container(border=True):
-            st.image(ph.thumbnail, width="stretch", alt="Photo from the customer")
+            if ph.thumbnail:
+                st.image(ph.thumbnail, width="stretch", alt="Photo from the customer")
+            else:  # emptied by the retention job (Settings → Privacy)
+                st.caption("Photo removed under the retention policy.")
             safe_text.show(f"{ph.filename} · {ph.width}×{ph.height}")
             if ph.reused_in:
                 st.warning("Also used in " + ", ".join(ph.reused_in))
             safe_text.show(f"Review: {ph.review_status}" + (f" — {ph.review_note}" if ph.review_note else ""))
-            if st.button("Full size", key=f"full_{ph.id}", width="stretch"):
+            if ph.thumbnail and st.button("Full size", key=f"full_{ph.id}", width="stretch"):
                 st.session_state["full_photo"] = ph.id
             with st.form(f"review_{ph.id}", border=False):
                 verdict = st.radio("Verdict", ["accepted", "rejected"], horizontal=True,
@@ -177,7 +186,7 @@ with left:
     for m in c.messages:
         with st.chat_message("user" if m.author_kind == "customer" else "assistant"):
             safe_text.show(f"{'Customer' if m.author_kind == 'customer' else m.author_name} · "
-                           f"{m.created_at:%b %d %H:%M} UTC")
+                           f"{ui.moment(m.created_at, settings.timezone)}")
             safe_text.show(m.body)
     with st.form("reply", clear_on_submit=True):
         body = st.text_area(f"Message to the customer (write in {i18n.language_name(view.language)}: "
@@ -211,8 +220,8 @@ with right:
             credit = ui.amount_input(st, "Store credit amount", c.currency, c.claimed_cents,
                                      c.claimed_cents, key="ap_credit_amt")
             bonus = st.number_input("Store-credit bonus (%)", min_value=0,
-                                    max_value=settings.store_credit_bonus_pct,
-                                    value=settings.store_credit_bonus_pct, key="ap_bonus",
+                                    max_value=view.bonus_cap_pct,
+                                    value=view.bonus_default_pct, key="ap_bonus",
                                     help="Up to the store's bonus (Settings).")
             use_reship = st.checkbox("Reship the items (takes them from stock)",
                                      value=c.desired_resolution == "reshipment", key="ap_reship")
@@ -294,7 +303,8 @@ with right:
                 if w.shopify_id:
                     safe_text.show(w.shopify_id, prefix="Shopify id: ")
                 if w.status == "pending" and w.attempts:
-                    st.caption(f"Tried {w.attempts}×; next try {w.next_attempt_at:%b %d %H:%M} UTC")
+                    st.caption(f"Tried {w.attempts}×; next try "
+                               f"{ui.moment(w.next_attempt_at, settings.timezone)}")
                 if w.last_error:
                     safe_text.show(w.last_error, prefix="Shopify said: ")
                 if w.can_retry and st.button("Retry", key=f"retry_write_{w.id}", width="stretch"):
@@ -321,7 +331,7 @@ with right:
     st.subheader("Internal notes", anchor=False)
     st.caption("Only staff see these.")
     for n in view.internal_notes:
-        safe_text.show(f"{n.author_name} · {n.created_at:%b %d %H:%M} UTC")
+        safe_text.show(f"{n.author_name} · {ui.moment(n.created_at, settings.timezone)}")
         safe_text.show(n.body)
     with st.form("note", clear_on_submit=True):
         note_body = st.text_area("Add a note", key="note_body", height=70,

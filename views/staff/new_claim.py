@@ -43,7 +43,8 @@ if not view.claimable:
     if view.window_closed:
         with st.form("exception"):
             st.markdown("**Give this order more time**")
-            until = st.date_input("New last day to file", value=utcnow().date() + timedelta(days=14),
+            until = st.date_input("New last day to file", value=domain.local_date(utcnow(), settings.timezone)
+                                  + timedelta(days=14),
                                   key="sn_until")
             why = st.text_input("Reason (kept in the log)", key="sn_why")
             if st.form_submit_button("Grant exception"):

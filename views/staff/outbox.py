@@ -17,7 +17,8 @@ if cfg is None:
             "portal would send are listed here. See the README to connect a mail server.")
 else:
     st.caption(f"Sending through {cfg.host}:{cfg.port} as {cfg.sender}. "
-               "`python -m claims_core tick` delivers the queue.")
+               "The background jobs deliver the queue within seconds (or `python -m claims_core "
+               "worker` / `tick`); Settings → Background work shows how it goes.")
 rows = list_outbox(engine)
 if not rows:
     st.caption("No messages yet.")

@@ -1,8 +1,6 @@
 """Claims queue: tabs shaped like the work, filters, sorting, SQL paging, CSV export."""
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 import streamlit as st
 
@@ -66,8 +64,14 @@ with st.expander("Filters", expanded=any(st.session_state.get(k) for k in (
                           key="q_hold")
 
 
-def _cents(amount):
-    return None if amount is None else domain.cents_from_amount(amount, settings.currency)
+def _minor(amount):
+    if amount is None:
+        return None
+    try:
+        return domain.minor_from_amount(amount, settings.currency)
+    except domain.InvalidInput as e:  # above any amount the store can hold: no filter
+        st.warning(e.message)
+        return None
 
 
 dates = dates or ()
@@ -76,7 +80,7 @@ d_to = dates[1] if len(dates) == 2 else None
 base = claim_queue.QueueFilter(
     tab="todo", issue_types=tuple(issue_types), category=category, date_from=d_from,
     date_to=d_to, carriers=tuple(carriers), resolutions=tuple(resolutions),
-    min_cents=_cents(min_amount), max_cents=_cents(max_amount), risk_levels=tuple(risk),
+    min_cents=_minor(min_amount), max_cents=_minor(max_amount), risk_levels=tuple(risk),
     text=search, on_hold=on_hold,
 )
 if base.min_cents is not None and base.max_cents is not None and base.min_cents > base.max_cents:
@@ -109,7 +113,8 @@ page = claim_queue.queue_page(engine, flt, sort=sort, page=st.session_state.get(
                         page_size=size, counts=counts)
 c3.download_button(
     "Export CSV", data=lambda: claim_queue.export_csv(engine, flt, sort=sort), icon=":material/download:",
-    file_name=f"claims-{tab}-{date.today():%Y%m%d}.csv", mime="text/csv", width="stretch",
+    file_name=f"claims-{tab}-{domain.local_date(utcnow(), settings.timezone):%Y%m%d}.csv",
+    mime="text/csv", width="stretch",
     on_click="ignore", key="q_export",
 )
 

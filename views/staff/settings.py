@@ -10,7 +10,9 @@ from claims_core.services import accounts, api_keys, auto_approval, shop_sync, w
 from claims_core.domain.webhook_targets import EVENT_TYPES
 from claims_core.infra import i18n
 from claims_core.services import settings as store_settings
-from views import safe_text, ui
+from views import safe_text, settings_background, settings_email_link, settings_live_feeds, ui
+from views import settings_customer_data, settings_unmatched_mail
+from views import settings_privacy, settings_shopify_requests
 
 st.set_page_config(layout="wide")
 who = ui.require("settings")
@@ -22,9 +24,21 @@ flash = st.session_state.pop("settings_flash", None)
 if flash:
     st.success(flash)
 
-rules_tab, auto_tab, brand_tab, lang_tab, staff_tab, import_tab, shopify_tab, api_tab = st.tabs(
+rules_tab, auto_tab, brand_tab, lang_tab, staff_tab, import_tab, shopify_tab, api_tab, link_tab, bg_tab, mail_tab, data_tab, privacy_tab = st.tabs(
     ["Claim rules", "Automation", "Branding", "Languages & currency", "Staff", "Imports",
-     "Shopify & tracking", "API & webhooks"])
+     "Shopify & tracking", "API & webhooks", "Email link", "Background work", "Unmatched mail",
+     "Customer data", "Privacy"])
+with data_tab:  # a customer's personal data: export and erasure, its own module
+    settings_customer_data.show(engine, who)
+    settings_shopify_requests.show(engine, who)  # Shopify's data requests and erasures
+with privacy_tab:  # retention periods and the privacy notice: its own module
+    settings_privacy.show(engine, who)
+with mail_tab:  # customers' emails not tied to a claim: its own module
+    settings_unmatched_mail.show(engine, who)
+with link_tab:  # the signed order link for the shop's emails: its own module
+    settings_email_link.show(engine, who)
+with bg_tab:  # the background jobs, queues and retries: its own module
+    settings_background.show(engine, who)
 
 
 def act(action, done) -> None:
@@ -137,7 +151,7 @@ with auto_tab:
         rphotos = st.checkbox("Require photos where the issue needs them", True, key="r_photos")
         if st.form_submit_button("Add rule"):
             act(lambda: auto_approval.save_rule(engine, who.actor, RuleSpec(
-                rname, domain.cents_from_amount(rmax, settings.currency), tuple(rtypes), tuple(rres), rphotos,
+                rname, domain.minor_from_amount(rmax, settings.currency), tuple(rtypes), tuple(rres), rphotos,
                 int(rquiet) or None)), f"Rule “{rname}” added.")
 
 with brand_tab:
@@ -340,6 +354,7 @@ with shopify_tab:
         on = shop_connection.feed_configured(secret_name)
         st.markdown(f"**{what}** · `{ui.app_url(path)}`")
         ui.badge(f"{secret_name}: {'set' if on else 'not set'}", on)
+    settings_live_feeds.show(engine)  # receipts not applied; numbers 17TRACK refused
 
 
 def create_api_key() -> None:

@@ -1,0 +1,279 @@
+"""Webhooks acknowledged at once and applied in the background (#23), big pushes in bounded
+transactions and deeply nested bodies (#26).
+
+The routes are driven over HTTP with real signatures (the helpers of test_live_feeds); the
+background job is called explicitly (``webhooks.apply_pending_receipts``), as the app's scheduler
+does every 2 s.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from claims_core.adapters import webhooks
+from claims_core.domain.vocabulary import Milestone, ShipmentStatus
+from claims_core.infra.db import read_session, utcnow, write_session
+from claims_core.infra.models import Checkpoint, Order, Shipment, WebhookReceipt
+from claims_core.services import tracking
+
+from .conftest import NOW
+from .factories import make_order
+from .test_staff_app import app  # noqa: F401  (the staff AppTest fixture)
+from .test_live_feeds import (client, fulfillment, post_17track, post_easypost,  # noqa: F401
+                              post_shopify, secrets_set, shopify_order, track17)
+
+pytestmark = pytest.mark.usefixtures("secrets_set")
+
+
+def receipts(engine) -> list[WebhookReceipt]:
+    with read_session(engine) as s:
+        return list(s.scalars(select(WebhookReceipt).order_by(WebhookReceipt.id)))
+
+
+def scan(number: str, hours_ago: float, message: str) -> dict:
+    return track17(number, [(NOW - timedelta(hours=hours_ago), message, "Memphis, TN, US", None,
+                             None)])
+
+
+# --- acknowledged at once ------------------------------------------------------------------------
+
+def test_a_webhook_is_stored_as_a_pending_receipt_and_applied_by_the_job(client, engine):
+    built = make_order(engine, "6001", shipments=[dict(
+        status="in_transit", shipped=NOW - timedelta(days=3), items=[("MUG", 3), ("TOTE", 1)])])
+    r = post_17track(client, scan("TRK6001X0", 5, "Arrived at Facility"))
+    assert r.status_code == 200 and r.json()["outcome"] == "received"
+    [receipt] = receipts(engine)
+    assert (receipt.status, receipt.sequence_key) == ("pending", "track:TRK6001X0")
+    assert json.loads(receipt.payload)["data"]["number"] == "TRK6001X0"  # the signed body
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Checkpoint)) == 0
+
+    report = webhooks.apply_pending_receipts(engine)
+    assert (report.applied, report.retry, report.failed) == (1, 0, 0)
+    [receipt] = receipts(engine)
+    assert (receipt.status, receipt.outcome, receipt.payload) == ("done", "applied", "")
+    assert receipt.applied_at is not None
+    with read_session(engine) as s:
+        assert s.get(Shipment, built.shipment_ids[0]).last_scan_at == NOW - timedelta(hours=5)
+    # a redelivery after it was applied: acknowledged, stored once, nothing to apply
+    assert post_17track(client, scan("TRK6001X0", 5, "Arrived at Facility")).json()["outcome"] \
+        == "duplicate"
+    assert not webhooks.apply_pending_receipts(engine)
+    assert len(receipts(engine)) == 1
+
+
+def test_receipts_are_applied_in_order_per_parcel_and_a_failure_holds_back_only_its_own(
+        client, engine, monkeypatch):
+    for n in ("6101", "6102"):
+        make_order(engine, n, shipments=[dict(status="in_transit", shipped=NOW - timedelta(days=3),
+                                              items=[("MUG", 3), ("TOTE", 1)])])
+    post_17track(client, scan("TRK6101X0", 30, "first"))
+    post_17track(client, scan("TRK6101X0", 20, "second"))
+    post_17track(client, scan("TRK6102X0", 10, "other parcel"))
+
+    applied: list[str] = []
+    real = tracking.record
+    fail = {"first": 2}  # the batch is applied whole, then (one failed) receipt by receipt
+
+    def flaky(s, update, **kw):
+        message = update.checkpoints[0].message
+        if fail.get(message):
+            fail[message] -= 1
+            raise RuntimeError("the database went away for a moment")
+        applied.append(message)
+        return real(s, update, **kw)
+
+    monkeypatch.setattr(tracking, "record", flaky)
+    t0 = utcnow()
+    report = webhooks.apply_pending_receipts(engine, now=t0)
+    # the first fails: tried again later; the second waits behind it; the other parcel goes on
+    assert applied[-1:] == ["other parcel"] and fail["first"] == 0
+    assert (report.applied, report.retry) == (1, 1)
+    by_msg = {json.loads(r.payload or "{}").get("data", {}).get("track_info", {})
+              .get("latest_event", {}).get("description"): r for r in receipts(engine)
+              if r.status == "pending"}
+    assert by_msg["first"].attempts == 1 and "went away" in by_msg["first"].last_error
+    assert by_msg["first"].next_attempt_at == t0 + timedelta(minutes=1)  # retry_backoff(1)
+    assert by_msg["second"].attempts == 0
+
+    applied.clear()
+    assert not webhooks.apply_pending_receipts(engine, now=t0 + timedelta(seconds=30))
+    assert applied == []  # not due yet, and the second still waits
+
+    report = webhooks.apply_pending_receipts(engine, now=t0 + timedelta(minutes=2))
+    assert applied == ["first", "second"]
+    assert [r.status for r in receipts(engine)] == ["done", "done", "done"]
+
+
+def test_a_receipt_that_keeps_failing_ends_failed_and_is_shown_to_staff(client, engine, monkeypatch):
+    make_order(engine, "6201", shipments=[dict(status="in_transit", shipped=NOW - timedelta(days=3),
+                                               items=[("MUG", 3), ("TOTE", 1)])])
+    post_17track(client, scan("TRK6201X0", 3, "Departed"))
+
+    def broken(s, update, **kw):
+        raise RuntimeError("a bug in applying")
+
+    monkeypatch.setattr(tracking, "record", broken)
+    t = utcnow()
+    for attempt in range(webhooks.MAX_ATTEMPTS):
+        webhooks.apply_pending_receipts(engine, now=t)
+        t += timedelta(days=1)
+    [receipt] = receipts(engine)
+    assert (receipt.status, receipt.attempts) == ("failed", webhooks.MAX_ATTEMPTS)
+    assert receipt.payload  # never dropped: the body is kept for a retry
+    pending, failed, rows = webhooks.receipts_needing_attention(engine)
+    assert (pending, failed) == (0, 1)
+    assert rows[0].id == receipt.id and "a bug in applying" in rows[0].last_error
+
+    monkeypatch.undo()
+    assert webhooks.retry_receipt(engine, receipt.id)
+    assert webhooks.apply_pending_receipts(engine).applied == 1
+    assert receipts(engine)[0].status == "done"
+    assert webhooks.receipts_needing_attention(engine)[:2] == (0, 0)
+
+
+def test_a_body_that_cant_be_applied_is_failed_with_its_reason_not_dropped(client, engine):
+    # the shape is fine, but the fulfillment carries more than was ordered: only the database knows
+    post_shopify(client, "orders/create", shopify_order(), webhook_id="o")
+    too_many = fulfillment()
+    too_many["line_items"][0]["quantity"] = 9
+    post_shopify(client, "fulfillments/create", too_many, webhook_id="f")
+    webhooks.apply_pending_receipts(engine)
+    with read_session(engine) as s:
+        f = s.scalars(select(WebhookReceipt).where(WebhookReceipt.delivery_id == "f")).one()
+        assert (f.status, f.outcome) == ("failed", "rejected") and "would carry" in f.last_error
+        assert s.scalar(select(func.count()).select_from(Shipment)) == 0
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
+    assert webhooks.receipts_needing_attention(engine)[1] == 1
+
+
+def test_replays_stay_idempotent_even_with_a_new_delivery_id(client, engine):
+    built = make_order(engine, "6301", shipments=[dict(
+        status="in_transit", shipped=NOW - timedelta(days=3), items=[("MUG", 3), ("TOTE", 1)])])
+    tracker = {"id": "evt_1", "object": "Event", "description": "tracker.updated",
+               "result": {"object": "Tracker", "tracking_code": "TRK6301X0", "carrier": "USPS",
+                          "status": "in_transit",
+                          "tracking_details": [{"message": "Departed", "status": "in_transit",
+                                                "datetime": "2026-11-20T10:00:00Z"}]}}
+    post_easypost(client, tracker)
+    again = dict(tracker, id="evt_2")  # the same news under another event id
+    post_easypost(client, again)
+    assert webhooks.apply_pending_receipts(engine).applied == 2
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Checkpoint)) == 1
+        assert s.get(Shipment, built.shipment_ids[0]).status == ShipmentStatus.IN_TRANSIT
+
+
+def test_the_job_is_in_the_background_job_table():
+    from claims_core.adapters import jobs
+    job = next(j for j in jobs.JOBS if j.run is webhooks.background_job)
+    assert job.every <= 2
+
+
+# --- #26: a deeply nested, correctly signed body is a 400 on every route ---------------------------
+
+@pytest.mark.parametrize("body", [b"[" * 2000 + b"]" * 2000,
+                                  b'{"a":' * 2000 + b"1" + b"}" * 2000,
+                                  b'{"event": "TRACKING_UPDATED", "data": ' + b"[" * 100 + b"]" * 100
+                                  + b"}"])
+def test_a_deeply_nested_signed_body_is_a_400_on_all_three_routes(client, engine, body):
+    r = post_shopify(client, "orders/create", body, webhook_id="deep")
+    assert r.status_code == 400 and "nested" in r.json()["error"], r.text
+    r = post_17track(client, body)
+    assert r.status_code == 400 and "nested" in r.json()["error"], r.text
+    import hashlib
+    import hmac
+    from .test_live_feeds import EASYPOST_SECRET
+    sig = "hmac-sha256-hex=" + hmac.new(EASYPOST_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    r = client.post("/webhooks/easypost", content=body, headers={"X-Hmac-Signature": sig})
+    assert r.status_code == 400 and "nested" in r.json()["error"], r.text
+    assert receipts(engine) == []
+
+
+def test_nesting_inside_strings_doesnt_count():
+    deep = "[" * 500
+    payload, _ = webhooks.read_json(json.dumps({"description": deep, "x": [[["ok"]]]}).encode())
+    assert payload["description"] == deep
+    assert webhooks._too_deep('{"a": "\\"[[[[", "b": [1]}', limit=2) is False
+    assert webhooks._too_deep("[[[1]]]", limit=2) is True
+
+
+# --- #26: a push with thousands of scans never holds the write lock long -------------------------
+
+def big_push(number: str, scans: int) -> bytes:
+    start = NOW - timedelta(days=30)
+    events = [{"time_utc": (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "description": f"S{i}"} for i in range(scans)]
+    events.reverse()
+    body = {"event": "TRACKING_UPDATED", "data": {"number": number, "carrier": 100002, "track_info": {
+        "latest_status": {"status": "InTransit"}, "tracking": {"providers": [
+            {"provider": {"key": 100002, "name": "UPS"}, "events": events}]}}}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def test_a_push_with_12k_scans_is_applied_in_bounded_transactions(client, engine):
+    built = make_order(engine, "6401", shipments=[dict(
+        status="in_transit", shipped=NOW - timedelta(days=31), items=[("MUG", 3), ("TOTE", 1)])])
+    other = make_order(engine, "6402")  # another customer's order, written meanwhile
+    body = big_push("TRK6401X0", 12_000)
+    assert len(body) < webhooks.MAX_BODY_BYTES
+    assert post_17track(client, body).status_code == 200
+
+    waits: list[float] = []
+    done = threading.Event()
+
+    def other_writer():  # a customer's write, again and again, while the push is applied
+        while not done.is_set():
+            t0 = time.perf_counter()
+            with write_session(engine) as s:
+                s.execute(update(Order).where(Order.id == other.order_id)
+                          .values(customer_name="Sam Jones"))
+            waits.append(time.perf_counter() - t0)
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        report = webhooks.apply_pending_receipts(engine)
+    finally:
+        done.set()
+        writer.join()
+    assert report.applied == 1
+    assert report.transactions >= 12_000 // tracking.CHECKPOINTS_PER_TRANSACTION
+    assert max(waits) < 1.0, f"another writer waited {max(waits):.2f} s"
+    if engine.dialect.name == "sqlite":  # its one write lock: our transactions are the others' wait
+        assert report.longest_transaction_s < 1.0
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Checkpoint)) == 12_000
+        sh = s.get(Shipment, built.shipment_ids[0])
+        assert sh.milestone == Milestone.IN_TRANSIT
+        assert sh.last_scan_at == NOW - timedelta(days=30) + timedelta(minutes=11_999)
+        assert s.scalars(select(WebhookReceipt.status)).one() == "done"
+        # the scans are stored once even if the push comes again
+        assert s.execute(text("SELECT count(DISTINCT key) FROM checkpoints")).scalar_one() == 12_000
+
+
+# --- staff see what couldn't be applied, and apply it again ----------------------------------------
+
+def test_the_settings_page_shows_a_failed_receipt_and_applies_it_again(app, engine, client,
+                                                                        monkeypatch):
+    make_order(engine, "6501", shipments=[dict(status="in_transit", shipped=NOW - timedelta(days=3),
+                                               items=[("MUG", 3), ("TOTE", 1)])])
+    post_17track(client, scan("TRK6501X0", 3, "Departed"))
+    with write_session(engine) as s:  # as if every try had failed
+        s.execute(update(WebhookReceipt).values(status="failed", attempts=webhooks.MAX_ATTEMPTS,
+                                                last_error="OperationalError: disk I/O error"))
+    at = app("owner", "views/staff/settings.py")
+    assert not at.exception, at.exception
+    shown = [str(df.value.to_dict("records")) for df in at.dataframe]
+    assert any("disk I/O error" in t for t in shown), shown
+    at.button(key="feeds_receipt_retry").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert receipts(engine)[0].status == "pending"
+    assert webhooks.apply_pending_receipts(engine).applied == 1
