@@ -74,7 +74,8 @@ def pytest_report_header(config):
     from claims_core.infra import clock
     from claims_core.infra.db import utcnow
     if clock.shift():
-        return f"app clock: {utcnow():%Y-%m-%d %H:%M:%S} UTC (shifted {clock.shift()})"
+        return (f"app clock: {utcnow():%Y-%m-%d %H:%M:%S} UTC "
+                f"(shifted {clock.shift().total_seconds():+.0f} s; CLAIMS_TEST_CLOCK)")
     return None
 
 

@@ -159,7 +159,7 @@ def test_damaged_item_claim_with_photo_and_drawn_signature(live_app, browser, tm
     page2.goto(link)
     page2.get_by_text(f"Claim {reference}").wait_for(timeout=30000)
     settle(page2)
-    assert page2.get_by_text("Handle snapped off, box was <b>crushed</b>.").is_visible()
+    page2.get_by_text("Handle snapped off, box was <b>crushed</b>.").wait_for(timeout=15000)
     assert page2.locator("b", has_text="crushed").count() == 0  # shown as text, not HTML
     _shot(page2, f"{size}-9-view-my-claim")
     other.close()
@@ -208,10 +208,11 @@ def _two_shipment_order(db_url: str, number: str, email: str):
 
 
 def _form_prefilled(page, number: str, email: str) -> None:
+    from playwright.sync_api import expect
     page.get_by_role("heading", name="File a claim").wait_for(timeout=30000)
     settle(page)
-    assert page.get_by_label("Order number or tracking number").input_value() == number
-    assert page.get_by_label("Email used at checkout").input_value() == email
+    expect(page.get_by_label("Order number or tracking number")).to_have_value(number, timeout=15000)
+    expect(page.get_by_label("Email used at checkout")).to_have_value(email, timeout=15000)
     assert page.get_by_role("heading", name=f"Order #{number}").count() == 0
 
 

@@ -44,8 +44,10 @@ def test_every_text_bytes_and_json_column_of_every_table_is_classified():
                and personal_data.classification(t.name, c.name) is None]
     assert not missing, f"classify these in claims_core/infra/personal_data.py: {missing}"
     columns = {(t.name, c.name) for t in Base.metadata.sorted_tables for c in t.columns}
-    named = {(p.table, p.column) for p in personal_data.PERSONAL}
-    named |= {(t, c) for t, cols in personal_data.NOT_PERSONAL.items() for c in cols}
+    personal = {(p.table, p.column) for p in personal_data.PERSONAL}
+    not_personal = {(t, c) for t, cols in personal_data.NOT_PERSONAL.items() for c in cols}
+    assert personal & not_personal == set(), "classified both ways"
+    named = personal | not_personal
     assert named <= columns, f"the map names columns that don't exist: {named - columns}"
 
 

@@ -268,6 +268,24 @@ def test_daily_digest_once_a_day(engine, waiting_claim):
         assert "Waiting on customers: 1" in d.body_text
 
 
+def test_daily_digest_goes_out_at_the_owners_hour_of_the_stores_day(engine, waiting_claim):
+    """The digest waits for the owner's hour in the store's time zone, and goes once per local
+    day (not per UTC day: 22:00 in New York is already tomorrow in UTC)."""
+    from datetime import datetime, timezone
+
+    from claims_core.services import accounts
+    accounts.add_user(engine, "boss", "owner", "a long password")
+    store_settings.update_settings(engine, "test", {"timezone": "America/New_York", "digest_hour": 9})
+    with write_session(engine) as s:
+        u = s.scalars(select(StaffUser)).one()
+        u.email, u.daily_digest = "boss@shop.example", True
+    day = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    assert scheduler.tick(engine, now=day + timedelta(hours=13, minutes=55)).digests == 0  # 08:55
+    assert scheduler.tick(engine, now=day + timedelta(hours=14, minutes=5)).digests == 1  # 09:05
+    assert scheduler.tick(engine, now=day + timedelta(hours=27)).digests == 0  # 22:00, same day
+    assert scheduler.tick(engine, now=day + timedelta(hours=38)).digests == 1  # 09:00 next day
+
+
 def test_tick_command(engine, db_url, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.delenv("CLAIMS_SMTP_HOST", raising=False)

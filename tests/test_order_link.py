@@ -20,6 +20,7 @@ from claims_core.services import customer, lookup, order_links
 
 from .conftest import NOW
 from .factories import claim_request, make_order
+from .test_staff_app import app  # noqa: F401 - the staff AppTest fixture
 
 PORTAL = "https://claims.example.com"
 
@@ -198,3 +199,38 @@ def test_the_readme_shows_the_snippet_the_settings_page_gives():
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert order_link.liquid_snippet(PORTAL) in readme
+
+
+def test_the_email_link_tab(app, engine):  # noqa: F811
+    """Settings → Email link under AppTest: the secret shown once with the snippet that carries
+    it, rotation (the old secret no longer signs), and the test link through the outbox."""
+    with write_session(engine) as s:
+        s.get(StaffUser, accounts_owner_id(s)).email = "boss@example.com"
+    make_order(engine, "5001", "jamie@example.com")
+    at = app("owner", "views/staff/settings.py")
+    at.button(key="email_link_show").click().run()
+    assert not at.exception, at.exception
+    codes = [c.value for c in at.code]
+    secret = codes[0]
+    with read_session(engine) as s:
+        assert s.get(StoreSettings, 1).order_link_secret == secret
+    assert order_link.liquid_snippet(order_links.status(engine).portal_url, secret) in codes
+    at.button(key="email_link_rotate").click().run()
+    new = at.code[0].value
+    assert new != secret and "stops opening orders" in "\n".join(m.value for m in at.markdown)
+    with read_session(engine) as s:
+        assert s.get(StoreSettings, 1).order_link_secret == new
+    at.text_input(key="email_link_order").input("#5001")
+    next(b for b in at.button if b.label == "Send me a test link").click().run()
+    assert not at.exception and any("on its way" in x.value for x in at.success)
+    with read_session(engine) as s:
+        mail = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "order_link_test")).one()
+    assert mail.to_addr == "boss@example.com" and "sig=" in mail.body_text
+    # a new session (another visit) doesn't show the secret again
+    again = app("owner", "views/staff/settings.py")
+    assert not [c for c in again.code if c.value == new]
+    assert any("shown once already" in i.value for i in again.info)
+
+
+def accounts_owner_id(s):
+    return s.scalars(select(StaffUser.id).where(StaffUser.role == "owner")).first()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import sqlite3
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select

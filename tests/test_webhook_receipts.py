@@ -246,8 +246,7 @@ def test_a_push_with_12k_scans_is_applied_in_bounded_transactions(client, engine
     assert report.applied == 1
     assert report.transactions >= 12_000 // tracking.CHECKPOINTS_PER_TRANSACTION
     assert max(waits) < 1.0, f"another writer waited {max(waits):.2f} s"
-    if engine.dialect.name == "sqlite":  # its one write lock: our transactions are the others' wait
-        assert report.longest_transaction_s < 1.0
+    assert report.longest_transaction_s < 2.0  # bounded (the whole push in one took 3–19 s)
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Checkpoint)) == 12_000
         sh = s.get(Shipment, built.shipment_ids[0])

@@ -27,6 +27,8 @@ STAFF_PAGES = (
               listed=False),
     StaffPage("views/staff/new_claim.py", "New claim for a customer", ":material/add_call:",
               "new-claim", "work_claims"),
+    StaffPage("views/staff/recoveries.py", "Recoveries", ":material/currency_exchange:",
+              "recoveries", "work_claims"),
     StaffPage("views/staff/analytics.py", "Analytics", ":material/monitoring:", "analytics",
               "analytics"),
     StaffPage("views/staff/settings.py", "Settings", ":material/settings:", "settings", "settings"),

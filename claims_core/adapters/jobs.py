@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 
 from ..infra import config
 from ..infra.db import optimize, utcnow
-from ..services import background, drafts, privacy_requests, retention, timers
+from ..services import background, drafts, privacy_requests, recoveries, retention, timers
 from . import inbound_mail, mailer, outbound_webhooks, shopify_writeback, track17, webhooks
 
 log = logging.getLogger("claims.jobs")
@@ -132,6 +132,8 @@ JOBS: tuple[Job, ...] = (
     Job("imap_inbound", inbound_mail.background_job, every=15),  # customers' email replies
     Job("privacy_requests", _privacy_requests, every=60),  # Shopify's data requests, erasures
     Job("retention", _retention, every=24 * 3600),  # Settings → Privacy, daily
+    Job("recovery_deadlines", lambda ctx: recoveries.run_deadlines(  # carrier claims: write-offs,
+        ctx.engine, now=ctx.clock(), stop=ctx.stop), every=3600),  # the owner's reminders
     Job("sqlite_optimize", _optimize, every=6 * 3600),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}

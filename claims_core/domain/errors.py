@@ -73,6 +73,9 @@ class ErrorCode(StrEnum):
     SHOP_CONNECTION_INVALID = "shop_connection_invalid"  # the shop domain or the access token
     PRICING_INPUT_INVALID = "pricing_input_invalid"  # the pricing advisor's assumptions
     CURSOR_INVALID = "cursor_invalid"  # a page cursor this API didn't give out
+    # recoveries (carrier and insurer claims: domain/recoveries.py)
+    RECOVERY_NOT_FOUND = "recovery_not_found"
+    RECOVERY_ILLEGAL_STEP = "recovery_illegal_step"  # not from this state
     # input that isn't right and has no rule of its own (a query parameter out of range): the
     # generic code; every refusal a rule makes carries the rule's own code (tests/test_one_home.py)
     INVALID_INPUT = "invalid_input"

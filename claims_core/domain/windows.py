@@ -109,6 +109,15 @@ def waiting_step(asked_at: datetime, now: datetime, reminder_after_days: int,
     return None
 
 
+def digest_day(now: datetime, tz_name: str | None, hour: int) -> date | None:
+    """The store's day whose staff digest is due at ``now``: from ``hour`` o'clock of the store's
+    local day on (the owner's hour), else None. One digest per local day: the day is its key."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    t = now.astimezone(store_zone(tz_name))
+    return t.date() if t.hour >= hour else None
+
+
 SESSION_IDLE = timedelta(hours=2)  # a staff session ends after this long unused ...
 SESSION_MAX = timedelta(hours=12)  # ... or this long after log-in, whatever happens
 

@@ -81,6 +81,8 @@ class StoreSettings(Base):
     max_photo_bytes: Mapped[int] = mapped_column(Integer, default=MAX_PHOTO_BYTES)
     signature_threshold_cents: Mapped[int] = mapped_column(Integer, default=50000)
     response_target_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
+    # staff digests go out once a day, from this hour of the store's day on
+    digest_hour: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
     reminder_after_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     close_after_days: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     lookup_max_misses: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
@@ -116,6 +118,12 @@ class StoreSettings(Base):
     retain_unmatched_mail_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     # the store's own privacy notice per language ({"de": "…"}, JSON); none: the portal's notice
     privacy_texts: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    # Settings → Recoveries (domain/recoveries.py RecoveryPolicy): which approved claims open a
+    # recovery from the carrier: carrier keys and issue types, comma-separated ("" = all), and the
+    # smallest payout worth filing
+    recovery_carriers: Mapped[str] = mapped_column(Text, default="", server_default="")
+    recovery_issue_types: Mapped[str] = mapped_column(Text, default="", server_default="")
+    recovery_min_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
@@ -973,6 +981,82 @@ class CustomerErasure(Base):
     claims: Mapped[int] = mapped_column(Integer, default=0)
     rows: Mapped[int] = mapped_column(Integer, default=0)
     counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON {table: rows changed}
+
+
+# --- recoveries: getting the money back from carriers and insurers -------------------------------
+
+RECOVERY_STATES = ("to_file", "filed", "needs_action", "approved", "partly_approved", "rejected",
+                   "paid", "cancelled", "written_off")
+
+
+class Recovery(Base):
+    """What the shop claims back from the carrier (or insurer) for an approved claim: one per
+    claim and shipment. Its state changes only through ``services/recoveries.py``, which checks
+    the action table in ``domain/recoveries.py`` and writes a ``RecoveryEvent``."""
+
+    __tablename__ = "recoveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"))
+    state: Mapped[str] = mapped_column(String(16), default="to_file")
+    carrier: Mapped[str] = mapped_column(String(64), default="")  # as the shipment names it
+    carrier_key: Mapped[str] = mapped_column(String(16), default="other")  # domain/carrier_claims
+    issue_type: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    paid_out_cents: Mapped[int] = mapped_column(Integer, default=0)  # what the shop paid out
+    liability_cents: Mapped[Optional[int]] = mapped_column(Integer)  # the carrier's, when known
+    insured_cents: Mapped[Optional[int]] = mapped_column(Integer)  # the insured value, when known
+    claimable_cents: Mapped[int] = mapped_column(Integer, default=0)
+    approved_cents: Mapped[Optional[int]] = mapped_column(Integer)  # what the carrier approved
+    recovered_cents: Mapped[int] = mapped_column(Integer, default=0)  # what was paid to the shop
+    deadline: Mapped[Optional[date]] = mapped_column(Date)  # the carrier's last filing day
+    carrier_claim_number: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    easypost_claim_id: Mapped[Optional[str]] = mapped_column(String(64))
+    carrier_message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    filed_at: Mapped[Optional[datetime]]
+
+    claim: Mapped[Claim] = relationship()
+    shipment: Mapped[Shipment] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("claim_id", "shipment_id", name="uq_recoveries_claim_shipment"),
+        Index("ix_recoveries_state_deadline", "state", "deadline"),
+        CheckConstraint("state IN (" + ", ".join(f"'{x}'" for x in RECOVERY_STATES) + ")",
+                        name="state"),
+        CheckConstraint("paid_out_cents >= 0 AND claimable_cents >= 0 AND recovered_cents >= 0",
+                        name="amounts"),
+    )
+
+
+class RecoveryEvent(Base):
+    """Append-only: every step of a recovery (who, when, from which state to which). Kept apart
+    from ``events``, whose from/to statuses are a claim's everywhere they are read (the
+    customer's timeline, the outbound ``claim.*`` webhooks, the timers, the privacy export)."""
+
+    __tablename__ = "recovery_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recovery_id: Mapped[int] = mapped_column(ForeignKey("recoveries.id"), index=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[Optional[str]] = mapped_column(String(16))
+    to_state: Mapped[Optional[str]] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: ids, codes, amounts
+
+
+@event.listens_for(RecoveryEvent, "before_update")
+def _refuse_recovery_event_update(mapper, connection, target):
+    raise AppendOnlyError("the recovery events are append-only")
+
+
+@event.listens_for(RecoveryEvent, "before_delete")
+def _refuse_recovery_event_delete(mapper, connection, target):
+    raise AppendOnlyError("the recovery events are append-only")
 
 
 # --- the settings row ---------------------------------------------------------------------------

@@ -120,6 +120,7 @@ PERSONAL: tuple[Place, ...] = (
     P("decisions", "decided_by", (K.STAFF,), E.KEEP),
     P("inbound_mail", "handled_by", (K.STAFF,), E.KEEP),
     P("events", "actor", (K.STAFF,), E.KEEP, "staff:<username>, customer, system, api:<key>"),
+    P("recovery_events", "actor", (K.STAFF,), E.KEEP, "staff:<username>, system, api:<key>"),
     P("customer_erasures", "actor", (K.STAFF,), E.KEEP),
     # Shopify's privacy requests: services/privacy_requests.py clears them once carried out
     P("privacy_requests", "email", (K.EMAIL,), E.BY_OWNER),
@@ -142,7 +143,7 @@ NOT_PERSONAL: dict[str, dict[str, str]] = {
     "store_settings": {c: "the store's own settings" for c in (
         "name", "logo_png", "accent_color", "support_email", "intro_text", "default_language",
         "texts", "timezone", "currency", "protection_pattern", "shopify_shop_domain",
-        "order_link_secret", "privacy_texts")},
+        "order_link_secret", "privacy_texts", "recovery_carriers", "recovery_issue_types")},
     "privacy_requests": {"source": "sender", "kind": "kind", "request_key": "a key",
                          "shopify_request_id": "Shopify's id", "shop_domain": "the shop",
                          "status": "state", "last_error": "system text", "detail": "system text"},
@@ -197,6 +198,12 @@ NOT_PERSONAL: dict[str, dict[str, str]] = {
     "events": {"action": "kind", "from_status": "state", "to_status": "state",
                "details": "ids, codes, counts and states only (free text is in event_notes)"},
     "event_notes": {"field": "which details key"},
+    "recoveries": {"state": "state", "carrier": "the parcel", "carrier_key": "the parcel",
+                   "issue_type": "kind", "currency": "currency",
+                   "carrier_claim_number": "the carrier's id", "easypost_claim_id": "EasyPost's id",
+                   "carrier_message": "the carrier's or insurer's answer"},
+    "recovery_events": {"action": "kind", "from_state": "state", "to_state": "state",
+                        "details": "ids, codes, amounts and states only"},
     "customer_erasures": {"request_ref": "the request's reference", "scope": "kind",
                           "counts": "rows per table"},
     "rollup_shipments": {c: "an analytics dimension" for c in (

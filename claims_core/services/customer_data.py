@@ -85,6 +85,7 @@ class ErasureReport:
 class _Subject:
     """Who is being exported or erased, and where their rows are (found before any write)."""
     email: str
+    whole: bool = True  # the whole customer (False: only some of their orders)
     order_ids: set[int] = field(default_factory=set)
     claim_ids: set[int] = field(default_factory=set)
     tracking_numbers: set[str] = field(default_factory=set)
@@ -170,8 +171,9 @@ def _body_matches(body: Any, email: str, customer_id: str | None) -> bool:
 
 def _find(s: Session, email: str, shopify_customer_id: str | None,
           order_numbers: Iterable[str] | None) -> _Subject:
-    subject = _Subject(email)
+    subject = _Subject(email, whole=order_numbers is None)
     cid = str(shopify_customer_id or "").strip() or None
+    receipt_orders: dict[int, str | None] = {}
     # the Shopify bodies that name the customer (by email or customer id) give their orders' ids
     external: set[str] = set()
     likes = [WebhookReceipt.payload.ilike(f"%{email}%")] if email else []
@@ -182,12 +184,15 @@ def _find(s: Session, email: str, shopify_customer_id: str | None,
                                       .where(or_(*likes))):
             body = _json(payload)
             if _body_matches(body, email, cid):
-                subject.receipt_ids.add(rid)
                 _shopify_details(body, subject)
+                ref = None
                 if body.get("id") is not None and "line_items" in body:
-                    external.add(str(body["id"]))
-                if body.get("order_id") is not None:
-                    external.add(str(body["order_id"]))
+                    ref = str(body["id"])
+                elif body.get("order_id") is not None:
+                    ref = str(body["order_id"])
+                receipt_orders[rid] = ref
+                if ref:
+                    external.add(ref)
     conds = [Order.email == email] if email else []
     if external:
         conds.append(Order.external_id.in_(external))
@@ -201,6 +206,11 @@ def _find(s: Session, email: str, shopify_customer_id: str | None,
         orders = [o for o in orders if o.order_number in wanted]
         claims = [c for c in claims if c.order.order_number in wanted]
     subject.order_ids = {o.id for o in orders} | {c.order_id for c in claims}
+    kept_external = {o.external_id for o in orders if o.external_id}
+    subject.receipt_ids = {rid for rid, ref in receipt_orders.items()
+                           if subject.whole or (ref is not None and ref in kept_external)}
+    if not subject.whole:
+        external = set(kept_external)
     subject.claim_ids = {c.id for c in claims}
     for o in s.scalars(select(Order).where(Order.id.in_(subject.order_ids))):
         subject.terms |= _terms_of_name(o.customer_name)
@@ -227,11 +237,10 @@ def _find(s: Session, email: str, shopify_customer_id: str | None,
         select(Shipment.tracking_number).where(Shipment.order_id.in_(subject.order_ids),
                                                Shipment.tracking_number.is_not(None))))
     # other Shopify bodies about those orders (fulfillments, refunds: by order id)
-    if external and order_numbers is None:
-        for rid, seq, subj in s.execute(select(WebhookReceipt.id, WebhookReceipt.sequence_key,
-                                               WebhookReceipt.subject)):
-            if (seq or "").split(":")[-1] in external or (subj or "") in external:
-                subject.receipt_ids.add(rid)
+    if external:
+        subject.receipt_ids |= set(s.scalars(select(WebhookReceipt.id).where(or_(
+            WebhookReceipt.sequence_key.in_([f"shopify:{x}" for x in external]),
+            WebhookReceipt.subject.in_(external)))))
     references = list(s.scalars(select(Claim.reference).where(Claim.id.in_(subject.claim_ids))))
     subject.delivery_ids = set(s.scalars(select(WebhookDelivery.id).where(
         WebhookDelivery.claim_id.in_(subject.claim_ids)))) if subject.claim_ids else set()
@@ -256,7 +265,7 @@ def export_customer(engine: Engine, email: str, *, shopify_customer_id: str | No
     email = normalize_email(email)
     if not email and not shopify_customer_id:
         raise InvalidInput("Give the customer's email or Shopify customer id.",
-                           ErrorCode.INVALID_INPUT)
+                           ErrorCode.TEXT_REQUIRED)
     now = now or utcnow()
     files: dict[str, bytes] = {}
     with read_session(engine) as s:
@@ -383,7 +392,7 @@ def erase_customer(engine: Engine, email: str, *, actor: str, request_ref: str =
     email = normalize_email(email)
     if not email and not shopify_customer_id:
         raise InvalidInput("Give the customer's email or Shopify customer id.",
-                           ErrorCode.INVALID_INPUT)
+                           ErrorCode.TEXT_REQUIRED)
     orders = list(order_numbers) if order_numbers is not None else None
     with read_session(engine) as s:
         subject = _find(s, email, shopify_customer_id, orders)
@@ -400,8 +409,9 @@ def erase_customer(engine: Engine, email: str, *, actor: str, request_ref: str =
 def erase_all_customers(engine: Engine, *, actor: str, request_ref: str = "",
                         now: datetime | None = None) -> list[ErasureReport]:
     """The shop is gone (Shopify's shop/redact): every customer with an order or a claim is
-    erased, one transaction each. Open claims are closed first by nobody: a customer with one
-    is refused as with a single erasure, and the others go on."""
+    erased, one transaction each. A customer with a claim still open is skipped (as a single
+    erasure would refuse) and the others go on; calling again after those claims are decided
+    erases the rest (customers already erased no longer match)."""
     with read_session(engine) as s:
         emails = sorted(set(s.scalars(select(Order.email).where(Order.email != ERASED)))
                         | set(s.scalars(select(Claim.email).where(Claim.email != ERASED))))
@@ -446,6 +456,9 @@ def _erase(s: Session, subject: _Subject, pattern: re.Pattern | None, placeholde
     sqlite = s.get_bind().dialect.name == "sqlite"
     if sqlite:
         s.execute(text("PRAGMA secure_delete = ON"))  # freed space is zeroed, not left behind
+    if subject.whole and subject.email:  # rows that arrived since the search (indexed look-ups)
+        subject.order_ids |= set(s.scalars(select(Order.id).where(Order.email == subject.email)))
+        subject.claim_ids |= set(s.scalars(select(Claim.id).where(Claim.email == subject.email)))
     _refuse_open(s, subject.claim_ids)  # again, inside the write: nothing opened since
     counts: Counter[str] = Counter()
     claim_ids, order_ids = subject.claim_ids, subject.order_ids
@@ -457,16 +470,18 @@ def _erase(s: Session, subject: _Subject, pattern: re.Pattern | None, placeholde
     def changed(table: str, result) -> None:
         counts[table] += max(result.rowcount or 0, 0)
 
+    # the customer's own email is swept everywhere only when the whole customer is erased
+    by_email = subject.email if subject.whole else ""
     if order_ids:
         changed("orders", s.execute(update(Order).where(Order.id.in_(order_ids)).values(
             email=ERASED, customer_name=ERASED, shipping_address1=ERASED, shipping_city=ERASED,
             shipping_zip=ERASED), execution_options={"synchronize_session": False}))
-        changed("claim_drafts", s.execute(delete(ClaimDraft).where(or_(
-            ClaimDraft.order_id.in_(order_ids), ClaimDraft.email == subject.email)),
-            execution_options={"synchronize_session": False}))
-    elif subject.email:
-        changed("claim_drafts", s.execute(delete(ClaimDraft).where(
-            ClaimDraft.email == subject.email), execution_options={"synchronize_session": False}))
+    draft_conds = [ClaimDraft.order_id.in_(order_ids)] if order_ids else []
+    if by_email:
+        draft_conds.append(ClaimDraft.email == by_email)
+    if draft_conds:
+        changed("claim_drafts", s.execute(delete(ClaimDraft).where(or_(*draft_conds)),
+                                          execution_options={"synchronize_session": False}))
     if claim_ids:
         changed("claims", s.execute(update(Claim).where(Claim.id.in_(claim_ids)).values(
             email=ERASED, description=ERASED, signature_name=ERASED, signature_png=None,
@@ -504,11 +519,11 @@ def _erase(s: Session, subject: _Subject, pattern: re.Pattern | None, placeholde
         for n in s.scalars(select(EventNote).where(or_(*note_conds))):
             n.body = scrub(n.body)
             counts["event_notes"] += 1
-    if subject.email:
-        for m in s.scalars(select(InboundMail).where(InboundMail.from_addr == subject.email)):
+    if by_email:
+        for m in s.scalars(select(InboundMail).where(InboundMail.from_addr == by_email)):
             _erase_mail(m)
             counts["inbound_mail"] += 1
-    out_conds = [OutboxMessage.to_addr == subject.email] if subject.email else []
+    out_conds = [OutboxMessage.to_addr == by_email] if by_email else []
     if claim_ids:
         out_conds.append(OutboxMessage.claim_id.in_(claim_ids))
     if out_conds:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..domain.auto_approval import ClaimFacts, rule_matches
 from ..domain.vocabulary import AuditAction
 from ..infra.models import AutoApproveRule, Claim, Event
-from . import notifications, webhooks_out, write_back
+from . import notifications, recovery_ledger, webhooks_out, write_back
 from .approvals import ResolutionInput, grant
 from .events import PENDING
 
@@ -54,8 +54,9 @@ EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {
     AuditAction.CLAIM_FILED: (notifications.on_claim_filed, approve_by_rule),
     AuditAction.INFO_REQUESTED: (notifications.on_info_requested,),
     AuditAction.STAFF_MESSAGE: (notifications.on_staff_message,),
-    AuditAction.APPROVED: (notifications.on_decision, write_back.queue_write_back),
-    AuditAction.APPROVAL_UNDONE: (write_back.cancel_write_back,),
+    AuditAction.APPROVED: (notifications.on_decision, write_back.queue_write_back,
+                           recovery_ledger.on_approved),
+    AuditAction.APPROVAL_UNDONE: (write_back.cancel_write_back, recovery_ledger.on_approval_undone),
     AuditAction.DENIED: (notifications.on_decision,),
     AuditAction.REMINDER_SENT: (notifications.on_reminder,),
     AuditAction.AUTO_CLOSED: (notifications.on_auto_closed,),

@@ -86,9 +86,11 @@ SUBJECTS = {
     "webhook_disabled": "A webhook endpoint of {store} was switched off",
     "order_link_test": "A test of the order link in {store}'s emails",
     "privacy_export_ready": "A customer data request for {store} is ready to download",
+    "staff_recovery_deadline": "Claim {ref}: the carrier claim is due soon ({issue})",
 }
 STAFF_KINDS = frozenset({"staff_new_claim", "staff_digest", "staff_hold", "webhook_disabled",
-                         "order_link_test", "privacy_export_ready"})
+                         "order_link_test", "privacy_export_ready",
+                         "staff_recovery_deadline"})
 
 
 def translator_for(claim: Claim) -> i18n.Translator:

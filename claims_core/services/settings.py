@@ -31,7 +31,7 @@ EDITABLE = {
     "lookup_window_minutes": int, "reminder_after_days": int, "close_after_days": int,
     "target_loss_ratio_pct": int, "credit_cost_pct": int, "reship_cost_pct": int,
     "reship_shipping_cents": int, "default_language": str, "currency": str,
-    "keep_photo_hashes": bool,
+    "keep_photo_hashes": bool, "digest_hour": int,
 }
 # the store's own texts a customer reads, each writable per language (``StoreSettings.texts``)
 STORE_TEXTS = ("intro", "policy", "support_note")
@@ -43,6 +43,7 @@ RANGES = {
     "max_photo_bytes": (MEGABYTE, MAX_PHOTO_BYTES, "The photo size limit"),
     "signature_threshold_cents": (0, 100_000_000, "The signature threshold"),
     "response_target_hours": (1, 24 * 30, "The response target"),
+    "digest_hour": (0, 23, "The digest hour"),
     "lookup_max_misses": (3, 100, "The lookup limit"),
     "lookup_window_minutes": (1, 1440, "The lookup window"),
     "reminder_after_days": (1, 60, "The reminder delay"),

@@ -107,6 +107,9 @@ def run_digests(engine: Engine, now: datetime, report: TickReport) -> None:
         if not users:
             return
         settings = settings_row(s)
+        due_day = windows.digest_day(now, settings.timezone, settings.digest_hour)
+        if due_day is None:
+            return  # before the owner's hour of the store's day
 
         def count(*cond) -> int:
             return s.scalar(select(func.count()).select_from(Claim).where(*cond)) or 0
@@ -119,7 +122,7 @@ def run_digests(engine: Engine, now: datetime, report: TickReport) -> None:
         targets = [(u.id, u.email) for u in users]
     lines = [f"Claims to do: {todo}", f"Waiting on the shop past the {settings.response_target_hours} h "
              f"target: {overdue}", f"Waiting on customers: {waiting}", f"Filed in the last 24 hours: {new}"]
-    day = now.date().isoformat()
+    day = due_day.isoformat()
     for uid, email in targets:
         if _lost_race_is_none(_digest, engine, uid, email, day, lines, now):
             report.digests += 1

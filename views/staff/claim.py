@@ -13,7 +13,7 @@ from claims_core.services.approvals import ResolutionInput
 from claims_core.infra import i18n
 
 STAFF_WORDS = i18n.translator("en")  # staff pages are in English, whatever the browser asks
-from views import safe_text, tracking_panel, ui
+from views import recovery_panel, safe_text, tracking_panel, ui
 
 st.set_page_config(layout="wide")
 who = ui.require("work_claims")
@@ -310,6 +310,8 @@ with right:
                 if w.can_retry and st.button("Retry", key=f"retry_write_{w.id}", width="stretch"):
                     act(lambda: shopify_writeback.retry_now(engine, w.id, who.actor),
                         "Sent to Shopify again.")
+
+    recovery_panel.show(engine, who, claim_id, settings, act)  # the carrier claim, if any
 
     st.subheader("Assign", anchor=False)
     people = claim_review.assignable_staff(engine)

@@ -12,7 +12,7 @@ from claims_core.infra import i18n
 from claims_core.services import settings as store_settings
 from views import safe_text, settings_background, settings_email_link, settings_live_feeds, ui
 from views import settings_customer_data, settings_unmatched_mail
-from views import settings_privacy, settings_shopify_requests
+from views import settings_privacy, settings_recoveries, settings_shopify_requests
 
 st.set_page_config(layout="wide")
 who = ui.require("settings")
@@ -24,10 +24,12 @@ flash = st.session_state.pop("settings_flash", None)
 if flash:
     st.success(flash)
 
-rules_tab, auto_tab, brand_tab, lang_tab, staff_tab, import_tab, shopify_tab, api_tab, link_tab, bg_tab, mail_tab, data_tab, privacy_tab = st.tabs(
+rules_tab, auto_tab, brand_tab, lang_tab, staff_tab, import_tab, shopify_tab, api_tab, link_tab, bg_tab, mail_tab, data_tab, privacy_tab, recoveries_tab = st.tabs(
     ["Claim rules", "Automation", "Branding", "Languages & currency", "Staff", "Imports",
      "Shopify & tracking", "API & webhooks", "Email link", "Background work", "Unmatched mail",
-     "Customer data", "Privacy"])
+     "Customer data", "Privacy", "Recoveries"])
+with recoveries_tab:  # which approved claims open a carrier claim: its own module
+    settings_recoveries.show(engine, who)
 with data_tab:  # a customer's personal data: export and erasure, its own module
     settings_customer_data.show(engine, who)
     settings_shopify_requests.show(engine, who)  # Shopify's data requests and erasures
@@ -84,11 +86,13 @@ with rules_tab:
             key="s_threshold", step=50.0)
         pattern = st.text_input("Protection line in imports (pattern on the line's name or SKU)",
                                 settings.protection_pattern, key="s_pattern")
-        w1, w2 = st.columns(2)
+        w1, w2, w3 = st.columns(3)
         remind = w1.number_input("Remind a customer we're waiting on after (days)", 1, 60,
                                  settings.reminder_after_days, key="s_remind")
         close_days = w2.number_input("…and close the claim after (days)", 2, 120,
                                      settings.close_after_days, key="s_close")
+        digest_hour = w3.number_input("Daily digest to staff at (hour, store time)", 0, 23,
+                                      settings.digest_hour, key="s_digest_hour")
         l1, l2 = st.columns(2)
         misses = l1.number_input("Order lookups: misses allowed", 3, 100, settings.lookup_max_misses,
                                  key="s_misses")
@@ -115,6 +119,7 @@ with rules_tab:
                   "signature_threshold_cents": threshold_cents, "protection_pattern": pattern,
                   "lookup_max_misses": int(misses), "lookup_window_minutes": int(minutes),
                   "reminder_after_days": int(remind), "close_after_days": int(close_days),
+                  "digest_hour": int(digest_hour),
                   "target_loss_ratio_pct": int(target_lr), "credit_cost_pct": int(credit_cost),
                   "reship_cost_pct": int(reship_cost),
                   "reship_shipping_cents": reship_ship_cents},

@@ -32,12 +32,18 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('message_id', sa.String(length=255), server_default='',
                                       nullable=False))
+    # daily digests go out at the owner's hour, in the store's time zone
+    with op.batch_alter_table('store_settings', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('digest_hour', sa.Integer(), server_default='8',
+                                      nullable=False))
     # messages queued before this revision: one fixed Message-ID each from now on
     op.execute("UPDATE outbox SET message_id = '<outbox-' || CAST(id AS VARCHAR(20)) || "
                "'@claims.local>' WHERE message_id = ''")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('store_settings', schema=None) as batch_op:
+        batch_op.drop_column('digest_hour')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_column('message_id')
     op.drop_table('background_jobs')

@@ -1,0 +1,164 @@
+"""The recovery ledger, the part that runs inside other transactions: the claim's handlers (an
+approval opens a recovery, an undone approval cancels it), the one way a recovery changes state
+(``step``: the action table in ``domain/recoveries.py``, one ``RecoveryEvent`` each), and the
+deadline work (write-offs, the owner's reminders). The user actions are ``services/recoveries.py``.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..domain import carrier_claims
+from ..domain import recoveries as rules
+from ..domain.errors import ClaimRuleError, ErrorCode
+from ..domain.money import format_minor
+from ..domain.recoveries import RecoveryAction, RecoveryActor, RecoveryPolicy, RecoveryState
+from ..domain.vocabulary import ISSUE_TYPES, Role
+from ..domain.windows import format_date, local_date
+from ..infra.db import utcnow
+from ..infra.models import Claim, Event, Recovery, RecoveryEvent, StaffUser, settings_row
+from . import notifications
+
+SYSTEM_ACTOR = "system"
+
+
+def _csv(value: str) -> frozenset[str]:
+    return frozenset(x for x in (value or "").split(",") if x)
+
+
+def policy_of(settings) -> RecoveryPolicy:
+    return RecoveryPolicy(_csv(settings.recovery_carriers), _csv(settings.recovery_issue_types),
+                          int(settings.recovery_min_cents or 0))
+
+
+def paid_out_minor(claim: Claim) -> int:
+    """What the shop paid out on the claim: its live (not voided) resolutions' amounts."""
+    return sum(r.amount_cents for r in claim.resolutions if r.voided_at is None)
+
+
+def step(s: Session, rec: Recovery, action: RecoveryAction, *, actor: str,
+         by: RecoveryActor = RecoveryActor.STAFF, at: datetime | None = None,
+         details: dict[str, Any] | None = None) -> RecoveryEvent:
+    """Take ``action`` on ``rec`` (or raise ``IllegalRecoveryStep``); writes one event."""
+    st = rules.check(action, rec.state, by)
+    now = at or utcnow()
+    before = rec.state
+    rec.state = st.target
+    rec.updated_at = now
+    ev = RecoveryEvent(recovery_id=rec.id, claim_id=rec.claim_id, actor=actor, at=now,
+                       action=str(action), from_state=before, to_state=st.target,
+                       details=json.dumps(details or {}, sort_keys=True, default=str))
+    s.add(ev)
+    return ev
+
+
+def _deadline(claim: Claim, rule, tz: str) -> date | None:
+    if rule is None:
+        return None
+    sh = claim.shipment
+    return carrier_claims.filing_deadline(rule, claim.issue_type, shipped_at=sh.shipped_at,
+                                          delivered_at=sh.delivered_at,
+                                          expected_at=sh.expected_delivery_at, tz_name=tz)
+
+
+def _fill(rec: Recovery, claim: Claim, tz: str) -> None:
+    """The recovery's facts from its claim: carrier, amounts (capped), deadline."""
+    sh = claim.shipment
+    rule = carrier_claims.rule_for(sh.carrier)
+    rec.carrier = sh.carrier or ""
+    rec.carrier_key = carrier_claims.carrier_key(sh.carrier)
+    rec.issue_type = claim.issue_type
+    rec.currency = claim.order.currency
+    rec.paid_out_cents = paid_out_minor(claim)
+    rec.liability_cents = carrier_claims.liability_in(rule, rec.currency)
+    rec.claimable_cents = rules.claimable_minor(rec.paid_out_cents, rec.liability_cents,
+                                                rec.insured_cents)
+    rec.deadline = _deadline(claim, rule, tz)
+
+
+def on_approved(s: Session, ev: Event, claim: Claim) -> None:
+    """Handler of APPROVED: open the claim's recovery when the owner's policy says so (or open
+    again one an undone approval cancelled)."""
+    settings = settings_row(s)
+    key = carrier_claims.carrier_key(claim.shipment.carrier)
+    if not rules.opens_recovery(policy_of(settings), claim.issue_type, key,
+                                paid_out_minor(claim)):
+        return
+    rec = s.scalars(select(Recovery).where(Recovery.claim_id == claim.id,
+                                           Recovery.shipment_id == claim.shipment_id)).first()
+    if rec is None:
+        rules.check(RecoveryAction.OPEN, None, RecoveryActor.SYSTEM)
+        rec = Recovery(claim_id=claim.id, shipment_id=claim.shipment_id, state=RecoveryState.TO_FILE,
+                       created_at=ev.at, updated_at=ev.at)
+        _fill(rec, claim, settings.timezone)
+        s.add(rec)
+        s.flush()
+        s.add(RecoveryEvent(recovery_id=rec.id, claim_id=claim.id, actor=SYSTEM_ACTOR, at=ev.at,
+                            action=str(RecoveryAction.OPEN), from_state=None,
+                            to_state=RecoveryState.TO_FILE,
+                            details=json.dumps({"event_id": ev.id, "claimable": rec.claimable_cents})))
+    elif rec.state == RecoveryState.CANCELLED:
+        _fill(rec, claim, settings.timezone)
+        step(s, rec, RecoveryAction.REOPEN, actor=SYSTEM_ACTOR, by=RecoveryActor.SYSTEM, at=ev.at,
+             details={"claimable": rec.claimable_cents})
+
+
+def on_approval_undone(s: Session, ev: Event, claim: Claim) -> None:
+    """Handler of APPROVAL_UNDONE: the shop no longer paid, so nothing is claimed back."""
+    for rec in s.scalars(select(Recovery).where(Recovery.claim_id == claim.id)):
+        if rec.state in rules.ACTIONS[RecoveryAction.CANCEL].sources:
+            step(s, rec, RecoveryAction.CANCEL, actor=SYSTEM_ACTOR, by=RecoveryActor.SYSTEM,
+                 at=ev.at, details={"reason": "approval_undone"})
+
+
+# --- the deadlines (the "recovery_deadlines" background job) ------------------------------------
+
+def due_ids(s: Session) -> list[int]:
+    return list(s.scalars(select(Recovery.id).where(Recovery.state.in_(rules.DEADLINE_STATES),
+                                                    Recovery.deadline.is_not(None))
+                          .order_by(Recovery.deadline, Recovery.id)))
+
+
+def apply_deadline(s: Session, recovery_id: int, now: datetime) -> str:
+    """Write off one recovery past its deadline, or queue the owner's reminder it calls for.
+    Returns "written_off", "reminded" or ""."""
+    rec = s.get(Recovery, recovery_id)
+    if rec is None or rec.state not in rules.DEADLINE_STATES or rec.deadline is None:
+        return ""
+    settings = settings_row(s)
+    today = local_date(now, settings.timezone)
+    if rules.overdue(rec.deadline, today):
+        step(s, rec, RecoveryAction.WRITE_OFF, actor=SYSTEM_ACTOR, by=RecoveryActor.SYSTEM, at=now,
+             details={"reason": "deadline_passed", "deadline": rec.deadline.isoformat()})
+        return "written_off"
+    due = rules.reminder_due(rec.deadline, today)
+    if due is None:
+        return ""
+    claim = rec.claim
+    left = rules.days_left(rec.deadline, today)
+    issue = ISSUE_TYPES[claim.issue_type].label if claim.issue_type in ISSUE_TYPES else claim.issue_type
+    lines = [f"The carrier claim for {claim.reference} ({rec.carrier or 'carrier unknown'}, "
+             f"{format_minor(rec.claimable_cents, rec.currency)} can be claimed) has not been "
+             f"filed yet.",
+             f"The carrier's deadline is {format_date(rec.deadline)} "
+             f"({'today' if left == 0 else f'in {left} day' + ('s' if left != 1 else '')}). "
+             "After it, the recovery is written off.",
+             "Open Recoveries in the staff app to file it."]
+    sent = False
+    for u in s.scalars(select(StaffUser).where(StaffUser.active, StaffUser.role == Role.OWNER,
+                                               StaffUser.email != "")):
+        sent |= notifications.enqueue(s, key=f"recovery-deadline:{rec.id}:{due}:{u.id}",
+                                      kind="staff_recovery_deadline", to=u.email, claim=claim,
+                                      issue=issue, now=now, lines=lines)
+    return "reminded" if sent else ""
+
+
+def load(s: Session, recovery_id: int) -> Recovery:
+    rec = s.get(Recovery, recovery_id)
+    if rec is None:
+        raise ClaimRuleError("No such recovery.", ErrorCode.RECOVERY_NOT_FOUND)
+    return rec
