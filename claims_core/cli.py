@@ -28,11 +28,13 @@ from .adapters.mailer import smtp_from_env
 from .adapters.scheduler import tick
 from .domain.errors import AuthError, ClaimRuleError
 from .domain.vocabulary import STATUSES
+from .domain.windows import format_moment
 from .infra import config, migrate, rollups
 from .infra.db import analyze, is_sqlite, make_engine, read_session, write_session
 from .infra.models import (ensure_settings_row, Claim, ClaimItem, Event, Evidence, LineItem, Message, Order, Resolution,
                      Shipment, ShipmentItem, StaffUser, Stock)
 from .services.accounts import add_user
+from .services.settings import load_settings
 
 
 class CliError(Exception):
@@ -470,10 +472,11 @@ def cmd_api_key(args) -> int:
         api_keys.revoke(engine, match[0].id, "cli")
         print(f"Revoked {args.prefix}.")
         return 0
+    tz = load_settings(engine).timezone  # times in the store's zone
     for k in api_keys.list_keys(engine):
-        used = k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "never"
+        used = format_moment(k.last_used_at, tz) if k.last_used_at else "never"
         state = "revoked" if k.revoked_at else "active"
-        print(f"{k.prefix}  {k.scope:5s}  {state:7s}  last used {used:16s}  {k.name}")
+        print(f"{k.prefix}  {k.scope:5s}  {state:7s}  last used {used:30s}  {k.name}")
     return 0
 
 

@@ -17,7 +17,7 @@ from claims_core.infra.models import Claim, Event, Order, OutboxMessage, Privacy
 from claims_core.services import customer, decisions, privacy_requests
 
 from .factories import claim_request, jpeg_bytes, make_order
-from .test_live_feeds import SHOPIFY_SECRET, client, post_shopify, secrets_set  # noqa: F401
+from .test_live_feeds import client, post_shopify, secrets_set  # noqa: F401
 
 SHOP = {"shop_id": 954889, "shop_domain": "harbour-pine.myshopify.com"}
 

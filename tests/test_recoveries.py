@@ -331,3 +331,27 @@ def test_a_filed_recovery_is_never_written_off_by_the_job(engine, now):
     assert recoveries.run_deadlines(engine, now=now + timedelta(days=90))["written_off"] == 0
     with pytest.raises(ClaimRuleError):
         recoveries.write_off(engine, rid, "staff:o", "filed: can't")  # filed: wait for the answer
+
+
+# --- the packet ------------------------------------------------------------------------------------
+
+def test_packet_holds_the_evidence_pack_and_an_invoice_from_the_order(engine, now):
+    import io
+    import zipfile
+
+    import pypdf
+
+    from claims_core.adapters import recovery_packet
+
+    _b, cid = _claim(engine, now, items={"MUG": 2})
+    decisions.approve(engine, cid, "staff:t", [decisions.ResolutionInput("refund", 5600)], now=now)
+    name, data = recovery_packet.packet_zip(engine, cid, now=now)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = sorted(z.namelist())
+        ref = name.removeprefix("recovery-").removesuffix(".zip")
+        assert names == [f"evidence-{ref}.pdf", f"invoice-{ref}.pdf"]
+        invoice = pypdf.PdfReader(io.BytesIO(z.read(f"invoice-{ref}.pdf")))
+    text = "\n".join(p.extract_text() for p in invoice.pages)
+    assert "order #1001" in text and "Hand-thrown Mug" in text
+    assert "2 × Hand-thrown Mug (SKU MUG) at $28.00 = $56.00" in text
+    assert "Paid out to the customer by the shop: $56.00" in text

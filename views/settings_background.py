@@ -22,8 +22,9 @@ def _retry(action, done: str) -> None:
 
 
 def _failed_table(items, what: str) -> None:
+    tz = ui.store_tz()  # times in the store's zone
     st.dataframe([{"#": i.id, what: i.what, "About": i.detail, "Tries": i.attempts,
-                   "Queued": ui.moment(i.at), "Last error": i.last_error} for i in items],
+                   "Queued": ui.moment(i.at, tz), "Last error": i.last_error} for i in items],
                  hide_index=True, width="stretch")
 
 
@@ -51,11 +52,12 @@ def show(engine, who) -> None:
 
     st.subheader("Jobs", anchor=False)
     rows = []
+    tz = ui.store_tz()  # times in the store's zone
     for job in jobs.JOBS:
         r = runs.get(job.name)
         rows.append({"Job": job.name, "Every": f"{job.every:g} s",
-                     "Last run": ui.moment(r.last_finished_at) if r else "never",
-                     "Last success": ui.moment(r.last_success_at) if r else "—",
+                     "Last run": ui.moment(r.last_finished_at, tz) if r else "never",
+                     "Last success": ui.moment(r.last_success_at, tz) if r else "—",
                      "Result": (r.last_result if r else ""), "Last error": (r.last_error if r else ""),
                      "Runs": r.runs if r else 0, "Failures": r.failures if r else 0})
     st.dataframe(rows, hide_index=True, width="stretch")

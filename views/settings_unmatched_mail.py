@@ -23,8 +23,9 @@ def show(engine, who) -> None:
     if not rows:
         st.info("No unmatched mail.")
         return
+    tz = ui.store_tz()  # times in the store's zone
     for m in rows:
-        label = f"{ui.when(m.received_at)} · {safe_text.inline(m.from_addr)} · " \
+        label = f"{ui.moment(m.received_at, tz)} · {safe_text.inline(m.from_addr)} · " \
                 f"{safe_text.inline(m.subject) or '(no subject)'}"
         with st.expander(label):
             st.caption(f"Not attached: {REASONS.get(m.reason, m.reason)}.")

@@ -389,8 +389,8 @@ def _decision(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
 
 def _audit_trail(pdf: _Pack, view: claim_review.StaffClaimView) -> None:
     pdf.heading("Audit trail")
-    pdf.para(f"Every recorded event, oldest first ({len(view.events)}; times UTC).", size=9)
-    for e in view.events:
+    pdf.para(f"Every recorded event, oldest first ({len(view.events)}).", size=9)
+    for e in view.events:  # each line's time is the store's local time (``EventView.line``)
         pdf.para(e.line, size=9)
 
 

@@ -35,7 +35,8 @@ from sqlalchemy import Engine
 from ..infra import config
 from ..infra.db import optimize, utcnow
 from ..services import background, drafts, privacy_requests, recoveries, retention, timers
-from . import inbound_mail, mailer, outbound_webhooks, shopify_writeback, track17, webhooks
+from . import (easypost_claims, inbound_mail, mailer, outbound_webhooks, shopify_writeback, track17,
+               webhooks)
 
 log = logging.getLogger("claims.jobs")
 
@@ -134,6 +135,7 @@ JOBS: tuple[Job, ...] = (
     Job("retention", _retention, every=24 * 3600),  # Settings → Privacy, daily
     Job("recovery_deadlines", lambda ctx: recoveries.run_deadlines(  # carrier claims: write-offs,
         ctx.engine, now=ctx.clock(), stop=ctx.stop), every=3600),  # the owner's reminders
+    Job("easypost_claims", easypost_claims.background_job, every=30),  # recoveries filed there
     Job("sqlite_optimize", _optimize, every=6 * 3600),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}

@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     ILLEGAL_TRANSITION = "illegal_transition"
     CLAIM_ON_HOLD = "claim_on_hold"
     NOT_ON_HOLD = "not_on_hold"
+    ORDER_DISPUTED = "order_disputed"  # a chargeback is open on the order: domain/disputes.py
     ORDER_REFUNDED = "order_refunded"
     STALE_CLAIM = "stale_claim"
     # accounts
@@ -72,10 +73,14 @@ class ErrorCode(StrEnum):
     WEBHOOK_EVENTS_REQUIRED = "webhook_events_required"
     SHOP_CONNECTION_INVALID = "shop_connection_invalid"  # the shop domain or the access token
     PRICING_INPUT_INVALID = "pricing_input_invalid"  # the pricing advisor's assumptions
+    RECOVERY_OUTCOME_INVALID = "recovery_outcome_invalid"  # a carrier's answer is one of the list
     CURSOR_INVALID = "cursor_invalid"  # a page cursor this API didn't give out
     # recoveries (carrier and insurer claims: domain/recoveries.py)
     RECOVERY_NOT_FOUND = "recovery_not_found"
     RECOVERY_ILLEGAL_STEP = "recovery_illegal_step"  # not from this state
+    # filing through EasyPost needs EASYPOST_API_KEY, the owner's consent for the carrier and a
+    # tracking number
+    RECOVERY_FILING_UNAVAILABLE = "recovery_filing_unavailable"
     # input that isn't right and has no rule of its own (a query parameter out of range): the
     # generic code; every refusal a rule makes carries the rule's own code (tests/test_one_home.py)
     INVALID_INPUT = "invalid_input"

@@ -59,6 +59,9 @@ DEADLINE_STATES = frozenset({S.TO_FILE})
 
 # the issues a carrier or insurer pays for
 RECOVERABLE_ISSUES = (IssueType.LOST, IssueType.STOLEN, IssueType.DAMAGED, IssueType.NOT_RECEIVED)
+# EasyPost's claim ``type`` for each recoverable issue (POST /v2/claims)
+EASYPOST_CLAIM_TYPES = {IssueType.DAMAGED: "damage", IssueType.LOST: "loss",
+                        IssueType.NOT_RECEIVED: "loss", IssueType.STOLEN: "theft"}
 # the owner is emailed this many days before the deadline of a recovery still to file (once each)
 REMINDER_DAYS = (7, 1)
 

@@ -266,6 +266,10 @@ class AuditAction(StrEnum):
     TRACKING_UPDATED = "tracking_updated"
     HOLD_PLACED = "hold_placed"
     HOLD_RELEASED = "hold_released"
+    DISPUTE_RECEIVED = "dispute_received"  # Shopify reported a chargeback or its new status
+    DISPUTE_HOLD_PLACED = "dispute_hold_placed"  # an open claim on a disputed order held
+    DISPUTE_HOLD_RELEASED = "dispute_hold_released"  # the dispute closed, or the owner released it
+    DISPUTE_FLAGGED = "dispute_flagged"  # an approved claim on a disputed order: paying twice?
     ORDER_SYNCED = "order_synced"
     WRITE_BACK_DONE = "write_back_done"
     WRITE_BACK_FAILED = "write_back_failed"
@@ -298,6 +302,7 @@ ROLES = tuple(Role)
 PERMISSIONS = {
     "work_claims": frozenset({Role.OWNER, Role.AGENT}),
     "settings": frozenset({Role.OWNER}),
+    "release_dispute_hold": frozenset({Role.OWNER}),  # domain/disputes.py
     "analytics": frozenset({Role.OWNER, Role.ANALYST}),
 }
 

@@ -124,6 +124,8 @@ class StoreSettings(Base):
     recovery_carriers: Mapped[str] = mapped_column(Text, default="", server_default="")
     recovery_issue_types: Mapped[str] = mapped_column(Text, default="", server_default="")
     recovery_min_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # carriers (keys) whose recoveries are NOT filed through EasyPost even with EASYPOST_API_KEY
+    recovery_easypost_off: Mapped[str] = mapped_column(Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
@@ -188,6 +190,14 @@ class Order(Base):
     # Shopify's updated_at of the newest order webhook applied: an older one arriving late is
     # ignored (it would undo a cancellation)
     source_updated_at: Mapped[Optional[datetime]]
+    # the newest Shopify Payments dispute (chargeback) on the order: domain/disputes.py
+    dispute_id: Mapped[Optional[str]] = mapped_column(String(64))
+    dispute_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    dispute_kind: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    dispute_reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    dispute_amount_cents: Mapped[Optional[int]] = mapped_column(Integer)
+    dispute_evidence_due_at: Mapped[Optional[datetime]]
+    disputed_at: Mapped[Optional[datetime]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     line_items: Mapped[list[LineItem]] = relationship(
@@ -325,6 +335,10 @@ class Claim(Base):
     # waits until an agent has looked and released it
     held_at: Mapped[Optional[datetime]]
     hold_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # on hold because the order is disputed (a chargeback): approving waits until the dispute
+    # closes or the owner releases it (domain/disputes.py)
+    dispute_held_at: Mapped[Optional[datetime]]
+    dispute_hold_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # the language the customer filed in: every later email to them is in it
     language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     # the drawn signature (and typed name) removed under the retention policy
@@ -1047,6 +1061,28 @@ class RecoveryEvent(Base):
     from_state: Mapped[Optional[str]] = mapped_column(String(16))
     to_state: Mapped[Optional[str]] = mapped_column(String(16))
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: ids, codes, amounts
+
+
+class RecoveryFiling(Base):
+    """A recovery to file through EasyPost (``POST /v2/claims``): written in the transaction that
+    asks for it, sent by the ``easypost_claims`` job outside any transaction (leased: pending →
+    sending). One per recovery: asking again while it is pending or sent changes nothing; a
+    refused one can be asked again (it goes back to pending)."""
+
+    __tablename__ = "recovery_filings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recovery_id: Mapped[int] = mapped_column(ForeignKey("recoveries.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|refused
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    easypost_claim_id: Mapped[Optional[str]] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (Index("ix_recovery_filings_status_next", "status", "next_attempt_at"),)
 
 
 @event.listens_for(RecoveryEvent, "before_update")

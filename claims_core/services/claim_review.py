@@ -47,15 +47,18 @@ class EventView:
     from_status: str | None
     to_status: str | None
     details: dict
+    tz: str = "UTC"  # the store's zone: the time a person reads is the store's local time
 
     @property
     def line(self) -> str:
-        """One line of the claim's timeline: when, who, what, and the status change if any."""
+        """One line of the claim's timeline: when (the store's local time), who, what, and the
+        status change if any."""
         move = ""
         if self.to_status:
             before = domain.STATUS_LABELS.get(self.from_status, "—") if self.from_status else "new"
             move = f" ({before} → {domain.STATUS_LABELS.get(self.to_status, self.to_status)})"
-        return f"{self.at:%Y-%m-%d %H:%M} · {self.actor} · {self.action.replace('_', ' ')}{move}"
+        when = domain.format_moment(self.at, self.tz)
+        return f"{when} · {self.actor} · {self.action.replace('_', ' ')}{move}"
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,8 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
                                     e.sha256) for e in claim.evidence),
             risk_score=score, risk_level=level, signals=tuple(sig),
             events=tuple(EventView(e.at, e.actor, e.action, e.from_status, e.to_status,
-                                   {**json.loads(e.details or "{}"), **notes.get(e.id, {})})
+                                   {**json.loads(e.details or "{}"), **notes.get(e.id, {})},
+                                   settings.timezone or "UTC")
                           for e in events),
             internal_notes=tuple(customer.MessageView(m.author_kind, m.author_name, m.body,
                                                       m.created_at)

@@ -92,6 +92,8 @@ class _Subject:
     receipt_ids: set[int] = field(default_factory=set)
     delivery_ids: set[int] = field(default_factory=set)
     idempotency_ids: set[int] = field(default_factory=set)
+    outbox_ids: set[int] = field(default_factory=set)  # mail to them, or about their claims
+    mail_ids: set[int] = field(default_factory=set)  # mail from them, or on their claims
     terms: set[str] = field(default_factory=set)  # names, emails, phones, streets to cut out
     phones: set[str] = field(default_factory=set)
 
@@ -241,6 +243,14 @@ def _find(s: Session, email: str, shopify_customer_id: str | None,
         subject.receipt_ids |= set(s.scalars(select(WebhookReceipt.id).where(or_(
             WebhookReceipt.sequence_key.in_([f"shopify:{x}" for x in external]),
             WebhookReceipt.subject.in_(external)))))
+    # mail both ways (addresses aren't indexed: found here, outside the write)
+    by_email = email if subject.whole else ""
+    subject.outbox_ids = set(s.scalars(select(OutboxMessage.id).where(or_(
+        OutboxMessage.claim_id.in_(subject.claim_ids),
+        *([OutboxMessage.to_addr == by_email] if by_email else [])))))
+    subject.mail_ids = set(s.scalars(select(InboundMail.id).where(or_(
+        InboundMail.claim_id.in_(subject.claim_ids),
+        *([InboundMail.from_addr == by_email] if by_email else [])))))
     references = list(s.scalars(select(Claim.reference).where(Claim.id.in_(subject.claim_ids))))
     subject.delivery_ids = set(s.scalars(select(WebhookDelivery.id).where(
         WebhookDelivery.claim_id.in_(subject.claim_ids)))) if subject.claim_ids else set()
@@ -507,9 +517,6 @@ def _erase(s: Session, subject: _Subject, pattern: re.Pattern | None, placeholde
                                                   Decision.note != "")):
             d.note = scrub(d.note)
             counts["decisions"] += 1
-        for m in s.scalars(select(InboundMail).where(InboundMail.claim_id.in_(claim_ids))):
-            _erase_mail(m)
-            counts["inbound_mail"] += 1
     note_conds = []
     if claim_ids:
         note_conds.append(EventNote.claim_id.in_(claim_ids))
@@ -519,15 +526,11 @@ def _erase(s: Session, subject: _Subject, pattern: re.Pattern | None, placeholde
         for n in s.scalars(select(EventNote).where(or_(*note_conds))):
             n.body = scrub(n.body)
             counts["event_notes"] += 1
-    if by_email:
-        for m in s.scalars(select(InboundMail).where(InboundMail.from_addr == by_email)):
-            _erase_mail(m)
-            counts["inbound_mail"] += 1
-    out_conds = [OutboxMessage.to_addr == by_email] if by_email else []
-    if claim_ids:
-        out_conds.append(OutboxMessage.claim_id.in_(claim_ids))
-    if out_conds:
-        for m in s.scalars(select(OutboxMessage).where(or_(*out_conds))):
+    for m in s.scalars(select(InboundMail).where(InboundMail.id.in_(subject.mail_ids))):
+        _erase_mail(m)
+        counts["inbound_mail"] += 1
+    if subject.outbox_ids:
+        for m in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(subject.outbox_ids))):
             to_customer = m.to_addr == subject.email or (
                 pattern is not None and pattern.fullmatch(m.to_addr or "") is not None)
             if to_customer:

@@ -147,7 +147,8 @@ def record(s: Session, req: ComplianceRequest, *, now: datetime) -> tuple[bool, 
     record_event(s, actor=ACTOR, action=AuditAction.PRIVACY_REQUEST_RECEIVED, at=now,
                  details={"request_id": new_id, "kind": req.kind,
                           "orders": len(req.shopify_order_ids)})
-    return True, f"{KIND_LABELS[req.kind]} #{new_id} recorded (due {compliance_due(now):%Y-%m-%d})"
+    due = format_date(compliance_due(now), settings_row(s).timezone)  # the store's local day
+    return True, f"{KIND_LABELS[req.kind]} #{new_id} recorded (due {due})"
 
 
 # --- carrying them out (the job) --------------------------------------------------------------------

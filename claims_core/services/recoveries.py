@@ -6,10 +6,10 @@ the owner's policy (Settings → Recoveries) and the deadline job. The ledger's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..domain import carrier_claims
@@ -19,11 +19,14 @@ from ..domain.money import minor_from_amount
 from ..domain.recoveries import STATE_LABELS, RecoveryAction, RecoveryState
 from ..domain.text import clean_comment, required_text
 from ..domain.vocabulary import ISSUE_TYPES, AuditAction
-from ..domain.windows import local_date
+from ..domain.money import decimal_amount
+from ..domain.windows import local_date, retry_backoff
+from ..infra import config
 from ..infra.db import read_session, utcnow
-from ..infra.models import Claim, Recovery, RecoveryEvent, ensure_settings_row, settings_row
+from ..infra.models import (Claim, Recovery, RecoveryEvent, RecoveryFiling, ensure_settings_row,
+                            settings_row)
 from .events import record_event
-from .recovery_ledger import apply_deadline, due_ids, load, policy_of, step
+from .recovery_ledger import _csv, apply_deadline, due_ids, load, policy_of, step
 from .unit_of_work import run, transactional
 
 
@@ -66,6 +69,9 @@ class RecoveryRow:
     carrier_message: str
     actions: tuple[RecoveryAction, ...]
     rule: RuleView | None
+    can_file_easypost: bool = False  # "File" sends it through EasyPost
+    filing_status: str = ""  # the EasyPost filing: pending | sending | sent | refused
+    filing_error: str = ""  # EasyPost's message when it refused
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,24 @@ def _rule_view(rec: Recovery) -> RuleView | None:
                     rule.documents_source, rule.note)
 
 
-def _row(rec: Recovery, today: date) -> RecoveryRow:
+def easypost_enabled() -> bool:
+    return bool(config.secret("EASYPOST_API_KEY"))
+
+
+def _files_through_easypost(s: Session, rec: Recovery) -> bool:
+    return (easypost_enabled() and bool(rec.shipment.tracking_number)
+            and rec.carrier_key not in _csv(settings_row(s).recovery_easypost_off))
+
+
+def _row(rec: Recovery, today: date, s: Session | None = None) -> RecoveryRow:
     issue = ISSUE_TYPES.get(rec.issue_type)
+    filing = None if s is None else s.scalars(
+        select(RecoveryFiling).where(RecoveryFiling.recovery_id == rec.id)).first()
+    extra = {} if s is None else {
+        "can_file_easypost": RecoveryAction.FILE in rules.available_actions(rec.state)
+        and _files_through_easypost(s, rec),
+        "filing_status": filing.status if filing else "",
+        "filing_error": filing.last_error if filing and filing.status == "refused" else ""}
     return RecoveryRow(
         rec.id, rec.claim_id, rec.claim.reference, rec.state,
         STATE_LABELS.get(rec.state, rec.state), rec.carrier, rec.carrier_key, rec.issue_type,
@@ -100,7 +122,7 @@ def _row(rec: Recovery, today: date) -> RecoveryRow:
         rules.days_left(rec.deadline, today) if rec.state in rules.DEADLINE_STATES else None,
         rec.state in rules.DEADLINE_STATES and rules.overdue(rec.deadline, today),
         rec.carrier_claim_number, rec.easypost_claim_id, rec.carrier_message,
-        rules.available_actions(rec.state), _rule_view(rec))
+        rules.available_actions(rec.state), _rule_view(rec), **extra)
 
 
 def _today(s: Session, now: datetime | None) -> date:
@@ -123,7 +145,7 @@ def list_recoveries(engine: Engine, *, carriers: Iterable[str] = (), states: Ite
             q = q.where(Recovery.carrier_key.in_(carriers))
         q = q.order_by(Recovery.deadline.is_(None), Recovery.deadline, Recovery.id).limit(limit)
         today = _today(s, now)
-        return [_row(r, today) for r in s.scalars(q)]
+        return [_row(r, today, s) for r in s.scalars(q)]
 
 
 def for_claim(engine: Engine, claim_id: int, *, now: datetime | None = None
@@ -136,7 +158,7 @@ def for_claim(engine: Engine, claim_id: int, *, now: datetime | None = None
                              .order_by(Recovery.id)):
             evs = s.scalars(select(RecoveryEvent).where(RecoveryEvent.recovery_id == rec.id)
                             .order_by(RecoveryEvent.id))
-            out.append((_row(rec, today), [RecoveryEventRow(e.at, e.actor, e.action, e.from_state,
+            out.append((_row(rec, today, s), [RecoveryEventRow(e.at, e.actor, e.action, e.from_state,
                                                             e.to_state) for e in evs]))
         return out
 
@@ -183,7 +205,7 @@ def record_decision(s: Session, recovery_id: int, actor: str, outcome: str, *,
     amount paid, an approval is also recorded as paid. Returns the new state."""
     if outcome not in rules.DECISIONS:
         raise InvalidInput("Choose approved, partly approved or rejected.",
-                           ErrorCode.INVALID_INPUT)
+                           ErrorCode.RECOVERY_OUTCOME_INVALID)
     rec = load(s, recovery_id)
     now = now or utcnow()
     approved = None if approved_minor in (None, "") else _amount(approved_minor,
@@ -233,12 +255,13 @@ def load_policy(engine: Engine) -> rules.RecoveryPolicy:
 
 @transactional
 def save_policy(s: Session, actor: str, *, carriers: Iterable[str], issue_types: Iterable[str],
-                min_minor: int | str) -> bool:
+                min_minor: int | str, easypost_off: Iterable[str] | None = None) -> bool:
     """Which approved claims open a recovery. Empty lists mean "all". True if anything changed."""
     carriers = sorted(set(carriers))
     issue_types = sorted(set(issue_types))
     known = set(carrier_claims.RECOVERY_CARRIERS) | {carrier_claims.OTHER}
-    if not set(carriers) <= known:
+    easypost_off = None if easypost_off is None else sorted(set(easypost_off))
+    if not set(carriers) <= known or not set(easypost_off or ()) <= known:
         raise InvalidInput("Unknown carrier.", ErrorCode.SETTING_INVALID)
     if not set(issue_types) <= set(rules.RECOVERABLE_ISSUES):
         raise InvalidInput("Recoveries open only for lost, stolen, damaged or "
@@ -252,6 +275,8 @@ def save_policy(s: Session, actor: str, *, carriers: Iterable[str], issue_types:
     row = ensure_settings_row(s)
     new = {"recovery_carriers": ",".join(carriers), "recovery_issue_types": ",".join(issue_types),
            "recovery_min_cents": min_minor}
+    if easypost_off is not None:
+        new["recovery_easypost_off"] = ",".join(easypost_off)
     old = {k: getattr(row, k) for k in new}
     changed = {k: v for k, v in new.items() if old[k] != v}
     if not changed:
@@ -286,3 +311,126 @@ def claim_reference(engine: Engine, recovery_id: int) -> str:
         rec = load(s, recovery_id)
         return s.get(Claim, rec.claim_id).reference
 
+
+
+def easypost_off(engine: Engine) -> frozenset[str]:
+    with read_session(engine) as s:
+        return _csv(settings_row(s).recovery_easypost_off)
+
+
+# --- filing through EasyPost (the outbox side; adapters/easypost_claims.py sends) -----------------
+
+@transactional
+def request_filing(s: Session, recovery_id: int, actor: str, *, now: datetime | None = None) -> bool:
+    """"File" with EasyPost: queue the filing in this transaction (the job sends it). Asking
+    again while it is queued or sent changes nothing (False); a refused one is queued again."""
+    rec = load(s, recovery_id)
+    rules.check(RecoveryAction.FILE, rec.state)
+    if not _files_through_easypost(s, rec):
+        raise InvalidInput("This recovery can't be filed through EasyPost (no EASYPOST_API_KEY, "
+                           "turned off for its carrier, or no tracking number): file it on the "
+                           "carrier's site and record its claim number.",
+                           ErrorCode.RECOVERY_FILING_UNAVAILABLE)
+    now = now or utcnow()
+    filing = s.scalars(select(RecoveryFiling).where(RecoveryFiling.recovery_id == rec.id)).first()
+    if filing is not None and filing.status != "refused":
+        return False
+    if filing is None:
+        filing = RecoveryFiling(recovery_id=rec.id, created_at=now)
+        s.add(filing)
+    filing.status, filing.next_attempt_at, filing.last_error = "pending", now, ""
+    filing.attempts, filing.lease_until = 0, None
+    s.add(RecoveryEvent(recovery_id=rec.id, claim_id=rec.claim_id, actor=actor, at=now,
+                        action="file_requested", from_state=rec.state, to_state=rec.state,
+                        details='{"via": "easypost"}'))
+    return True
+
+
+@dataclass(frozen=True)
+class FilingWork:
+    """What the sender needs for one EasyPost claim (the documents are built by the adapter)."""
+    filing_id: int
+    recovery_id: int
+    claim_id: int
+    tracking_code: str
+    params: dict
+
+
+LEASE = timedelta(minutes=5)
+
+
+def lease_filings(engine: Engine, *, now: datetime | None = None, limit: int = 10
+                  ) -> list[FilingWork]:
+    """Take due filings (pending, or sending with a lapsed lease) with a conditional UPDATE each,
+    so two senders never send the same one."""
+    now = now or utcnow()
+    with read_session(engine) as s:
+        ids = list(s.scalars(select(RecoveryFiling.id).where(
+            or_(RecoveryFiling.status == "pending", RecoveryFiling.status == "sending"),
+            RecoveryFiling.next_attempt_at <= now,
+            or_(RecoveryFiling.lease_until.is_(None), RecoveryFiling.lease_until < now))
+            .order_by(RecoveryFiling.next_attempt_at, RecoveryFiling.id).limit(limit)))
+    out = []
+    for fid in ids:
+        def take(s: Session, fid=fid) -> FilingWork | None:
+            got = s.execute(update(RecoveryFiling).where(
+                RecoveryFiling.id == fid, RecoveryFiling.status.in_(("pending", "sending")),
+                or_(RecoveryFiling.lease_until.is_(None), RecoveryFiling.lease_until < now))
+                .values(status="sending", lease_until=now + LEASE,
+                        attempts=RecoveryFiling.attempts + 1)).rowcount
+            if not got:
+                return None
+            f = s.get(RecoveryFiling, fid)
+            rec = s.get(Recovery, f.recovery_id)
+            claim, settings = rec.claim, settings_row(s)
+            issue = ISSUE_TYPES.get(rec.issue_type)
+            params = {
+                "tracking_code": rec.shipment.tracking_number or "",
+                "type": rules.EASYPOST_CLAIM_TYPES.get(rec.issue_type, "loss"),
+                "amount": str(decimal_amount(rec.claimable_cents, rec.currency)),
+                "description": f"{issue.label if issue else rec.issue_type}: claim "
+                               f"{claim.reference}, order {claim.order.name}.",
+                "contact_email": settings.support_email,
+                "recipient_name": claim.order.customer_name or "",
+            }
+            return FilingWork(fid, rec.id, rec.claim_id, params["tracking_code"], params)
+        work = run(engine, take)
+        if work is not None:
+            out.append(work)
+    return out
+
+
+@transactional
+def filing_sent(s: Session, filing_id: int, easypost_claim_id: str, *,
+                now: datetime | None = None) -> None:
+    """EasyPost has the claim: the recovery is filed (once, whatever was asked)."""
+    now = now or utcnow()
+    f = s.get(RecoveryFiling, filing_id)
+    f.status, f.sent_at, f.lease_until, f.easypost_claim_id = "sent", now, None, easypost_claim_id
+    rec = s.get(Recovery, f.recovery_id)
+    rec.easypost_claim_id = easypost_claim_id[:64]
+    if RecoveryAction.FILE in rules.available_actions(rec.state, rules.SYSTEM):
+        step(s, rec, RecoveryAction.FILE, actor="system:easypost", by=rules.SYSTEM, at=now,
+             details={"via": "easypost", "easypost_claim_id": easypost_claim_id})
+        rec.filed_at = now
+
+
+@transactional
+def filing_refused(s: Session, filing_id: int, message: str, *, now: datetime | None = None) -> None:
+    """EasyPost said no (a 4xx): shown with its message; the recovery stays to file."""
+    now = now or utcnow()
+    f = s.get(RecoveryFiling, filing_id)
+    f.status, f.lease_until, f.last_error = "refused", None, (message or "refused")[:2000]
+    rec = s.get(Recovery, f.recovery_id)
+    s.add(RecoveryEvent(recovery_id=rec.id, claim_id=rec.claim_id, actor="system:easypost",
+                        at=now, action="file_refused", from_state=rec.state, to_state=rec.state,
+                        details="{}"))
+
+
+@transactional
+def filing_retry(s: Session, filing_id: int, error: str, *, now: datetime | None = None) -> None:
+    """A failure that may pass (network, 5xx, 429): tried again later, with backoff."""
+    now = now or utcnow()
+    f = s.get(RecoveryFiling, filing_id)
+    f.status, f.lease_until, f.last_error = "pending", None, (error or "")[:2000]
+    f.next_attempt_at = now + retry_backoff(f.attempts)

@@ -20,7 +20,8 @@ from ..domain.recoveries import RecoveryAction, RecoveryActor, RecoveryPolicy, R
 from ..domain.vocabulary import ISSUE_TYPES, Role
 from ..domain.windows import format_date, local_date
 from ..infra.db import utcnow
-from ..infra.models import Claim, Event, Recovery, RecoveryEvent, StaffUser, settings_row
+from ..infra.models import (Claim, Event, Recovery, RecoveryEvent, RecoveryFiling, StaffUser,
+                            settings_row)
 from . import notifications
 
 SYSTEM_ACTOR = "system"
@@ -131,6 +132,10 @@ def apply_deadline(s: Session, recovery_id: int, now: datetime) -> str:
         return ""
     settings = settings_row(s)
     today = local_date(now, settings.timezone)
+    if s.scalars(select(RecoveryFiling.id).where(
+            RecoveryFiling.recovery_id == rec.id,
+            RecoveryFiling.status.in_(("pending", "sending")))).first() is not None:
+        return ""  # on its way to EasyPost: filed in time
     if rules.overdue(rec.deadline, today):
         step(s, rec, RecoveryAction.WRITE_OFF, actor=SYSTEM_ACTOR, by=RecoveryActor.SYSTEM, at=now,
              details={"reason": "deadline_passed", "deadline": rec.deadline.isoformat()})

@@ -107,8 +107,8 @@ def conversation(view: customer.ClaimView) -> None:
         with st.chat_message("user" if m.author_kind == "customer" else "assistant",
                              avatar=":material/person:" if m.author_kind == "customer"
                              else ":material/storefront:"):
-            safe_text.show(t("{author} · {time} UTC", author=who,
-                             time=tracking_panel.moment(t, m.created_at, "UTC", day="MMMd")))
+            safe_text.show(t("{author} · {time}", author=who,  # the store's local time
+                             time=tracking_panel.moment(t, m.created_at, t.tz, day="MMMd")))
             safe_text.show(m.body)
 
 

@@ -383,6 +383,6 @@ if stale:
     oldest = min(stale, key=lambda e: e.computed_at)
     with notice.container(border=True):
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.caption(f"Some figures are from {oldest.computed_at:%H:%M} UTC: claims have changed "
+        c1.caption(f"Some figures are from {ui.moment(oldest.computed_at)}: claims have changed "
                    f"since. Working them out again takes about {sum(e.seconds for e in stale):.0f} s.")
         c2.button("Update figures", key="a_update", on_click=update_figures, width="stretch")

@@ -23,8 +23,9 @@ rows = list_outbox(engine)
 if not rows:
     st.caption("No messages yet.")
     st.stop()
+tz = ui.store_tz()  # times in the store's zone
 st.dataframe([{"To": r.to_addr, "Subject": r.subject, "Status": r.status, "Tries": r.attempts,
-               "Queued (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}", "Last error": r.last_error}
+               "Queued": ui.moment(r.created_at, tz), "Last error": r.last_error}
               for r in rows], hide_index=True, width="stretch")
 pick = st.selectbox("Read a message", [r.id for r in rows], key="ob_pick",
                     format_func=lambda i: next(f"{r.to_addr} · {r.subject}" for r in rows if r.id == i))

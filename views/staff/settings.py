@@ -393,9 +393,10 @@ with api_tab:
         st.error(safe_text.inline(api_error))
     keys = api_keys.list_keys(engine)
     if keys:
+        tz = ui.store_tz()  # times in the store's zone
         st.dataframe([{"Key": k.prefix, "Used by": k.name, "Scope": k.scope,
-                       "Made": ui.when(k.created_at),
-                       "Last used": k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at
+                       "Made": ui.when(k.created_at, tz),
+                       "Last used": ui.moment(k.last_used_at, tz) if k.last_used_at
                        else "never", "State": "revoked" if k.revoked_at else "active"}
                       for k in keys], hide_index=True)
         live = [k for k in keys if k.active]
@@ -443,9 +444,10 @@ with api_tab:
     log = webhook_endpoints.deliveries(engine, limit=50)
     if log:
         st.markdown("**Recent deliveries**")
+        tz = ui.store_tz()  # times in the store's zone
         st.dataframe([{"#": d.id, "Event": d.event_type, "Endpoint": d.endpoint_id,
                        "Status": d.status, "Tries": d.attempts, "HTTP": d.last_status_code,
-                       "Error": d.last_error, "Queued": d.created_at.strftime("%Y-%m-%d %H:%M")}
+                       "Error": d.last_error, "Queued": ui.moment(d.created_at, tz)}
                       for d in log], hide_index=True)
         p1, p2 = st.columns([3, 1], vertical_alignment="bottom")
         again = p1.selectbox("Send a delivery again", log, key="wh_replay_pick",

@@ -62,8 +62,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_privacy_requests_status_next", table_name="privacy_requests")
     op.drop_table("privacy_requests")
-    with op.batch_alter_table("claims") as b:
-        b.drop_column("signature_removed_at")
+    # a plain ALTER TABLE … DROP COLUMN: recreating `claims` would trip the tables that point at it
+    op.drop_column("claims", "signature_removed_at")
     with op.batch_alter_table("evidence") as b:
         b.drop_column("removed_at")
     with op.batch_alter_table("store_settings") as b:

@@ -26,6 +26,8 @@ def upgrade() -> None:
                                server_default=""))
         b.add_column(sa.Column("recovery_min_cents", sa.Integer(), nullable=False,
                                server_default="0"))
+        b.add_column(sa.Column("recovery_easypost_off", sa.Text(), nullable=False,
+                               server_default=""))
     op.create_table(
         "recoveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -81,6 +83,25 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_recovery_events_recovery_id"), "recovery_events", ["recovery_id"])
     op.create_index(op.f("ix_recovery_events_claim_id"), "recovery_events", ["claim_id"])
+    op.create_table(
+        "recovery_filings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("recovery_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+        sa.Column("lease_until", UTCDateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("easypost_claim_id", sa.String(length=64), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("sent_at", UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["recovery_id"], ["recoveries.id"],
+                                name=op.f("fk_recovery_filings_recovery_id_recoveries")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recovery_filings")),
+        sa.UniqueConstraint("recovery_id", name=op.f("uq_recovery_filings_recovery_id")),
+    )
+    op.create_index("ix_recovery_filings_status_next", "recovery_filings",
+                    ["status", "next_attempt_at"])
     # append-only, like the event log
     if op.get_bind().dialect.name == "sqlite":
         for verb in ("UPDATE", "DELETE"):
@@ -102,12 +123,15 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER IF EXISTS recovery_events_append_only ON recovery_events")
         op.execute("DROP FUNCTION IF EXISTS recovery_events_append_only()")
+    op.drop_index("ix_recovery_filings_status_next", table_name="recovery_filings")
+    op.drop_table("recovery_filings")
     op.drop_index(op.f("ix_recovery_events_claim_id"), table_name="recovery_events")
     op.drop_index(op.f("ix_recovery_events_recovery_id"), table_name="recovery_events")
     op.drop_table("recovery_events")
     op.drop_index("ix_recoveries_state_deadline", table_name="recoveries")
     op.drop_table("recoveries")
     with op.batch_alter_table("store_settings") as b:
+        b.drop_column("recovery_easypost_off")
         b.drop_column("recovery_min_cents")
         b.drop_column("recovery_issue_types")
         b.drop_column("recovery_carriers")
