@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -97,6 +97,40 @@ def hammer(url: str, seconds: float, threads: int, make_request) -> tuple[list[f
     return lat, codes
 
 
+def file_claims(db_url: str, orders: list, k: int, step: int, seconds: float):
+    """One customer filing claims for ``seconds`` (in a process of its own). Returns the orders
+    filed, the errors, and how long each write transaction's BEGIN IMMEDIATE waited."""
+    engine = make_engine(db_url)
+    waits, began = [], {}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, *a):
+        if statement == "BEGIN IMMEDIATE":
+            began["t"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, *a):
+        if statement == "BEGIN IMMEDIATE":
+            waits.append(time.perf_counter() - began["t"])
+
+    filed, errors = [], []
+    stop = time.perf_counter() + seconds
+    j = k
+    while time.perf_counter() < stop and j < len(orders):
+        o, sh, item, email, _t = orders[j]
+        try:
+            customer.file_claim(engine, customer.ClaimRequest(
+                idempotency_key=f"bench-{j}", order_id=o, email=email, shipment_id=sh,
+                issue_type="lost", items={}, desired_resolution="refund",
+                signature_kind="typed", signature_name="Pat Doe", accurate_confirmed=True))
+            filed.append(j)
+        except Exception as e:  # noqa: BLE001 - every kind counts
+            errors.append(repr(e))
+        j += step
+    engine.dispose()
+    return filed, errors, waits
+
+
 @contextlib.contextmanager
 def worker(kind: str, env: dict, folder: Path):
     """`python -m claims_core worker` beside the app, when asked for."""
@@ -145,45 +179,22 @@ def main() -> None:
                                        "Memphis, TN, US", at)).encode()
         return "POST", "/webhooks/17track", body, {"sign": sign_17track(body, KEY)}
 
-    # every write transaction a filer begins: how long BEGIN IMMEDIATE waited for the lock
-    waits, began = [], threading.local()
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, *a):
-        if statement == "BEGIN IMMEDIATE":
-            began.t = time.perf_counter()
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, *a):
-        if statement == "BEGIN IMMEDIATE":
-            waits.append(time.perf_counter() - began.t)
-
-    filed, filing_errors = [], []
-
-    def filer(k):
-        stop = time.perf_counter() + args.seconds
-        j = k
-        while time.perf_counter() < stop and j < len(orders):
-            o, sh, item, email, _t = orders[j]
-            try:
-                customer.file_claim(engine, customer.ClaimRequest(
-                    idempotency_key=f"bench-{j}", order_id=o, email=email, shipment_id=sh,
-                    issue_type="lost", items={}, desired_resolution="refund",
-                    signature_kind="typed", signature_name="Pat Doe", accurate_confirmed=True))
-                filed.append(j)
-            except Exception as e:  # noqa: BLE001 - every kind counts
-                filing_errors.append(repr(e))
-            j += args.filers
-
     with running_app(env, folder / "streamlit.log") as url, worker(args.background, env, folder):
         hammer(url, 2, 2, lambda: ("GET", "/_stcore/health", None, {}))  # warm up
         base_lat, base_codes = hammer(url, args.seconds, args.senders,
                                       lambda: ("GET", "/_stcore/health", None, {}))
-        with ThreadPoolExecutor(max_workers=args.filers) as filers:
-            futures = [filers.submit(filer, k) for k in range(args.filers)]
+        # customers file from processes of their own (as they do from the web app's), not from
+        # this one, whose 50 sender threads would keep Python's GIL from a filer holding the lock
+        with ProcessPoolExecutor(max_workers=args.filers) as filers:
+            futures = [filers.submit(file_claims, db_url, orders, k, args.filers, args.seconds)
+                       for k in range(args.filers)]
             lat, codes = hammer(url, args.seconds, args.senders, webhook)
+            filed, filing_errors, waits = [], [], []
             for f in futures:
-                f.result()
+                a, b, c = f.result()
+                filed += a
+                filing_errors += b
+                waits += c
         sent_done = time.perf_counter()
         while time.perf_counter() - sent_done < 120:  # the app's job applies what is left
             with engine.connect() as c:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 import httpx
 
 from .adapters import bulk, demo, demo_tracking
-from .services import analytics_rows, api_keys
+from .services import analytics_rows, api_keys, recoveries
 from .adapters.importer import ImportFileError, ImportReport, import_orders, import_shipments, import_stock
 from .adapters.mailer import smtp_from_env
 from .adapters.scheduler import tick
@@ -335,6 +335,7 @@ def collect_stats(engine) -> dict:
             "resolutions": count(Resolution),
             "events": count(Event),
             "staff_users": count(StaffUser),
+            "recoveries": recoveries.stats(engine),  # carrier claims by state, money recovered
         }
 
 

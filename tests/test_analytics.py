@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -459,6 +460,8 @@ def test_page_serves_slow_figures_marked_stale_until_updated(db_url, engine, mon
     assert waiting() == before  # the last figures, served at once...
     notice = " ".join(c.value for c in at.caption)
     assert "Some figures are from" in notice and "claims have changed since" in notice
+    # when, in the (demo) store's zone, as every staff page writes a moment
+    assert re.search(r"figures are from [A-Z][a-z]+ \d{1,2}, \d{4} at \d\d:\d\d E[SD]T:", notice)
     at.button(key="a_update").click().run()
     assert waiting() == f"{int(before.replace(',', '')) + 1:,}"  # ...until asked to update
     assert "Some figures are from" not in " ".join(c.value for c in at.caption)

@@ -38,7 +38,7 @@ def test_webhook_endpoints_private_targets_and_replay(app, engine):  # noqa: F81
     at.run()
     assert not at.exception, at.exception
     [ep] = webhook_endpoints.list_endpoints(engine)
-    assert ep.url == "http://127.0.0.1:9/hook" and ep.active and len(ep.events) == 6
+    assert ep.url == "http://127.0.0.1:9/hook" and ep.active and len(ep.events) == 7  # all types
     assert any(c.value == ep.secret for c in at.code)
     at.button(key=f"endpoint_toggle_{ep.id}").click()
     at.run()

@@ -94,8 +94,9 @@ def test_events_are_signed_per_standard_webhooks_and_verified(engine, receiver):
     out = outbound_webhooks.send_pending(engine)
     assert out["delivered"] == len(got) and out["failed"] == 0
     types = [payload["type"] for _h, payload in got]
-    assert types == ["claim.created", "message.created", "claim.updated", "claim.updated",
-                     "claim.approved"]  # received → in review → approved
+    assert types == ["claim.created", "message.created", "claim.updated", "recovery.updated",
+                     "claim.updated", "claim.approved"]  # received → in review → approved
+    # (the approved damaged parcel opened a recovery from the carrier: recovery.updated)
     headers, created = got[0]
     assert headers["webhook-id"].startswith("msg_") and headers["webhook-signature"].startswith("v1,")
     assert created["data"]["reference"] == r.reference and created["data"]["status"] == "submitted"

@@ -329,8 +329,20 @@ def test_a_filed_recovery_is_never_written_off_by_the_job(engine, now):
     [(rid, *_)] = _recoveries(engine)
     recoveries.file_by_hand(engine, rid, "staff:t", "DHL-1", now=now)
     assert recoveries.run_deadlines(engine, now=now + timedelta(days=90))["written_off"] == 0
-    with pytest.raises(ClaimRuleError):
-        recoveries.write_off(engine, rid, "staff:o", "filed: can't")  # filed: wait for the answer
+    with pytest.raises(ClaimRuleError) as e:  # filed: wait for the answer
+        recoveries.write_off(engine, rid, "staff:o", "filed: can't", role="owner")
+    assert e.value.code == ErrorCode.RECOVERY_ILLEGAL_STEP
+
+
+def test_only_the_owner_writes_off(engine, now):
+    _b, cid = _claim(engine, now)
+    decisions.approve(engine, cid, "staff:t", [decisions.ResolutionInput("refund", 2800)], now=now)
+    [(rid, *_)] = _recoveries(engine)
+    with pytest.raises(ClaimRuleError) as e:
+        recoveries.write_off(engine, rid, "staff:a", "meh", role="agent")
+    assert e.value.code == ErrorCode.AUTH_FAILED and _recoveries(engine)[0][1] == S.TO_FILE
+    recoveries.write_off(engine, rid, "staff:o", "too small", role="owner", now=now)
+    assert _recoveries(engine)[0][1] == S.WRITTEN_OFF
 
 
 # --- the packet ------------------------------------------------------------------------------------
@@ -355,3 +367,47 @@ def test_packet_holds_the_evidence_pack_and_an_invoice_from_the_order(engine, no
     assert "order #1001" in text and "Hand-thrown Mug" in text
     assert "2 × Hand-thrown Mug (SKU MUG) at $28.00 = $56.00" in text
     assert "Paid out to the customer by the shop: $56.00" in text
+
+
+# --- the outbound webhook ------------------------------------------------------------------------
+
+def test_each_step_queues_recovery_updated_for_endpoints_that_asked(engine, now):
+    import json as _json
+
+    from claims_core.infra.models import WebhookDelivery, WebhookEndpoint
+
+    with write_session(engine) as s:
+        s.add(WebhookEndpoint(url="https://hooks.example/a", events="recovery.updated",
+                              secret="whsec_a"))
+        s.add(WebhookEndpoint(url="https://hooks.example/b", events="claim.updated",
+                              secret="whsec_b"))
+    _b, cid = _claim(engine, now)
+    decisions.approve(engine, cid, "staff:t", [decisions.ResolutionInput("refund", 2800)], now=now)
+    [(rid, *_)] = _recoveries(engine)
+    recoveries.file_by_hand(engine, rid, "staff:t", "UPS-1", now=now)
+    with write_session(engine) as s:
+        rows = s.scalars(select(WebhookDelivery).where(
+            WebhookDelivery.event_type == "recovery.updated").order_by(WebhookDelivery.id)).all()
+        assert {r.endpoint_id for r in rows} == {1}  # only the endpoint that asked
+        bodies = [_json.loads(r.payload) for r in rows]
+    assert [(b["data"]["state"], b["data"]["previous_state"]) for b in bodies] == [
+        ("to_file", None), ("filed", "to_file")]
+    assert bodies[0]["data"]["claimable_minor"] == 2800
+
+
+def test_stats_report_recoveries_by_state_and_money_recovered(engine, now):
+    from claims_core import cli
+
+    _b, c1 = _claim(engine, now)
+    _b, c2 = _claim(engine, now, number="1002")
+    for cid in (c1, c2):
+        decisions.approve(engine, cid, "staff:t", [decisions.ResolutionInput("refund", 2800)],
+                          now=now)
+    rid = _recoveries(engine, c1)[0][0]
+    recoveries.file_by_hand(engine, rid, "staff:t", "UPS-9", now=now)
+    recoveries.record_decision(engine, rid, "staff:t", "partly_approved", approved_minor=2000,
+                               paid_minor=1900, now=now)
+    got = cli.collect_stats(engine)["recoveries"]
+    assert got["by_state"]["paid"] == 1 and got["by_state"]["to_file"] == 1
+    assert got["recovered_minor"] == {"USD": 1900}
+    assert got["open_claimable_minor"] == {"USD": 2800}

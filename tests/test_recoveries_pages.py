@@ -98,6 +98,15 @@ def test_claim_panel_files_records_and_pays(app, engine):
     assert not at.exception and recovery(engine, cid) == ("paid", "1Z-CLAIM-9", 2800)
 
 
+def test_write_off_is_the_owners(app, engine):
+    cid = approved_claim(engine)
+    at = app("agent", "views/staff/claim.py", id=cid)
+    assert not [b for b in at.button if b.label == "Write off"]
+    at = app("owner", "views/staff/claim.py", id=cid)
+    next(b for b in at.button if b.label == "Write off").click().run()
+    assert not at.exception and recovery(engine, cid)[0] == "written_off"
+
+
 def test_claim_panel_shows_a_refusal_by_its_message(app, engine):
     cid = approved_claim(engine)
     at = app("agent", "views/staff/claim.py", id=cid)
@@ -120,3 +129,13 @@ def test_settings_recoveries_tab_saves_the_policy(app, engine):
     with write_session(engine) as s:
         row = s.get(StoreSettings, 1)
         assert (row.recovery_carriers, row.recovery_min_cents) == ("ups,usps", 1500)
+
+
+def test_claim_panel_files_through_easypost_when_configured(app, engine, monkeypatch):
+    monkeypatch.setenv("EASYPOST_API_KEY", "EZTK_x")
+    cid = approved_claim(engine)
+    at = app("agent", "views/staff/claim.py", id=cid)
+    next(b for b in at.button if b.label == "File through EasyPost").click().run()
+    assert not at.exception
+    assert any("On its way to EasyPost" in i.value for i in at.info)
+    assert not [b for b in at.button if b.label == "File through EasyPost"]  # asked once

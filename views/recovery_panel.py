@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from claims_core.adapters import recovery_packet
+from claims_core.domain import can
 from claims_core.domain.recoveries import STATE_LABELS, RecoveryAction as RA, RecoveryState
 from claims_core.services import recoveries
 from views import safe_text, ui
@@ -69,6 +70,14 @@ def _rule(rule) -> None:
 
 
 def _steps(engine, who, r, act) -> None:
+    if r.filing_status in ("pending", "sending"):
+        st.info("On its way to EasyPost (the background work sends it within a minute).")
+    if r.filing_error:
+        safe_text.show(r.filing_error, prefix="EasyPost refused the claim: ")
+    if r.can_file_easypost and r.filing_status not in ("pending", "sending") and st.button(
+            "File through EasyPost", key=f"rec_easypost_{r.id}", type="primary",
+            help="Sends the claim and its packet to EasyPost (POST /v2/claims)."):
+        act(lambda: recoveries.request_filing(engine, r.id, who.actor), "Filing with EasyPost.")
     if RA.FILE in r.actions:
         with st.form(f"rec_file_{r.id}", clear_on_submit=True):
             number = st.text_input("The carrier's claim number", key=f"rec_number_{r.id}",
@@ -97,6 +106,6 @@ def _steps(engine, who, r, act) -> None:
     if RA.NEEDS_ACTION in r.actions and st.button("The carrier needs something",
                                                  key=f"rec_needs_{r.id}"):
         act(lambda: recoveries.needs_action(engine, r.id, who.actor), "Marked: needs action.")
-    if RA.WRITE_OFF in r.actions and st.button("Write off", key=f"rec_writeoff_{r.id}",
-                                              help="Give up on this money."):
-        act(lambda: recoveries.write_off(engine, r.id, who.actor), "Written off.")
+    if RA.WRITE_OFF in r.actions and can(who.role, "write_off_recoveries") and st.button(
+            "Write off", key=f"rec_writeoff_{r.id}", help="Give up on this money."):
+        act(lambda: recoveries.write_off(engine, r.id, who.actor, role=who.role), "Written off.")

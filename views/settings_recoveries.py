@@ -36,10 +36,16 @@ def show(engine, who) -> None:
         minimum = st.text_input(f"Smallest payout worth filing ({currency})",
                                 value=str(domain.decimal_amount(policy.min_minor, currency)),
                                 key="rec_policy_min")
+        off = st.multiselect("Don't file through EasyPost for", CARRIERS,
+                             default=sorted(recoveries.easypost_off(engine)),
+                             format_func=_carrier_name, key="rec_policy_easypost_off",
+                             help="With EASYPOST_API_KEY set, \"File\" sends a recovery to "
+                                  "EasyPost's claims; for these carriers staff file by hand.")
         if st.form_submit_button("Save recoveries", type="primary"):
             try:
                 changed = recoveries.save_policy(engine, who.actor, carriers=carriers,
-                                                 issue_types=issues, min_minor=minimum)
+                                                 issue_types=issues, min_minor=minimum,
+                                                 easypost_off=off)
             except domain.ClaimRuleError as e:
                 st.error(safe_text.inline(e.message))
             else:

@@ -34,7 +34,7 @@ from .. import domain
 from ..domain.errors import ClaimRuleError, ErrorCode
 from ..infra import config, photos as photo_rules
 from ..infra.db import utcnow
-from ..services import api_keys, claims_api, customer, customer_data, decisions
+from ..services import api_keys, claims_api, customer, customer_data, decisions, recoveries
 from ..services.api_keys import ApiKeyView
 from ..services.approvals import ResolutionInput
 from ..services.settings import load_settings
@@ -177,6 +177,18 @@ class Approve(ApiModel):
 class Deny(ApiModel):
     reason_code: str = Field(min_length=1, max_length=32)
     note: str = Field(default="", max_length=20_000)
+
+
+class RecoveryFile(ApiModel):
+    # empty: file through EasyPost (EASYPOST_API_KEY); else the carrier's claim number, filed by hand
+    carrier_claim_number: str = Field(default="", max_length=100)
+
+
+class RecoveryRecord(ApiModel):
+    outcome: Literal["approved", "partly_approved", "rejected", "paid"]
+    approved_minor: int | None = Field(default=None, strict=True, ge=0, le=1_000_000_000)
+    paid_minor: int | None = Field(default=None, strict=True, ge=0, le=1_000_000_000)
+    message: str = Field(default="", max_length=2_000)
 
 
 class LineIn(ApiModel):
@@ -533,6 +545,36 @@ def create_app() -> FastAPI:
             decisions.deny(engine(), claims_api.claim_id(engine(), reference), key.actor,
                            body.reason_code, body.note)
             return 200, detail(request, reference)
+        return idempotent(request, key, body, action)
+
+    @app.get("/recoveries", summary="List recoveries from carriers and insurers (cursor pages)")
+    def list_recoveries(state: str | None = None,
+                        limit: int = Query(50, ge=1, le=recoveries.MAX_API_LIMIT),
+                        cursor: str | None = None, key: ApiKeyView = reader):
+        try:
+            items, next_cursor = recoveries.api_page(engine(), limit=limit, cursor=cursor,
+                                                     states=split(state))
+        except ClaimRuleError as e:
+            raise invalid(e.message, "query", "cursor")
+        return {"items": items, "next_cursor": next_cursor}
+
+    @app.post("/recoveries/{recovery_id}/file", summary="File a recovery (EasyPost, or by hand "
+              "with the carrier's claim number); asking twice files once")
+    def file_recovery(recovery_id: int, body: RecoveryFile, request: Request,
+                      key: ApiKeyView = writer):
+        def action():
+            return 200, recoveries.file_for_api(engine(), recovery_id, key.actor,
+                                                body.carrier_claim_number)
+        return idempotent(request, key, body, action)
+
+    @app.post("/recoveries/{recovery_id}/record", summary="Record the carrier's decision or "
+              "the payment")
+    def record_recovery(recovery_id: int, body: RecoveryRecord, request: Request,
+                        key: ApiKeyView = writer):
+        def action():
+            return 200, recoveries.record_for_api(
+                engine(), recovery_id, key.actor, body.outcome, approved_minor=body.approved_minor,
+                paid_minor=body.paid_minor, message=body.message)
         return idempotent(request, key, body, action)
 
     @app.post("/customers/export", response_class=Response,

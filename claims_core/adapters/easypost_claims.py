@@ -115,3 +115,36 @@ def send_pending(engine, *, now: datetime | None = None, stop=None) -> dict:
 
 def background_job(ctx) -> dict:
     return send_pending(ctx.engine, now=ctx.now, stop=ctx.stop)
+
+
+# --- EasyPost's claim events (arriving at /webhooks/easypost; applied with the receipts) ----------
+
+CLAIM_EVENTS = ("claim.submitted", "claim.updated", "claim.approved", "claim.rejected",
+                "claim.cancelled")
+
+
+def parse_claim_event(payload) -> recoveries.EasyPostClaimEvent | None:
+    """An EasyPost Event about a Claim (the event name in ``description``, the Claim in
+    ``result``), or None for any other event. ``ValueError`` for a claim event that isn't the
+    documented shape."""
+    if not isinstance(payload, dict):
+        return None
+    name = str(payload.get("description") or "").strip().lower()
+    if name not in CLAIM_EVENTS:
+        return None
+    claim = payload.get("result")
+    if not isinstance(claim, dict) or not isinstance(claim.get("id"), str) or not claim["id"]:
+        raise ValueError("EasyPost: a claim event without its Claim (result.id)")
+    approved = claim.get("approved_amount")
+    if approved is not None and not isinstance(approved, (str, int, float)) \
+            or isinstance(approved, bool):
+        raise ValueError("EasyPost: result.approved_amount is not an amount")
+
+    def text(key, n):
+        v = claim.get(key)
+        return str(v)[:n] if isinstance(v, (str, int, float)) and not isinstance(v, bool) else ""
+    return recoveries.EasyPostClaimEvent(
+        name=name, event_id=str(payload.get("id") or "")[:200], claim_id=claim["id"][:64],
+        status=text("status", 32), status_detail=text("status_detail", 500),
+        approved_amount=None if approved is None else str(approved)[:32],
+        tracking_code=text("tracking_code", 64))

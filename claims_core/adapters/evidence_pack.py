@@ -221,6 +221,8 @@ def _title(pdf: _Pack, view: claim_review.StaffClaimView, store: str, generated:
     pdf.field("Claim filed", _when(c.created_at, pdf.tz))
     if view.held_at is not None:
         pdf.field("On hold since", f"{_when(view.held_at, pdf.tz)} \u2014 {view.hold_reason}")
+    if view.disputed:  # the pack is the evidence for the customer's bank
+        pdf.field("Payment dispute", view.dispute_summary)
 
 
 def _order_and_shipment(pdf: _Pack, view: claim_review.StaffClaimView) -> None:

@@ -1,4 +1,5 @@
-"""Inbound webhooks: Shopify (orders, fulfillments, refunds), 17TRACK and EasyPost (tracking).
+"""Inbound webhooks: Shopify (orders, fulfillments, refunds, disputes), 17TRACK and EasyPost
+(tracking).
 
 Routes of the ``st.App`` (see ``routes()``), in the same process ``streamlit run app.py`` starts:
 
@@ -25,7 +26,9 @@ orders through the CSV importer's own upsert, carrier events through ``services.
 (replays and out-of-order events change nothing there either); a push with thousands of scans is
 stored ``tracking.CHECKPOINTS_PER_TRANSACTION`` at a time, so no other writer waits long. A
 fulfillment or refund for an order not seen yet is kept (``waiting``) and applied when the order
-arrives. A receipt that fails is tried again with backoff (``domain.windows.retry_backoff``); one
+arrives. A dispute (``disputes/create``, ``disputes/update``: a chargeback) goes through
+``services.disputes``: the order is marked disputed, its open claims held, its approved ones
+flagged. A receipt that fails is tried again with backoff (``domain.windows.retry_backoff``); one
 that can't be applied ends ``failed`` with its reason (``last_error``), shown to staff (Settings →
 Shopify & tracking) and never dropped.
 """
@@ -61,10 +64,10 @@ from ..domain.windows import retry_backoff
 from ..infra import config
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import Order, WebhookReceipt, settings_row
-from ..services import privacy_requests, tracking
+from ..services import disputes, privacy_requests, recoveries, tracking
 from ..services.events import PENDING, record_event
 from ..services.unit_of_work import run
-from . import carrier_feeds, importer
+from . import carrier_feeds, easypost_claims, importer
 from .web import engine
 
 log = logging.getLogger("claims.webhooks")
@@ -75,8 +78,10 @@ SHOPIFY_ORDER_TOPICS = ("orders/create", "orders/updated", "orders/cancelled")
 SHOPIFY_FULFILLMENT_TOPICS = ("fulfillments/create", "fulfillments/update")
 # Shopify's mandatory compliance topics (services/privacy_requests.py carries them out)
 SHOPIFY_COMPLIANCE_TOPICS = tuple(privacy_requests.TOPICS)
+# Shopify Payments disputes (chargebacks): services/disputes.py
+SHOPIFY_DISPUTE_TOPICS = ("disputes/create", "disputes/update")
 SHOPIFY_TOPICS = (*SHOPIFY_ORDER_TOPICS, *SHOPIFY_FULFILLMENT_TOPICS, "refunds/create",
-                  *SHOPIFY_COMPLIANCE_TOPICS)
+                  *SHOPIFY_COMPLIANCE_TOPICS, *SHOPIFY_DISPUTE_TOPICS)
 
 # the background job
 BATCH_SECONDS = 0.3  # one transaction applies receipts for at most this long…
@@ -186,6 +191,11 @@ def _carrier_updates(source: str, payload):
 def check_carrier(source: str, body: bytes, text: str, payload) -> Delivery | None:
     """A 17TRACK or EasyPost body read and checked; None when there is nothing to apply (an
     EasyPost event that isn't about a tracker)."""
+    if source == "easypost":  # EasyPost's claim events move recoveries (easypost_claims.py)
+        claim_event = _easypost_claim_event(payload)
+        if claim_event is not None:
+            return Delivery(source, (claim_event.event_id or hashlib.sha256(body).hexdigest())[:200],
+                            claim_event.name, f"claim:{claim_event.claim_id}", text)
     updates = _carrier_updates(source, payload)
     if not updates:
         return None
@@ -220,10 +230,20 @@ def check_shopify(topic: str, webhook_id: str, body: bytes, text: str, payload) 
             order_ref = payload.get("id") or payload.get("name")
         else:
             order_ref = payload.get("order_id")
+            if topic in SHOPIFY_DISPUTE_TOPICS:
+                if order_ref is None:  # a dispute on a charge without an order: nothing here
+                    return None
+                try:
+                    disputes.parse(payload)
+                except ValueError as e:
+                    raise Rejected(f"the {topic} body isn't the shape Shopify documents: {e}"
+                                   ) from None
             if order_ref is None or isinstance(order_ref, (dict, list, bool, float)):
                 raise Rejected(f"the {topic} body has no order_id")
             if topic in SHOPIFY_FULFILLMENT_TOPICS:
                 carrier_feeds.parse_shopify_fulfillment(payload)
+            elif topic in SHOPIFY_DISPUTE_TOPICS:
+                pass
             elif payload.get("id") is None:
                 raise Rejected("the refund has no id")
     except importer.PayloadError as e:
@@ -347,6 +367,12 @@ def _feed_updates(s: Session, updates, now: datetime) -> Outcome:
 
 
 def _apply_to_order(s: Session, topic: str, order: Order, payload, now: datetime) -> Outcome:
+    if topic in SHOPIFY_DISPUTE_TOPICS:
+        try:
+            changed, detail = disputes.record(s, order, payload, now=now)
+        except ValueError as e:
+            raise Rejected(f"the {topic} body isn't the shape Shopify documents: {e}")
+        return Outcome("applied" if changed else "ignored", detail)
     if topic in SHOPIFY_FULFILLMENT_TOPICS:
         skipped = importer.apply_shopify_fulfillment(s, order, payload)
         if skipped:
@@ -411,8 +437,17 @@ def _apply_shopify(s: Session, receipt: WebhookReceipt, topic: str, payload, now
         raise _shape_error(topic, e)
 
 
+def _easypost_claim_event(payload):
+    try:
+        return easypost_claims.parse_claim_event(payload)
+    except ValueError as e:
+        raise Rejected(str(e)) from None
+
+
 def _apply(s: Session, receipt: WebhookReceipt, now: datetime) -> Outcome:
     payload = json.loads(receipt.payload)
+    if receipt.source == "easypost" and receipt.topic.startswith("claim."):
+        return Outcome(*recoveries.apply_easypost_event(s, _easypost_claim_event(payload), now))
     if receipt.source == "shopify":
         return _apply_shopify(s, receipt, receipt.topic, payload, now)
     return _feed_updates(s, _carrier_updates(receipt.source, payload), now)
@@ -624,6 +659,8 @@ def apply_pending_receipts(db: Engine, *, now: datetime | None = None, max_secon
 def background_job(ctx) -> dict:
     """The job (``adapters/jobs.JOBS``, every 2 s): apply what is due."""
     r = apply_pending_receipts(ctx.engine, now=ctx.now, stop=ctx.stop, max_seconds=10)
+    if r.errors and not r:  # the database refused every batch: recorded as the job's failure
+        raise RuntimeError(f"no receipt could be applied: {r.errors[0]}")
     return {"applied": r.applied, "retry": r.retry, "failed": r.failed,
             "longest_transaction_s": round(r.longest_transaction_s, 3)}
 

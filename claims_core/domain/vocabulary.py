@@ -304,6 +304,8 @@ PERMISSIONS = {
     "settings": frozenset({Role.OWNER}),
     "release_dispute_hold": frozenset({Role.OWNER}),  # domain/disputes.py
     "analytics": frozenset({Role.OWNER, Role.ANALYST}),
+    # giving up on money a carrier may owe (a recovery's "write off"): the owner decides
+    "write_off_recoveries": frozenset({Role.OWNER}),
 }
 
 

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from .errors import ErrorCode, InvalidInput
 
 EVENT_TYPES = ("claim.created", "claim.updated", "claim.approved", "claim.denied", "claim.resolved",
-               "message.created")
+               "message.created",
+               "recovery.updated")  # a recovery from the carrier moved (domain/recoveries.py)
 
 
 def check_url(url: str, *, allow_private: bool = False) -> str:

@@ -13,7 +13,7 @@ from typing import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..domain import lifecycle, money
+from ..domain import disputes, lifecycle, money
 from ..domain.errors import ErrorCode, ResolutionUnavailable
 from ..domain.lifecycle import Action
 from ..domain.resolutions import needed_stock, stock_shortfall
@@ -61,6 +61,7 @@ def grant(s: Session, claim: Claim, actor: str, resolutions: Sequence[Resolution
     """Approve ``claim`` with these resolutions (a split is several); returns store-credit codes."""
     lifecycle.check(Action.APPROVE, claim.status)
     lifecycle.check_not_on_hold(claim.held_at, claim.hold_reason)
+    disputes.check_not_disputed(claim.dispute_held_at, claim.dispute_hold_reason)
     amounts = [(r.kind, r.amount_cents) for r in resolutions]
     money.check_resolution_amounts(amounts, claim.claimed_cents, claim.order.currency)
     settings = settings_row(s)

@@ -14,6 +14,7 @@ from typing import Iterator
 from sqlalchemy import Engine, Select, and_, func, literal, select, text, tuple_, union_all
 
 from .. import domain
+from ..domain import disputes
 from ..domain.csv_safe import write_csv
 from ..domain.windows import past_response_target
 from ..infra.db import read_session
@@ -74,6 +75,18 @@ class QueueRow:
     updated_at: datetime
     assignee: str | None
     held_at: datetime | None = None
+    dispute_status: str = ""  # the order's dispute (chargeback): domain/disputes.py
+    dispute_held_at: datetime | None = None
+
+    @property
+    def chargeback(self) -> str:
+        """The queue's chargeback flag: an approved claim whose order is disputed (the shop may
+        pay twice), a claim held for the dispute, or "" when the order has no open dispute."""
+        if disputes.paying_twice(self.status in domain.GRANTED_STATUSES, self.dispute_status):
+            return "Paying twice?"
+        if self.dispute_held_at is not None:
+            return "On hold"
+        return "Open" if disputes.is_open(self.dispute_status) else ""
 
     @property
     def status_label(self) -> str:
@@ -188,7 +201,7 @@ def _rows_query(cond: list) -> Select:
         select(Claim.id, Claim.reference, Order.name, Claim.email, Claim.issue_type, Claim.status,
                Claim.desired_resolution, Claim.claimed_cents, Shipment.carrier,
                Shipment.tracking_number, Claim.risk_level, Claim.created_at, Claim.updated_at,
-               StaffUser.username, Claim.held_at)
+               StaffUser.username, Claim.held_at, Order.dispute_status, Claim.dispute_held_at)
         .join(Order, Order.id == Claim.order_id)
         .join(Shipment, Shipment.id == Claim.shipment_id)
         .outerjoin(StaffUser, StaffUser.id == Claim.assignee_id)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm import Session
 
 from .. import domain
-from ..domain import eligibility
+from ..domain import disputes, eligibility
 from ..domain.resolutions import approval_can_be_undone
 from ..domain.tracking import JUDGED_BY_PROOF
 from ..domain.vocabulary import AuditAction, PhotoVerdict
@@ -107,6 +107,33 @@ class StaffClaimView:
     language: str = "en"  # the customer's: their pages and emails are in it
     bonus_default_pct: int = 0  # the approval form's store-credit bonus to start with (the service's)
     bonus_cap_pct: int = 0  # the most bonus staff may give
+    # the order's Shopify Payments dispute (chargeback), if any: domain/disputes.py
+    dispute_status: str = ""
+    dispute_kind: str = ""
+    dispute_reason: str = ""
+    dispute_amount_cents: int | None = None
+    dispute_evidence_due_at: datetime | None = None
+    dispute_held_at: datetime | None = None  # on hold for it (approval waits)
+    dispute_hold_reason: str = ""
+
+    @property
+    def disputed(self) -> bool:
+        """The order has a dispute (open or closed): its evidence pack is the dispute's evidence."""
+        return bool(self.dispute_status)
+
+    @property
+    def dispute_open(self) -> bool:
+        return disputes.is_open(self.dispute_status)
+
+    @property
+    def paying_twice(self) -> bool:
+        """Approved, and the customer's bank may give the money back too."""
+        return disputes.paying_twice(self.claim.status in domain.GRANTED_STATUSES,
+                                     self.dispute_status)
+
+    @property
+    def dispute_summary(self) -> str:
+        return disputes.describe(self.dispute_kind, self.dispute_reason, self.dispute_status)
 
     @property
     def proof_matters(self) -> bool:
@@ -168,6 +195,10 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
             writes=tuple(shop_sync.writes_in(s, claim.id)),
             language=claim.language or "en",
             bonus_default_pct=default_bonus_pct(settings), bonus_cap_pct=bonus_cap_pct(settings),
+            dispute_status=order.dispute_status, dispute_kind=order.dispute_kind,
+            dispute_reason=order.dispute_reason, dispute_amount_cents=order.dispute_amount_cents,
+            dispute_evidence_due_at=order.dispute_evidence_due_at,
+            dispute_held_at=claim.dispute_held_at, dispute_hold_reason=claim.dispute_hold_reason,
         )
 
 
@@ -179,7 +210,8 @@ def _staff_actions(s: Session, claim: Claim) -> tuple[domain.Action, ...]:
                                       write_back.sent_to_shop(s, [r.id for r in live]))
     return tuple(a for a in domain.available_actions(claim.status, domain.Actor.STAFF)
                  if (a != domain.Action.UNDO_APPROVAL or undoable)
-                 and (a != domain.Action.APPROVE or claim.held_at is None))
+                 and (a != domain.Action.APPROVE
+                      or (claim.held_at is None and claim.dispute_held_at is None)))
 
 
 def photo_data(engine: Engine, claim_id: int, evidence_id: int) -> bytes:

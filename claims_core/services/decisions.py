@@ -18,16 +18,16 @@ from ..domain.errors import AlreadyClaimed, ClaimNotFound, ErrorCode, InvalidInp
 from ..domain.lifecycle import Action
 from ..domain.resolutions import approval_can_be_undone
 from ..domain.text import clean_comment, required_text
-from ..domain.vocabulary import DENIAL_LABELS, AuditAction, DenialReason
+from ..domain.vocabulary import DENIAL_LABELS, AuditAction, DenialReason, can
 from ..infra.db import utcnow
 from ..infra.models import Claim, Decision, Message
 from .approvals import ResolutionInput, ensure_in_review, grant
-from . import write_back
+from . import disputes, write_back
 from .events import apply, record_event
 from .unit_of_work import transactional
 
 __all__ = ["ResolutionInput", "start_review", "staff_message", "request_info", "approve",
-           "undo_approval", "release_hold", "deny", "mark_resolved", "close", "reopen", "load_claim"]
+           "undo_approval", "release_hold", "release_dispute_hold", "deny", "mark_resolved", "close", "reopen", "load_claim"]
 
 
 def load_claim(s: Session, claim_id: int, expected_version: int | None = None) -> Claim:
@@ -119,6 +119,23 @@ def release_hold(s: Session, claim_id: int, actor: str, note: str = "", *,
     claim.updated_at = now
     record_event(s, actor=actor, claim=claim, action=AuditAction.HOLD_RELEASED, at=now,
                  details={"reason": reason}, notes={"note": clean_comment(note)})
+
+
+@transactional
+def release_dispute_hold(s: Session, claim_id: int, actor: str, role: str, note: str = "", *,
+                         expected_version: int | None = None, now: datetime | None = None) -> None:
+    """The owner lets a claim on a disputed order be approved before the dispute closes (the
+    owner only: the shop may end up paying twice)."""
+    now = now or utcnow()
+    if not can(role, "release_dispute_hold"):
+        raise InvalidInput("Only the owner can release a hold for a dispute.", ErrorCode.ACCOUNT_RULE)
+    claim = load_claim(s, claim_id, expected_version)
+    if claim.dispute_held_at is None:
+        raise InvalidInput("This claim isn't on hold for a dispute.", ErrorCode.NOT_ON_HOLD)
+    order = claim.order
+    disputes.release(s, claim, actor, now=now, note=clean_comment(note),
+                     details={"dispute_id": order.dispute_id, "status": order.dispute_status,
+                              "by_owner": True})
 
 
 @transactional

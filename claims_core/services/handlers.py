@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..domain.auto_approval import ClaimFacts, rule_matches
 from ..domain.vocabulary import AuditAction
 from ..infra.models import AutoApproveRule, Claim, Event
-from . import notifications, recovery_ledger, webhooks_out, write_back
+from . import disputes, notifications, recovery_ledger, webhooks_out, write_back
 from .approvals import ResolutionInput, grant
 from .events import PENDING
 
@@ -26,6 +26,8 @@ Handler = Callable[[Session, Event, Claim], None]
 def approve_by_rule(s: Session, ev: Event, claim: Claim) -> None:
     """The owner's auto-approve rules: the first active rule that matches approves the new claim
     with the resolution the customer asked for; the events name the rule."""
+    if claim.dispute_held_at is not None:  # a disputed order: the owner decides
+        return
     active = s.scalars(select(AutoApproveRule).where(AutoApproveRule.active)
                        .order_by(AutoApproveRule.position, AutoApproveRule.id)).all()
     if not active:
@@ -51,7 +53,8 @@ def claim_facts(s: Session, claim: Claim) -> ClaimFacts:
 
 
 EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {
-    AuditAction.CLAIM_FILED: (notifications.on_claim_filed, approve_by_rule),
+    AuditAction.CLAIM_FILED: (notifications.on_claim_filed, disputes.hold_if_disputed,
+                              approve_by_rule),
     AuditAction.INFO_REQUESTED: (notifications.on_info_requested,),
     AuditAction.STAFF_MESSAGE: (notifications.on_staff_message,),
     AuditAction.APPROVED: (notifications.on_decision, write_back.queue_write_back,
@@ -61,6 +64,8 @@ EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {
     AuditAction.REMINDER_SENT: (notifications.on_reminder,),
     AuditAction.AUTO_CLOSED: (notifications.on_auto_closed,),
     AuditAction.HOLD_PLACED: (notifications.on_hold_placed,),
+    AuditAction.DISPUTE_HOLD_PLACED: (notifications.on_dispute,),
+    AuditAction.DISPUTE_FLAGGED: (notifications.on_dispute,),
 }
 
 

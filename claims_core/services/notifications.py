@@ -24,7 +24,8 @@ from ..domain import order_link as signed_links
 from ..domain import windows
 from ..domain.messages import N_, Amount
 from ..domain.money import credit_with_bonus, format_minor, is_partial
-from ..domain.vocabulary import DENIAL_EXPLANATIONS, ISSUE_TYPES, ResolutionKind
+from ..domain import disputes
+from ..domain.vocabulary import DENIAL_EXPLANATIONS, ISSUE_TYPES, AuditAction, ResolutionKind, Role
 from ..infra import config, i18n
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, Decision, Event, Message, Order, OutboxMessage, StaffUser,
@@ -87,10 +88,11 @@ SUBJECTS = {
     "order_link_test": "A test of the order link in {store}'s emails",
     "privacy_export_ready": "A customer data request for {store} is ready to download",
     "staff_recovery_deadline": "Claim {ref}: the carrier claim is due soon ({issue})",
+    "staff_dispute": "Claim {ref}: the order is disputed with the customer's bank",
 }
 STAFF_KINDS = frozenset({"staff_new_claim", "staff_digest", "staff_hold", "webhook_disabled",
                          "order_link_test", "privacy_export_ready",
-                         "staff_recovery_deadline"})
+                         "staff_recovery_deadline", "staff_dispute"})
 
 
 def translator_for(claim: Claim) -> i18n.Translator:
@@ -207,6 +209,30 @@ def on_hold_placed(s: Session, ev: Event, claim: Claim) -> None:
                     f"Claim {claim.reference} ({ISSUE_TYPES[claim.issue_type].label}) is on hold.",
                     reason, "Check the tracking on the claim page, then release the hold or "
                     "decide."])
+
+
+def on_dispute(s: Session, ev: Event, claim: Claim) -> None:
+    """Tell the owners that a dispute (chargeback) landed on the order of an open claim (now on
+    hold) or of an approved one (the shop may be paying twice). Once per claim and dispute."""
+    d = _details(ev)
+    order = claim.order
+    what = disputes.describe(d.get("kind", ""), d.get("reason", ""), d.get("status", ""))
+    amount = (f" The bank disputes {format_minor(order.dispute_amount_cents, order.currency)}."
+              if order.dispute_amount_cents is not None else "")
+    if ev.action == AuditAction.DISPUTE_FLAGGED:
+        lines = [f"Claim {claim.reference} on order {order.name} was already approved, and the "
+                 "customer has now disputed the payment with their bank: the shop may be paying "
+                 "twice.", what + amount,
+                 "Open the claim: its evidence pack is the evidence for the dispute."]
+    else:
+        lines = [f"Claim {claim.reference} on order {order.name} is on hold: the customer has "
+                 "disputed the payment with their bank.", what + amount,
+                 "Approving waits until the dispute closes or you release the hold on the claim "
+                 "page; its evidence pack is the evidence for the dispute."]
+    for u in s.scalars(select(StaffUser).where(StaffUser.active, StaffUser.role == Role.OWNER,
+                                               StaffUser.email != "")):
+        enqueue(s, key=f"dispute:{claim.id}:{d.get('dispute_id', '')}:{u.id}", kind="staff_dispute",
+                to=u.email, claim=claim, now=ev.at, lines=lines)
 
 
 def _message_body(s: Session, ev: Event) -> tuple[int, str]:

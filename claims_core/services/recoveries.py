@@ -5,6 +5,8 @@ the owner's policy (Settings → Recoveries) and the deadline job. The ledger's 
 ``recovery_ledger.py``."""
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable
@@ -14,16 +16,16 @@ from sqlalchemy.orm import Session
 
 from ..domain import carrier_claims
 from ..domain import recoveries as rules
-from ..domain.errors import ErrorCode, InvalidInput
+from ..domain.errors import AuthError, ErrorCode, InvalidInput
 from ..domain.money import minor_from_amount
 from ..domain.recoveries import STATE_LABELS, RecoveryAction, RecoveryState
 from ..domain.text import clean_comment, required_text
-from ..domain.vocabulary import ISSUE_TYPES, AuditAction
+from ..domain.vocabulary import ISSUE_TYPES, AuditAction, can
 from ..domain.money import decimal_amount
 from ..domain.windows import local_date, retry_backoff
 from ..infra import config
 from ..infra.db import read_session, utcnow
-from ..infra.models import (Claim, Recovery, RecoveryEvent, RecoveryFiling, ensure_settings_row,
+from ..infra.models import (Recovery, RecoveryEvent, RecoveryFiling, ensure_settings_row,
                             settings_row)
 from .events import record_event
 from .recovery_ledger import _csv, apply_deadline, due_ids, load, policy_of, step
@@ -237,9 +239,11 @@ def record_payment(s: Session, recovery_id: int, actor: str, paid_minor: int | s
 
 
 @transactional
-def write_off(s: Session, recovery_id: int, actor: str, reason: str = "", *,
+def write_off(s: Session, recovery_id: int, actor: str, reason: str = "", *, role: str,
               now: datetime | None = None) -> None:
     """The owner decides the money isn't worth chasing (or can't be had)."""
+    if not can(role, "write_off_recoveries"):
+        raise AuthError("Only the owner can write off a recovery.")
     rec = load(s, recovery_id)
     step(s, rec, RecoveryAction.WRITE_OFF, actor=actor, at=now, details={"reason": "by_staff"})
     if reason:
@@ -304,12 +308,6 @@ def run_deadlines(engine: Engine, *, now: datetime | None = None, stop=None) -> 
         if done:
             counts[done] += 1
     return counts
-
-
-def claim_reference(engine: Engine, recovery_id: int) -> str:
-    with read_session(engine) as s:
-        rec = load(s, recovery_id)
-        return s.get(Claim, rec.claim_id).reference
 
 
 
@@ -434,3 +432,151 @@ def filing_retry(s: Session, filing_id: int, error: str, *, now: datetime | None
     f = s.get(RecoveryFiling, filing_id)
     f.status, f.lease_until, f.last_error = "pending", None, (error or "")[:2000]
     f.next_attempt_at = now + retry_backoff(f.attempts)
+
+
+# --- EasyPost's claim events -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EasyPostClaimEvent:
+    name: str  # claim.submitted | claim.updated | claim.approved | claim.rejected | claim.cancelled
+    event_id: str
+    claim_id: str  # EasyPost's
+    status: str = ""
+    status_detail: str = ""
+    approved_amount: str | None = None
+    tracking_code: str = ""
+
+
+def apply_easypost_event(s: Session, ev: EasyPostClaimEvent, now: datetime) -> tuple[str, str]:
+    """Move the recovery EasyPost's claim belongs to (inside the receipts' transaction).
+    Returns (outcome, detail): "applied", or "ignored" (not ours, or a step the recovery can't
+    take any more: a redelivery or an old event)."""
+    rec = s.scalars(select(Recovery).where(Recovery.easypost_claim_id == ev.claim_id)).first()
+    if rec is None:
+        return "ignored", f"no recovery for EasyPost claim {ev.claim_id}"
+    actor, details = "system:easypost", {"easypost_event": ev.event_id, "event": ev.name}
+    action: RecoveryAction | None = None
+    if ev.name == "claim.submitted":
+        action = RecoveryAction.FILE
+    elif ev.name == "claim.updated" and ev.status in ("needs_action", "needs_info"):
+        action = RecoveryAction.NEEDS_ACTION
+    elif ev.name == "claim.approved":
+        approved = rec.claimable_cents if ev.approved_amount in (None, "") else \
+            minor_from_amount(ev.approved_amount, rec.currency)
+        action = (RecoveryAction.APPROVE if approved >= rec.claimable_cents
+                  else RecoveryAction.PARTLY_APPROVE)
+        details["approved"] = approved
+    elif ev.name == "claim.rejected":
+        action = RecoveryAction.REJECT
+    elif ev.name == "claim.cancelled":
+        action = RecoveryAction.CANCEL
+    if ev.status_detail:
+        rec.carrier_message = ev.status_detail
+    if action is None or action not in rules.available_actions(rec.state, rules.SYSTEM):
+        return "ignored", f"{ev.name}: nothing to change (the recovery is {rec.state})"
+    step(s, rec, action, actor=actor, by=rules.SYSTEM, at=now, details=details)
+    if action == RecoveryAction.FILE:
+        rec.filed_at = now
+    if "approved" in details:
+        rec.approved_cents = details["approved"]
+    if action == RecoveryAction.REJECT:
+        rec.approved_cents = 0
+    return "applied", f"{ev.name}: recovery {rec.id} is {rec.state}"
+
+
+# --- the API (GET /api/v1/recoveries, POST …/file, POST …/record) ----------------------------------
+
+MAX_API_LIMIT = 200
+
+
+def api_item(rec: Recovery) -> dict:
+    return {"id": rec.id, "claim_reference": rec.claim.reference, "state": rec.state,
+            "deadline": rec.deadline.isoformat() if rec.deadline else None,
+            "claimable_minor": rec.claimable_cents, "recovered_minor": rec.recovered_cents,
+            "approved_minor": rec.approved_cents, "currency": rec.currency,
+            "carrier": rec.carrier, "carrier_claim_number": rec.carrier_claim_number or None,
+            "easypost_claim_id": rec.easypost_claim_id}
+
+
+def _api_cursor(rid: int) -> str:
+    return base64.urlsafe_b64encode(f"rec|{rid}".encode()).decode().rstrip("=")
+
+
+def _read_api_cursor(cursor: str) -> int:
+    try:
+        kind, rid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+        if kind != "rec" or not rid.isascii() or not rid.isdigit() or len(rid) > 18:
+            raise ValueError(rid)
+        return int(rid)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("The cursor isn't one this API gave out.", ErrorCode.CURSOR_INVALID)
+
+
+def api_page(engine: Engine, *, limit: int = 50, cursor: str | None = None,
+             states: Iterable[str] = ()) -> tuple[list[dict], str | None]:
+    """One page of recoveries, oldest first (by id), and the cursor of the next page."""
+    after = _read_api_cursor(cursor) if cursor else 0
+    limit = max(1, min(int(limit), MAX_API_LIMIT))
+    with read_session(engine) as s:
+        q = select(Recovery).where(Recovery.id > after)
+        if tuple(states):
+            q = q.where(Recovery.state.in_(tuple(states)))
+        rows = list(s.scalars(q.order_by(Recovery.id).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [api_item(r) for r in rows], (_api_cursor(rows[-1].id) if more and rows else None)
+
+
+def api_get(engine: Engine, recovery_id: int) -> dict:
+    with read_session(engine) as s:
+        return api_item(load(s, recovery_id))
+
+
+def file_for_api(engine: Engine, recovery_id: int, actor: str, carrier_claim_number: str = "",
+                 *, now: datetime | None = None) -> dict:
+    """"File", as the API asks: through EasyPost when it can (asked twice: filed once), else by
+    hand with the carrier's claim number (asked again with the same number: nothing changes)."""
+    with read_session(engine) as s:
+        rec = load(s, recovery_id)
+        easypost = _files_through_easypost(s, rec)
+        already = rec.state != RecoveryState.TO_FILE and rec.carrier_claim_number and \
+            rec.carrier_claim_number == (carrier_claim_number or "").strip()
+    if easypost and not carrier_claim_number:
+        with read_session(engine) as s:
+            queued = s.scalars(select(RecoveryFiling.status).where(
+                RecoveryFiling.recovery_id == recovery_id)).first()
+        if queued not in ("pending", "sending", "sent"):
+            request_filing(engine, recovery_id, actor, now=now)
+    elif not already:
+        file_by_hand(engine, recovery_id, actor, carrier_claim_number, now=now)
+    return api_get(engine, recovery_id)
+
+
+def record_for_api(engine: Engine, recovery_id: int, actor: str, outcome: str, *,
+                   approved_minor: int | None = None, paid_minor: int | None = None,
+                   message: str = "", now: datetime | None = None) -> dict:
+    if outcome == RecoveryState.PAID:
+        if paid_minor is None:
+            raise InvalidInput("Say how much was paid (paid_minor).", ErrorCode.AMOUNT_INVALID)
+        record_payment(engine, recovery_id, actor, paid_minor, now=now)
+    else:
+        record_decision(engine, recovery_id, actor, outcome, approved_minor=approved_minor,
+                        paid_minor=paid_minor, message=message, now=now)
+    return api_get(engine, recovery_id)
+
+
+def stats(engine: Engine) -> dict:
+    """Recoveries by state and the money recovered (``python -m claims_core stats``), per
+    currency (never added across currencies)."""
+    from sqlalchemy import func
+    with read_session(engine) as s:
+        by_state = dict(s.execute(select(Recovery.state, func.count())
+                                  .group_by(Recovery.state)).all())
+        recovered = dict(s.execute(select(Recovery.currency, func.sum(Recovery.recovered_cents))
+                                   .group_by(Recovery.currency)).all())
+        open_claimable = dict(s.execute(
+            select(Recovery.currency, func.sum(Recovery.claimable_cents))
+            .where(Recovery.state.in_(rules.OPEN_STATES)).group_by(Recovery.currency)).all())
+    return {"by_state": {st.value: by_state.get(st, 0) for st in rules.STATES},
+            "recovered_minor": {c: int(v or 0) for c, v in sorted(recovered.items())},
+            "open_claimable_minor": {c: int(v or 0) for c, v in sorted(open_claimable.items())}}

@@ -21,8 +21,11 @@ from ..domain.vocabulary import ISSUE_TYPES, Role
 from ..domain.windows import format_date, local_date
 from ..infra.db import utcnow
 from ..infra.models import (Claim, Event, Recovery, RecoveryEvent, RecoveryFiling, StaffUser,
-                            settings_row)
+                            WebhookDelivery, WebhookEndpoint, settings_row)
 from . import notifications
+from .claim_json import dumps, iso
+
+RECOVERY_UPDATED = "recovery.updated"
 
 SYSTEM_ACTOR = "system"
 
@@ -54,7 +57,30 @@ def step(s: Session, rec: Recovery, action: RecoveryAction, *, actor: str,
                        action=str(action), from_state=before, to_state=st.target,
                        details=json.dumps(details or {}, sort_keys=True, default=str))
     s.add(ev)
+    queue_webhooks(s, rec, ev)
     return ev
+
+
+def queue_webhooks(s: Session, rec: Recovery, ev: RecoveryEvent) -> None:
+    """The outbound ``recovery.updated`` event, one delivery per endpoint that asked for it,
+    written in this transaction (``adapters/outbound_webhooks.py`` signs and sends them)."""
+    endpoints = [ep for ep in s.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active))
+                 if RECOVERY_UPDATED in ep.events.split(",")]
+    if not endpoints:
+        return
+    s.flush()  # the event's id names the message
+    claim = s.get(Claim, rec.claim_id)
+    payload = dumps({"type": RECOVERY_UPDATED, "timestamp": iso(ev.at), "data": {
+        "id": rec.id, "claim_reference": claim.reference, "state": rec.state,
+        "previous_state": ev.from_state, "action": ev.action,
+        "deadline": rec.deadline.isoformat() if rec.deadline else None,
+        "claimable_minor": rec.claimable_cents, "recovered_minor": rec.recovered_cents,
+        "currency": rec.currency, "carrier": rec.carrier,
+        "easypost_claim_id": rec.easypost_claim_id}})
+    for ep in endpoints:
+        s.add(WebhookDelivery(endpoint_id=ep.id, message_id=f"msg_rec{ev.id}", claim_id=claim.id,
+                              event_type=RECOVERY_UPDATED, payload=payload, status="pending",
+                              next_attempt_at=ev.at, created_at=ev.at))
 
 
 def _deadline(claim: Claim, rule, tz: str) -> date | None:
@@ -98,10 +124,13 @@ def on_approved(s: Session, ev: Event, claim: Claim) -> None:
         _fill(rec, claim, settings.timezone)
         s.add(rec)
         s.flush()
-        s.add(RecoveryEvent(recovery_id=rec.id, claim_id=claim.id, actor=SYSTEM_ACTOR, at=ev.at,
-                            action=str(RecoveryAction.OPEN), from_state=None,
-                            to_state=RecoveryState.TO_FILE,
-                            details=json.dumps({"event_id": ev.id, "claimable": rec.claimable_cents})))
+        opened = RecoveryEvent(recovery_id=rec.id, claim_id=claim.id, actor=SYSTEM_ACTOR,
+                               at=ev.at, action=str(RecoveryAction.OPEN), from_state=None,
+                               to_state=RecoveryState.TO_FILE,
+                               details=json.dumps({"event_id": ev.id,
+                                                   "claimable": rec.claimable_cents}))
+        s.add(opened)
+        queue_webhooks(s, rec, opened)
     elif rec.state == RecoveryState.CANCELLED:
         _fill(rec, claim, settings.timezone)
         step(s, rec, RecoveryAction.REOPEN, actor=SYSTEM_ACTOR, by=RecoveryActor.SYSTEM, at=ev.at,

@@ -77,6 +77,17 @@ if view.held_at:
     st.warning(f"**On hold** since {ui.when(view.held_at, settings.timezone)}: "
                f"{safe_text.inline(view.hold_reason)} "
                "Approving waits until the hold is released.", icon=":material/pause_circle:")
+if view.paying_twice:
+    st.error(f"**Chargeback: the shop may be paying twice.** This claim is approved, and "
+             f"{safe_text.inline(view.dispute_summary)} If the bank gives the customer the money back, the claim's "
+             "payout is paid twice.", icon=":material/report:")
+elif view.dispute_held_at:
+    st.warning(f"**On hold for a chargeback** since "
+               f"{ui.when(view.dispute_held_at, settings.timezone)}: "
+               f"{safe_text.inline(view.dispute_hold_reason)} Approving waits until the dispute "
+               "closes or the owner releases the hold.", icon=":material/gavel:")
+elif view.dispute_open:
+    st.warning(f"**Chargeback:** {safe_text.inline(view.dispute_summary)}", icon=":material/gavel:")
 now = utcnow()
 st.caption(f"Filed {ui.when(c.created_at, settings.timezone)} "
            f"({ui.age_text(now - c.created_at)} ago) by "
@@ -89,6 +100,20 @@ st.download_button("Evidence pack (PDF)", data=lambda: evidence_pack.build(engin
                    help="Order, tracking and proof of delivery, the customer's statement and "
                         "signature, the photos with their hashes, the conversation, the decision "
                         "and the audit trail: for a carrier claim or a chargeback.")
+if view.disputed:
+    with st.container(border=True, key="dispute_evidence"):
+        st.markdown("**Evidence for the dispute**")
+        due = (f" Evidence is due by {ui.when(view.dispute_evidence_due_at, settings.timezone)}."
+               if view.dispute_evidence_due_at else "")
+        amount = (f" Disputed: {ui.money(view.dispute_amount_cents, c.currency)}."
+                  if view.dispute_amount_cents is not None else "")
+        st.caption(safe_text.inline(view.dispute_summary) + amount + due + " Upload the evidence pack to the "
+                   "dispute in Shopify (Orders → the order → Respond to the dispute).")
+        st.download_button("Evidence for the dispute (PDF)",
+                           data=lambda: evidence_pack.build(engine, claim_id),
+                           file_name=evidence_pack.filename(c.reference),
+                           mime=evidence_pack.MIME_TYPE, icon=":material/gavel:",
+                           on_click="ignore", key="dispute_evidence_pack")
 
 left, right = st.columns([3, 2], gap="large")
 
@@ -199,6 +224,18 @@ with left:
 # --- actions ------------------------------------------------------------------------------------
 with right:
     st.subheader("Decide", anchor=False)
+    if view.dispute_held_at and domain.can(who.role, "release_dispute_hold"):
+        with st.form("release_dispute_hold"):
+            st.markdown("**Release the chargeback hold**")
+            st.caption("The order is disputed with the customer's bank: approving now may mean "
+                       "paying twice. Release the hold only if you have decided to pay anyway.")
+            dispute_note = st.text_input("Note (optional)", key="dispute_hold_note")
+            if st.form_submit_button("Release chargeback hold", width="stretch"):
+                act(lambda: decisions.release_dispute_hold(
+                    engine, claim_id, who.actor, who.role, dispute_note,
+                    expected_version=version), "Chargeback hold released.")
+    elif view.dispute_held_at:
+        st.caption("On hold for a chargeback: only the owner can release it.")
     if view.held_at:
         with st.form("release_hold"):
             st.markdown("**Release the hold**")

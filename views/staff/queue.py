@@ -130,6 +130,7 @@ else:
         "Email": r.email,
         "Issue": domain.ISSUE_TYPES[r.issue_type].label,
         "Status": r.status_label,
+        "Chargeback": r.chargeback,
         "Asked": domain.RESOLUTION_LABELS[r.desired_resolution],
         "Amount": domain.decimal_amount(r.claimed_cents, settings.currency),
         "Carrier": r.carrier,
@@ -144,6 +145,10 @@ else:
                 "Due", width="small",
                 help=f"Overdue: waiting on the shop for more than {settings.response_target_hours} h"),
             "Amount": ui.money_column(settings.currency, "Amount"),
+            "Chargeback": st.column_config.TextColumn(
+                "Chargeback", width="small",
+                help="The customer disputed the payment with their bank. Paying twice?: the "
+                     "claim was approved already; On hold: approving waits for the dispute"),
         },
     )
     st.caption(f"Select a row to open the claim. Overdue = waiting on the shop for more than "
