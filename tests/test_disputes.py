@@ -91,7 +91,7 @@ def test_a_signed_dispute_holds_the_open_claim_until_it_is_won(client, engine): 
         order = s.get(Order, built.order_id)
         assert (order.dispute_status, order.dispute_id, order.dispute_reason) == (
             "needs_response", "35982383", "product_not_received")
-        assert order.dispute_amount_cents == 2800 and order.dispute_evidence_due_at is not None
+        assert order.dispute_amount_minor == 2800 and order.dispute_evidence_due_at is not None
         claim = s.get(Claim, r.claim_id)
         assert claim.dispute_held_at is not None and "chargeback" in claim.dispute_hold_reason
         note = s.scalars(select(Message).where(Message.claim_id == r.claim_id)).one()

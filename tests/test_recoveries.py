@@ -411,3 +411,26 @@ def test_stats_report_recoveries_by_state_and_money_recovered(engine, now):
     assert got["by_state"]["paid"] == 1 and got["by_state"]["to_file"] == 1
     assert got["recovered_minor"] == {"USD": 1900}
     assert got["open_claimable_minor"] == {"USD": 2800}
+
+
+def test_deadlines_follow_the_apps_clock(engine, now):
+    """The job and the list read the app's one clock (infra/clock.py) when no time is given."""
+    from claims_core.infra import clock
+
+    _owner(engine)
+    _b, cid = _claim(engine, now, carrier="DHL Express")
+    decisions.approve(engine, cid, "staff:t", [decisions.ResolutionInput("refund", 2800)], now=now)
+    deadline = _recoveries(engine)[0][3]
+    before = clock.shift()
+    try:
+        noon = datetime.combine(deadline, datetime.min.time(), tzinfo=timezone.utc) \
+            + timedelta(hours=12)
+        clock.set_shift(clock.shift_to(noon - timedelta(days=3)))
+        assert recoveries.list_recoveries(engine)[0].days_left == 3
+        assert recoveries.run_deadlines(engine) == {"written_off": 0, "reminded": 1}
+        clock.set_shift(clock.shift_to(noon + timedelta(days=1)))
+        assert recoveries.list_recoveries(engine)[0].overdue
+        jobs.tick(engine, smtp=None, smtp_given=True)
+        assert _recoveries(engine)[0][1] == S.WRITTEN_OFF
+    finally:
+        clock.set_shift(before.total_seconds())

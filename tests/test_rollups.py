@@ -297,6 +297,36 @@ def test_upgrading_across_the_rollups_revision_fills_them(db_url):
     engine.dispose()
 
 
+def test_only_staff_events_cost_a_snapshot(db_url):
+    """A carrier's event (each tracking scan writes one) can't move a roll-up: no snapshot of its
+    order; a staff event on a claim (its first response) still does, whatever the case of 'staff:'
+    (SQLite's LIKE ignores it), and the figures stay right."""
+    from claims_core.services import customer
+    from claims_core.services.events import record_event
+    engine = make_engine(db_url)
+    b = make_order(engine, "8003")
+    claim_id = customer.file_claim(engine, claim_request(b), now=NOW).claim_id
+    statements = []
+    with write_session(engine) as s:
+        rollups_sql = lambda conn, cur, stmt, *a: statements.append(stmt)  # noqa: E731
+        from sqlalchemy import event as sa_event
+        sa_event.listen(s.connection(), "before_cursor_execute", rollups_sql)
+        record_event(s, actor="carrier:17track", action="tracking_updated", order_id=b.order_id,
+                     at=NOW)
+        s.flush()
+        tracker = s.info.get("rollups")
+        assert tracker is None or not tracker.orders
+        assert not any("rollup_" in x for x in statements)
+    for actor in ("staff:1", "STAFF:2"):
+        with write_session(engine) as s:
+            record_event(s, actor=actor, action="note_added", claim=s.get(Claim, claim_id),
+                         at=NOW + timedelta(hours=1))
+            s.flush()
+            assert s.info["rollups"].orders == {b.order_id}
+    assert_tables_match_rebuild(engine)
+    engine.dispose()
+
+
 @pytest.mark.parametrize("seconds,edge", [(-5, 0), (0, 0), (1, 900), (900, 900), (901, 1800),
                                           (86_400, 86_400), (86_401, 90_000), (172_800, 172_800),
                                           (7 * 86_400 + 1, 7 * 86_400 + 21_600),

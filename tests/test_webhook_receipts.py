@@ -245,7 +245,9 @@ def test_a_push_with_12k_scans_is_applied_in_bounded_transactions(client, engine
         writer.join()
     assert report.applied == 1
     assert report.transactions >= 12_000 // tracking.CHECKPOINTS_PER_TRANSACTION
-    assert max(waits) < 1.0, f"another writer waited {max(waits):.2f} s"
+    # about 0.1 s on a quiet machine; the whole push in one transaction made it wait 2.6 s. The
+    # margin is for a loaded CI machine (the bench measures the real figure).
+    assert max(waits) < 1.5, f"another writer waited {max(waits):.2f} s"
     assert report.longest_transaction_s < 2.0  # bounded (the whole push in one took 3–19 s)
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Checkpoint)) == 12_000

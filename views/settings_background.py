@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from claims_core import domain
 from claims_core.adapters import jobs, shopify_writeback
 from claims_core.services import background, webhook_endpoints
-from views import safe_text, ui
+from views import ui
 
 
-def _retry(action, done: str) -> None:
-    try:
-        action()
-    except domain.ClaimRuleError as e:
-        st.error(safe_text.inline(e.message))
-        return
-    st.session_state["settings_flash"] = done
-    st.rerun()
+_retry = ui.settings_act
 
 
 def _failed_table(items, what: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from claims_core import domain
 from claims_core.adapters import inbound_mail
 from claims_core.services import inbound_mail as inbound_service
 from views import safe_text, ui
@@ -41,11 +40,4 @@ def show(engine, who) -> None:
                      "Discarded.")
 
 
-def _act(action, done: str) -> None:
-    try:
-        action()
-    except domain.ClaimRuleError as e:
-        st.error(safe_text.inline(e.message))
-        return
-    st.session_state["settings_flash"] = done
-    st.rerun()
+_act = ui.settings_act

@@ -11,6 +11,7 @@ import re
 
 import streamlit as st
 
+from claims_core import domain
 from claims_core.domain import can, format_minor, format_date, format_moment
 from claims_core.domain.identifiers import client_address as domain_client_address
 from claims_core.domain.messages import N_
@@ -374,3 +375,15 @@ def age_text(delta) -> str:
     if hours < 48:
         return f"{hours} h"
     return f"{hours // 24} d"
+
+
+def settings_act(action, done) -> None:
+    """Run one owner action on Settings (any tab): show why it was refused, or say it was done
+    (``done``: the message, or a function of the action's result) and show the page again."""
+    try:
+        result = action()
+    except domain.ClaimRuleError as e:  # includes domain.AuthError
+        st.error(safe_text.inline(e.message))
+        return
+    st.session_state["settings_flash"] = done(result) if callable(done) else done
+    st.rerun()

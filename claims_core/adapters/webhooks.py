@@ -52,7 +52,7 @@ from sqlalchemy import Engine, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -84,11 +84,12 @@ SHOPIFY_TOPICS = (*SHOPIFY_ORDER_TOPICS, *SHOPIFY_FULFILLMENT_TOPICS, "refunds/c
                   *SHOPIFY_COMPLIANCE_TOPICS, *SHOPIFY_DISPUTE_TOPICS)
 
 # the background job
-BATCH_SECONDS = 0.3  # one transaction applies receipts for at most this long…
-BATCH_SIZE = 200  # …and at most this many
-# between two transactions the write lock is left free this long: SQLite's busy handler polls at
-# least every 100 ms, so every writer waiting meanwhile (a customer, a route) gets its turn
-PAUSE_SECONDS = 0.11
+READ_AHEAD = 200  # receipts read and parsed at a time, outside any write transaction
+BATCH_SECONDS = 0.04  # one transaction applies receipts for at most this long…
+BATCH_SIZE = 32  # …and at most this many
+# between two transactions the write lock is left free this long, so every writer waiting
+# meanwhile (a customer, a route) gets its turn
+PAUSE_SECONDS = 0.05
 MAX_ATTEMPTS = 5  # tries of a receipt that fails unexpectedly before it is marked failed
 BIG_BODY_CHARS = 50_000  # a body this long is applied on its own, in bounded transactions
 
@@ -444,13 +445,45 @@ def _easypost_claim_event(payload):
         raise Rejected(str(e)) from None
 
 
-def _apply(s: Session, receipt: WebhookReceipt, now: datetime) -> Outcome:
-    payload = json.loads(receipt.payload)
+@dataclass
+class _Prepared:
+    """A due receipt read and parsed before the write transaction (reading and parsing JSON
+    while holding SQLite's write lock would make every other writer wait for it)."""
+
+    id: int
+    key: str
+    big: bool
+    payload: object = None
+    updates: tuple | None = None  # a carrier push's updates, parsed
+    error: Exception | None = None  # what parsing raised: raised again when it is applied
+
+
+def _prepare(receipt_id: int, key: str, source: str, topic: str, body: str) -> _Prepared:
+    big = source != "shopify" and len(body) > BIG_BODY_CHARS
+    p = _Prepared(receipt_id, key, big)
+    if big:
+        return p
+    try:
+        p.payload = json.loads(body)
+        if source != "shopify" and not (source == "easypost" and topic.startswith("claim.")):
+            p.updates = tuple(_carrier_updates(source, p.payload))
+    except Exception as e:  # noqa: BLE001 - raised again where the receipt is applied
+        p.error = e
+    return p
+
+
+def _apply(s: Session, receipt: WebhookReceipt, now: datetime,
+           prepared: _Prepared | None = None) -> Outcome:
+    if prepared is not None and prepared.error is not None:
+        raise prepared.error
+    payload = json.loads(receipt.payload) if prepared is None else prepared.payload
     if receipt.source == "easypost" and receipt.topic.startswith("claim."):
         return Outcome(*recoveries.apply_easypost_event(s, _easypost_claim_event(payload), now))
     if receipt.source == "shopify":
         return _apply_shopify(s, receipt, receipt.topic, payload, now)
-    return _feed_updates(s, _carrier_updates(receipt.source, payload), now)
+    updates = prepared.updates if prepared is not None and prepared.updates is not None \
+        else _carrier_updates(receipt.source, payload)
+    return _feed_updates(s, updates, now)
 
 
 @dataclass
@@ -487,47 +520,63 @@ def _failed_attempt(receipt: WebhookReceipt, error: Exception, now: datetime,
                 receipt.delivery_id, receipt.attempts, receipt.last_error)
 
 
-def _is_big(receipt: WebhookReceipt) -> bool:
-    return receipt.source != "shopify" and len(receipt.payload) > BIG_BODY_CHARS
-
-
 class _Spoiled(Exception):
     """A receipt failed in a batch applied without savepoints: the batch is rolled back and
     applied again, each receipt in its own savepoint."""
 
 
-def _apply_batch(s: Session, now: datetime, report: ApplyReport, *, isolated: bool) -> int | None:
-    """Apply due receipts in this transaction, oldest first, for at most ``BATCH_SECONDS``.
-    Returns the id of a big receipt met (to be applied on its own next), else None.
+def _read_due(db: Engine, now: datetime) -> tuple[list[_Prepared], dict[str, int]]:
+    """The due receipts oldest first (at most ``READ_AHEAD``), read and parsed outside any write
+    transaction, and per order/parcel the earliest receipt waiting for its retry (it holds the
+    later ones back)."""
+    with read_session(db) as s:
+        rows = s.execute(select(WebhookReceipt.id, WebhookReceipt.sequence_key,
+                                WebhookReceipt.source, WebhookReceipt.topic, WebhookReceipt.payload)
+                         .where(WebhookReceipt.status == "pending",
+                                WebhookReceipt.next_attempt_at <= now)
+                         .order_by(WebhookReceipt.id).limit(READ_AHEAD)).all()
+        keys = {r.sequence_key for r in rows}
+        held_from = dict(s.execute(select(WebhookReceipt.sequence_key, func.min(WebhookReceipt.id))
+                                   .where(WebhookReceipt.status == "pending",
+                                          WebhookReceipt.next_attempt_at > now,
+                                          WebhookReceipt.sequence_key.in_(keys))
+                                   .group_by(WebhookReceipt.sequence_key)).all()) if keys else {}
+    with _READING:  # parsing is CPU: no more threads wanting the GIL than the routes allow
+        return [_prepare(*r) for r in rows], held_from
+
+
+def _apply_batch(s: Session, due: list[_Prepared], held_from: dict[str, int], now: datetime,
+                 report: ApplyReport, *, isolated: bool) -> tuple[int, int | None]:
+    """Apply receipts of ``due`` (read beforehand) in this transaction, oldest first, for at most
+    ``BATCH_SECONDS`` and at most ``BATCH_SIZE``. Returns how many of ``due`` it went through, and
+    the id of a big receipt met (to be applied on its own next), else None. A receipt applied
+    meanwhile by someone else (no longer due) is passed over.
 
     Receipts rarely fail, so a batch is first applied as one piece (``isolated`` False: no
     savepoint per receipt, whose release would make every per-commit hook — the analytics
     roll-ups — run once per receipt); if one fails, the batch is rolled back (``_Spoiled``) and
     applied again with each receipt in its own savepoint, where a failure is recorded."""
     started = time.perf_counter()
-    due = s.execute(select(WebhookReceipt.id, WebhookReceipt.sequence_key).where(
-        WebhookReceipt.status == "pending", WebhookReceipt.next_attempt_at <= now)
-        .order_by(WebhookReceipt.id).limit(BATCH_SIZE)).all()
-    if not due:
-        return None
-    keys = {key for _id, key in due}
-    # an earlier receipt of the same order/parcel waiting for its retry holds the later ones back
-    held_from = dict(s.execute(select(WebhookReceipt.sequence_key, func.min(WebhookReceipt.id))
-                               .where(WebhookReceipt.status == "pending",
-                                      WebhookReceipt.next_attempt_at > now,
-                                      WebhookReceipt.sequence_key.in_(keys))
-                               .group_by(WebhookReceipt.sequence_key)).all())
-    for n, (receipt_id, key) in enumerate(due):
+    chunk = due[:BATCH_SIZE]
+    # one statement for the batch's rows (their bodies stay unread: parsed already)
+    rows = {r.id: r for r in s.scalars(
+        select(WebhookReceipt).options(defer(WebhookReceipt.payload))
+        .where(WebhookReceipt.id.in_([p.id for p in chunk]),
+               WebhookReceipt.status == "pending", WebhookReceipt.next_attempt_at <= now))}
+    n = 0
+    for n, p in enumerate(chunk):
         if n and time.perf_counter() - started > BATCH_SECONDS:
-            break  # (at least one per transaction, however slow the machine)
-        if key in held_from and held_from[key] < receipt_id:
+            return n, None  # (at least one per transaction, however slow the machine)
+        receipt = rows.get(p.id)
+        if receipt is None:
+            continue  # applied (or put back for a retry) by another applier meanwhile
+        if p.key in held_from and held_from[p.key] < p.id:
             continue
-        receipt = s.get(WebhookReceipt, receipt_id)
-        if _is_big(receipt):
-            return receipt.id
+        if p.big:
+            return n + 1, p.id
         if not isolated:
             try:
-                result = _apply(s, receipt, now)
+                result = _apply(s, receipt, now, p)
             except Exception as e:  # noqa: BLE001 - applied again, receipt by receipt
                 raise _Spoiled() from e
             _done(receipt, result, now)
@@ -548,11 +597,11 @@ def _apply_batch(s: Session, now: datetime, report: ApplyReport, *, isolated: bo
         except Exception as e:  # noqa: BLE001 - a receipt's own failure never stops the others
             del events[recorded:]
             _failed_attempt(receipt, e, now, report)
-            held_from[key] = receipt.id
+            held_from[p.key] = receipt.id
             continue
         _done(receipt, result, now)
         report.applied += 1
-    return None
+    return len(chunk), None
 
 
 def _apply_big(db: Engine, receipt_id: int, now: datetime, report: ApplyReport) -> None:
@@ -627,14 +676,20 @@ def apply_pending_receipts(db: Engine, *, now: datetime | None = None, max_secon
     fixed_now = now
     until = time.perf_counter() + max_seconds
     isolated = False
+    due: list[_Prepared] = []
+    held_from: dict[str, int] = {}
     while time.perf_counter() < until and not (stop is not None and stop.is_set()):
         at = fixed_now or utcnow()
+        if not due:
+            due, held_from = _read_due(db, at)
+            if not due:
+                break  # all done
         before = report.applied + report.failed + report.retry
         t0 = time.perf_counter()
         tally = ApplyReport()
         try:
-            big = run(db, lambda s: _apply_batch(s, at, tally, isolated=isolated)
-                      if _my_turn(s) else None)
+            taken, big = run(db, lambda s, due=due, held=held_from: _apply_batch(
+                s, due, held, at, tally, isolated=isolated) if _my_turn(s) else (0, None))
         except _Spoiled:
             isolated = True  # the same batch again, receipt by receipt
             _count(report, t0)
@@ -650,8 +705,11 @@ def apply_pending_receipts(db: Engine, *, now: datetime | None = None, max_secon
         _count(report, t0)
         if big is not None:
             _apply_big(db, big, at, report)
-        if report.applied + report.failed + report.retry == before or not _any_due(db, at):
-            break  # all done, or nothing could move (held back behind a retry, or another applier)
+        if not taken:
+            break  # another applier's turn (PostgreSQL)
+        del due[:taken]
+        if not due and report.applied + report.failed + report.retry == before:
+            break  # nothing could move (held back behind a retry, or applied by another applier)
         _pause()
     return report
 
@@ -671,13 +729,6 @@ def _my_turn(s: Session) -> bool:
     if s.get_bind().dialect.name != "postgresql":
         return True
     return bool(s.scalar(select(func.pg_try_advisory_xact_lock(0x77656268))))
-
-
-def _any_due(db: Engine, now: datetime) -> bool:
-    with read_session(db) as s:
-        return s.scalars(select(WebhookReceipt.id).where(
-            WebhookReceipt.status == "pending", WebhookReceipt.next_attempt_at <= now)
-            .limit(1)).first() is not None
 
 
 # --- what staff see --------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ class Order(Base):
     dispute_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
     dispute_kind: Mapped[str] = mapped_column(String(16), default="", server_default="")
     dispute_reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    dispute_amount_cents: Mapped[Optional[int]] = mapped_column(Integer)
+    dispute_amount_minor: Mapped[Optional[int]] = mapped_column(Integer)
     dispute_evidence_due_at: Mapped[Optional[datetime]]
     disputed_at: Mapped[Optional[datetime]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -1020,7 +1020,7 @@ class Recovery(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     paid_out_cents: Mapped[int] = mapped_column(Integer, default=0)  # what the shop paid out
     liability_cents: Mapped[Optional[int]] = mapped_column(Integer)  # the carrier's, when known
-    insured_cents: Mapped[Optional[int]] = mapped_column(Integer)  # the insured value, when known
+    insured_minor: Mapped[Optional[int]] = mapped_column(Integer)  # the insured value, when known
     claimable_cents: Mapped[int] = mapped_column(Integer, default=0)
     approved_cents: Mapped[Optional[int]] = mapped_column(Integer)  # what the carrier approved
     recovered_cents: Mapped[int] = mapped_column(Integer, default=0)  # what was paid to the shop

@@ -451,9 +451,18 @@ def read_columns() -> dict[str, frozenset[str]]:
     return {t: frozenset(cols) for t, cols in found.items()}
 
 
+def _counts_event(actor) -> bool:
+    """Could an event by ``actor`` move a roll-up? Only staff's events are read (a claim's first
+    staff response, ``first_staff_event``; LIKE ignores ASCII case on SQLite, hence ``lower``):
+    a carrier's or the system's event (a tracking scan) costs no snapshot."""
+    return actor is None or str(actor).lower().startswith("staff:")
+
+
 def _matters(obj, session: Session) -> bool:
     if not isinstance(obj, TRACKED):
         return False
+    if isinstance(obj, Event) and obj in session.new:
+        return _counts_event(obj.actor)
     if obj in session.new or obj in session.deleted:
         return True
     state = inspect(obj)
@@ -494,6 +503,8 @@ def _orders_where(cls, whereclause):
 
 
 def _orders_of_rows(session: Session, cls, rows: list[dict]) -> set[int]:
+    if cls is Event:
+        rows = [r for r in rows if _counts_event(r.get("actor"))]
     if cls in (LineItem, Shipment, Claim, Event):
         ids = {r.get("order_id") for r in rows}
         if cls is Event:

@@ -111,7 +111,7 @@ class StaffClaimView:
     dispute_status: str = ""
     dispute_kind: str = ""
     dispute_reason: str = ""
-    dispute_amount_cents: int | None = None
+    dispute_amount_minor: int | None = None
     dispute_evidence_due_at: datetime | None = None
     dispute_held_at: datetime | None = None  # on hold for it (approval waits)
     dispute_hold_reason: str = ""
@@ -196,7 +196,7 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
             language=claim.language or "en",
             bonus_default_pct=default_bonus_pct(settings), bonus_cap_pct=bonus_cap_pct(settings),
             dispute_status=order.dispute_status, dispute_kind=order.dispute_kind,
-            dispute_reason=order.dispute_reason, dispute_amount_cents=order.dispute_amount_cents,
+            dispute_reason=order.dispute_reason, dispute_amount_minor=order.dispute_amount_minor,
             dispute_evidence_due_at=order.dispute_evidence_due_at,
             dispute_held_at=claim.dispute_held_at, dispute_hold_reason=claim.dispute_hold_reason,
         )

@@ -73,14 +73,14 @@ def record(s: Session, order: Order, payload: dict, *, now: datetime) -> tuple[b
         return False, f"dispute {dispute_id} on order {order.name} is already {status}"
     order.dispute_id, order.dispute_status = dispute_id, status
     order.dispute_kind, order.dispute_reason = kind, reason
-    order.dispute_amount_cents = _amount(payload, order.currency)
+    order.dispute_amount_minor = _amount(payload, order.currency)
     order.dispute_evidence_due_at = _when(payload.get("evidence_due_by"))
     order.disputed_at = order.disputed_at if before[0] == dispute_id and order.disputed_at \
         else (_when(payload.get("initiated_at")) or now)
     record_event(s, actor=ACTOR, action=AuditAction.DISPUTE_RECEIVED, order_id=order.id, at=now,
                  details={"dispute_id": dispute_id, "status": status, "kind": kind,
                           "reason": reason, "previous_status": before[1] or None,
-                          "amount_cents": order.dispute_amount_cents})
+                          "amount_cents": order.dispute_amount_minor})
     held = flagged = released = 0
     if rules.is_open(status):
         text = rules.hold_reason(kind, reason, status)

@@ -217,8 +217,8 @@ def on_dispute(s: Session, ev: Event, claim: Claim) -> None:
     d = _details(ev)
     order = claim.order
     what = disputes.describe(d.get("kind", ""), d.get("reason", ""), d.get("status", ""))
-    amount = (f" The bank disputes {format_minor(order.dispute_amount_cents, order.currency)}."
-              if order.dispute_amount_cents is not None else "")
+    amount = (f" The bank disputes {format_minor(order.dispute_amount_minor, order.currency)}."
+              if order.dispute_amount_minor is not None else "")
     if ev.action == AuditAction.DISPUTE_FLAGGED:
         lines = [f"Claim {claim.reference} on order {order.name} was already approved, and the "
                  "customer has now disputed the payment with their bank: the shop may be paying "

@@ -103,7 +103,7 @@ def _fill(rec: Recovery, claim: Claim, tz: str) -> None:
     rec.paid_out_cents = paid_out_minor(claim)
     rec.liability_cents = carrier_claims.liability_in(rule, rec.currency)
     rec.claimable_cents = rules.claimable_minor(rec.paid_out_cents, rec.liability_cents,
-                                                rec.insured_cents)
+                                                rec.insured_minor)
     rec.deadline = _deadline(claim, rule, tz)
 
 

@@ -38,10 +38,11 @@ from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.vocabulary import CLOSED, DECIDED_STATUSES, AuditAction
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, ClaimDraft, Evidence, InboundMail, OutboxMessage, PrivacyRequest,
-                            StoreSettings, WebhookReceipt, ensure_settings_row, settings_row)
+                            StoreSettings, WebhookReceipt, settings_row)
 from . import drafts
+from . import settings as store_settings
 from .events import record_event
-from .unit_of_work import run, transactional
+from .unit_of_work import run
 
 BATCH = 200
 FINISHED_STATUSES = tuple(sorted(DECIDED_STATUSES | {CLOSED}))
@@ -216,21 +217,7 @@ def validate_policy(changes: dict[str, object]) -> dict[str, int]:
 
 def save_policy(engine: Engine, actor: str, changes: dict[str, object]) -> list[str]:
     """Save the retention settings (each within its bounds); returns what changed."""
-    return _save_policy(engine, actor, validate_policy(changes))
-
-
-@transactional
-def _save_policy(s: Session, actor: str, clean: dict[str, int]) -> list[str]:
-    row = ensure_settings_row(s)
-    before = {k: getattr(row, k) for k in clean}
-    changed = [k for k, v in clean.items() if before[k] != v]
-    for k in changed:
-        setattr(row, k, clean[k])
-    if changed:
-        record_event(s, actor=actor, action=AuditAction.SETTINGS_CHANGED,
-                     details={"before": {k: before[k] for k in changed},
-                              "after": {k: clean[k] for k in changed}})
-    return changed
+    return store_settings.save_changes(engine, actor, validate_policy(changes))
 
 
 def removed_photos(engine: Engine, claim_id: int) -> tuple[set[int], bool]:

@@ -176,11 +176,13 @@ def load_settings(engine: Engine) -> StoreSettings:
 
 def update_settings(engine: Engine, actor: str, changes: dict[str, Any]) -> list[str]:
     """Save the changed settings; returns the names of what changed."""
-    return _save(engine, actor, validate(changes))
+    return save_changes(engine, actor, validate(changes))
 
 
 @transactional
-def _save(s: Session, actor: str, clean: dict[str, Any]) -> list[str]:
+def save_changes(s: Session, actor: str, clean: dict[str, Any]) -> list[str]:
+    """Write already-validated settings and record one event with what changed (before/after);
+    every settings form (claim rules, privacy, recoveries…) saves through here."""
     row: StoreSettings = ensure_settings_row(s)
     before = {k: getattr(row, k) for k in clean}
     changed = [k for k, v in clean.items() if before[k] != v]

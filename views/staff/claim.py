@@ -105,8 +105,8 @@ if view.disputed:
         st.markdown("**Evidence for the dispute**")
         due = (f" Evidence is due by {ui.when(view.dispute_evidence_due_at, settings.timezone)}."
                if view.dispute_evidence_due_at else "")
-        amount = (f" Disputed: {ui.money(view.dispute_amount_cents, c.currency)}."
-                  if view.dispute_amount_cents is not None else "")
+        amount = (f" Disputed: {ui.money(view.dispute_amount_minor, c.currency)}."
+                  if view.dispute_amount_minor is not None else "")
         st.caption(safe_text.inline(view.dispute_summary) + amount + due + " Upload the evidence pack to the "
                    "dispute in Shopify (Orders → the order → Respond to the dispute).")
         st.download_button("Evidence for the dispute (PDF)",

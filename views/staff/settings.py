@@ -43,16 +43,7 @@ with bg_tab:  # the background jobs, queues and retries: its own module
     settings_background.show(engine, who)
 
 
-def act(action, done) -> None:
-    """Run one owner action: show why it was refused, or say it was done (``done``: the message,
-    or a function of the action's result) and show the page again."""
-    try:
-        result = action()
-    except domain.ClaimRuleError as e:  # includes domain.AuthError
-        st.error(safe_text.inline(e.message))
-        return
-    st.session_state["settings_flash"] = done(result) if callable(done) else done
-    st.rerun()
+act = ui.settings_act  # one owner action: refused with why, or done and shown again
 
 
 def save(changes: dict, what: str) -> None:

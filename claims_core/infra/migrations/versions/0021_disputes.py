@@ -25,7 +25,7 @@ def upgrade() -> None:
                                       nullable=False))
         batch_op.add_column(sa.Column('dispute_reason', sa.String(length=64), server_default='',
                                       nullable=False))
-        batch_op.add_column(sa.Column('dispute_amount_cents', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('dispute_amount_minor', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('dispute_evidence_due_at', UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('disputed_at', UTCDateTime(), nullable=True))
     with op.batch_alter_table('claims', schema=None) as batch_op:
@@ -35,10 +35,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('claims', schema=None) as batch_op:
-        batch_op.drop_column('dispute_hold_reason')
-        batch_op.drop_column('dispute_held_at')
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        for c in ('disputed_at', 'dispute_evidence_due_at', 'dispute_amount_cents',
-                  'dispute_reason', 'dispute_kind', 'dispute_status', 'dispute_id'):
-            batch_op.drop_column(c)
+    # plain ALTER TABLE … DROP COLUMN: recreating `claims` or `orders` would trip the tables that
+    # point at them (foreign keys)
+    for c in ('dispute_hold_reason', 'dispute_held_at'):
+        op.drop_column('claims', c)
+    for c in ('disputed_at', 'dispute_evidence_due_at', 'dispute_amount_minor',
+              'dispute_reason', 'dispute_kind', 'dispute_status', 'dispute_id'):
+        op.drop_column('orders', c)

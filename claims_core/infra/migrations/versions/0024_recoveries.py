@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("paid_out_cents", sa.Integer(), nullable=False),
         sa.Column("liability_cents", sa.Integer(), nullable=True),
-        sa.Column("insured_cents", sa.Integer(), nullable=True),
+        sa.Column("insured_minor", sa.Integer(), nullable=True),
         sa.Column("claimable_cents", sa.Integer(), nullable=False),
         sa.Column("approved_cents", sa.Integer(), nullable=True),
         sa.Column("recovered_cents", sa.Integer(), nullable=False),
