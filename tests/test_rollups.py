@@ -3,7 +3,10 @@
 A property test runs random histories through the real services (orders with one or two
 shipments, filings, approvals with partial refunds, store credit with a bonus and reshipments,
 denials, requests for information, staff replies, undone approvals, reopenings, closing,
-cancellations, a carrier corrected, shipments deleted, an ORM bulk update) and then checks:
+cancellations, a carrier corrected, shipments deleted, an ORM bulk update; and the recoveries
+those approvals open: filed, told the carrier needs something, approved, partly approved and paid
+in part, rejected, written off by staff or by the deadline job, cancelled by an undone approval)
+and then checks:
 
 - the roll-up tables hold exactly what a rebuild from the rows computes, and
 - every figure of the analytics page (``analytics``, read from the roll-ups) equals the same
@@ -29,8 +32,10 @@ from claims_core.domain.errors import ClaimRuleError
 from claims_core.infra import rollups
 from claims_core.infra.db import make_engine, read_session, write_session
 from claims_core.infra.migrate import upgrade
-from claims_core.infra.models import Claim, Order, Shipment
-from claims_core.services import analytics, analytics_rows, decisions, pricing
+from claims_core.infra.models import Claim, Order, Recovery, Shipment
+from claims_core.services import analytics, analytics_rows, decisions, pricing, recoveries
+from claims_core.services.recovery_ledger import apply_deadline
+from claims_core.services.unit_of_work import run
 from claims_core.services.decisions import ResolutionInput
 
 from .conftest import NOW, ON_POSTGRES, _pg_schema
@@ -95,7 +100,7 @@ def assert_figures_match(engine, f: analytics.AnalyticsFilter) -> None:
                        ("outcomes_trend", ("week",)), ("outcomes_trend", ("month",)),
                        ("breakdown", ("carrier",)), ("breakdown", ("region",)),
                        ("breakdown", ("method",)), ("breakdown", ("sku",)),
-                       ("money_by_month", ()), ("operations", ())):
+                       ("money_by_month", ()), ("operations", ()), ("recoveries_by_carrier", ())):
         fast = getattr(analytics, name)(engine, f, *args)
         rows = getattr(analytics_rows, name)(engine, f, *args)
         try:
@@ -148,7 +153,45 @@ step = st.one_of(
     st.tuples(st.just("carrier"), st.integers(0, 9), st.sampled_from(CARRIERS + ("",))),
     st.tuples(st.just("delete_shipment"), st.integers(0, 9)),
     st.tuples(st.just("unprotect"), st.integers(0, 9)),  # an ORM bulk UPDATE, not a flush
+    # the recoveries the approvals open (``idx`` picks one)
+    st.tuples(st.just("rec_file"), st.integers(0, 9)),
+    st.tuples(st.just("rec_needs_action"), st.integers(0, 9)),
+    st.tuples(st.just("rec_decide"), st.integers(0, 9),
+              st.sampled_from(("approved", "partly_approved", "rejected")), st.integers(0, 100),
+              st.booleans()),
+    st.tuples(st.just("rec_pay"), st.integers(0, 9), st.integers(0, 100)),
+    st.tuples(st.just("rec_write_off"), st.integers(0, 9)),
+    st.tuples(st.just("rec_deadline"), st.integers(0, 9)),  # the job, long after the deadline
 )
+
+
+def _recovery(engine, idx) -> tuple[int, int] | None:
+    with read_session(engine) as s:
+        rows = s.execute(select(Recovery.id, Recovery.claimable_cents).order_by(Recovery.id)).all()
+    return tuple(rows[idx % len(rows)]) if rows else None
+
+
+def run_recovery_step(engine, op, at) -> None:
+    kind, idx, *rest = op
+    picked = _recovery(engine, idx)
+    if picked is None:
+        return
+    rid, claimable = picked
+    if kind == "rec_file":
+        recoveries.file_by_hand(engine, rid, STAFF, f"CL-{rid}", now=at)
+    elif kind == "rec_needs_action":
+        recoveries.needs_action(engine, rid, STAFF, "A photo of the box, please.", now=at)
+    elif kind == "rec_decide":
+        outcome, pct, pay = rest
+        approved = claimable * pct // 100
+        recoveries.record_decision(engine, rid, STAFF, outcome, approved_minor=approved,
+                                   paid_minor=approved if pay else None, now=at)
+    elif kind == "rec_pay":
+        recoveries.record_payment(engine, rid, STAFF, claimable * rest[0] // 100, now=at)
+    elif kind == "rec_write_off":
+        recoveries.write_off(engine, rid, STAFF, "Not worth it.", role="owner", now=at)
+    elif kind == "rec_deadline":
+        run(engine, lambda s: apply_deadline(s, rid, at + timedelta(days=400)))
 
 
 def build_orders(engine, specs) -> list:
@@ -184,7 +227,9 @@ def run_step(engine, built, claims: list[int], op, at) -> None:
     kind, idx, *rest = op
     pick = claims[idx % len(claims)] if claims else None
     try:
-        if kind == "file":
+        if kind.startswith("rec_"):
+            run_recovery_step(engine, op, at)
+        elif kind == "file":
             b = built[idx % len(built)]
             shipment, issue, wanted = rest
             if shipment >= len(b.shipment_ids):
@@ -254,6 +299,47 @@ def test_rollups_equal_the_rows_over_random_histories(sqlite_template, specs, st
         claims: list[int] = []
         for i, op in enumerate(steps):
             run_step(engine, built, claims, op, NOW + timedelta(hours=5 * i + 1))
+        for f in FILTERS:
+            assert_figures_match(engine, f)
+        assert_tables_match_rebuild(engine)
+
+
+recovery_step = st.one_of(
+    st.tuples(st.just("rec_file"), st.integers(0, 9)),
+    st.tuples(st.just("rec_needs_action"), st.integers(0, 9)),
+    st.tuples(st.just("rec_decide"), st.integers(0, 9),
+              st.sampled_from(("approved", "partly_approved", "rejected")), st.integers(0, 100),
+              st.booleans()),
+    st.tuples(st.just("rec_pay"), st.integers(0, 9), st.integers(0, 100)),
+    st.tuples(st.just("rec_write_off"), st.integers(0, 9)),
+    st.tuples(st.just("rec_deadline"), st.integers(0, 9)),
+    st.tuples(st.just("undo"), st.integers(0, 9)),  # approval undone: its recovery is cancelled
+    st.tuples(st.just("approve"), st.integers(0, 9), st.sampled_from(("refund", "store_credit")),
+              st.integers(1, 100), st.integers(0, 10)),  # approved again: the recovery reopens
+    st.tuples(st.just("reopen"), st.integers(0, 9)),
+    st.tuples(st.just("carrier"), st.integers(0, 9), st.sampled_from(CARRIERS)),
+    st.tuples(st.just("cancel_order"), st.integers(0, 9)),
+)
+
+
+@settings(max_examples=10 if ON_POSTGRES else 30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(order_spec.filter(lambda o: o["shipments"]), min_size=1, max_size=3),
+       issues=st.lists(st.sampled_from(("damaged", "not_received", "stolen")), min_size=3, max_size=3),
+       steps=st.lists(recovery_step, min_size=1, max_size=12))
+def test_recoveries_in_the_rollups_equal_the_rows(sqlite_template, specs, issues, steps):
+    """Every order gets a recoverable claim, approved (a recovery opens); then random recovery
+    steps, undone and repeated approvals, carriers corrected, orders cancelled."""
+    with fresh_engine(sqlite_template) as engine:
+        built = build_orders(engine, specs)
+        claims: list[int] = []
+        for i in range(len(built)):
+            run_step(engine, built, claims, ("file", i, 0, issues[i], "refund"), NOW + timedelta(hours=i))
+        for i in range(len(claims)):
+            run_step(engine, built, claims, ("approve", i, "refund", 80, 0),
+                     NOW + timedelta(hours=5, minutes=i))
+        for i, op in enumerate(steps):
+            run_step(engine, built, claims, op, NOW + timedelta(hours=5 * i + 6))
         for f in FILTERS:
             assert_figures_match(engine, f)
         assert_tables_match_rebuild(engine)

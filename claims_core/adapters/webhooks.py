@@ -51,7 +51,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, defer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -62,7 +62,7 @@ from ..domain.identifiers import normalize_tracking
 from ..domain.vocabulary import AuditAction
 from ..domain.windows import retry_backoff
 from ..infra import config
-from ..infra.db import read_session, utcnow, write_session
+from ..infra.db import BUSY_TIMEOUT_MS, read_session, utcnow, write_session
 from ..infra.models import Order, WebhookReceipt, settings_row
 from ..services import disputes, privacy_requests, recoveries, tracking
 from ..services.events import PENDING, record_event
@@ -290,6 +290,41 @@ def _insert_all(s: Session, batch: list[tuple[Delivery, datetime]]) -> list[Outc
     return outcomes
 
 
+_EAGER_BUSY_MS = 3  # SQLite's own busy handler waits this long per try…
+_EAGER_SLEEP_S = 0.001  # …then the receipts' writer tries again after this
+
+
+def _store_eagerly(db: Engine, work):
+    """``work(session)`` in one write transaction; on SQLite the write lock is asked for every few
+    milliseconds. SQLite's busy handler sleeps up to 100 ms between tries, so a writer that waits
+    with it behind customers filing claims from other processes (who take the lock back and forth
+    between its tries) waits seconds; the receipts' writer holds the lock a few milliseconds for a
+    whole group of requests, so it asks often and the routes answer at once."""
+    if db.dialect.name != "sqlite":
+        with write_session(db) as s:
+            return work(s)
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    with db.connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.execute(f"PRAGMA busy_timeout={_EAGER_BUSY_MS}")
+        try:
+            while True:
+                try:
+                    conn.begin()  # BEGIN IMMEDIATE (infra/db.py)
+                    break
+                except OperationalError as e:
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(_EAGER_SLEEP_S)
+            with Session(bind=conn, expire_on_commit=False) as s:  # joins conn's transaction
+                out = work(s)
+                s.flush()
+            conn.commit()
+            return out
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
 class _GroupCommit:
     """The receipts of concurrent requests stored together: one writer thread per engine takes
     whatever is queued (up to ``GROUP_MAX``) and inserts it in one short transaction. SQLite
@@ -335,8 +370,8 @@ class _GroupCommit:
             t0 = time.perf_counter()
             try:
                 at = utcnow()
-                with write_session(self.db) as s:
-                    outcomes = _insert_all(s, [(d, now or at) for d, now, _ in batch])
+                outcomes = _store_eagerly(self.db, lambda s, batch=batch, at=at: _insert_all(
+                    s, [(d, now or at) for d, now, _ in batch]))
             except BaseException as e:  # noqa: BLE001 - each waiting request answers it
                 for *_, done in batch:
                     done.set_exception(e)

@@ -11,7 +11,9 @@ band) this module turns the totals the service reads into what the owner asks:
     + reship_cost_ratio   × item price of reshipped goods
     + reship_shipping_cents × number of reshipments
 
-  rounded half up to the cent, once, at the end;
+  rounded half up to the cent, once, at the end; with ``count_recoveries`` (the owner's tick)
+  it is the **net cost**: less what the carriers paid back on those claims (the recoveries'
+  recovered amounts), never below zero; the range and not-enough-data rules are unchanged;
 - **loss ratio** = claims cost / fee revenue (None without revenue);
 - **recommended fee**, the fee at which these claims would have cost ``target_loss_ratio`` of
   the fees: required revenue = claims cost / target;
@@ -73,6 +75,7 @@ class Assumptions:
     min_orders: int = 200
     min_claims: int = 5
     confidence: float = 0.90
+    count_recoveries: bool = False     # claims cost net of what came back from the carriers
 
     def __post_init__(self):
         if not 0 < self.target_loss_ratio:
@@ -97,6 +100,7 @@ class SegmentInputs:
     credit_face_cents: int       # store credit incl. bonus, at face value
     reship_item_cents: int       # item price of reshipped goods
     reshipments: int
+    recovered_cents: int = 0     # what the carriers paid back on those claims (recoveries)
 
     @property
     def average_order_cents(self) -> int | None:
@@ -156,14 +160,16 @@ def _ceil_to(x: Fraction, step) -> Fraction:
 # --- claims cost and loss ratio -----------------------------------------------------------------
 
 def _cost(inputs: SegmentInputs, a: Assumptions) -> Fraction:
-    return (inputs.refunds_cents
-            + _exact(a.credit_cost_ratio) * inputs.credit_face_cents
-            + _exact(a.reship_cost_ratio) * inputs.reship_item_cents
-            + a.reship_shipping_cents * inputs.reshipments)
+    gross = (inputs.refunds_cents
+             + _exact(a.credit_cost_ratio) * inputs.credit_face_cents
+             + _exact(a.reship_cost_ratio) * inputs.reship_item_cents
+             + a.reship_shipping_cents * inputs.reshipments)
+    return max(Fraction(0), gross - inputs.recovered_cents) if a.count_recoveries else gross
 
 
 def claims_cost(inputs: SegmentInputs, a: Assumptions) -> int:
-    """What the segment's paid claims cost the shop, in cents (rounded half up, once)."""
+    """What the segment's paid claims cost the shop, in cents (rounded half up, once); net of
+    recoveries when the owner counts them."""
     return _round_half_up(_cost(inputs, a))
 
 

@@ -19,8 +19,9 @@ def alembic_config() -> Config:
 
 
 # Revisions after which the analytics roll-ups are recomputed from the rows (``infra/rollups.py``;
-# otherwise every transaction keeps them): 0013 made them, 0015 changed how amounts are counted.
-ROLLUPS_REBUILT_AFTER = ("0013", "0015")
+# otherwise every transaction keeps them): 0013 made them, 0015 changed how amounts are counted,
+# 0025 added the recoveries.
+ROLLUPS_REBUILT_AFTER = ("0013", "0015", "0025")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -1165,7 +1165,11 @@ ROLLUP_ORDERS = _rollup(
     [_day(), Column("has_shipment", Integer, nullable=False), _dim("carrier", 64), _dim("country", 2),
      _dim("province"), _dim("value_band", 32)],
     ("fees", "protected_orders", "protected_fees", "protected_value", "paid_claims", "refunds",
-     "store_credit", "reshipments", "reshipped"))
+     "store_credit", "reshipments", "reshipped", "recovered"))
+ROLLUP_RECOVERIES = _rollup(
+    "rollup_recoveries", [_day(), _dim("carrier", 64), _dim("country", 2), _dim("issue_type", 32)],
+    ("recoveries", "paid_out", "claimable", "filed", "recovered", "rejected", "written_off",
+     "lost_deadline", "lost_deadline_cents"))
 ROLLUP_GENERATION = Table(
     "rollup_generation", Base.metadata,
     Column("id", Integer, primary_key=True),

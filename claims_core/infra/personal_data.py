@@ -222,6 +222,8 @@ NOT_PERSONAL: dict[str, dict[str, str]] = {
     "rollup_payouts": {c: "an analytics dimension" for c in ("carrier", "country", "issue_type")},
     "rollup_orders": {c: "an analytics dimension" for c in ("carrier", "country", "province",
                                                             "value_band")},
+    "rollup_recoveries": {c: "an analytics dimension" for c in ("carrier", "country",
+                                                                "issue_type")},
 }
 
 

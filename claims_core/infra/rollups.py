@@ -23,11 +23,19 @@
   shipment's carrier (``has_shipment`` 0 when there is none) × destination × order-value band:
   ``fees`` (protection fees charged), ``protected_*`` (orders with protection bought: count, fees,
   order value) and what their claims were paid (``paid_claims``: claims with a live resolution;
-  refunds, store credit, reshipments, and how many reshipments).
+  refunds, store credit, reshipments, and how many reshipments), and what came back from the
+  carrier on those claims (``recovered``: the recoveries' recovered amounts).
+- ``rollup_recoveries``: recoveries (``domain/recoveries.py``) not cancelled (an undone approval
+  cancels its recovery: it counts nothing), by the day the recovery was opened × its shipment's
+  carrier × the order's destination country × the claim's issue: how many, what the shop paid out
+  and could claim, how many were filed, what was recovered, how many are rejected or written off,
+  and those written off because their deadline passed unfiled (``lost_deadline``: the deadline
+  job's write-off, ``recovery_ledger.apply_deadline``) with what could have been claimed
+  (``lost_deadline_cents``).
 
 **How they stay right.** Every row above belongs to one order. When a transaction first touches an
 order (any of its rows: the order, line items, shipments and their items, claims and their items,
-resolutions, events), the order's contribution is read *before* the change; at commit it is read
+resolutions, events, recoveries and their events), the order's contribution is read *before* the change; at commit it is read
 again and the difference is added to the tables, in the same transaction. The same queries, over
 all orders, rebuild the tables (``rebuild``): one definition serves both. Bulk writes that bypass
 the ORM (``fill``) end with a rebuild. On PostgreSQL the touched orders are locked (``FOR
@@ -55,8 +63,8 @@ from ..domain.money import credit_with_bonus
 from ..domain.pricing import ORDER_VALUE_BANDS
 from ..domain.vocabulary import DECIDED_STATUSES, DENIED, GRANTED_STATUSES, NEEDS_INFO
 from .models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_GENERATION, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
-                     ROLLUP_SHIPMENTS, ROLLUP_UNITS, Claim, ClaimItem, Event, LineItem, Order,
-                     Resolution, Shipment, ShipmentItem)
+                     ROLLUP_RECOVERIES, ROLLUP_SHIPMENTS, ROLLUP_UNITS, Claim, ClaimItem, Event,
+                     LineItem, Order, Recovery, RecoveryEvent, Resolution, Shipment, ShipmentItem)
 
 Scope = Callable[[object], object]  # an order-id column -> a WHERE condition
 CHUNK = 500
@@ -300,6 +308,51 @@ def _orders_parts(dialect: str, scope: Scope) -> list:
         .join(Resolution, Resolution.claim_id == Claim.id)
         .where(prot, Resolution.voided_at.is_(None))
         .group_by(*dims.values()),
+        select(*r.row(**dims, recovered=func.sum(Recovery.recovered_cents)))
+        .join(Claim, Claim.order_id == base.c.order_id)
+        .join(Recovery, Recovery.claim_id == Claim.id)
+        .where(prot, live_recovery())
+        .group_by(*dims.values()),
+    ]
+
+
+DEADLINE_PASSED = '%"reason": "deadline_passed"%'  # recovery_ledger.apply_deadline's details
+
+
+def lost_to_deadline():
+    """Whether the recovery was written off by the deadline job (a correlated EXISTS)."""
+    return (select(RecoveryEvent.id)
+            .where(RecoveryEvent.recovery_id == Recovery.id, RecoveryEvent.action == "write_off",
+                   RecoveryEvent.details.like(DEADLINE_PASSED))
+            .correlate(Recovery).exists())
+
+
+def live_recovery():
+    """A recovery that counts: every one but a cancelled one (its claim's approval was undone)."""
+    return Recovery.state != "cancelled"
+
+
+def _recoveries_parts(dialect: str, scope: Scope) -> list:
+    r = RECOVERIES
+    day = day_of(dialect, Recovery.created_at)
+    lost = lost_to_deadline()
+    return [
+        select(*r.row(day=day, carrier=Shipment.carrier, country=Order.shipping_country,
+                      issue_type=Claim.issue_type, recoveries=func.count(),
+                      paid_out=func.sum(Recovery.paid_out_cents),
+                      claimable=func.sum(Recovery.claimable_cents),
+                      filed=_count_if(Recovery.filed_at.is_not(None)),
+                      recovered=func.sum(Recovery.recovered_cents),
+                      rejected=_count_if(Recovery.state == "rejected"),
+                      written_off=_count_if(Recovery.state == "written_off"),
+                      lost_deadline=_count_if(and_(Recovery.state == "written_off", lost)),
+                      lost_deadline_cents=func.sum(case((and_(Recovery.state == "written_off", lost),
+                                                         Recovery.claimable_cents), else_=0))))
+        .join(Claim, Claim.id == Recovery.claim_id)
+        .join(Shipment, Shipment.id == Recovery.shipment_id)
+        .join(Order, Order.id == Claim.order_id)
+        .where(live_recovery(), scope(Claim.order_id))
+        .group_by(day, Shipment.carrier, Order.shipping_country, Claim.issue_type),
     ]
 
 
@@ -309,7 +362,8 @@ CLAIMS = Rollup(ROLLUP_CLAIMS, _claims_parts)
 DURATIONS = Rollup(ROLLUP_DURATIONS, _durations_parts)
 PAYOUTS = Rollup(ROLLUP_PAYOUTS, _payouts_parts)
 ORDERS = Rollup(ROLLUP_ORDERS, _orders_parts)
-ROLLUPS = (SHIPMENTS, UNITS, CLAIMS, DURATIONS, PAYOUTS, ORDERS)
+RECOVERIES = Rollup(ROLLUP_RECOVERIES, _recoveries_parts)
+ROLLUPS = (SHIPMENTS, UNITS, CLAIMS, DURATIONS, PAYOUTS, ORDERS, RECOVERIES)
 
 
 # --- rebuilding -----------------------------------------------------------------------------------
@@ -334,7 +388,8 @@ def rebuild(engine: Engine) -> dict[str, int]:
 
 # --- keeping them in step with every transaction ---------------------------------------------------
 
-TRACKED = (Order, LineItem, Shipment, ShipmentItem, Claim, ClaimItem, Resolution, Event)
+TRACKED = (Order, LineItem, Shipment, ShipmentItem, Claim, ClaimItem, Resolution, Event, Recovery,
+           RecoveryEvent)
 _PAUSED: ContextVar[bool] = ContextVar("rollups_paused", default=False)
 
 
@@ -371,8 +426,10 @@ def order_of(session: Session, obj) -> int | None:
         shipment = obj.shipment if obj.shipment is not None else (
             session.get(Shipment, obj.shipment_id) if obj.shipment_id is not None else None)
         return None if shipment is None else order_of(session, shipment)
-    if isinstance(obj, (ClaimItem, Resolution)):
+    if isinstance(obj, (ClaimItem, Resolution, Recovery)):
         return _claim_order(session, obj.claim_id, obj.claim)
+    if isinstance(obj, RecoveryEvent):
+        return _claim_order(session, obj.claim_id, None)
     if isinstance(obj, Event):
         return obj.order_id if obj.order_id is not None else _claim_order(session, obj.claim_id, None)
     return None
@@ -495,7 +552,7 @@ def _orders_where(cls, whereclause):
         q = select(cls.order_id)
     elif cls is ShipmentItem:
         q = select(Shipment.order_id).join(ShipmentItem, ShipmentItem.shipment_id == Shipment.id)
-    elif cls in (ClaimItem, Resolution):
+    elif cls in (ClaimItem, Resolution, Recovery, RecoveryEvent):
         q = select(Claim.order_id).join(cls, cls.claim_id == Claim.id)
     else:
         return None
@@ -514,7 +571,7 @@ def _orders_of_rows(session: Session, cls, rows: list[dict]) -> set[int]:
     if cls is ShipmentItem:
         ids = {r.get("shipment_id") for r in rows} - {None}
         return set(session.scalars(select(Shipment.order_id).where(Shipment.id.in_(ids))))
-    if cls in (ClaimItem, Resolution):
+    if cls in (ClaimItem, Resolution, Recovery, RecoveryEvent):
         ids = {r.get("claim_id") for r in rows} - {None}
         return set(session.scalars(select(Claim.order_id).where(Claim.id.in_(ids))))
     return set()

@@ -10,7 +10,13 @@ Definitions (also shown on the page):
   of its first protected shipment;
 - money figures count resolutions in the month they were granted; protection fees count in the
   month the order was placed, under the carrier of its first shipment; loss ratio = (refunds +
-  store credit incl. bonus + reshipments at item price) / protection fees.
+  store credit incl. bonus + reshipments at item price) / protection fees;
+- recoveries (money the carriers paid back, ``domain/recoveries.py``) count in the period the
+  recovery was opened (when its claim was approved), under its shipment's carrier; a cancelled
+  one (the approval undone) counts nothing. **Net cost** = paid out − recovered; the **recovery
+  rate** = recovered / paid out on the claims that opened a recovery; **lost to missed
+  deadlines** = what could have been claimed on recoveries the deadline job wrote off (the
+  carrier's filing deadline passed unfiled).
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from ..domain import durations as domain_durations
 from ..infra import rollups
 from ..infra.db import read_session, utcnow
 from ..infra.models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
-                            ROLLUP_SHIPMENTS, ROLLUP_UNITS, Event, LineItem)
+                            ROLLUP_RECOVERIES, ROLLUP_SHIPMENTS, ROLLUP_UNITS, Event, LineItem)
 
 GRAINS = ("week", "month")
 
@@ -283,6 +289,58 @@ def money_frame(paid: dict[str, list[int]], fees: dict[str, int]) -> pd.DataFram
         r["loss_ratio"] = round(r["paid_out"] / r["protection_fees"], 3) if r["protection_fees"] else None
         rows.append(r)
     return pd.DataFrame(rows, columns=["month", *PAYOUTS, "paid_out", "protection_fees", "loss_ratio"])
+
+
+# --- recoveries ---------------------------------------------------------------------------------
+
+RECOVERY_MEASURES = ("recoveries", "paid_out", "claimable", "filed", "recovered", "rejected",
+                     "written_off", "lost_deadline", "lost_deadline_cents")
+
+
+def recoveries_by_carrier(engine: Engine, f: AnalyticsFilter) -> pd.DataFrame:
+    """Per carrier: recoveries opened in the period (not cancelled), what was paid out on their
+    claims and could be claimed, how many were filed, what came back, how many were rejected or
+    written off, and those written off because the deadline passed (with what could have been
+    claimed); the recovery rate = recovered / paid out."""
+    t = ROLLUP_RECOVERIES
+    with read_session(engine) as s:
+        rows = s.execute(select(t.c.carrier, *(func.sum(t.c[c]) for c in RECOVERY_MEASURES))
+                         .where(*_in_period(t, f)).group_by(t.c.carrier)).all()
+    return recoveries_frame({carrier: [int(v or 0) for v in vals] for carrier, *vals in rows})
+
+
+def recoveries_frame(per_carrier: dict[str, list[int]]) -> pd.DataFrame:
+    """Carriers with a recovery, most paid out first (then by name)."""
+    rows = []
+    for carrier, values in per_carrier.items():
+        r = {"carrier": carrier, **dict(zip(RECOVERY_MEASURES, values))}
+        if not r["recoveries"]:
+            continue
+        r["recovery_rate"] = round(r["recovered"] / r["paid_out"], 3) if r["paid_out"] else None
+        rows.append(r)
+    rows.sort(key=lambda r: (-r["paid_out"], r["carrier"]))
+    return pd.DataFrame(rows, columns=["carrier", *RECOVERY_MEASURES, "recovery_rate"])
+
+
+@dataclass(frozen=True)
+class NetCost:
+    paid_cents: int            # gross: refunds, store credit (face value), reshipments
+    recovered_cents: int       # what the carriers paid back
+    net_cents: int             # paid out − recovered
+    recovery_rate: float | None  # recovered / paid out on the claims that opened a recovery
+    lost_deadline_cents: int   # could have been claimed, written off past the deadline
+    lost_deadline: int         # how many
+
+
+def net_cost(money: pd.DataFrame, recoveries: pd.DataFrame) -> NetCost:
+    """Totals over the money and recoveries figures."""
+    paid = int(money["paid_out"].sum()) if len(money) else 0
+
+    def total(c: str) -> int:
+        return int(recoveries[c].sum()) if len(recoveries) else 0
+    recovered, base = total("recovered"), total("paid_out")
+    return NetCost(paid, recovered, paid - recovered, None if not base else recovered / base,
+                   total("lost_deadline_cents"), total("lost_deadline"))
 
 
 # --- operations ---------------------------------------------------------------------------------

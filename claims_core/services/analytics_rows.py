@@ -15,12 +15,14 @@ from sqlalchemy import Engine, and_, case, func, select
 from .. import domain
 from ..domain import durations
 from ..infra.db import read_session
-from ..infra.models import Claim, ClaimItem, LineItem, Order, Resolution, Shipment, ShipmentItem
-from ..infra.rollups import claim_durations, first_carrier, protected_shipment_conditions, value_band
+from ..infra.models import (Claim, ClaimItem, LineItem, Order, Recovery, Resolution, Shipment,
+                             ShipmentItem)
+from ..infra.rollups import (claim_durations, first_carrier, live_recovery, lost_to_deadline,
+                             protected_shipment_conditions, value_band)
 from . import pricing
 from .analytics import (GRAINS, AnalyticsFilter, Operations, _bucket, breakdown_frame,
                         claim_rates_frame, money_frame, operations_from, outcomes_frame,
-                        product_names, rate_trend_frame, sku_frame)
+                        product_names, rate_trend_frame, recoveries_frame, sku_frame)
 
 
 def _cohort(f: AnalyticsFilter):
@@ -217,13 +219,44 @@ def pricing_segment_inputs(engine: Engine, date_from, date_to, by: str):
             .select_from(cohort).join(Claim, Claim.order_id == cohort.c.order_id)
             .join(Resolution, Resolution.claim_id == Claim.id)
             .where(Resolution.voided_at.is_(None)).group_by(*seg))}
-    return pricing.segments(by, [(k, (*v, *paid.get(k, (0, 0, 0, 0, 0)))) for k, v in orders.items()])
+        recovered = {tuple(r[:n]): r[n] for r in s.execute(
+            select(*seg, func.sum(Recovery.recovered_cents))
+            .select_from(cohort).join(Claim, Claim.order_id == cohort.c.order_id)
+            .join(Recovery, Recovery.claim_id == Claim.id)
+            .where(live_recovery()).group_by(*seg))}
+    return pricing.segments(by, [(k, (*v, *paid.get(k, (0, 0, 0, 0, 0)), recovered.get(k, 0)))
+                                 for k, v in orders.items()])
+
+
+def recoveries_by_carrier(engine: Engine, f: AnalyticsFilter):
+    """``analytics.recoveries_by_carrier`` from the rows: recoveries opened in the period (not
+    cancelled), per their shipment's carrier."""
+    lost = and_(Recovery.state == "written_off", lost_to_deadline())
+    cond = [Recovery.created_at >= f.start, Recovery.created_at < f.end, live_recovery(),
+            *_claim_cond(f)]
+    if f.carriers:
+        cond.append(Shipment.carrier.in_(f.carriers))
+    with read_session(engine) as s:
+        rows = {carrier: [int(v or 0) for v in vals] for carrier, *vals in s.execute(
+            select(Shipment.carrier, func.count(), func.sum(Recovery.paid_out_cents),
+                   func.sum(Recovery.claimable_cents),
+                   func.sum(case((Recovery.filed_at.is_not(None), 1), else_=0)),
+                   func.sum(Recovery.recovered_cents),
+                   func.sum(case((Recovery.state == "rejected", 1), else_=0)),
+                   func.sum(case((Recovery.state == "written_off", 1), else_=0)),
+                   func.sum(case((lost, 1), else_=0)),
+                   func.sum(case((lost, Recovery.claimable_cents), else_=0)))
+            .select_from(Recovery).join(Claim, Claim.id == Recovery.claim_id)
+            .join(Shipment, Shipment.id == Recovery.shipment_id)
+            .where(*cond).group_by(Shipment.carrier))}
+    return recoveries_frame(rows)
 
 
 FIGURES = (("claim_rates", ()), ("rate_trend", ("week",)), ("rate_trend", ("month",)),
            ("outcomes_trend", ("week",)), ("outcomes_trend", ("month",)),
            ("breakdown", ("carrier",)), ("breakdown", ("region",)), ("breakdown", ("method",)),
-           ("breakdown", ("sku",)), ("money_by_month", ()), ("operations", ()))
+           ("breakdown", ("sku",)), ("money_by_month", ()), ("operations", ()),
+           ("recoveries_by_carrier", ()))
 
 
 def differences(engine: Engine, filters: list[AnalyticsFilter] | None = None) -> list[str]:

@@ -77,8 +77,9 @@ def _label(by: str, key: tuple) -> str:
 
 def segment_inputs(engine: Engine, date_from: date, date_to: date, by: str) -> list[SegmentInputs]:
     """Per segment: protected orders, fees, order value, and the live resolutions of their claims
-    (refunds, store credit at face value incl. bonus, reshipments with their item price), from
-    the orders roll-up (``infra/rollups.py``)."""
+    (refunds, store credit at face value incl. bonus, reshipments with their item price) and
+    what the carriers paid back on those claims (recoveries), from the orders roll-up
+    (``infra/rollups.py``)."""
     keys = _keys(by)
     t = ROLLUP_ORDERS
     with read_session(engine) as s:
@@ -110,9 +111,10 @@ def segments(by: str, rows: list[tuple[tuple, tuple]]) -> list[SegmentInputs]:
 
 
 _ROLLUP_COLUMNS = ("protected_orders", "protected_fees", "protected_value", "paid_claims", "refunds",
-                   "store_credit", "reshipments", "reshipped")
+                   "store_credit", "reshipments", "reshipped", "recovered")
 _TOTALS = ("protected_orders", "fee_revenue_cents", "order_value_cents", "paid_claims",
-           "refunds_cents", "credit_face_cents", "reship_item_cents", "reshipments")
+           "refunds_cents", "credit_face_cents", "reship_item_cents", "reshipments",
+           "recovered_cents")
 
 
 def _empty(label: str) -> SegmentInputs:
@@ -125,14 +127,16 @@ def advice(engine: Engine, date_from: date, date_to: date, by: str,
     return [advise(i, a) for i in segment_inputs(engine, date_from, date_to, by)]
 
 
-def assumptions(engine: Engine) -> Assumptions:
-    """The store's pricing assumptions (Settings → Claim rules), as the advisor reads them."""
+def assumptions(engine: Engine, *, count_recoveries: bool = False) -> Assumptions:
+    """The store's pricing assumptions (Settings → Claim rules), as the advisor reads them;
+    ``count_recoveries`` (the advisor's checkbox) prices on the net cost."""
     with read_session(engine) as s:
         row = settings_row(s)
         return Assumptions(target_loss_ratio=row.target_loss_ratio_pct / 100,
                            credit_cost_ratio=row.credit_cost_pct / 100,
                            reship_cost_ratio=row.reship_cost_pct / 100,
-                           reship_shipping_cents=row.reship_shipping_cents)
+                           reship_shipping_cents=row.reship_shipping_cents,
+                           count_recoveries=bool(count_recoveries))
 
 
 def report(engine: Engine, date_from: date, date_to: date, by: str,

@@ -89,9 +89,11 @@ def compute(name: str, arg: str | None):
             "outcomes": lambda: analytics.outcomes_trend(engine, flt, arg),
             "breakdown": lambda: analytics.breakdown(engine, flt, arg),
             "money": lambda: analytics.money_by_month(engine, flt),
+            "recoveries": lambda: analytics.recoveries_by_carrier(engine, flt),
             "ops": lambda: analytics.operations(engine, flt),
-            "pricing": lambda: pricing.report(engine, flt.date_from, flt.date_to, arg,
-                                              pricing.assumptions(engine))}[name]()
+            "pricing": lambda: pricing.report(
+                engine, flt.date_from, flt.date_to, arg[0],
+                pricing.assumptions(engine, count_recoveries=arg[1]))}[name]()
     return data, FIGURES[name](data, arg) if name in FIGURES else None
 
 
@@ -277,6 +279,40 @@ else:
                "carrier filter, an order's fee counts under the carrier of its first shipment.")
 table_and_download(money, "money-by-month")
 
+# --- money that came back (recoveries) ----------------------------------------------------------
+st.subheader("Money that came back from the carriers", anchor=False)
+recov, _ = get("recoveries")
+net = analytics.net_cost(money, recov)
+r1, r2, r3, r4 = st.columns(4)
+r1.metric("Gross paid out", ui.money(net.paid_cents, CUR))
+r2.metric("Recovered", ui.money(net.recovered_cents, CUR))
+r3.metric("Net cost", ui.money(net.net_cents, CUR))
+r4.metric("Lost to missed deadlines", ui.money(net.lost_deadline_cents, CUR),
+          f"{net.lost_deadline:,} written off", delta_color="off")
+st.caption("Recoveries count in the period they were opened (when the claim was approved), under "
+           "the parcel's carrier; a recovery whose approval was undone counts nothing. Net cost = "
+           "paid out − recovered. Recovery rate = recovered ÷ paid out on the claims that opened a "
+           "recovery. Lost to missed deadlines = what could have been claimed on recoveries "
+           "written off because the carrier's deadline passed before they were filed.")
+if len(recov):
+    st.dataframe(pd.DataFrame({
+        "Carrier": recov["carrier"], "Recoveries": recov["recoveries"],
+        f"Paid out ({SYM})": recov["paid_out"] / UNIT, f"Recovered ({SYM})": recov["recovered"] / UNIT,
+        "Recovery rate": recov["recovery_rate"], "Filed": recov["filed"],
+        "Rejected": recov["rejected"], "Written off": recov["written_off"],
+        "Missed deadline": recov["lost_deadline"],
+        f"Lost to deadline ({SYM})": recov["lost_deadline_cents"] / UNIT}),
+        hide_index=True, width="stretch", column_config={
+            f"Paid out ({SYM})": ui.money_column(CUR), f"Recovered ({SYM})": ui.money_column(CUR),
+            f"Lost to deadline ({SYM})": ui.money_column(CUR),
+            "Recovery rate": st.column_config.NumberColumn(format="percent")})
+    st.download_button("Download CSV", csv_bytes(recov),
+                       file_name=f"recoveries-by-carrier-{flt.date_from}-{flt.date_to}.csv",
+                       mime="text/csv", key="dl_recoveries", icon=":material/download:",
+                       on_click="ignore")
+else:
+    st.info("No recoveries opened in this period.")
+
 # --- operations ---------------------------------------------------------------------------------
 st.subheader("Operations", anchor=False)
 o1, o2, o3, o4 = st.columns(4)
@@ -305,7 +341,11 @@ SPLITS = {"all": "All orders", "carrier": "By carrier", "region": "By destinatio
           "value_band": "By order value"}
 split = st.segmented_control("Split", list(SPLITS), default="all", format_func=SPLITS.get,
                              key="p_split", required=True, label_visibility="collapsed") or "all"
-segments, _ = get("pricing", split)  # kept with the other figures (assumptions are settings:
+count_recoveries = st.checkbox(
+    "Count recoveries (price on the net cost: what the carriers paid back is taken off)",
+    key="p_recoveries")
+assume = pricing.assumptions(engine, count_recoveries=count_recoveries)
+segments, _ = get("pricing", (split, count_recoveries))  # kept with the other figures (assumptions are settings:
 # changing them records an event, so the figures are worked out again)
 advice = [a for _i, a in segments]
 price_rows = pd.DataFrame([{
@@ -360,7 +400,9 @@ with st.expander("Assumptions"):
         f"- **Claims cost** = refunds + store credit (bonus included) × {assume.credit_cost_ratio:.0%}"
         f" (what credit costs you) + reshipped items' price × {assume.reship_cost_ratio:.0%} (cost "
         f"of goods) + {ui.money(assume.reship_shipping_cents, CUR)} postage per reshipment. Only "
-        "decisions standing now count (an undone approval doesn't).\n"
+        "decisions standing now count (an undone approval doesn't)."
+        + (" **Count recoveries** is ticked: what the carriers paid back on these claims is taken "
+           "off (never below zero)." if assume.count_recoveries else "") + "\n"
         "- **Loss ratio** = claims cost ÷ protection fees collected.\n"
         f"- **Fee for the target** = claims cost ÷ {assume.target_loss_ratio:.0%} ÷ protected "
         "orders (flat, rounded up to 5¢), or ÷ their total order value (percent, rounded up to "

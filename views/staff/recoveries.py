@@ -32,6 +32,15 @@ if not rows:
     st.info("No recoveries match these filters." if carriers or states else
             "Nothing to recover right now.")
     st.stop()
+# one currency: numbers in a money column (sortable); several: each amount written with its own
+currencies = {r.currency for r in rows}
+one_currency = next(iter(currencies)) if len(currencies) == 1 else None
+
+
+def amount(minor: int, currency: str):
+    return domain.decimal_amount(minor, currency) if one_currency else ui.money(minor, currency)
+
+
 event = st.dataframe([{
     "Due": "Overdue" if r.overdue else "",
     "Deadline": ui.day(r.deadline, settings.timezone) if r.deadline else "no rule",
@@ -40,12 +49,14 @@ event = st.dataframe([{
     "Carrier": r.carrier or "—",
     "Issue": r.issue_label,
     "State": r.state_label,
-    "Claimable": domain.decimal_amount(r.claimable_minor, r.currency),
-    "Recovered": domain.decimal_amount(r.recovered_minor, r.currency),
+    "Claimable": amount(r.claimable_minor, r.currency),
+    "Recovered": amount(r.recovered_minor, r.currency),
     "Carrier's claim": r.carrier_claim_number or r.easypost_claim_id or "",
 } for r in rows], hide_index=True, on_select="rerun", selection_mode="single-row", key="rec_table",
     column_config={"Due": st.column_config.TextColumn(
-        "Due", width="small", help="Overdue: still to file after the carrier's deadline")})
+        "Due", width="small", help="Overdue: still to file after the carrier's deadline"),
+        **({"Claimable": ui.money_column(one_currency), "Recovered": ui.money_column(one_currency)}
+           if one_currency else {})})
 st.caption(f"{len(rows)} recoveries · select a row to open its claim. Deadlines are counted on "
            "the store's calendar; a rule marked unconfirmed on the claim page could only be read "
            "on a third-party page.")
