@@ -21,7 +21,7 @@ from claims_core.infra.db import read_session, utcnow, write_session
 from claims_core.infra.models import Checkpoint, Order, Shipment, WebhookReceipt
 from claims_core.services import tracking
 
-from .conftest import NOW
+from .conftest import NOW, ON_POSTGRES
 from .factories import make_order
 from .test_staff_app import app  # noqa: F401  (the staff AppTest fixture)
 from .test_live_feeds import (client, fulfillment, post_17track, post_easypost,  # noqa: F401
@@ -257,6 +257,39 @@ def test_a_push_with_12k_scans_is_applied_in_bounded_transactions(client, engine
         assert s.scalars(select(WebhookReceipt.status)).one() == "done"
         # the scans are stored once even if the push comes again
         assert s.execute(text("SELECT count(DISTINCT key) FROM checkpoints")).scalar_one() == 12_000
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock and busy handler")
+def test_receipts_are_stored_between_other_writers_short_gaps(engine):
+    """Another writer takes SQLite's write lock back again and again, leaving it free 2 ms in
+    every 100 ms (customers filing from other processes): SQLite's busy handler, which sleeps up
+    to 100 ms between tries, would rarely find a gap; the receipts' writer asks every few ms."""
+    done, began = threading.Event(), threading.Event()
+
+    def other_writer():
+        while not done.is_set():
+            with write_session(engine) as s:
+                s.execute(text("SELECT 1"))
+                began.set()
+                time.sleep(0.1)
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        began.wait(5)
+        took = []
+        for i in range(5):
+            t0 = time.perf_counter()
+            outcome = webhooks.store(engine, webhooks.Delivery(
+                "17track", f"gap-{i}", "TRACKING_UPDATED", "track:GAP", "{}"))
+            took.append(time.perf_counter() - t0)
+            assert outcome.outcome == "received"
+    finally:
+        done.set()
+        writer.join()
+    assert max(took) < 1.0, f"a receipt waited {max(took):.2f} s for the write lock"
+    assert len(receipts(engine)) == 5
 
 
 # --- staff see what couldn't be applied, and apply it again ----------------------------------------

@@ -19,10 +19,15 @@ nothing. Answers: 401 for a missing or wrong signature (nothing stored), 413 for
 1 MB, 400 with a reason for a body that isn't JSON, is nested too deeply or isn't the documented
 shape (logged).
 
-``apply_pending_receipts`` (a background job, every ~2 s; also from ``tick``) applies pending
-receipts oldest first, **in order per order / per tracking number** (``sequence_key``: a later
-receipt never overtakes an earlier one of the same order or parcel), in short transactions:
-orders through the CSV importer's own upsert, carrier events through ``services.tracking``
+The receipts of concurrent requests are stored together (``_GroupCommit``), and their writer asks
+for SQLite's write lock every few milliseconds (``_store_eagerly``) instead of through SQLite's
+busy handler, whose sleeps of up to 100 ms would keep it waiting behind other processes' writers.
+
+``apply_pending_receipts`` (a background job, every ~2 s; also from ``tick``) reads and parses the
+due receipts before any write transaction, then applies them oldest first, **in order per order
+/ per tracking number** (``sequence_key``: a later receipt never overtakes an earlier one of the
+same order or parcel), in short transactions (``BATCH_SECONDS``, then the lock is left free for
+``PAUSE_SECONDS``): orders through the CSV importer's own upsert, carrier events through ``services.tracking``
 (replays and out-of-order events change nothing there either); a push with thousands of scans is
 stored ``tracking.CHECKPOINTS_PER_TRANSACTION`` at a time, so no other writer waits long. A
 fulfillment or refund for an order not seen yet is kept (``waiting``) and applied when the order
@@ -318,7 +323,7 @@ def _store_eagerly(db: Engine, work):
                     time.sleep(_EAGER_SLEEP_S)
             with Session(bind=conn, expire_on_commit=False) as s:  # joins conn's transaction
                 out = work(s)
-                s.flush()
+                s.commit()  # the session's own hooks; conn's transaction stays open
             conn.commit()
             return out
         finally:

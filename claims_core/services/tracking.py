@@ -133,7 +133,8 @@ def record(s: Session, update: TrackingUpdate, *, now: datetime | None = None,
     new_facts = [*stored_before, *fresh]
     applied, holds = apply_to_shipments(s, number, new_facts, fallback=update.milestone, now=now,
                                         actor=f"carrier:{update.source}",
-                                        facts=None if known is None else [*known, *fresh])
+                                        facts=None if known is None else [*known, *fresh],
+                                        meta=meta)
     return UpdateOutcome(number, len(new_facts), applied, holds)
 
 
@@ -169,15 +170,18 @@ def _checkpoints(s: Session, number: str) -> list[CheckpointFact]:
 def apply_to_shipments(s: Session, number: str, new: Sequence[CheckpointFact] = (), *,
                        fallback: Milestone | None = None, now: datetime | None = None,
                        actor: str = "carrier",
-                       facts: Sequence[CheckpointFact] | None = None) -> tuple[int, int]:
+                       facts: Sequence[CheckpointFact] | None = None,
+                       meta: Tracking | None = None) -> tuple[int, int]:
     """Bring every shipment with this tracking number up to date with what is known of it, and
-    hold the open claims the new checkpoints call into question. Returns (shipments, holds)."""
+    hold the open claims the new checkpoints call into question. Returns (shipments, holds).
+    ``meta``: the number's tracking row, locked already in this transaction (``record``)."""
     now = now or utcnow()
     number = normalize_tracking(number)
     # the tracking row's lock first: a delivery for this parcel and an import creating its
     # shipment take turns, and whoever comes second sees what the first committed
-    meta = s.scalars(select(Tracking).where(Tracking.tracking_number == number)
-                     .with_for_update()).first()
+    if meta is None:
+        meta = s.scalars(select(Tracking).where(Tracking.tracking_number == number)
+                         .with_for_update()).first()
     if meta is None:
         return 0, 0
     shipments = s.scalars(select(Shipment).where(Shipment.tracking_number == number)).all()
