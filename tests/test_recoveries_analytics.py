@@ -126,3 +126,27 @@ def test_net_cost_takes_off_what_came_back_only_when_ticked_and_never_below_zero
     assert net.paid_claims_range == gross.paid_claims_range  # the range's count is unchanged
     few = dataclasses.replace(seg, paid_claims=4)
     assert not advise(few, Assumptions(count_recoveries=True)).enough_data  # same rules
+
+
+def test_upgrading_across_0025_fills_the_recoveries_roll_up(db_url, now):
+    """A database from before the recoveries roll-up gets it (and ``rollup_orders.recovered``)
+    computed from its rows when upgraded."""
+    from alembic import command
+
+    from claims_core.infra import migrate
+    from claims_core.infra.db import make_engine
+
+    from .test_rollups import table_contents
+    engine = make_engine(db_url)
+    rid, _c, _d = _approved_claim(engine, now, "2005", issue="damaged", refund=2800)
+    recoveries.file_by_hand(engine, rid, STAFF, "UPS-9", now=now)
+    recoveries.record_decision(engine, rid, STAFF, "approved", paid_minor=2000, now=now)
+    kept = table_contents(engine)
+    assert [v[4] for v in kept["rollup_recoveries"].values()] == [2000]  # recovered
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0024")  # the table and the column are gone
+    migrate.upgrade(engine)
+    assert table_contents(engine) == kept
+    engine.dispose()
