@@ -38,8 +38,14 @@ VALUE = re.compile(r"^[\d\s.,:/·—×•()#%$€£¥+-]*$|^CLM-[0-9A-Z]+$|^http
 
 
 def _lines(page) -> list[str]:
-    text = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
-                                     return m ? m.innerText : document.body.innerText; }""")
+    # material icons are ligatures ("shield" drawn as a shield): not words, so left out
+    text = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]')
+                                              || document.body;
+                                     const c = m.cloneNode(true);
+                                     c.querySelectorAll('[data-testid="stIconMaterial"]')
+                                      .forEach(e => e.remove());
+                                     document.body.appendChild(c);
+                                     const t = c.innerText; c.remove(); return t; }""")
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
