@@ -12,10 +12,11 @@ from claims_core.infra import i18n
 from claims_core.services import privacy_notice, retention
 from views import safe_text, ui
 
-DUE_LABELS = {"photos": "photos", "signatures": "signatures",
-              "webhook_payloads": "stored webhook payloads", "outbox_bodies": "email bodies",
-              "drafts": "drafts", "unmatched_mail": "unmatched or ignored emails",
-              "exports": "prepared data exports"}
+DUE_LABELS = {"photos": ("photo", "photos"), "signatures": ("signature", "signatures"),
+              "webhook_payloads": ("stored webhook payload", "stored webhook payloads"),
+              "outbox_bodies": ("email body", "email bodies"), "drafts": ("draft", "drafts"),
+              "unmatched_mail": ("unmatched or ignored email", "unmatched or ignored emails"),
+              "exports": ("prepared data export", "prepared data exports")}
 
 
 def show(engine, who) -> None:
@@ -40,7 +41,7 @@ def show(engine, who) -> None:
     due = retention.due_counts(engine)
     if due.total:
         st.info("The next run will remove: " + ", ".join(
-            f"{n:,} {DUE_LABELS[k]}" for k, n in due.as_dict().items() if n) + ".")
+            f"{n:,} {DUE_LABELS[k][n != 1]}" for k, n in due.as_dict().items() if n) + ".")
     else:
         st.caption("The next run has nothing to remove.")
 
