@@ -104,7 +104,7 @@ def test_settings_privacy_tab_saves_retention_and_shows_what_the_next_run_remove
     at.button(key="FormSubmitter:privacy_retention-Save retention").click().run()
     assert not at.exception
     assert retention.load_policy(engine)["retain_photos_months"] == 2
-    assert "The next run will remove: 1 photos, 1 signatures." in everything(at)
+    assert "The next run will remove: 1 photo, 1 signature." in everything(at)
     assert retention.due_counts(engine).photos == 1
 
 
