@@ -8,7 +8,7 @@ on every response, and a friendly page for faults instead of a traceback.
 import streamlit as st
 from starlette.middleware import Middleware
 
-from claims_core.adapters import api, forwarded, jobs, webhooks
+from claims_core.adapters import api, forwarded, inbound_webhooks, jobs
 from claims_core.adapters.web import DatabaseFaults, SecurityHeaders, StaffGate, routes
 from views.faults import on_script_error
 from views.navigation import STAFF_PAGES
@@ -17,7 +17,7 @@ forwarded.install()  # X-Forwarded-For/-Proto believed only with CLAIMS_TRUSTED_
 
 app = st.App(
     "navigation.py",
-    routes=routes() + webhooks.routes() + [api.mount()],
+    routes=routes() + inbound_webhooks.routes() + [api.mount()],
     middleware=[Middleware(SecurityHeaders), Middleware(DatabaseFaults),
                 Middleware(StaffGate, staff_paths=("login",) + tuple(p.url_path for p in STAFF_PAGES))],
     on_script_error=on_script_error,

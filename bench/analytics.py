@@ -3,8 +3,8 @@
     python bench/analytics.py --claims 100000 1000000 [--keep /tmp/bench]
     python bench/analytics.py --claims 100000 --database-url postgresql+psycopg://…   # PostgreSQL
 
-For each size it fills a database with ``python -m claims_core fill``'s data (SQLite files are
-kept under --keep and reused), then measures in one run, as seconds and as ratios to the floor
+For each size it fills a database with ``python -m claims_core fill``'s data, recoveries included
+(SQLite files are kept under --keep and reused), then measures in one run, as seconds and as ratios to the floor
 (an empty page of this app, run through AppTest as a browser's rerun is):
 - the analytics page, cold (the server's figure store emptied first) and warm (run again);
 - every figure of the page (both trend grains, every breakdown, money, operations, the pricing
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from claims_core.adapters import bulk  # noqa: E402
 from claims_core.infra import migrate  # noqa: E402
-from claims_core.infra.db import make_engine, utcnow  # noqa: E402
+from claims_core.infra.db import make_engine  # noqa: E402
 from claims_core.services import (accounts, analytics, analytics_rows, claim_queue,  # noqa: E402
                                   pricing, staff_sessions)
 
@@ -65,48 +65,6 @@ def every_figure(module, pricing_inputs, engine, f) -> float:
     return time.perf_counter() - t0
 
 
-def add_recoveries(engine) -> int:
-    """``fill`` makes no recoveries: give every approved claim a carrier pays for one (by its id:
-    a fifth each paid back in part, written off past the deadline, filed, rejected, still to
-    file), then rebuild the roll-ups. Returns how many."""
-    from sqlalchemy import case, func, insert, literal, select
-
-    from claims_core.domain.recoveries import RECOVERABLE_ISSUES
-    from claims_core.domain.vocabulary import GRANTED_STATUSES
-    from claims_core.infra import rollups
-    from claims_core.infra.db import write_session
-    from claims_core.infra.models import Claim, Recovery, RecoveryEvent, Resolution, Shipment
-    paid = (select(Resolution.claim_id, func.sum(Resolution.amount_cents).label("paid"))
-            .where(Resolution.voided_at.is_(None)).group_by(Resolution.claim_id).subquery())
-    k = (Claim.id // 5) % 5  # not by id alone: fill assigns carriers by id
-    state = case((k == 0, "paid"), (k == 1, "written_off"), (k == 2, "filed"), (k == 3, "rejected"),
-                 else_="to_file")
-    src = (select(Claim.id, Claim.shipment_id, state, Shipment.carrier, literal("other"),
-                  Claim.issue_type, literal("USD"), paid.c.paid, paid.c.paid,
-                  case((k == 0, paid.c.paid * 6 // 10), else_=0), literal(""), literal(""),
-                  Claim.decided_at, Claim.decided_at,
-                  case((k.in_((0, 2, 3)), Claim.decided_at), else_=None))
-           .join(paid, paid.c.claim_id == Claim.id).join(Shipment, Shipment.id == Claim.shipment_id)
-           .where(Claim.status.in_(GRANTED_STATUSES), Claim.issue_type.in_(RECOVERABLE_ISSUES),
-                  Claim.decided_at.is_not(None), paid.c.paid > 0))
-    cols = ["claim_id", "shipment_id", "state", "carrier", "carrier_key", "issue_type", "currency",
-            "paid_out_cents", "claimable_cents", "recovered_cents", "carrier_claim_number",
-            "carrier_message", "created_at", "updated_at", "filed_at"]
-    with write_session(engine) as s, rollups.paused():
-        if s.scalar(select(func.count()).select_from(Recovery)):
-            return 0
-        s.execute(insert(Recovery).from_select(cols, src))
-        s.execute(insert(RecoveryEvent).from_select(
-            ["recovery_id", "claim_id", "actor", "at", "action", "from_state", "to_state", "details"],
-            select(Recovery.id, Recovery.claim_id, literal("system"), Recovery.updated_at,
-                   literal("write_off"), literal("to_file"), literal("written_off"),
-                   literal('{"deadline": "2026-01-01", "reason": "deadline_passed"}'))
-            .where(Recovery.state == "written_off")))
-        n = s.scalar(select(func.count()).select_from(Recovery))
-    rollups.rebuild(engine)
-    return n
-
-
 def filters(engine, today) -> dict[str, analytics.AnalyticsFilter]:
     """The page's default (180 days) and one of each filter it offers."""
     carriers = claim_queue.carriers(engine)[:2]
@@ -133,7 +91,7 @@ SELECT (SELECT count(*) FROM ps), (SELECT count(DISTINCT order_id) FROM ps), c.i
 FROM {p}claims c JOIN ps ON ps.id = c.shipment_id GROUP BY c.issue_type"""
 
 
-def duckdb_measures(db_file: str, f) -> dict[str, float]:
+def duckdb_measures(db_file: str, f, tz: str = "UTC") -> dict[str, float]:
     try:
         import duckdb
         import duckdb_extension_sqlite_scanner as scanner
@@ -143,7 +101,7 @@ def duckdb_measures(db_file: str, f) -> dict[str, float]:
     con = duckdb.connect()
     con.execute(f"LOAD '{ext}'")
     con.execute(f"ATTACH '{db_file}' AS op (TYPE sqlite, READ_ONLY)")
-    start, end = str(f.start)[:19], str(f.end)[:19]
+    start, end = (str(t.replace(tzinfo=None))[:19] for t in f.bounds(tz))  # the store's days
     out = {"DuckDB claim rates, SQLite scanner": seconds(
         lambda: con.execute(CLAIM_RATES.format(p="op.", start=start, end=end)).fetchall())}
     t0 = time.perf_counter()
@@ -214,10 +172,7 @@ def main() -> None:
             bulk.fill(engine, n)
             print(f"filled {n:,} claims in {time.perf_counter() - t0:.0f} s", flush=True)
         migrate.upgrade(engine)
-        t0 = time.perf_counter()
-        if made := add_recoveries(engine):
-            print(f"added {made:,} recoveries in {time.perf_counter() - t0:.0f} s", flush=True)
-        today = utcnow().date()
+        today = analytics.store_today(engine)  # the store's local day, as the page
         f = analytics.AnalyticsFilter(today - timedelta(days=180), today)  # the page's default
         m = page_measures(url)
         for name, flt in filters(engine, today).items():
@@ -226,7 +181,8 @@ def main() -> None:
         m["every figure, row-level SQL (180 days)"] = every_figure(
             analytics_rows, analytics_rows.pricing_segment_inputs, engine, f)
         if engine.dialect.name == "sqlite":
-            m.update(duckdb_measures(url.removeprefix("sqlite:///"), f))
+            m.update(duckdb_measures(url.removeprefix("sqlite:///"), f,
+                                     analytics.store_zone_name(engine)))
         engine.dispose()
         floor = m["empty page (floor)"]
         print(f"\n== {n:,} claims ({engine.dialect.name}) ==")

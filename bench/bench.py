@@ -84,6 +84,7 @@ def app_runs(url: str) -> dict[str, float]:
         operations,
         outcomes_trend,
         rate_trend,
+        store_today,
     )
 
     os.environ["DATABASE_URL"] = url
@@ -147,7 +148,7 @@ def app_runs(url: str) -> dict[str, float]:
     c = staff_app("views/staff/claim.py", id=claim_id)
     m["one claim with photos"] = c.run
 
-    today = utcnow().date()
+    today = store_today(engine)  # the store's local day, as the page
     flt = AnalyticsFilter(today - timedelta(days=180), today)  # the page's default period
     t0 = time.perf_counter()
     for fn in (lambda: claim_rates(engine, flt), lambda: rate_trend(engine, flt, "month"),

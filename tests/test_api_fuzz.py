@@ -15,18 +15,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.testclient import TestClient
 
-from claims_core.adapters import api, web, webhooks
+from claims_core.adapters import api, inbound_webhooks, web
 
 from .test_api import BASE, file_existing, filing_body, order_body, recent_order
 
 SECRETS = {"SHOPIFY_WEBHOOK_SECRET": "shopify-fuzz-secret",
            "TRACK17_WEBHOOK_KEY": "track17-fuzz-key",
            "EASYPOST_WEBHOOK_SECRET": "easypost-fuzz-secret"}
-SIGN = {"/webhooks/shopify": lambda b: {"x-shopify-hmac-sha256": webhooks.shopify_signature(
+SIGN = {"/webhooks/shopify": lambda b: {"x-shopify-hmac-sha256": inbound_webhooks.shopify_signature(
             b, SECRETS["SHOPIFY_WEBHOOK_SECRET"])},
-        "/webhooks/17track": lambda b: {"sign": webhooks.track17_signature(
+        "/webhooks/17track": lambda b: {"sign": inbound_webhooks.track17_signature(
             b, SECRETS["TRACK17_WEBHOOK_KEY"])},
-        "/webhooks/easypost": lambda b: {"x-hmac-signature": webhooks.easypost_signature(
+        "/webhooks/easypost": lambda b: {"x-hmac-signature": inbound_webhooks.easypost_signature(
             b, SECRETS["EASYPOST_WEBHOOK_SECRET"])}}
 
 FUZZ = settings(max_examples=250, deadline=None,
@@ -46,7 +46,7 @@ def world(db_url, engine, monkeypatch):
     recent_order(engine, "1002", "kim@example.com")
     keys = {"write": api_keys.create_key(engine, "fuzz-w", "write", "staff:owner")[1],
             "read": api_keys.create_key(engine, "fuzz-r", "read", "staff:owner")[1]}
-    app = Starlette(routes=webhooks.routes() + [api.mount()],
+    app = Starlette(routes=inbound_webhooks.routes() + [api.mount()],
                     middleware=[Middleware(web.SecurityHeaders)])
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
         yield c, keys, filed.reference

@@ -11,7 +11,7 @@ import pytest
 
 from claims_core.adapters.demo import DEMO_ORDERS, make_photo
 from claims_core.infra.db import make_engine, utcnow
-from claims_core.services import customer
+from claims_core.services import claim_views, customer
 
 from .browser import (
     DESKTOP,
@@ -79,7 +79,7 @@ def test_shipping_claim_at_desktop_with_typed_signature(live_app, browser):
     click_button(page, "Find my claims")
     token = link.split("token=")[1].split("&")[0]
     engine = make_engine(live_app["db_url"])
-    ref = customer.get_claim_for_customer(engine, token).reference
+    ref = claim_views.get_claim_for_customer(engine, token).reference
     engine.dispose()
     page.get_by_text(ref).first.wait_for()
     page.get_by_role("button", name="Open", exact=True).last.click()  # the newest claim

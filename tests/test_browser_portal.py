@@ -231,6 +231,7 @@ def test_order_link_from_the_shipping_email(live_app, browser):
     admin = staff.new_page()
     staff_log_in(admin, base, *live_app["owner"])
     admin.goto(base + "/settings")
+    admin.get_by_role("tab", name="Email", exact=True).click()  # the group, then its section
     admin.get_by_role("tab", name="Email link").click()
     click_button(admin, "Show the secret and the snippet")
     codes = admin.locator("[data-testid='stCode'] code")

@@ -14,7 +14,7 @@ from claims_core import cli
 from claims_core.adapters import demo
 from claims_core.infra import migrate
 from claims_core.infra.db import make_engine
-from claims_core.services import accounts, customer
+from claims_core.services import accounts, customer, order_views
 
 ROOT = Path(__file__).resolve().parents[1]
 from .test_import import SAMPLE  # noqa: E402
@@ -155,7 +155,7 @@ def test_demo_then_backup_while_filing(tmp_path, cli_db, capsys):
                                  "on c.id = ci.claim_id where c.id is null")).scalar_one()
         assert orphans == 0
     assert migrate.is_up_to_date(copy)
-    assert customer._lookup_order(copy, demo.DEMO_ORDERS[0].number, demo.DEMO_ORDERS[0].email).claimable
+    assert order_views._lookup_order(copy, demo.DEMO_ORDERS[0].number, demo.DEMO_ORDERS[0].email).claimable
     copy.dispose()
 
 

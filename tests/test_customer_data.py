@@ -13,7 +13,7 @@ from sqlalchemy import JSON, LargeBinary, String, create_engine, func, select, t
 from sqlalchemy.exc import DBAPIError
 
 from claims_core import domain
-from claims_core.adapters import outbound_webhooks, webhooks
+from claims_core.adapters import inbound_webhooks, outbound_webhooks
 from claims_core.domain.errors import ErrorCode
 from claims_core.infra import migrate, personal_data, rollups
 from claims_core.infra.db import make_engine, read_session, utcnow, write_session
@@ -83,7 +83,7 @@ def _customer(engine, client, *, number="1001"):
                                  "zip": "2000", "country_code": "AU", "phone": PHONE})
     body["shipping_address"].update(name=NAME, address1=STREET)
     assert post_shopify(client, "orders/create", body, webhook_id="wh-sam").status_code == 200
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
 
     built = make_order(engine, number, EMAIL, base=utcnow())
     with write_session(engine) as s:

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from streamlit.testing.v1 import AppTest
 
-from claims_core.adapters import api, db_state, webhooks, web
+from claims_core.adapters import api, db_state, inbound_webhooks, web
 from claims_core.adapters.db_state import DbState
 from claims_core.domain.errors import OrderNotFound, TooManyAttempts
 from claims_core.infra.db import is_read_only, make_engine, utcnow
@@ -154,7 +154,7 @@ def client(fault):
         return PlainTextResponse(f"page {request.url.path}")
 
     app = Starlette(
-        routes=web.routes() + webhooks.routes() + [api.mount(), Route("/{path:path}", page)],
+        routes=web.routes() + inbound_webhooks.routes() + [api.mount(), Route("/{path:path}", page)],
         middleware=[Middleware(web.SecurityHeaders), Middleware(web.DatabaseFaults),
                     Middleware(web.StaffGate, staff_paths=("login", "queue", "analytics"))])
     with TestClient(app, base_url="http://portal.test", follow_redirects=False,
@@ -179,7 +179,7 @@ def signed_webhook(client):
 
     body = json.dumps(shopify_order()).encode()
     return client.post("/webhooks/shopify", content=body, headers={
-        "x-shopify-hmac-sha256": webhooks.shopify_signature(body, SECRET),
+        "x-shopify-hmac-sha256": inbound_webhooks.shopify_signature(body, SECRET),
         "x-shopify-topic": "orders/create", "x-shopify-webhook-id": "d-1",
         "content-type": "application/json"})
 

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from claims_core import domain
-from claims_core.adapters import api, web, webhooks
+from claims_core.adapters import api, inbound_webhooks, web
 from claims_core.domain import disputes as rules
 from claims_core.infra.db import read_session, utcnow, write_session
 from claims_core.infra.models import Claim, Event, Message, Order, OutboxMessage, StaffUser
@@ -223,7 +223,7 @@ def test_an_approved_claim_on_a_disputed_order_is_flagged_and_the_owner_told(app
         s.execute(update(StaffUser).where(StaffUser.username == "owner1").values(
             email="owner1@shop.example"))
     monkeypatch.setenv("DATABASE_URL", db_url)
-    with TestClient(Starlette(routes=webhooks.routes()), base_url="http://portal.test") as c:
+    with TestClient(Starlette(routes=inbound_webhooks.routes()), base_url="http://portal.test") as c:
         assert post_shopify(c, "disputes/create", dispute(), webhook_id="f-1").status_code == 200
     web._engine_for.cache_clear()
     apply(engine)

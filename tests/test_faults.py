@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from streamlit.testing.v1 import AppTest
 
 from claims_core.infra.db import make_engine, read_session, write_session
-from claims_core.services import customer
+from claims_core.services import customer, order_views
 from views import faults
 
 from .conftest import NOW, ON_POSTGRES
@@ -52,7 +52,7 @@ def test_a_read_only_database_still_serves_reads_and_says_it_cannot_save(db_url,
     shutil.copy(db_url.removeprefix("sqlite:///"), copy)
     engine = make_engine(f"sqlite:///file:{copy}?mode=ro&uri=true")
     try:
-        view = customer._lookup_order(engine, built.number, built.email, now=NOW)  # a read page
+        view = order_views._lookup_order(engine, built.number, built.email, now=NOW)  # a read page
         assert view.name == f"#{built.number}"
         with pytest.raises(OperationalError) as e:  # filing writes
             customer.file_claim(engine, claim_request(built), now=NOW)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from claims_core.adapters import importer
 from claims_core.infra.db import write_session
 from claims_core.infra.models import LineItem, Order, Shipment, ShipmentItem, Stock
-from claims_core.services import customer
+from claims_core.services import order_views
 
 from .conftest import NOW
 
@@ -83,9 +83,9 @@ def test_sample_details(engine, now):
         assert not gift.requires_shipping
         unfulfilled = s.scalars(select(Order).where(Order.order_number == "1001")).one()
         assert unfulfilled.shipments == []
-    view = customer._lookup_order(engine, "#1001", "SAM.1001@EXAMPLE.COM", now=NOW)
+    view = order_views._lookup_order(engine, "#1001", "SAM.1001@EXAMPLE.COM", now=NOW)
     assert view.protected and not view.claimable and "hasn't shipped" in str(view.reason)
-    assert not customer._lookup_order(engine, "1005", "maría.1005@example.com", now=NOW).protected
+    assert not order_views._lookup_order(engine, "1005", "maría.1005@example.com", now=NOW).protected
 
 
 def test_reimport_changes_no_counts(engine):
@@ -162,7 +162,7 @@ def test_cancelled_orders_cannot_be_claimed(engine):
             "1,Mug,45.00,MUG,true,fulfilled,2026-11-09 12:00,\n"
             "#4001,,,,,,,,1,Shipping Protection,5.00,SHIP-PROTECT,false,fulfilled,,\n")
     importer.import_orders(engine, body.encode())
-    view = customer._lookup_order(engine, "4001", "a@example.com", now=NOW)
+    view = order_views._lookup_order(engine, "4001", "a@example.com", now=NOW)
     assert not view.claimable and "cancelled" in str(view.reason)
 
 
@@ -204,7 +204,7 @@ def test_shipments_csv(engine, now):
     report = importer.import_shipments(engine, body.encode())
     assert report.created == 2
     assert {e.line for e in report.skipped_rows} == {4, 5, 6, 7}
-    view = customer._lookup_order(engine, "1Z111", "zoë.1003@example.com", now=NOW)
+    view = order_views._lookup_order(engine, "1Z111", "zoë.1003@example.com", now=NOW)
     assert [s.tracking_number for s in view.shipments] == ["1Z111", "9400222"]  # replaced the stand-in
     assert "damaged" in view.shipments[0].issue_types
     assert view.shipments[1].issue_types == ("delayed", "lost")

@@ -21,7 +21,7 @@ from claims_core.adapters import inbound_mail, mailer, scheduler
 from claims_core.domain import email_replies
 from claims_core.infra.db import write_session
 from claims_core.infra.models import Claim, Event, InboundMail, OutboxMessage
-from claims_core.services import customer, decisions
+from claims_core.services import claim_views, customer, decisions
 from claims_core.services import inbound_mail as inbound_service
 
 from . import mail_fixtures as mails
@@ -221,7 +221,7 @@ def test_the_reply_is_recorded_as_the_page_records_it(engine, imap):
                                   .order_by(Event.id))][-2:]
     assert evs == [("customer_message", "customer", None, None, "email"),
                    ("customer_replied", "customer", "needs_info", "in_review", None)]
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.messages[-1].body == "Here it is" and view.status == "in_review"
 
 
@@ -470,7 +470,7 @@ def test_the_running_app_mails_the_customer_and_reads_the_reply(engine, db_url, 
         appended = time.monotonic()
 
         def on_the_claim():
-            view = customer.get_claim_for_customer(engine, r.access_token)
+            view = claim_views.get_claim_for_customer(engine, r.access_token)
             return view.messages and view.messages[-1].body == text and view.status == "in_review"
         assert _wait_for(on_the_claim, 60), log.read_text()
         print(f"reply on the claim {time.monotonic() - appended:.1f} s after it reached the mailbox")

@@ -17,14 +17,15 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from claims_core import domain
-from claims_core.adapters import importer, web, webhooks
+from claims_core.adapters import importer, inbound_webhooks, web
+from claims_core.services import webhook_receipts
 from claims_core.domain.tracking import Checkpoint, TrackingState, hold_reason, summarise
 from claims_core.domain.vocabulary import IssueType, Milestone, ShipmentStatus
 from claims_core.infra.db import read_session, write_session
 from claims_core.infra.models import (Checkpoint as CheckpointRow, Claim, Event, Message, Order,
                                       OrderRefund, OutboxMessage, Shipment, StaffUser,
                                       WebhookReceipt)
-from claims_core.services import claim_queue, customer, decisions, tracking
+from claims_core.services import claim_queue, customer, decisions, order_views, tracking
 from claims_core.services.approvals import ResolutionInput
 
 from .conftest import NOW
@@ -105,7 +106,7 @@ def secrets_set(monkeypatch, tmp_path):
 @pytest.fixture
 def client(db_url, engine, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", db_url)
-    app = Starlette(routes=webhooks.routes())
+    app = Starlette(routes=inbound_webhooks.routes())
     with TestClient(app, base_url="http://portal.test") as c:
         yield c
     web._engine_for.cache_clear()
@@ -133,9 +134,9 @@ def post_easypost(client, body: dict, *, secret=EASYPOST_SECRET):
     return client.post("/webhooks/easypost", content=raw, headers={"X-Hmac-Signature": sig})
 
 
-def apply(engine) -> webhooks.ApplyReport:
+def apply(engine) -> webhook_receipts.ApplyReport:
     """What the background job does every 2 s: apply the receipts the routes stored."""
-    return webhooks.apply_pending_receipts(engine)
+    return inbound_webhooks.apply_pending_receipts(engine)
 
 
 def receipt_of(engine, delivery_id: str) -> WebhookReceipt:
@@ -254,18 +255,18 @@ def test_cancelled_and_refunded_orders_cannot_take_claims(client, engine):
     apply(engine)
     with read_session(engine) as s:
         order_id = s.scalars(select(Order.id)).one()
-    view = customer.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
+    view = order_views.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
     assert view.claimable
     r = post_shopify(client, "refunds/create", {"id": 92, "order_id": 555001, "transactions": [
         {"kind": "refund", "status": "success", "amount": "98.95"}]}, webhook_id="c")
     assert r.status_code == 200
     apply(engine)
-    view = customer.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
+    view = order_views.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
     assert not view.claimable and domain.ErrorCode.ORDER_REFUNDED in view.reason_codes
     post_shopify(client, "orders/cancelled",
                  shopify_order(cancelled_at="2026-11-05T10:00:00-05:00"), webhook_id="d")
     apply(engine)
-    view = customer.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
+    view = order_views.get_order_for_customer(engine, order_id, "alex@example.com", now=NOW)
     assert domain.ErrorCode.ORDER_CANCELLED in view.reason_codes
 
 
@@ -314,7 +315,7 @@ def test_carrier_events_build_the_timeline_whatever_order_they_arrive_in(client,
     before = count(engine, Event)
     assert post_17track(client, early).json()["outcome"] == "duplicate"
     assert count(engine, CheckpointRow) == 3 and count(engine, Event) == before
-    view = customer.get_order_for_customer(engine, built.order_id, built.email, now=NOW)
+    view = order_views.get_order_for_customer(engine, built.order_id, built.email, now=NOW)
     t = view.shipments[0].tracking
     assert [e.message for e in t.entries] == ["Delivered, front door", "Arrived at Facility",
                                               "Picked up"]
@@ -367,7 +368,7 @@ def test_easypost_updates_and_proof_of_delivery(client, engine):
     with read_session(engine) as s:
         sh = s.get(Shipment, built.shipment_ids[0])
         assert sh.status == ShipmentStatus.DELIVERED
-    t = customer.get_order_for_customer(engine, built.order_id, built.email, now=NOW).shipments[0].tracking
+    t = order_views.get_order_for_customer(engine, built.order_id, built.email, now=NOW).shipments[0].tracking
     assert t.proof.signed_by == "DANA W" and t.has_proof
 
 
@@ -620,7 +621,7 @@ def test_tracking_stopped_is_remembered_and_said(client, engine):
                                                                     "carrier": 100002}})
     assert r.status_code == 200, r.text
     apply(engine)
-    t = customer.get_order_for_customer(engine, built.order_id, built.email, now=NOW).shipments[0].tracking
+    t = order_views.get_order_for_customer(engine, built.order_id, built.email, now=NOW).shipments[0].tracking
     assert t.stopped and t.milestone == Milestone.IN_TRANSIT
 
 

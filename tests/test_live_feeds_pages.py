@@ -12,7 +12,7 @@ from claims_core.domain.tracking import Checkpoint, ProofOfDelivery, TrackingUpd
 from claims_core.domain.vocabulary import Milestone
 from claims_core.infra.db import read_session, utcnow, write_session
 from claims_core.infra.models import Claim, ShopifyWrite
-from claims_core.services import customer, decisions, shop_sync, tracking
+from claims_core.services import customer, decisions, shopify_connection, tracking
 from claims_core.services.approvals import ResolutionInput
 from claims_core.services.unit_of_work import run
 
@@ -112,14 +112,14 @@ def test_proof_of_delivery_stands_beside_a_not_received_statement(app, engine): 
 
 def test_a_failed_write_back_shows_shopifys_reason_and_a_retry_button(app, engine, monkeypatch):  # noqa: F811
     built, r = _claim(engine, "6401", "damaged")
-    shop_sync.save_connection(engine, "owner:o", "test-shop", "shpat_" + "a" * 32)
+    shopify_connection.save_connection(engine, "owner:o", "test-shop", "shpat_" + "a" * 32)
     decisions.approve(engine, r.claim_id, "agent:a", [ResolutionInput("refund", 2800)])
     with write_session(engine) as s:
         s.execute(update(ShopifyWrite).values(status="failed", attempts=1,
                                               last_error="user_error: Amount exceeds refundable"))
     sent = []
-    from claims_core.adapters import shopify_writeback
-    monkeypatch.setattr(shopify_writeback, "send_pending", lambda engine, **kw: sent.append(1) or {})
+    from claims_core.adapters import shopify_write_back
+    monkeypatch.setattr(shopify_write_back, "send_pending", lambda engine, **kw: sent.append(1) or {})
     at = app("agent", "views/staff/claim.py", id=r.claim_id)
     assert "Shopify said: user_error: Amount exceeds refundable" in everything(at)
     write_id = engine and _write_id(engine)
@@ -145,7 +145,7 @@ def test_the_shopify_token_is_saved_and_never_shown(app, engine):  # noqa: F811
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert shop_sync.connection(engine).active, [b.key for b in at.button]
+    assert shopify_connection.connection(engine).active, [b.key for b in at.button]
     at.run()
     assert token not in everything(at)
     assert at.session_state["shopify_token"] == ""

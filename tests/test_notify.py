@@ -22,7 +22,7 @@ from claims_core.infra.models import (
     StaffUser,
     StoreSettings,
 )
-from claims_core.services import auto_approval, customer, decisions, notifications
+from claims_core.services import auto_approval, claim_views, customer, decisions, notifications
 from claims_core.services import settings as store_settings
 
 from .conftest import NOW
@@ -330,25 +330,25 @@ def test_rule_approves_at_filing_names_itself_and_can_be_undone(engine):
     auto_approval.save_rule(engine, "staff:boss", RULE)
     built = make_order(engine)
     r = customer.file_claim(engine, claim_request(built, resolution="store_credit"), now=NOW)
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.status == "approved" and view.resolutions[0].store_credit_code
     with write_session(engine) as s:
         ev = s.scalars(select(Event).where(Event.action == "approved")).one()
         assert ev.actor == "rule:small & first" and '"rule": "small & first"' in ev.details
     decisions.undo_approval(engine, r.claim_id, "staff:boss", "Photo looks reused")
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.status == "in_review" and view.resolutions == ()
     # the second claim from this email within 12 months is left for staff
     r2 = customer.file_claim(engine, claim_request(built, key="k2", items={built.items[(0, "TOTE")]: 1},
                                                    resolution="refund"), now=NOW + timedelta(days=1))
-    assert customer.get_claim_for_customer(engine, r2.access_token).status == "submitted"
+    assert claim_views.get_claim_for_customer(engine, r2.access_token).status == "submitted"
 
 
 def test_inactive_rules_and_big_claims_are_left_alone(engine):
     rid = auto_approval.save_rule(engine, "staff:boss", auto_approval.RuleSpec("tiny", 100))
     built = make_order(engine)
     r = customer.file_claim(engine, claim_request(built), now=NOW)  # $28 is not under $1
-    assert customer.get_claim_for_customer(engine, r.access_token).status == "submitted"
+    assert claim_views.get_claim_for_customer(engine, r.access_token).status == "submitted"
     auto_approval.set_rule_active(engine, "staff:boss", rid, False)
     with pytest.raises(domain.InvalidInput):
         auto_approval.save_rule(engine, "staff:boss", auto_approval.RuleSpec("tiny", 100))

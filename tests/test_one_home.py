@@ -46,12 +46,8 @@ from claims_core.infra.models import (
 from claims_core.services import analytics, decisions, handlers, lookup
 from claims_core.services.approvals import ResolutionInput
 from claims_core.services.auto_approval import save_rule
-from claims_core.services.customer import (
-    ClaimRequest,
-    OrderView,
-    file_claim,
-    get_order_for_customer,
-)
+from claims_core.services.customer import ClaimRequest, file_claim
+from claims_core.services.order_views import OrderView, get_order_for_customer
 from claims_core.services.events import apply
 from claims_core.services.settings import update_settings
 
@@ -466,6 +462,45 @@ def test_nothing_in_claims_core_imports_streamlit():
         assert not [m for m in importers if m.startswith("claims_core")], external
 
 
+# adapters that write rows themselves by design (demo and bulk data); nothing else in adapters
+# or pages touches the models
+MODELS_IN_ADAPTERS = {"claims_core.adapters.demo", "claims_core.adapters.demo_tracking",
+                      "claims_core.adapters.bulk"}
+
+
+def test_adapters_and_pages_reach_the_models_only_through_services():
+    import configparser  # noqa: PLC0415
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / ".importlinter")
+    contracts = [cfg[name] for name in cfg.sections()
+                 if cfg[name].get("type") == "forbidden"
+                 and "claims_core.infra.models" in cfg[name].get("forbidden_modules", "").split()]
+    assert contracts, "no import-linter contract keeps the models out of adapters and pages"
+    [contract] = contracts
+    assert {"claims_core.adapters", "views"} <= set(contract["source_modules"].split())
+    ignored = {line.split("->")[0].strip() for line in contract.get("ignore_imports", "").splitlines()
+               if "->" in line and not line.strip().startswith("#")}
+    assert ignored <= MODELS_IN_ADAPTERS
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("claims_core", "views", cache_dir=None)
+    direct = {m for m in graph.find_modules_that_directly_import("claims_core.infra.models")
+              if m.startswith(("claims_core.adapters", "views"))}
+    assert direct <= MODELS_IN_ADAPTERS, sorted(direct - MODELS_IN_ADAPTERS)
+
+
+def test_the_domain_map_names_every_domain_module():
+    import re  # noqa: PLC0415
+
+    import claims_core.domain as domain_package  # noqa: PLC0415
+
+    listed = set(re.findall(r"``([a-z_]+)``", domain_package.__doc__))
+    modules = {p.stem for p in Path(domain_package.__file__).parent.glob("*.py")
+               if p.stem != "__init__"}
+    assert modules - listed == set(), "add them to the list in claims_core/domain/__init__.py"
+    assert listed - modules == set(), "the list in claims_core/domain/__init__.py names these"
+
+
 # --- 7. every refusal has a code --------------------------------------------------------------
 
 def _all_subclasses(cls):
@@ -623,7 +658,7 @@ def test_only_the_approval_service_reads_the_stores_bonus_to_grant():
                if "store_credit_bonus_pct" in p.read_text(encoding="utf-8")}
     # settings validates and edits it, the demo sets it; approvals is where a grant reads it
     assert readers == {"claims_core/services/approvals.py", "claims_core/services/settings.py",
-                       "claims_core/adapters/demo.py", "views/staff/settings.py"}
+                       "claims_core/adapters/demo.py", "views/settings_claim_rules.py"}
 
 
 # stock for a reshipment: one key ---------------------------------------------------------------
@@ -631,7 +666,7 @@ def test_only_the_approval_service_reads_the_stores_bonus_to_grant():
 def test_reshipment_preview_and_grant_count_stock_under_one_key(engine, now):
     from claims_core.domain.resolutions import stock_key
     from claims_core.infra.models import Stock
-    from claims_core.services.customer import resolution_choices
+    from claims_core.services.order_views import resolution_choices
 
     update_settings(engine, "test", {"offer_reshipment": True})
     order_id, (sid,) = make_order(engine, now, lines=(("", "Hand-made card", 500, 2),))
@@ -661,18 +696,19 @@ def test_reshipment_preview_and_grant_count_stock_under_one_key(engine, now):
 # the throttled look-up is the only public one --------------------------------------------------
 
 def test_the_customer_lookup_is_only_reachable_through_the_throttle():
-    from claims_core.services import customer
+    from claims_core.services import claim_views, customer, order_views
 
-    public = {n for n, f in inspect.getmembers(customer, inspect.isfunction)
-              if f.__module__ == customer.__name__ and not n.startswith("_")}
-    assert not public & {"lookup_order", "find_claims_for_customer"}
+    for module in (customer, order_views, claim_views):
+        public = {n for n, f in inspect.getmembers(module, inspect.isfunction)
+                  if f.__module__ == module.__name__ and not n.startswith("_")}
+        assert not public & {"lookup_order", "find_claims_for_customer"}
     callers = {_rel(p) for p in _py_files("claims_core", "views", "app.py", "navigation.py")
                if "_lookup_order(" in p.read_text(encoding="utf-8")
                or "_find_claims_for_customer(" in p.read_text(encoding="utf-8")}
     # the throttled look-up (and the signed link, which books a miss when it doesn't verify),
     # and the API key's look-up (authenticated and rate-limited by the API)
     assert callers <= {"claims_core/services/lookup.py", "claims_core/services/claims_api.py",
-                       "claims_core/services/customer.py"}
+                       "claims_core/services/order_views.py"}
 
 
 # error codes: one code per refusal, the API's status follows it -------------------------------
@@ -761,7 +797,7 @@ def test_every_code_has_one_http_status():
 def test_a_photo_that_isnt_part_of_the_claim_is_one_refusal_everywhere(engine, now):
     from claims_core.adapters import api
     from claims_core.services import claim_review
-    from claims_core.services.customer import get_evidence_image
+    from claims_core.services.claim_views import get_evidence_image
 
     receipt = one_claim(engine, now)
     tries = (lambda: claim_review.photo_data(engine, receipt.claim_id, 999_999),

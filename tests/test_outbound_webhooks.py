@@ -17,6 +17,7 @@ from claims_core.adapters import outbound_webhooks, scheduler
 from claims_core.infra.db import read_session, utcnow, write_session
 from claims_core.infra.models import OutboxMessage, StaffUser, WebhookDelivery, WebhookEndpoint
 from claims_core.services import customer, decisions, webhook_endpoints
+from claims_core.services import outbound_webhooks as outbound_service
 from claims_core.services.approvals import ResolutionInput
 
 from .factories import claim_request, make_order
@@ -152,7 +153,7 @@ def test_an_endpoint_that_keeps_failing_is_disabled_and_the_owner_told(engine, r
         _claim(engine, f"71{i:02d}")
     script.extend([500] * 50)
     out = outbound_webhooks.send_pending(engine)
-    assert out["retry"] == webhook_endpoints.DISABLE_AFTER_FAILURES
+    assert out["retry"] == outbound_service.DISABLE_AFTER_FAILURES
     with read_session(engine) as s:
         row = s.get(WebhookEndpoint, ep.id)
         assert not row.active and "failed deliveries in a row" in row.disabled_reason

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from claims_core.adapters import jobs, webhooks
+from claims_core.adapters import inbound_webhooks, jobs
 from claims_core.domain.vocabulary import DenialReason
 from claims_core.infra.db import read_session, utcnow, write_session
 from claims_core.infra.models import Claim, Event, Order, OutboxMessage, PrivacyRequest, StaffUser
@@ -82,7 +82,7 @@ def test_data_request_prepares_the_export_and_mails_the_owner_once(engine, now, 
     r = post_shopify(client, "customers/data_request", data_request("Sam@Example.com"))
     assert r.status_code == 200 and r.json()["outcome"] == "received"
     assert _requests(engine) == []  # recorded when the receipt is applied (in the background)
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
     [req] = _requests(engine)
     assert (req.kind, req.status, req.email) == ("data_request", "pending", "sam@example.com")
     assert req.due_at - req.received_at == timedelta(days=30)
@@ -92,7 +92,7 @@ def test_data_request_prepares_the_export_and_mails_the_owner_once(engine, now, 
     assert post_shopify(client, "customers/data_request", data_request()).json()["outcome"] == \
         "duplicate"
     post_shopify(client, "customers/data_request", data_request(), webhook_id="wh-again")
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
     assert len(_requests(engine)) == 1
 
     assert privacy_requests.process_due(engine, now=utcnow())["exported"] == 1
@@ -120,7 +120,7 @@ def test_customer_redact_erases_now_when_no_claim_is_open(engine, now, secrets_s
     built = _order(engine)
     other = _order(engine, number="1002", email="kim@example.com", shopify_id="7002")
     post_shopify(client, "customers/redact", customer_redact())
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
     report = jobs.tick(engine, now=utcnow(), smtp=None, smtp_given=True)
     assert "privacy_requests" not in report.failed
     assert _email_of(engine, built.order_id) != "sam@example.com"
@@ -135,7 +135,7 @@ def test_customer_redact_with_an_open_claim_waits_until_it_is_decided(engine, no
     r = customer.file_claim(engine, claim_request(built, photos=[("a.jpg", jpeg_bytes())]),
                             now=now)
     post_shopify(client, "customers/redact", customer_redact())
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
     assert privacy_requests.process_due(engine, now=utcnow())["waiting"] == 1
     [req] = _requests(engine)
     with read_session(engine) as s:
@@ -156,7 +156,7 @@ def test_shop_redact_erases_every_customer_and_keeps_the_claims(engine, now, sec
     r = customer.file_claim(engine, claim_request(a), now=now)
     decisions.deny(engine, r.claim_id, "staff:ana", DenialReason.NOT_COVERED, now=now)
     assert post_shopify(client, "shop/redact", SHOP).status_code == 200
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
     assert privacy_requests.process_due(engine, now=utcnow())["erased"] == 1
     assert "@example.com" not in _email_of(engine, a.order_id) + _email_of(engine, b.order_id)
     with read_session(engine) as s:

@@ -196,3 +196,154 @@ def test_a_rejection_keeps_the_reason_and_a_redelivery_changes_nothing(engine, n
 def test_a_claim_event_without_its_claim_is_refused(engine, client):
     r = post_easypost(client, {"id": "evt_x", "description": "claim.approved", "result": "?"})
     assert r.status_code == 400
+
+
+# --- staff cancel a recovery filed through EasyPost: POST /v2/claims/{id}/cancel via the outbox ---
+
+def _claim_json(claim_id, tracking, status):
+    return Response(json.dumps({"id": claim_id, "object": "Claim", "status": status,
+                                "tracking_code": tracking}), content_type="application/json")
+
+
+def _filed_through_easypost(engine, now, easypost, claim_id="clm_097"):
+    rid, tracking, _ref = _approved(engine, now)
+    recoveries.request_filing(engine, rid, "staff:t", now=now)
+    easypost.expect_oneshot_request("/v2/claims", method="GET").respond_with_handler(
+        lambda r: _list())
+    easypost.expect_oneshot_request("/v2/claims", method="POST").respond_with_handler(
+        lambda r: _claim_json(claim_id, tracking, "submitted"))
+    assert easypost_claims.send_pending(engine, now=now)["sent"] == 1
+    assert _state(engine, rid) == ("filed", claim_id, "sent")
+    return rid, tracking
+
+
+def _cancel_row(engine, rid):
+    from claims_core.infra.models import RecoveryCancellation
+    with write_session(engine) as s:
+        row = s.scalars(select(RecoveryCancellation)
+                        .where(RecoveryCancellation.recovery_id == rid)).first()
+        return None if row is None else (row.status, row.easypost_claim_id)
+
+
+def test_staff_cancel_cancels_the_claim_at_easypost_once(engine, now, easypost):
+    rid, tracking = _filed_through_easypost(engine, now, easypost)
+    assert recoveries.cancel(engine, rid, "staff:t", "The parcel turned up.", now=now)
+    assert _state(engine, rid)[0] == "cancelled" and _cancel_row(engine, rid) == ("pending",
+                                                                                 "clm_097")
+    with pytest.raises(ClaimRuleError) as e:  # cancelled once
+        recoveries.cancel(engine, rid, "staff:t", now=now)
+    assert e.value.code == ErrorCode.RECOVERY_ILLEGAL_STEP
+    cancels = []
+
+    def cancel(request):
+        cancels.append(request)
+        return _claim_json("clm_097", tracking, "cancelled")
+    easypost.expect_request("/v2/claims/clm_097", method="GET").respond_with_handler(
+        lambda r: _claim_json("clm_097", tracking, "submitted"))
+    easypost.expect_request("/v2/claims/clm_097/cancel", method="POST").respond_with_handler(cancel)
+    assert easypost_claims.send_pending(engine, now=now)["cancelled"] == 1
+    [req] = cancels
+    assert req.headers["Authorization"] == "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
+    assert _cancel_row(engine, rid) == ("sent", "clm_097")
+    assert easypost_claims.send_pending(engine, now=now) == {"sent": 0, "refused": 0, "retry": 0}
+    [(row, events)] = recoveries.for_claim(engine, _claim_id(engine, rid), now=now)
+    assert row.carrier_message == "The parcel turned up." and row.cancel_status == "sent"
+    assert [e.action for e in events][-3:] == ["cancel", "cancel_requested",
+                                               "cancelled_at_easypost"]
+
+
+def test_a_lost_answer_never_cancels_twice(engine, now, easypost):
+    rid, tracking = _filed_through_easypost(engine, now, easypost)
+    recoveries.cancel(engine, rid, "staff:t", now=now)
+    status = {"now": "submitted"}
+
+    def cancel(request):  # EasyPost cancels it, but the answer never arrives
+        status["now"] = "cancelled"
+        return Response("gateway timeout", status=504)
+    easypost.expect_request("/v2/claims/clm_097", method="GET").respond_with_handler(
+        lambda r: _claim_json("clm_097", tracking, status["now"]))
+    easypost.expect_request("/v2/claims/clm_097/cancel", method="POST").respond_with_handler(cancel)
+    assert easypost_claims.send_pending(engine, now=now)["cancel_retry"] == 1
+    assert _cancel_row(engine, rid)[0] == "pending"
+    assert easypost_claims.send_pending(engine, now=now + timedelta(hours=1))["cancelled"] == 1
+    posts = [r for r, _resp in easypost.log if r.path.endswith("/cancel")]
+    assert len(posts) == 1  # the retry read the claim first and saw it cancelled
+    assert _cancel_row(engine, rid) == ("sent", "clm_097")
+
+
+def test_a_refused_cancel_shows_easyposts_message(engine, now, easypost):
+    rid, tracking = _filed_through_easypost(engine, now, easypost)
+    recoveries.cancel(engine, rid, "staff:t", now=now)
+    easypost.expect_request("/v2/claims/clm_097", method="GET").respond_with_handler(
+        lambda r: _claim_json("clm_097", tracking, "approved"))
+    easypost.expect_request("/v2/claims/clm_097/cancel", method="POST").respond_with_json(
+        {"error": {"code": "CLAIM.CANNOT_CANCEL", "message": "An approved claim can't be cancelled.",
+                   "errors": []}}, status=422)
+    assert easypost_claims.send_pending(engine, now=now)["cancel_refused"] == 1
+    [(row, _e)] = recoveries.for_claim(engine, _claim_id(engine, rid), now=now)
+    assert row.cancel_status == "refused" and "can't be cancelled" in row.cancel_error
+
+
+def test_cancel_before_the_job_sent_it_withdraws_the_filing(engine, now, easypost):
+    rid, _tracking, _ref = _approved(engine, now)
+    recoveries.request_filing(engine, rid, "staff:t", now=now)
+    assert not recoveries.cancel(engine, rid, "staff:t", now=now)  # nothing to cancel there
+    assert _state(engine, rid) == ("cancelled", None, "withdrawn") and _cancel_row(engine, rid) is None
+    assert easypost_claims.send_pending(engine, now=now) == {"sent": 0, "refused": 0, "retry": 0}
+    assert easypost.log == []  # EasyPost never heard of it
+
+
+def test_cancelled_while_being_filed_then_cancelled_there(engine, now, easypost):
+    rid, tracking, _ref = _approved(engine, now)
+    recoveries.request_filing(engine, rid, "staff:t", now=now)
+    [work] = recoveries.lease_filings(engine, now=now)  # the sender has it (sending)
+    assert recoveries.cancel(engine, rid, "staff:t", now=now)
+    assert _cancel_row(engine, rid) == ("pending", None)
+    easypost.expect_request("/v2/claims", method="GET").respond_with_handler(lambda r: _list())
+    assert easypost_claims.send_pending(engine, now=now)["cancel_retry"] == 1  # not there yet
+    recoveries.filing_sent(engine, work.filing_id, "clm_late", now=now)  # the filing lands
+    assert _state(engine, rid) == ("cancelled", "clm_late", "withdrawn")
+    easypost.expect_request("/v2/claims/clm_late", method="GET").respond_with_handler(
+        lambda r: _claim_json("clm_late", tracking, "submitted"))
+    easypost.expect_request("/v2/claims/clm_late/cancel", method="POST").respond_with_handler(
+        lambda r: _claim_json("clm_late", tracking, "cancelled"))
+    assert easypost_claims.send_pending(engine, now=now + timedelta(hours=1))["cancelled"] == 1
+    assert _cancel_row(engine, rid) == ("sent", "clm_late")
+
+
+def test_undone_approval_cancels_at_easypost_and_a_new_one_files_anew(engine, now, easypost):
+    rid, tracking = _filed_through_easypost(engine, now, easypost)
+    cid = _claim_id(engine, rid)
+    decisions.undo_approval(engine, cid, "staff:t", "wrong claim", now=now)
+    assert _cancel_row(engine, rid) == ("pending", "clm_097")
+    easypost.expect_request("/v2/claims/clm_097", method="GET").respond_with_handler(
+        lambda r: _claim_json("clm_097", tracking, "submitted"))
+    easypost.expect_request("/v2/claims/clm_097/cancel", method="POST").respond_with_handler(
+        lambda r: _claim_json("clm_097", tracking, "cancelled"))
+    assert easypost_claims.send_pending(engine, now=now)["cancelled"] == 1
+    decisions.approve(engine, cid, "staff:t", [decisions.ResolutionInput("refund", 2800)], now=now)
+    assert _state(engine, rid)[0] == "to_file"
+    assert recoveries.request_filing(engine, rid, "staff:t", now=now)  # filed again
+    easypost.expect_request("/v2/claims", method="GET").respond_with_handler(
+        lambda r: _list([{"id": "clm_097", "object": "Claim", "status": "cancelled",
+                          "tracking_code": tracking}]))
+    easypost.expect_request("/v2/claims", method="POST").respond_with_handler(
+        lambda r: _claim_json("clm_new", tracking, "submitted"))
+    assert easypost_claims.send_pending(engine, now=now)["sent"] == 1
+    assert _state(engine, rid) == ("filed", "clm_new", "sent")  # not the cancelled one
+
+
+from .test_recoveries_pages import app, approved_claim, recovery_id  # noqa: E402,F401
+
+
+def test_panel_cancels_a_recovery(app, engine, easypost):  # noqa: F811
+    cid = approved_claim(engine)
+    rid = recovery_id(engine, cid)
+    with write_session(engine) as s:
+        s.get(Recovery, rid).easypost_claim_id = "clm_panel"
+    recoveries.file_by_hand(engine, rid, "staff:t", "EP-1")
+    at = app("agent", "views/staff/claim.py", id=cid)
+    next(b for b in at.button if b.label == "Cancel the recovery").click().run()
+    assert not at.exception and _state(engine, rid)[0] == "cancelled"
+    assert _cancel_row(engine, rid) == ("pending", "clm_panel")
+    assert any("Cancelling the claim at EasyPost" in i.value for i in at.info)

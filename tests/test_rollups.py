@@ -5,13 +5,17 @@ shipments, filings, approvals with partial refunds, store credit with a bonus an
 denials, requests for information, staff replies, undone approvals, reopenings, closing,
 cancellations, a carrier corrected, shipments deleted, an ORM bulk update; and the recoveries
 those approvals open: filed, told the carrier needs something, approved, partly approved and paid
-in part, rejected, written off by staff or by the deadline job, cancelled by an undone approval)
+in part, rejected, written off by staff or by the deadline job, cancelled by an undone approval
+or by staff, their insured value entered or cleared)
 and then checks:
 
 - the roll-up tables hold exactly what a rebuild from the rows computes, and
 - every figure of the analytics page (``analytics``, read from the roll-ups) equals the same
   figure straight from the rows (``analytics_rows``), for several filters, and so does the pricing
   advisor's every segment.
+
+The store's time zone is drawn too (days are the store's local days, issue 26): UTC, New York,
+Kolkata (+05:30) or Auckland; the recoveries' histories end with the owner changing it.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from claims_core.infra.db import make_engine, read_session, write_session
 from claims_core.infra.migrate import upgrade
 from claims_core.infra.models import Claim, Order, Recovery, Shipment
 from claims_core.services import analytics, analytics_rows, decisions, pricing, recoveries
+from claims_core.services import settings as store_settings
 from claims_core.services.recovery_ledger import apply_deadline
 from claims_core.services.unit_of_work import run
 from claims_core.services.decisions import ResolutionInput
@@ -44,14 +49,18 @@ from .factories import claim_request, make_order
 CARRIERS = ("UPS", "FedEx", "USPS")
 ISSUES = ("damaged", "defective", "missing_item", "not_received", "stolen")
 STAFF = "staff:1"
+ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Pacific/Auckland")
+zone = st.sampled_from(ZONES)
 
 
 @contextlib.contextmanager
-def fresh_engine(template: Path):
+def fresh_engine(template: Path, tz: str = "UTC"):
+    """A fresh database whose store is in ``tz``."""
     if ON_POSTGRES:
         with _pg_schema(migrated=True) as url:
             engine = make_engine(url)
             try:
+                store_settings.update_settings(engine, STAFF, {"timezone": tz})
                 yield engine
             finally:
                 engine.dispose()
@@ -61,6 +70,7 @@ def fresh_engine(template: Path):
         shutil.copy(template, path)
         engine = make_engine(f"sqlite:///{path}")
         try:
+            store_settings.update_settings(engine, STAFF, {"timezone": tz})
             yield engine
         finally:
             engine.dispose()
@@ -192,6 +202,10 @@ def run_recovery_step(engine, op, at) -> None:
         recoveries.write_off(engine, rid, STAFF, "Not worth it.", role="owner", now=at)
     elif kind == "rec_deadline":
         run(engine, lambda s: apply_deadline(s, rid, at + timedelta(days=400)))
+    elif kind == "rec_insured":
+        recoveries.set_insured_value(engine, rid, STAFF, rest[0], now=at)
+    elif kind == "rec_cancel":
+        recoveries.cancel(engine, rid, STAFF, now=at)
 
 
 def build_orders(engine, specs) -> list:
@@ -292,9 +306,10 @@ def run_step(engine, built, claims: list[int], op, at) -> None:
 
 @settings(max_examples=15 if ON_POSTGRES else 40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(specs=st.lists(order_spec, min_size=1, max_size=4), steps=st.lists(step, min_size=1, max_size=14))
-def test_rollups_equal_the_rows_over_random_histories(sqlite_template, specs, steps):
-    with fresh_engine(sqlite_template) as engine:
+@given(specs=st.lists(order_spec, min_size=1, max_size=4), steps=st.lists(step, min_size=1, max_size=14),
+       tz=zone)
+def test_rollups_equal_the_rows_over_random_histories(sqlite_template, specs, steps, tz):
+    with fresh_engine(sqlite_template, tz) as engine:
         built = build_orders(engine, specs)
         claims: list[int] = []
         for i, op in enumerate(steps):
@@ -319,6 +334,9 @@ recovery_step = st.one_of(
     st.tuples(st.just("reopen"), st.integers(0, 9)),
     st.tuples(st.just("carrier"), st.integers(0, 9), st.sampled_from(CARRIERS)),
     st.tuples(st.just("cancel_order"), st.integers(0, 9)),
+    # the insured value entered (or cleared: None) caps what can be claimed; staff cancel
+    st.tuples(st.just("rec_insured"), st.integers(0, 9), st.one_of(st.none(), st.integers(1, 20_000))),
+    st.tuples(st.just("rec_cancel"), st.integers(0, 9)),
 )
 
 
@@ -326,11 +344,12 @@ recovery_step = st.one_of(
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(specs=st.lists(order_spec.filter(lambda o: o["shipments"]), min_size=1, max_size=3),
        issues=st.lists(st.sampled_from(("damaged", "not_received", "stolen")), min_size=3, max_size=3),
-       steps=st.lists(recovery_step, min_size=1, max_size=12))
-def test_recoveries_in_the_rollups_equal_the_rows(sqlite_template, specs, issues, steps):
+       steps=st.lists(recovery_step, min_size=1, max_size=12), zones=st.tuples(zone, zone))
+def test_recoveries_in_the_rollups_equal_the_rows(sqlite_template, specs, issues, steps, zones):
     """Every order gets a recoverable claim, approved (a recovery opens); then random recovery
-    steps, undone and repeated approvals, carriers corrected, orders cancelled."""
-    with fresh_engine(sqlite_template) as engine:
+    steps, undone and repeated approvals, carriers corrected, orders cancelled; then the owner
+    moves the store to another zone (the roll-ups move in the same call)."""
+    with fresh_engine(sqlite_template, zones[0]) as engine:
         built = build_orders(engine, specs)
         claims: list[int] = []
         for i in range(len(built)):
@@ -340,6 +359,7 @@ def test_recoveries_in_the_rollups_equal_the_rows(sqlite_template, specs, issues
                      NOW + timedelta(hours=5, minutes=i))
         for i, op in enumerate(steps):
             run_step(engine, built, claims, op, NOW + timedelta(hours=5 * i + 6))
+        store_settings.update_settings(engine, STAFF, {"timezone": zones[1]})
         for f in FILTERS:
             assert_figures_match(engine, f)
         assert_tables_match_rebuild(engine)

@@ -15,7 +15,7 @@ from claims_core.infra.models import (
     Order,
     StoreSettings,
 )
-from claims_core.services import customer, decisions
+from claims_core.services import claim_views, customer, decisions, order_views
 from claims_core.services import settings as store_settings
 
 from .conftest import NOW
@@ -33,13 +33,13 @@ def _count(engine, model):
 @pytest.mark.parametrize("email", ["sam@example.com", "SAM@EXAMPLE.COM", "  Sam@Example.com "])
 def test_lookup_by_order_number_typed_every_way(engine, now, typed, email):
     make_order(engine)
-    view = customer._lookup_order(engine, typed, email, now=now)
+    view = order_views._lookup_order(engine, typed, email, now=now)
     assert view.name == "#1001" and view.protected and view.claimable
 
 
 def test_lookup_by_tracking_number(engine, now):
     built = make_order(engine, tracking_prefix="1Z")
-    view = customer._lookup_order(engine, " 1z1001x0 ", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, " 1z1001x0 ", "sam@example.com", now=now)
     assert view.id == built.order_id
 
 
@@ -51,14 +51,14 @@ def test_wrong_number_and_wrong_email_give_the_same_answer(engine, now):
                          ("1001", ""), ("", "sam@example.com"),
                          ("ZZ1002X0", "sam@example.com")]:  # another order's tracking number
         with pytest.raises(domain.OrderNotFound) as e:
-            customer._lookup_order(engine, query, email, now=now)
+            order_views._lookup_order(engine, query, email, now=now)
         messages.add(e.value.message)
     assert messages == {domain.LOOKUP_FAILED}
 
 
 def test_order_view_lists_items_shipments_deadline(engine, now):
     make_order(engine)
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert [i.name for i in view.items] == ["Hand-thrown Mug", "Canvas Tote"]  # no protection line
     assert len(view.shipments) == 1
     assert view.shipments[0].deadline == (NOW - timedelta(days=10)).date() + timedelta(days=45)
@@ -67,14 +67,14 @@ def test_order_view_lists_items_shipments_deadline(engine, now):
 
 def test_unprotected_order_says_why(engine, now):
     make_order(engine, protected=False)
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "shipping protection" in str(view.reason)
     assert view.support_email
 
 
 def test_late_protection_not_claimable(engine, now):
     make_order(engine, protection_at=NOW - timedelta(days=9))  # shipped 10 days ago
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "after this shipment left" in str(view.reason)
 
 
@@ -82,7 +82,7 @@ def test_window_closed_says_when(engine, now):
     make_order(engine, created=NOW - timedelta(days=60),
                shipments=[dict(status="delivered", shipped=NOW - timedelta(days=46),
                                delivered=NOW - timedelta(days=44), items=[("MUG", 3)])])
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable
     closed = (NOW - timedelta(days=46)).date() + timedelta(days=45)
     assert f"closed on {domain.format_date(closed)}" in str(view.reason)
@@ -92,7 +92,7 @@ def test_day_45_still_open(engine, now):
     make_order(engine, created=NOW - timedelta(days=60),
                shipments=[dict(status="delivered", shipped=NOW - timedelta(days=45),
                                delivered=NOW - timedelta(days=44), items=[("MUG", 3)])])
-    assert customer._lookup_order(engine, "1001", "sam@example.com", now=now).claimable
+    assert order_views._lookup_order(engine, "1001", "sam@example.com", now=now).claimable
 
 
 def test_staff_exception_reopens_window(engine, now):
@@ -101,7 +101,7 @@ def test_staff_exception_reopens_window(engine, now):
                                        delivered=NOW - timedelta(days=68), items=[("MUG", 3)])])
     with write_session(engine) as s:
         s.get(Order, built.order_id).claim_deadline_override = NOW.date() + timedelta(days=3)
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert view.claimable and view.shipments[0].deadline == NOW.date() + timedelta(days=3)
 
 
@@ -109,18 +109,18 @@ def test_store_window_setting(engine, now):
     make_order(engine)  # shipped 10 days ago
     with write_session(engine) as s:
         s.get(StoreSettings, 1).filing_window_days = 9
-    assert not customer._lookup_order(engine, "1001", "sam@example.com", now=now).claimable
+    assert not order_views._lookup_order(engine, "1001", "sam@example.com", now=now).claimable
 
 
 def test_not_shipped_yet(engine, now):
     make_order(engine, shipments=[])
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "hasn't shipped" in str(view.reason)
 
 
 def test_cancelled_not_claimable(engine, now):
     make_order(engine, cancelled=True)
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.claimable and "cancelled" in str(view.reason)
 
 
@@ -135,7 +135,7 @@ def _two_shipments(engine):
 
 def test_claimable_shipments_each_with_their_issues(engine, now):
     built = _two_shipments(engine)
-    ships = customer.get_order_for_customer(engine, built.order_id, "SAM@example.com",
+    ships = order_views.get_order_for_customer(engine, built.order_id, "SAM@example.com",
                                             now=now).claimable_shipments
     assert [s.id for s in ships] == built.shipment_ids
     assert "damaged" in ships[0].issue_types and "lost" not in ships[0].issue_types
@@ -165,7 +165,7 @@ def test_shipping_claim_covers_whole_shipment(engine, now):
                         signature="typed")
     receipt = customer.file_claim(engine, req, now=now)
     assert receipt.claimed_cents == 3450
-    view = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    view = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert not view.shipments[1].claimable and "already covered" in str(view.shipments[1].reason)
     assert view.shipments[0].claimable and view.claimable
 
@@ -264,7 +264,7 @@ def test_window_closing_while_filling_in(engine, now):
     make_order(engine, created=NOW - timedelta(days=50),
                shipments=[dict(status="delivered", shipped=NOW - timedelta(days=45),
                                delivered=NOW - timedelta(days=44), items=[("MUG", 3), ("TOTE", 1)])])
-    built = customer._lookup_order(engine, "1001", "sam@example.com", now=now)
+    built = order_views._lookup_order(engine, "1001", "sam@example.com", now=now)
     assert built.claimable
     from .factories import Built
     b = Built(built.id, "1001", "sam@example.com", [built.shipments[0].id],
@@ -319,7 +319,7 @@ def test_resolution_choices_show_amounts(engine, now):
     built = make_order(engine, stock={"MUG": 5})
     with write_session(engine) as s:
         s.get(StoreSettings, 1).store_credit_bonus_pct = 10
-    opts = customer.resolution_choices(engine, built.shipment_ids[0], {built.items[(0, "MUG")]: 2},
+    opts = order_views.resolution_choices(engine, built.shipment_ids[0], {built.items[(0, "MUG")]: 2},
                                        "damaged")
     by = {o.kind: o for o in opts}
     assert by["refund"].amount_cents == 5600 and by["store_credit"].credit_minor == 6160
@@ -336,7 +336,7 @@ def test_comment_stored_verbatim(engine, now):
     built = make_order(engine)
     hostile = "<b>hi</b> [link](javascript:alert(1)) ![img](http://x/y.png) 😀"
     r = customer.file_claim(engine, claim_request(built, description=hostile), now=now)
-    assert customer.get_claim_for_customer(engine, r.access_token).description == hostile
+    assert claim_views.get_claim_for_customer(engine, r.access_token).description == hostile
 
 
 # --- coming back --------------------------------------------------------------------------------
@@ -344,15 +344,15 @@ def test_comment_stored_verbatim(engine, now):
 def test_fetch_claim_by_token_and_by_order_email(engine, now):
     built = make_order(engine)
     r = customer.file_claim(engine, claim_request(built), now=now)
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.reference == r.reference and view.status_label == "Received"
     assert [i.quantity for i in view.items] == [1] and len(view.evidence) == 1
-    found = customer._find_claims_for_customer(engine, "#1001", "SAM@example.com")
+    found = order_views._find_claims_for_customer(engine, "#1001", "SAM@example.com")
     assert [c.reference for c in found] == [r.reference]
     with pytest.raises(domain.ClaimNotFound):
-        customer.get_claim_for_customer(engine, "x" * 43)
+        claim_views.get_claim_for_customer(engine, "x" * 43)
     with pytest.raises(domain.OrderNotFound):
-        customer._find_claims_for_customer(engine, "1001", "nope@example.com")
+        order_views._find_claims_for_customer(engine, "1001", "nope@example.com")
 
 
 def test_customer_reply_puts_claim_back_in_review(engine, now):
@@ -360,7 +360,7 @@ def test_customer_reply_puts_claim_back_in_review(engine, now):
     r = customer.file_claim(engine, claim_request(built), now=now)
     decisions.request_info(engine, r.claim_id, "staff:t", "Jordan", "A photo of the label please",
                            now=now)
-    assert customer.get_claim_for_customer(engine, r.access_token).status == "needs_info"
+    assert claim_views.get_claim_for_customer(engine, r.access_token).status == "needs_info"
     view = customer.add_customer_message(engine, r.access_token, "Here it is",
                                          [("label.png", jpeg_bytes(seed=7))],
                                          now=now + timedelta(hours=1))
@@ -383,7 +383,7 @@ def test_internal_notes_hidden_from_customer(engine, now):
     built = make_order(engine)
     r = customer.file_claim(engine, claim_request(built), now=now)
     decisions.staff_message(engine, r.claim_id, "staff:t", "Jordan", "looks fishy", internal=True)
-    assert customer.get_claim_for_customer(engine, r.access_token).messages == ()
+    assert claim_views.get_claim_for_customer(engine, r.access_token).messages == ()
 
 
 def test_decision_visible_to_customer(engine, now):
@@ -392,12 +392,12 @@ def test_decision_visible_to_customer(engine, now):
     store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})  # the store allows it
     codes = decisions.approve(engine, r.claim_id, "staff:t",
                               [decisions.ResolutionInput("store_credit", 2800, 10)], now=now)
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.status == "approved" and view.resolutions[0].store_credit_code == codes[0]
     r2 = customer.file_claim(engine, claim_request(built, key="k2", items={built.items[(0, "TOTE")]: 1}),
                              now=now)
     decisions.deny(engine, r2.claim_id, "staff:t", "other", "Outside our policy.", now=now)
-    denied = customer.get_claim_for_customer(engine, r2.access_token)
+    denied = claim_views.get_claim_for_customer(engine, r2.access_token)
     assert denied.status == "denied" and "Outside our policy." in str(denied.denial_reason)
     assert denied.resolutions == ()
 
@@ -405,7 +405,7 @@ def test_decision_visible_to_customer(engine, now):
 def test_stale_decision_refused(engine, now):
     built = make_order(engine)
     r = customer.file_claim(engine, claim_request(built), now=now)
-    seen = customer.get_claim_for_customer(engine, r.access_token).version
+    seen = claim_views.get_claim_for_customer(engine, r.access_token).version
     decisions.deny(engine, r.claim_id, "staff:a", "insufficient_evidence", expected_version=seen)
     with pytest.raises(domain.StaleClaim):
         decisions.approve(engine, r.claim_id, "staff:b", [decisions.ResolutionInput("refund", 100)],

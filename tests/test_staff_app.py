@@ -18,7 +18,7 @@ from claims_core.infra.models import (
     Stock,
     StoreSettings,
 )
-from claims_core.services import accounts, customer, decisions
+from claims_core.services import accounts, claim_views, customer, decisions
 from claims_core.services import settings as store_settings
 from claims_core.services import staff_sessions
 from views import navigation, ui
@@ -222,7 +222,7 @@ def test_approve_refund_prefilled_and_editable_down(app, engine):
     at.text_input(key="ap_note").input("The handle can be glued; part of the price back.")
     at.button(key="FormSubmitter:approve-Approve").click().run()
     assert "Claim approved." in everything(at)
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.status == "approved" and [(x.kind, x.amount_cents) for x in view.resolutions] == [("refund", 2000)]
 
 
@@ -236,7 +236,7 @@ def test_approve_partial_split(app, engine):
     at.number_input(key="ap_credit_amt").set_value(18.0)
     at.number_input(key="ap_bonus").set_value(10)  # the form allows up to the store's bonus
     at.button(key="FormSubmitter:approve-Approve").click().run()
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert [(x.kind, x.amount_cents, x.bonus_pct) for x in view.resolutions] == \
         [("refund", 1000, 0), ("store_credit", 1800, 10)]
     assert view.resolutions[1].store_credit_code
@@ -271,7 +271,7 @@ def test_deny_with_reason(app, engine):
     at.text_area(key="deny_note").input("Photos show a different item.")
     at.button(key="FormSubmitter:deny-Deny").click().run()
     assert status(engine, r.claim_id) == "denied"
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert "Photos show a different item." in str(view.denial_reason)
     # approving a denied claim is not offered; reopening is
     assert not [b for b in at.button if b.key == "FormSubmitter:approve-Approve"]
@@ -285,7 +285,7 @@ def test_request_info_then_customer_sees_it(app, engine):
     at.text_area(key="ask_body").input("Please send a photo of the label.")
     at.button(key="FormSubmitter:ask-Request information").click().run()
     assert status(engine, r.claim_id) == "needs_info"
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.messages[-1].body == "Please send a photo of the label."
 
 
@@ -314,7 +314,7 @@ def test_assign_note_and_message(app, engine):
     at.button(key="FormSubmitter:note-Save note").click().run()
     at.text_area(key="staff_reply").input("We're on it!")
     at.button(key="FormSubmitter:reply-Send to customer").click().run()
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert [m.body for m in view.messages] == ["We're on it!"]  # the note stays internal
     assert "Customer called twice." in [t.value for t in at.text]
     assert "assigned to agent1" in everything(at)

@@ -14,8 +14,10 @@ from claims_core.services import (
     accounts,
     claim_queue,
     claim_review,
+    claim_views,
     customer,
     decisions,
+    order_views,
 )
 from claims_core.services import settings as store_settings
 
@@ -278,7 +280,7 @@ def test_partial_split(engine, one_claim):
     store_settings.update_settings(engine, "test", {"store_credit_bonus_pct": 10})  # the store allows it
     codes = decisions.approve(engine, r.claim_id, "staff:t", [
         decisions.ResolutionInput("refund", 2000), decisions.ResolutionInput("store_credit", 3600, 10)])
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert [(x.kind, x.amount_cents) for x in view.resolutions] == [("refund", 2000), ("store_credit", 3600)]
     assert view.resolutions[1].store_credit_code == codes[0]
 
@@ -411,12 +413,12 @@ def test_window_exception(engine):
     b = make_order(engine, created=NOW - timedelta(days=80), shipments=[
         dict(status="delivered", shipped=NOW - timedelta(days=70), delivered=NOW - timedelta(days=68),
              items=[("MUG", 3)])])
-    assert not customer._lookup_order(engine, "1001", b.email, now=NOW).claimable
+    assert not order_views._lookup_order(engine, "1001", b.email, now=NOW).claimable
     with pytest.raises(domain.InvalidInput):
         claim_review.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5), "", now=NOW)
     claim_review.grant_exception(engine, b.order_id, "staff:t", NOW.date() + timedelta(days=5),
                           "Customer was travelling", now=NOW)
-    assert customer._lookup_order(engine, "1001", b.email, now=NOW).claimable
+    assert order_views._lookup_order(engine, "1001", b.email, now=NOW).claimable
 
 
 def test_staff_files_on_behalf_through_the_same_rules(engine):

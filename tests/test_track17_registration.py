@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from claims_core.adapters import importer, track17, webhooks
+from claims_core.adapters import importer, inbound_webhooks, track17
 from claims_core.infra.db import read_session, utcnow, write_session
 from claims_core.infra.models import Track17Registration
 from claims_core.services import track17_registration
@@ -187,11 +187,11 @@ def test_a_shopify_fulfillment_and_the_api_queue_their_numbers(engine, fake, db_
                                   shopify_order)
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
-    with TestClient(Starlette(routes=webhooks.routes()), base_url="http://portal.test") as c:
+    with TestClient(Starlette(routes=inbound_webhooks.routes()), base_url="http://portal.test") as c:
         post_shopify(c, "orders/create", shopify_order(), webhook_id="o")
         post_shopify(c, "fulfillments/create", fulfillment(tracking="1ZSHOP0000000001"),
                      webhook_id="f")
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
     _view, key = api_keys.create_key(engine, "zapier", "write", "staff:owner")
     with TestClient(Starlette(routes=[api.mount()]), base_url="http://portal.test") as c:
         r = c.put("/api/v1/orders/5001", json=order_body(), headers=auth(key))

@@ -40,7 +40,7 @@ def test_a_partial_refund_needs_the_reason_and_the_customer_sees_it(engine):
     from claims_core import domain
     from claims_core.infra.db import read_session
     from claims_core.infra.models import OutboxMessage
-    from claims_core.services import customer, decisions
+    from claims_core.services import claim_views, customer, decisions
 
     from .conftest import NOW
     from .factories import claim_request, make_order
@@ -53,7 +53,7 @@ def test_a_partial_refund_needs_the_reason_and_the_customer_sees_it(engine):
     assert refused.value.code == domain.ErrorCode.TEXT_REQUIRED
     decisions.approve(engine, r.claim_id, "staff:t", partial, now=NOW,
                       note="One mug arrived intact in the second box.")
-    view = customer.get_claim_for_customer(engine, r.access_token)
+    view = claim_views.get_claim_for_customer(engine, r.access_token)
     assert view.partial and view.decision_note == "One mug arrived intact in the second box."
     with read_session(engine) as s:
         mail = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "decision")).one()
@@ -61,7 +61,7 @@ def test_a_partial_refund_needs_the_reason_and_the_customer_sees_it(engine):
 
 
 def test_a_full_refund_needs_no_reason(engine):
-    from claims_core.services import customer, decisions
+    from claims_core.services import claim_views, customer, decisions
 
     from .conftest import NOW
     from .factories import claim_request, make_order
@@ -70,7 +70,7 @@ def test_a_full_refund_needs_no_reason(engine):
     r = customer.file_claim(engine, claim_request(built), now=NOW)
     decisions.approve(engine, r.claim_id, "staff:t", [decisions.ResolutionInput("refund", 2800)],
                       now=NOW)
-    assert not customer.get_claim_for_customer(engine, r.access_token).partial
+    assert not claim_views.get_claim_for_customer(engine, r.access_token).partial
 
 
 def _decision_mails(engine, claim_id):
@@ -131,7 +131,7 @@ def test_thirty_wrong_lookups_at_once_are_held_to_the_limit(engine, monkeypatch)
     import threading
 
     from claims_core import domain
-    from claims_core.services import customer, lookup
+    from claims_core.services import lookup, order_views
     from claims_core.services import settings as store_settings
 
     from .factories import make_order
@@ -139,13 +139,13 @@ def test_thirty_wrong_lookups_at_once_are_held_to_the_limit(engine, monkeypatch)
     built = make_order(engine)
     store_settings.update_settings(engine, "test", {"lookup_max_misses": 5})
     evaluated = []
-    real = customer._lookup_order
+    real = order_views._lookup_order
 
     def counted(*a, **kw):
         evaluated.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(customer, "_lookup_order", counted)
+    monkeypatch.setattr(order_views, "_lookup_order", counted)
     outcomes, start = [], threading.Barrier(30)
 
     def one(i):

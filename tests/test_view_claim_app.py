@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from claims_core.infra.db import utcnow
-from claims_core.services import customer, decisions
+from claims_core.services import claim_views, customer, decisions
 from claims_core.services import settings as store_settings
 from views import ui
 
@@ -89,7 +89,7 @@ def test_reply_any_time(view, filed, engine):
     at.text_area(key="reply_body").input("Any update? <b>thanks</b>")
     at.button[-1].click().run()
     assert not at.exception
-    claim = customer.get_claim_for_customer(engine, r.access_token)
+    claim = claim_views.get_claim_for_customer(engine, r.access_token)
     assert claim.messages[-1].body == "Any update? <b>thanks</b>" and claim.status == "submitted"
     assert "Any update? <b>thanks</b>" in [t.value for t in at.text]
 
@@ -103,7 +103,7 @@ def test_needs_info_reply_with_photo_goes_back_to_review(view, filed, engine):
     at.uploads.append([("label.jpg", jpeg_bytes(seed=99))])
     at.text_area(key="reply_body").input("Label attached")
     at.button[-1].click().run()
-    claim = customer.get_claim_for_customer(engine, r.access_token)
+    claim = claim_views.get_claim_for_customer(engine, r.access_token)
     assert claim.status == "in_review" and len(claim.evidence) == 2
     assert "In review" in texts(at)
 
@@ -116,7 +116,7 @@ def test_bad_photo_in_reply_is_named(view, filed, engine):
     at.text_area(key="reply_body").input("Here")
     at.button[-1].click().run()
     assert at.error[0].value.startswith("label.jpg: ")
-    assert customer.get_claim_for_customer(engine, r.access_token).status == "needs_info"
+    assert claim_views.get_claim_for_customer(engine, r.access_token).status == "needs_info"
 
 
 def test_decisions_shown(view, engine):

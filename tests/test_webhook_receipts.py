@@ -2,7 +2,7 @@
 transactions and deeply nested bodies (#26).
 
 The routes are driven over HTTP with real signatures (the helpers of test_live_feeds); the
-background job is called explicitly (``webhooks.apply_pending_receipts``), as the app's scheduler
+background job is called explicitly (``inbound_webhooks.apply_pending_receipts``), as the app's scheduler
 does every 2 s.
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from claims_core.adapters import webhooks
+from claims_core.adapters import inbound_webhooks
 from claims_core.domain.vocabulary import Milestone, ShipmentStatus
 from claims_core.infra.db import read_session, utcnow, write_session
 from claims_core.infra.models import Checkpoint, Order, Shipment, WebhookReceipt
-from claims_core.services import tracking
+from claims_core.services import tracking, webhook_receipts
 
 from .conftest import NOW, ON_POSTGRES
 from .factories import make_order
@@ -53,7 +53,7 @@ def test_a_webhook_is_stored_as_a_pending_receipt_and_applied_by_the_job(client,
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Checkpoint)) == 0
 
-    report = webhooks.apply_pending_receipts(engine)
+    report = inbound_webhooks.apply_pending_receipts(engine)
     assert (report.applied, report.retry, report.failed) == (1, 0, 0)
     [receipt] = receipts(engine)
     assert (receipt.status, receipt.outcome, receipt.payload) == ("done", "applied", "")
@@ -63,7 +63,7 @@ def test_a_webhook_is_stored_as_a_pending_receipt_and_applied_by_the_job(client,
     # a redelivery after it was applied: acknowledged, stored once, nothing to apply
     assert post_17track(client, scan("TRK6001X0", 5, "Arrived at Facility")).json()["outcome"] \
         == "duplicate"
-    assert not webhooks.apply_pending_receipts(engine)
+    assert not inbound_webhooks.apply_pending_receipts(engine)
     assert len(receipts(engine)) == 1
 
 
@@ -77,20 +77,22 @@ def test_receipts_are_applied_in_order_per_parcel_and_a_failure_holds_back_only_
     post_17track(client, scan("TRK6102X0", 10, "other parcel"))
 
     applied: list[str] = []
-    real = tracking.record
+    real = tracking.record_many
     fail = {"first": 2}  # the batch is applied whole, then (one failed) receipt by receipt
 
-    def flaky(s, update, **kw):
-        message = update.checkpoints[0].message
-        if fail.get(message):
-            fail[message] -= 1
+    def flaky(s, updates, **kw):
+        messages = [u.checkpoints[0].message for u in updates]
+        if any(fail.get(m) for m in messages):
+            for m in messages:
+                if fail.get(m):
+                    fail[m] -= 1
             raise RuntimeError("the database went away for a moment")
-        applied.append(message)
-        return real(s, update, **kw)
+        applied.extend(messages)
+        return real(s, updates, **kw)
 
-    monkeypatch.setattr(tracking, "record", flaky)
+    monkeypatch.setattr(tracking, "record_many", flaky)
     t0 = utcnow()
-    report = webhooks.apply_pending_receipts(engine, now=t0)
+    report = inbound_webhooks.apply_pending_receipts(engine, now=t0)
     # the first fails: tried again later; the second waits behind it; the other parcel goes on
     assert applied[-1:] == ["other parcel"] and fail["first"] == 0
     assert (report.applied, report.retry) == (1, 1)
@@ -102,10 +104,10 @@ def test_receipts_are_applied_in_order_per_parcel_and_a_failure_holds_back_only_
     assert by_msg["second"].attempts == 0
 
     applied.clear()
-    assert not webhooks.apply_pending_receipts(engine, now=t0 + timedelta(seconds=30))
+    assert not inbound_webhooks.apply_pending_receipts(engine, now=t0 + timedelta(seconds=30))
     assert applied == []  # not due yet, and the second still waits
 
-    report = webhooks.apply_pending_receipts(engine, now=t0 + timedelta(minutes=2))
+    report = inbound_webhooks.apply_pending_receipts(engine, now=t0 + timedelta(minutes=2))
     assert applied == ["first", "second"]
     assert [r.status for r in receipts(engine)] == ["done", "done", "done"]
 
@@ -115,26 +117,26 @@ def test_a_receipt_that_keeps_failing_ends_failed_and_is_shown_to_staff(client, 
                                                items=[("MUG", 3), ("TOTE", 1)])])
     post_17track(client, scan("TRK6201X0", 3, "Departed"))
 
-    def broken(s, update, **kw):
+    def broken(s, updates, **kw):
         raise RuntimeError("a bug in applying")
 
-    monkeypatch.setattr(tracking, "record", broken)
+    monkeypatch.setattr(tracking, "record_many", broken)
     t = utcnow()
-    for attempt in range(webhooks.MAX_ATTEMPTS):
-        webhooks.apply_pending_receipts(engine, now=t)
+    for attempt in range(webhook_receipts.MAX_ATTEMPTS):
+        inbound_webhooks.apply_pending_receipts(engine, now=t)
         t += timedelta(days=1)
     [receipt] = receipts(engine)
-    assert (receipt.status, receipt.attempts) == ("failed", webhooks.MAX_ATTEMPTS)
+    assert (receipt.status, receipt.attempts) == ("failed", webhook_receipts.MAX_ATTEMPTS)
     assert receipt.payload  # never dropped: the body is kept for a retry
-    pending, failed, rows = webhooks.receipts_needing_attention(engine)
+    pending, failed, rows = webhook_receipts.receipts_needing_attention(engine)
     assert (pending, failed) == (0, 1)
     assert rows[0].id == receipt.id and "a bug in applying" in rows[0].last_error
 
     monkeypatch.undo()
-    assert webhooks.retry_receipt(engine, receipt.id)
-    assert webhooks.apply_pending_receipts(engine).applied == 1
+    assert webhook_receipts.retry_receipt(engine, receipt.id)
+    assert inbound_webhooks.apply_pending_receipts(engine).applied == 1
     assert receipts(engine)[0].status == "done"
-    assert webhooks.receipts_needing_attention(engine)[:2] == (0, 0)
+    assert webhook_receipts.receipts_needing_attention(engine)[:2] == (0, 0)
 
 
 def test_a_body_that_cant_be_applied_is_failed_with_its_reason_not_dropped(client, engine):
@@ -143,13 +145,13 @@ def test_a_body_that_cant_be_applied_is_failed_with_its_reason_not_dropped(clien
     too_many = fulfillment()
     too_many["line_items"][0]["quantity"] = 9
     post_shopify(client, "fulfillments/create", too_many, webhook_id="f")
-    webhooks.apply_pending_receipts(engine)
+    inbound_webhooks.apply_pending_receipts(engine)
     with read_session(engine) as s:
         f = s.scalars(select(WebhookReceipt).where(WebhookReceipt.delivery_id == "f")).one()
         assert (f.status, f.outcome) == ("failed", "rejected") and "would carry" in f.last_error
         assert s.scalar(select(func.count()).select_from(Shipment)) == 0
         assert s.scalar(select(func.count()).select_from(Order)) == 1
-    assert webhooks.receipts_needing_attention(engine)[1] == 1
+    assert webhook_receipts.receipts_needing_attention(engine)[1] == 1
 
 
 def test_replays_stay_idempotent_even_with_a_new_delivery_id(client, engine):
@@ -163,7 +165,7 @@ def test_replays_stay_idempotent_even_with_a_new_delivery_id(client, engine):
     post_easypost(client, tracker)
     again = dict(tracker, id="evt_2")  # the same news under another event id
     post_easypost(client, again)
-    assert webhooks.apply_pending_receipts(engine).applied == 2
+    assert inbound_webhooks.apply_pending_receipts(engine).applied == 2
     with read_session(engine) as s:
         assert s.scalar(select(func.count()).select_from(Checkpoint)) == 1
         assert s.get(Shipment, built.shipment_ids[0]).status == ShipmentStatus.IN_TRANSIT
@@ -171,7 +173,7 @@ def test_replays_stay_idempotent_even_with_a_new_delivery_id(client, engine):
 
 def test_the_job_is_in_the_background_job_table():
     from claims_core.adapters import jobs
-    job = next(j for j in jobs.JOBS if j.run is webhooks.background_job)
+    job = next(j for j in jobs.JOBS if j.run is inbound_webhooks.background_job)
     assert job.every <= 2
 
 
@@ -197,10 +199,10 @@ def test_a_deeply_nested_signed_body_is_a_400_on_all_three_routes(client, engine
 
 def test_nesting_inside_strings_doesnt_count():
     deep = "[" * 500
-    payload, _ = webhooks.read_json(json.dumps({"description": deep, "x": [[["ok"]]]}).encode())
+    payload, _ = inbound_webhooks.read_json(json.dumps({"description": deep, "x": [[["ok"]]]}).encode())
     assert payload["description"] == deep
-    assert webhooks._too_deep('{"a": "\\"[[[[", "b": [1]}', limit=2) is False
-    assert webhooks._too_deep("[[[1]]]", limit=2) is True
+    assert inbound_webhooks._too_deep('{"a": "\\"[[[[", "b": [1]}', limit=2) is False
+    assert inbound_webhooks._too_deep("[[[1]]]", limit=2) is True
 
 
 # --- #26: a push with thousands of scans never holds the write lock long -------------------------
@@ -221,7 +223,7 @@ def test_a_push_with_12k_scans_is_applied_in_bounded_transactions(client, engine
         status="in_transit", shipped=NOW - timedelta(days=31), items=[("MUG", 3), ("TOTE", 1)])])
     other = make_order(engine, "6402")  # another customer's order, written meanwhile
     body = big_push("TRK6401X0", 12_000)
-    assert len(body) < webhooks.MAX_BODY_BYTES
+    assert len(body) < inbound_webhooks.MAX_BODY_BYTES
     assert post_17track(client, body).status_code == 200
 
     waits: list[float] = []
@@ -239,7 +241,7 @@ def test_a_push_with_12k_scans_is_applied_in_bounded_transactions(client, engine
     writer = threading.Thread(target=other_writer)
     writer.start()
     try:
-        report = webhooks.apply_pending_receipts(engine)
+        report = inbound_webhooks.apply_pending_receipts(engine)
     finally:
         done.set()
         writer.join()
@@ -281,7 +283,7 @@ def test_receipts_are_stored_between_other_writers_short_gaps(engine):
         took = []
         for i in range(5):
             t0 = time.perf_counter()
-            outcome = webhooks.store(engine, webhooks.Delivery(
+            outcome = webhook_receipts.store(engine, webhook_receipts.Delivery(
                 "17track", f"gap-{i}", "TRACKING_UPDATED", "track:GAP", "{}"))
             took.append(time.perf_counter() - t0)
             assert outcome.outcome == "received"
@@ -300,7 +302,7 @@ def test_the_settings_page_shows_a_failed_receipt_and_applies_it_again(app, engi
                                                items=[("MUG", 3), ("TOTE", 1)])])
     post_17track(client, scan("TRK6501X0", 3, "Departed"))
     with write_session(engine) as s:  # as if every try had failed
-        s.execute(update(WebhookReceipt).values(status="failed", attempts=webhooks.MAX_ATTEMPTS,
+        s.execute(update(WebhookReceipt).values(status="failed", attempts=webhook_receipts.MAX_ATTEMPTS,
                                                 last_error="OperationalError: disk I/O error"))
     at = app("owner", "views/staff/settings.py")
     assert not at.exception, at.exception
@@ -310,4 +312,118 @@ def test_the_settings_page_shows_a_failed_receipt_and_applies_it_again(app, engi
     at.run()
     assert not at.exception, at.exception
     assert receipts(engine)[0].status == "pending"
-    assert webhooks.apply_pending_receipts(engine).applied == 1
+    assert inbound_webhooks.apply_pending_receipts(engine).applied == 1
+
+
+# --- #23: receipts applied set-based, writers take fair turns -------------------------------------
+
+def _parcel_updates(side: str) -> list:
+    """Carrier news for side A or B's parcels (the same news, other tracking numbers): two scans
+    of one parcel in the lot, a replay, a parcel no order has yet, a scan from the carrier's
+    broken clock, a delivery that calls a "not received" claim into question, a stopped feed."""
+    from claims_core.domain.tracking import Checkpoint as Fact, TrackingUpdate
+
+    def u(parcel, hours_ago, milestone, message, **kw):
+        return TrackingUpdate("17track", f"TRK{side}{parcel}X0", "UPS", (
+            Fact(NOW - timedelta(hours=hours_ago), milestone, message, "Memphis, TN, US"),), **kw)
+    return [u(1, 30, Milestone.IN_TRANSIT, "Departed"),
+            u(2, 29, Milestone.IN_TRANSIT, "Departed"),
+            u(1, 2, Milestone.DELIVERED, "Delivered"),
+            u(1, 30, Milestone.IN_TRANSIT, "Departed"),  # a replay
+            u(9, 5, Milestone.IN_TRANSIT, "Arrived"),  # no order has it yet
+            u(2, -72, Milestone.DELIVERED, "Delivered (clock)"),  # two days ahead: left out
+            u(3, 3, Milestone.OUT_FOR_DELIVERY, "Out for delivery", stopped=True)]
+
+
+def test_recording_many_updates_at_once_is_recording_them_one_after_the_other(engine):
+    from claims_core.infra.models import Claim, Event, Tracking
+    from claims_core.services.customer import file_claim
+    from claims_core.services.unit_of_work import run
+
+    from .factories import claim_request
+    ship = [dict(status="in_transit", shipped=NOW - timedelta(days=6), last_scan=NOW - timedelta(days=1),
+                 items=[("MUG", 3), ("TOTE", 1)])]
+    built = {side: [make_order(engine, f"{side}{p}", f"p{p}{side.lower()}@example.com",
+                               shipments=ship) for p in (1, 2, 3)] for side in "AB"}
+    for side in "AB":  # a "delayed" claim on parcel 1: its delivery scan puts it on hold
+        file_claim(engine, claim_request(built[side][0], key=f"k{side}", issue="delayed"),
+                   now=NOW - timedelta(hours=10))
+    one_by_one = run(engine, lambda s: [tracking.record(s, u, now=NOW) for u in _parcel_updates("A")])
+    at_once = run(engine, lambda s: tracking.record_many(s, _parcel_updates("B"), now=NOW))
+
+    def strip(o):
+        return (o.tracking_number[4:], o.new_checkpoints, o.shipments, o.holds)
+    assert [strip(o) for o in at_once] == [strip(o) for o in one_by_one]
+    assert sum(o.holds for o in at_once) == 1 and at_once[4].shipments == 0
+
+    def state(side):
+        with read_session(engine) as s:
+            ships = [s.get(Shipment, b.shipment_ids[0]) for b in built[side]]
+            claims = s.scalars(select(Claim).where(Claim.order_id == built[side][0].order_id)).all()
+            rows = s.scalars(select(Tracking).where(Tracking.tracking_number.like(f"TRK{side}%"))
+                             .order_by(Tracking.tracking_number)).all()
+            scans = s.execute(select(Checkpoint.tracking_number, Checkpoint.message)
+                              .where(Checkpoint.tracking_number.like(f"TRK{side}%"))
+                              .order_by(Checkpoint.tracking_number, Checkpoint.at)).all()
+            events = s.execute(select(Event.action, func.count()).where(
+                Event.order_id.in_([b.order_id for b in built[side]]))
+                .group_by(Event.action).order_by(Event.action)).all()
+            return ([(sh.status, sh.milestone, sh.last_scan_at, sh.delivered_at) for sh in ships],
+                    [(c.held_at is not None, c.hold_reason) for c in claims],
+                    [(r.tracking_number[4:], r.carrier, r.stopped_at) for r in rows],
+                    [(n[4:], m) for n, m in scans], events)
+    assert state("B") == state("A")
+
+
+def test_the_applier_applies_a_batch_of_carrier_pushes_in_a_few_statements(client, engine):
+    from sqlalchemy import event
+
+    for p in range(40):
+        make_order(engine, f"72{p:02d}", f"s{p}@example.com", shipments=[dict(
+            status="in_transit", shipped=NOW - timedelta(days=3), items=[("MUG", 3)])])
+        post_17track(client, scan(f"TRK72{p:02d}X0", 5, "Arrived at Facility"))
+    statements = []
+    listener = lambda *a: statements.append(a[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        report = inbound_webhooks.apply_pending_receipts(engine)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert report.applied == 40
+    with read_session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Checkpoint)) == 40
+        assert s.scalar(select(func.count()).select_from(Shipment).where(
+            Shipment.last_scan_at == NOW - timedelta(hours=5))) == 40
+    # one receipt at a time took ≈ 13 statements each (520 here)
+    assert len(statements) < 4 * 40, len(statements)
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock and busy handler")
+def test_a_customers_write_gets_the_lock_between_other_writers_short_gaps(engine):
+    """As ``test_receipts_are_stored_between_other_writers_short_gaps``, for any writer (a
+    customer filing, a staff action): every write transaction asks for the lock every few ms
+    (infra/db), not through SQLite's busy handler and its sleeps of up to 100 ms."""
+    done, began = threading.Event(), threading.Event()
+
+    def other_writer():
+        while not done.is_set():
+            with write_session(engine) as s:
+                s.execute(text("SELECT 1"))
+                began.set()
+                time.sleep(0.1)
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        began.wait(5)
+        took = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            with write_session(engine) as s:
+                s.execute(text("SELECT 1"))
+            took.append(time.perf_counter() - t0)
+    finally:
+        done.set()
+        writer.join()
+    assert max(took) < 1.0, f"a write waited {max(took):.2f} s for the lock"

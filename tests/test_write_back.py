@@ -13,10 +13,11 @@ from sqlalchemy import select, update
 from werkzeug import Request, Response
 
 from claims_core import domain
-from claims_core.adapters import scheduler, shopify_writeback
+from claims_core.adapters import scheduler, shopify_write_back
 from claims_core.infra.db import read_session, write_session
 from claims_core.infra.models import Claim, Event, Order, ShopifyWrite, StoreSecret
-from claims_core.services import claim_review, customer, decisions, shop_sync
+from claims_core.services import claim_review, customer, decisions, shopify_connection
+from claims_core.services import shopify_write_back as write_back_service
 from claims_core.services.approvals import ResolutionInput
 
 from .conftest import NOW
@@ -118,7 +119,7 @@ def shopify(httpserver: HTTPServer, monkeypatch):
 
 
 def connect(engine):
-    shop_sync.save_connection(engine, "owner:olga", "test-shop", TOKEN)
+    shopify_connection.save_connection(engine, "owner:olga", "test-shop", TOKEN)
 
 
 def shopify_claim(engine, number="5001", issue="lost", resolution="refund"):
@@ -142,22 +143,22 @@ def test_without_a_connection_decisions_stay_in_the_app(engine, shopify):
     claim = shopify_claim(engine)
     decisions.approve(engine, claim.id, "agent:a", [ResolutionInput("refund", claim.claimed_cents)], now=NOW)
     assert writes(engine) == []
-    assert shopify_writeback.send_pending(engine) == {"done": 0, "retry": 0, "failed": 0}
+    assert shopify_write_back.send_pending(engine) == {"done": 0, "retry": 0, "failed": 0}
     assert shopify.calls == []
 
 
 def test_the_token_is_stored_never_shown_and_the_domain_is_checked(engine):
     connect(engine)
-    conn = shop_sync.connection(engine)
+    conn = shopify_connection.connection(engine)
     assert conn.active and conn.shop_domain == "test-shop.myshopify.com"
     assert TOKEN not in repr(conn)
     with read_session(engine) as s:
         ev = s.scalars(select(Event).where(Event.action == "settings_changed")).all()[-1]
         assert TOKEN not in ev.details and "shopify_admin_token" in ev.details
     with pytest.raises(domain.ClaimRuleError):
-        shop_sync.save_connection(engine, "owner:olga", "https://evil.example.com/x")
-    shop_sync.save_connection(engine, "owner:olga", "test-shop", remove_token=True)
-    assert not shop_sync.connection(engine).active
+        shopify_connection.save_connection(engine, "owner:olga", "https://evil.example.com/x")
+    shopify_connection.save_connection(engine, "owner:olga", "test-shop", remove_token=True)
+    assert not shopify_connection.connection(engine).active
     with read_session(engine) as s:
         assert s.get(StoreSecret, "shopify_admin_token") is None
 
@@ -183,7 +184,7 @@ def test_a_refund_lands_in_shopify_once(engine, shopify):
     assert [(x.kind, x.status, x.shopify_id) for x in view.writes] == [
         ("refund", "done", "gid://shopify/Refund/700")]
     # the sender runs again (another minute, another process): nothing is refunded twice
-    shopify_writeback.send_pending(engine, now=NOW + timedelta(minutes=2))
+    shopify_write_back.send_pending(engine, now=NOW + timedelta(minutes=2))
     assert len(shopify.refunds) == 1 and len(shopify.calls) == 2
 
 
@@ -193,7 +194,7 @@ def test_a_refusal_is_shown_with_shopifys_reason_and_can_be_retried(engine, shop
     decisions.approve(engine, claim.id, "agent:a", [ResolutionInput("refund", claim.claimed_cents)], now=NOW)
     shopify.fail_next.append({"data": {"refundCreate": {"refund": None, "userErrors": [
         {"field": ["transactions", "0", "amount"], "message": "Amount exceeds the refundable amount"}]}}})
-    out = shopify_writeback.send_pending(engine, now=NOW)
+    out = shopify_write_back.send_pending(engine, now=NOW)
     assert out["failed"] == 1
     [w] = writes(engine)
     assert w.status == "failed" and "Amount exceeds the refundable amount" in w.last_error
@@ -202,13 +203,13 @@ def test_a_refusal_is_shown_with_shopifys_reason_and_can_be_retried(engine, shop
     with read_session(engine) as s:
         assert "write_back_failed" in s.scalars(select(Event.action).where(Event.claim_id == claim.id)).all()
     # the agent retries (the button): sent again straight away, and it lands
-    shopify_writeback.retry_now(engine, w.id, "agent:a")
+    shopify_write_back.retry_now(engine, w.id, "agent:a")
     [w] = writes(engine)
     assert w.status == "done" and len(shopify.refunds) == 1
     keys = [v["idempotencyKey"] for op, v in shopify.calls if op.endswith("RefundCreate")]
     assert len(keys) == 2 and keys[0] != keys[1]  # Shopify refuses a failed attempt's key again
     with pytest.raises(domain.ClaimRuleError):
-        shop_sync.retry(engine, w.id, "agent:a")  # only a failed write can be retried
+        write_back_service.retry(engine, w.id, "agent:a")  # only a failed write can be retried
 
 
 def test_a_throttled_call_waits_for_shopify_and_then_lands(engine, shopify):
@@ -219,12 +220,12 @@ def test_a_throttled_call_waits_for_shopify_and_then_lands(engine, shopify):
                               "extensions": {"cost": {"requestedQueryCost": 10, "throttleStatus": {
                                   "maximumAvailable": 2000.0, "currentlyAvailable": 0,
                                   "restoreRate": 100.0}}}})
-    assert shopify_writeback.send_pending(engine, now=NOW)["retry"] == 1
+    assert shopify_write_back.send_pending(engine, now=NOW)["retry"] == 1
     [w] = writes(engine)
     assert w.status == "pending" and "throttled" in w.last_error
     assert timedelta(0) < w.next_attempt_at - NOW <= timedelta(seconds=5)
-    assert shopify_writeback.send_pending(engine, now=NOW)["done"] == 0  # not due yet
-    assert shopify_writeback.send_pending(engine, now=NOW + timedelta(seconds=5))["done"] == 1
+    assert shopify_write_back.send_pending(engine, now=NOW)["done"] == 0  # not due yet
+    assert shopify_write_back.send_pending(engine, now=NOW + timedelta(seconds=5))["done"] == 1
     assert len(shopify.refunds) == 1
     # the retry first asked whether the throttled try had landed after all
     assert "OrderRefunds" in shopify.ops() or shopify.ops().count("RefundContext") == 2
@@ -235,7 +236,7 @@ def test_store_credit_becomes_a_gift_card_with_the_customers_code(engine, shopif
     claim = shopify_claim(engine, "5002", resolution="store_credit")
     [code] = decisions.approve(engine, claim.id, "agent:a",
                                [ResolutionInput("store_credit", claim.claimed_cents)], now=NOW)
-    shopify_writeback.send_pending(engine, now=NOW)
+    shopify_write_back.send_pending(engine, now=NOW)
     [card] = shopify.gift_cards
     assert card["code"] == code and code.isalnum()
     amount = card.get("initialAmount", {}).get("amount") or card.get("initialValue")
@@ -247,7 +248,7 @@ def test_a_reshipment_becomes_a_zero_priced_order(engine, shopify):
     connect(engine)
     claim = shopify_claim(engine, "5003", resolution="reshipment")
     decisions.approve(engine, claim.id, "agent:a", [ResolutionInput("reshipment")], now=NOW)
-    shopify_writeback.send_pending(engine, now=NOW)
+    shopify_write_back.send_pending(engine, now=NOW)
     assert shopify.ops()[-2:] == ["DraftOrderCreate", "DraftOrderComplete"]
     [draft] = shopify.orders
     quantities = sorted(li["quantity"] for li in draft["lineItems"])
@@ -266,7 +267,7 @@ def test_undoing_an_approval_cancels_what_hasnt_been_sent(engine, shopify):
     decisions.approve(engine, claim.id, "agent:a", [ResolutionInput("store_credit", claim.claimed_cents)], now=NOW)
     decisions.undo_approval(engine, claim.id, "agent:a", "wrong claim", now=NOW)
     assert [w.status for w in writes(engine)] == ["cancelled"]
-    shopify_writeback.send_pending(engine, now=NOW)
+    shopify_write_back.send_pending(engine, now=NOW)
     assert shopify.calls == []
 
 
@@ -276,7 +277,7 @@ def test_an_order_without_a_shopify_id_fails_with_a_reason(engine, shopify):
     with write_session(engine) as s:
         s.execute(update(Order).where(Order.id == claim.order_id).values(external_id=None))
     decisions.approve(engine, claim.id, "agent:a", [ResolutionInput("refund", claim.claimed_cents)], now=NOW)
-    shopify_writeback.send_pending(engine, now=NOW)
+    shopify_write_back.send_pending(engine, now=NOW)
     [w] = writes(engine)
     assert w.status == "failed" and "no Shopify id" in w.last_error and shopify.calls == []
 
@@ -289,7 +290,7 @@ def test_an_approval_that_reached_shopify_cant_be_undone_and_paid_again(engine, 
     decisions.approve(engine, claim.id, "agent:a", [ResolutionInput("refund", claim.claimed_cents)],
                       now=NOW)
     assert domain.Action.UNDO_APPROVAL in claim_review.claim_for_staff(engine, claim.id).actions
-    shopify_writeback.send_pending(engine, now=NOW)
+    shopify_write_back.send_pending(engine, now=NOW)
     assert domain.Action.UNDO_APPROVAL not in claim_review.claim_for_staff(engine, claim.id).actions
     with pytest.raises(domain.ClaimRuleError) as e:
         decisions.undo_approval(engine, claim.id, "agent:a", "oops", now=NOW)
@@ -304,7 +305,7 @@ def test_amounts_reach_shopify_in_the_currencys_own_units(engine, shopify):
         s.execute(update(Order).where(Order.id == claim.order_id).values(currency="JPY"))
     decisions.approve(engine, claim.id, "agent:a",
                       [ResolutionInput("store_credit", 11850)], note="part", now=NOW)
-    shopify_writeback.send_pending(engine, now=NOW)
+    shopify_write_back.send_pending(engine, now=NOW)
     [card] = shopify.gift_cards
     amount = card.get("initialAmount", {}).get("amount") or card.get("initialValue")
     assert amount == "11850"  # amounts are the currency's own minor units: yen have no decimals
@@ -319,5 +320,5 @@ def test_a_retry_sends_only_that_write(engine, shopify):
     with write_session(engine) as s:
         s.execute(update(ShopifyWrite).values(status="failed", attempts=1, last_error="x"))
     [w1, w2] = writes(engine)
-    shopify_writeback.retry_now(engine, w1.id, "agent:a")
+    shopify_write_back.retry_now(engine, w1.id, "agent:a")
     assert [w.status for w in writes(engine)] == ["done", "failed"] and len(shopify.refunds) == 1

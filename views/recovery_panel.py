@@ -8,6 +8,7 @@ import streamlit as st
 
 from claims_core.adapters import recovery_packet
 from claims_core.domain import can
+from claims_core.domain.money import decimal_amount
 from claims_core.domain.recoveries import STATE_LABELS, RecoveryAction as RA, RecoveryState
 from claims_core.services import recoveries
 from views import safe_text, ui
@@ -29,6 +30,13 @@ def show(engine, who, claim_id: int, settings, act) -> None:
             st.markdown(f"**{ui.money(r.claimable_minor, r.currency)}** can be claimed "
                         f"(paid out {ui.money(r.paid_out_minor, r.currency)}) · carrier "
                         f"{safe_text.inline(r.carrier or 'unknown')}")
+            if r.insured_minor is not None:
+                st.caption(f"Insured for {ui.money(r.insured_minor, r.currency)}: the insurer pays "
+                           "up to that (instead of the carrier's liability).")
+            elif r.liability_minor is not None:
+                st.caption(f"Capped by the carrier's liability, "
+                           f"{ui.money(r.liability_minor, r.currency)}, unless you enter the "
+                           "insured value.")
             if r.deadline is not None and r.days_left is not None:
                 text = (f"File by **{ui.day(r.deadline, settings.timezone)}** "
                         f"({r.days_left} days left)")
@@ -69,7 +77,26 @@ def _rule(rule) -> None:
         st.caption(rule.note)
 
 
+def _insured(engine, who, r, act) -> None:
+    with st.form(f"rec_insured_{r.id}", clear_on_submit=False):
+        value = st.text_input(
+            "Insured value (empty: not insured)", key=f"rec_insured_value_{r.id}",
+            value="" if r.insured_minor is None else str(decimal_amount(r.insured_minor, r.currency)),
+            help="What the parcel was insured for (EasyPost or the carrier's own insurance). "
+                 "It caps what is claimed instead of the carrier's liability.")
+        if st.form_submit_button("Save the insured value"):
+            act(lambda: recoveries.set_insured_value(engine, r.id, who.actor, value),
+                "Insured value saved.")
+
+
 def _steps(engine, who, r, act) -> None:
+    if r.cancel_status in ("pending", "sending"):
+        st.info("Cancelling the claim at EasyPost (the background work sends it within a "
+                "minute).")
+    if r.cancel_error:
+        safe_text.show(r.cancel_error, prefix="EasyPost refused to cancel the claim: ")
+    if r.can_set_insured:
+        _insured(engine, who, r, act)
     if r.filing_status in ("pending", "sending"):
         st.info("On its way to EasyPost (the background work sends it within a minute).")
     if r.filing_error:
@@ -106,6 +133,11 @@ def _steps(engine, who, r, act) -> None:
     if RA.NEEDS_ACTION in r.actions and st.button("The carrier needs something",
                                                  key=f"rec_needs_{r.id}"):
         act(lambda: recoveries.needs_action(engine, r.id, who.actor), "Marked: needs action.")
+    if RA.CANCEL in r.actions and st.button(
+            "Cancel the recovery", key=f"rec_cancel_{r.id}",
+            help="Nothing to claim after all (the parcel turned up, filed by mistake). A claim "
+                 "filed through EasyPost is cancelled there too."):
+        act(lambda: recoveries.cancel(engine, r.id, who.actor), "Recovery cancelled.")
     if RA.WRITE_OFF in r.actions and can(who.role, "write_off_recoveries") and st.button(
             "Write off", key=f"rec_writeoff_{r.id}", help="Give up on this money."):
         act(lambda: recoveries.write_off(engine, r.id, who.actor, role=who.role), "Written off.")

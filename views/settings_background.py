@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from claims_core.adapters import jobs, shopify_writeback
+from claims_core.adapters import jobs, shopify_write_back
 from claims_core.services import background, webhook_endpoints
 from views import ui
 
@@ -71,7 +71,7 @@ def show(engine, who) -> None:
         _failed_table(view.failed_shopify, "Write")
         pick = st.selectbox("Write to retry", [i.id for i in view.failed_shopify], key="bg_shop_pick")
         if st.button("Retry this write", key="bg_shop_retry"):
-            _retry(lambda: shopify_writeback.retry_now(engine, pick, who.actor),
+            _retry(lambda: shopify_write_back.retry_now(engine, pick, who.actor),
                    "The write was sent to Shopify again.")
     st.markdown(f"**Failed webhook deliveries** ({view.webhooks_failed})")
     if view.failed_webhooks:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from claims_core.adapters import webhooks
-from claims_core.services import track17_registration
+from claims_core.services import track17_registration, webhook_receipts
 from views import ui
 
 
 def show(engine) -> None:
-    pending, failed, rows = webhooks.receipts_needing_attention(engine)
+    pending, failed, rows = webhook_receipts.receipts_needing_attention(engine)
     c1, c2 = st.columns(2)
     c1.metric("Webhooks waiting to be applied", pending,
               help="Acknowledged at once, applied in the background within seconds.")
@@ -25,7 +24,7 @@ def show(engine) -> None:
         if retryable:
             pick = st.selectbox("Webhook to apply again", retryable, key="feeds_receipt_pick")
             if st.button("Apply it again", key="feeds_receipt_retry"):
-                if webhooks.retry_receipt(engine, pick):
+                if webhook_receipts.retry_receipt(engine, pick):
                     st.session_state["settings_flash"] = "The webhook will be applied again."
                 st.rerun()
 

@@ -32,14 +32,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import domain
 from ..domain.errors import ClaimRuleError, ErrorCode
+from ..domain.orders import OrderDataError
 from ..infra import config, photos as photo_rules
 from ..infra.db import utcnow
-from ..services import api_keys, claims_api, customer, customer_data, decisions, recoveries
+from ..services import (api_keys, claims_api, customer, customer_data, decisions, order_sync,
+                        recoveries)
 from ..services.api_keys import ApiKeyView
 from ..services.approvals import ResolutionInput
 from ..services.settings import load_settings
 from ..services.unit_of_work import run
-from . import evidence_pack, importer
+from . import api_orders, evidence_pack
 from . import db_state
 from .web import engine
 
@@ -70,13 +72,13 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {code: status for status, codes in {
     409: (_C.ILLEGAL_TRANSITION, _C.STALE_CLAIM, _C.CLAIM_ON_HOLD, _C.NOT_ON_HOLD, _C.ORDER_DISPUTED,
           _C.ALREADY_CLAIMED,
           _C.NOTHING_LEFT_TO_CLAIM, _C.RULE_NAME_TAKEN, _C.ERASURE_OPEN_CLAIM,
-          _C.RECOVERY_ILLEGAL_STEP, _C.RECOVERY_FILING_UNAVAILABLE),
+          _C.RECOVERY_ILLEGAL_STEP, _C.RECOVERY_FILING_UNAVAILABLE, _C.RECOVERY_AMOUNT_FIXED),
     429: (_C.TOO_MANY_ATTEMPTS,),
     422: (_C.ORDER_CANCELLED, _C.NOT_PROTECTED, _C.PROTECTION_AFTER_SHIPMENT, _C.NOT_SHIPPED,
           _C.WINDOW_CLOSED, _C.TRACKING_NOT_READY, _C.ISSUE_NOT_AVAILABLE, _C.ISSUE_TYPE_UNKNOWN,
           _C.SHIPMENT_NOT_IN_ORDER, _C.QUANTITY_INVALID, _C.PHOTOS_REQUIRED, _C.TOO_MANY_PHOTOS,
           _C.PHOTO_REJECTED, _C.PHOTOS_NOT_REQUESTED, _C.RESOLUTION_UNAVAILABLE,
-          _C.SIGNATURE_INVALID, _C.AMOUNT_INVALID, _C.AMOUNT_ABOVE_PAID, _C.BONUS_ABOVE_CAP,
+          _C.SIGNATURE_INVALID, _C.AMOUNT_INVALID, _C.INSURED_VALUE_INVALID, _C.AMOUNT_ABOVE_PAID, _C.BONUS_ABOVE_CAP,
           _C.RESOLUTION_REQUIRED, _C.RESOLUTION_INVALID, _C.DENIAL_REASON_REQUIRED,
           _C.PHOTO_VERDICT_INVALID, _C.ASSIGNEE_INVALID, _C.DEADLINE_IN_PAST, _C.OUT_OF_STOCK,
           _C.ORDER_REFUNDED, _C.AUTH_FAILED, _C.ACCOUNT_RULE, _C.API_KEY_SCOPE_INVALID,
@@ -182,6 +184,9 @@ class Deny(ApiModel):
 class RecoveryFile(ApiModel):
     # empty: file through EasyPost (EASYPOST_API_KEY); else the carrier's claim number, filed by hand
     carrier_claim_number: str = Field(default="", max_length=100)
+    # the insured value (minor units) when the parcel was insured: caps what is claimed; set before
+    # filing (absent: unchanged)
+    insured_minor: int | None = Field(default=None, strict=True, ge=1, le=1_000_000_000)
 
 
 class RecoveryRecord(ApiModel):
@@ -564,7 +569,8 @@ def create_app() -> FastAPI:
                       key: ApiKeyView = writer):
         def action():
             return 200, recoveries.file_for_api(engine(), recovery_id, key.actor,
-                                                body.carrier_claim_number)
+                                                body.carrier_claim_number,
+                                                insured_minor=body.insured_minor)
         return idempotent(request, key, body, action)
 
     @app.post("/recoveries/{recovery_id}/record", summary="Record the carrier's decision or "
@@ -607,20 +613,17 @@ def create_app() -> FastAPI:
             data["cancelled_at"] = _utc(body.cancelled_at)
             for sh in data["shipments"]:
                 sh["shipped_at"], sh["delivered_at"] = _utc(sh["shipped_at"]), _utc(sh["delivered_at"])
-            try:
-                order, created, n = run(engine(), lambda s: _upsert(s, order_number, data))
-            except importer.PayloadError as e:
+            try:  # parsed before the unit of work, written by the one order service
+                snap, shipments = api_orders.parse_order(order_number, data)
+                order, created, n = run(engine(), lambda s: order_sync.sync_api_order(
+                    s, snap, shipments, actor=key.actor, now=utcnow()))
+            except OrderDataError as e:
                 raise invalid(str(e), "body")
-            return (201 if created else 200), {"order_number": order, "created": created,
+            return (201 if created else 200), {"order_number": order.name, "created": created,
                                                "shipments": n}
         return idempotent(request, key, body, action)
 
     return app
-
-
-def _upsert(s, number: str, data: dict):
-    order, created, n = importer.upsert_api_order(s, number, data, utcnow())
-    return order.name, created, n
 
 
 def _shipment(view, tracking_number: str | None):

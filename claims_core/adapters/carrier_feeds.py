@@ -48,13 +48,13 @@ Rules every parser follows:
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
+from ..domain.text import UnreadableTime, read_text, read_time
 from ..domain.tracking import Checkpoint, ProofOfDelivery, TrackingUpdate, ordered
 from ..domain.vocabulary import Milestone
 
@@ -67,8 +67,6 @@ MAX_CARRIER = 64
 MAX_TRACKING_NUMBER = 64
 MAX_EVENT_ID = 64
 MAX_SIGNED_BY = 200
-_MAX_TIME_TEXT = 64
-_EARLIEST_YEAR, _LATEST_YEAR = 1990, 2099
 
 SOURCE_17TRACK = "17track"
 SOURCE_EASYPOST = "easypost"
@@ -89,30 +87,11 @@ class FeedError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# Reading untrusted values
+# Reading untrusted values: text and times through ``domain.text``, the one reader of both
 # --------------------------------------------------------------------------------------------
 
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SURROGATES = re.compile(r"[\ud800-\udfff]")  # lone surrogates from JSON "\ud800" can't be stored
-
-
-def _text(value: Any, cap: int) -> str:
-    """A one-line string from whatever the payload holds there ("" when it holds no text)."""
-    if isinstance(value, bool) or value is None:
-        return ""
-    if isinstance(value, int):
-        try:
-            value = str(value)
-        except ValueError:  # more digits than Python will write out
-            return ""
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            return ""
-        value = str(value)
-    elif not isinstance(value, str):
-        return ""
-    value = _SURROGATES.sub("", _CONTROLS.sub(" ", value))
-    return " ".join(value.split())[:cap].rstrip()
+_text = read_text  # a one-line string from whatever the payload holds there ("" for no text)
+_Unreadable = UnreadableTime
 
 
 def _identifier(value: Any, cap: int) -> str:
@@ -141,29 +120,9 @@ def _key(value: Any) -> str:
     return _text(value, 64).lower()
 
 
-class _Unreadable(ValueError):
-    pass
-
-
 def _parse_local(value: Any) -> datetime:
     """An ISO-8601 time in its own offset (naive → UTC); raises _Unreadable."""
-    if not isinstance(value, str):
-        raise _Unreadable
-    s = value.strip()
-    if not s or len(s) > _MAX_TIME_TEXT:
-        raise _Unreadable
-    if s[-1] in "zZ":
-        s = s[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(s)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        utc = moment.astimezone(timezone.utc)
-    except (ValueError, OverflowError, TypeError):
-        raise _Unreadable from None
-    if not (_EARLIEST_YEAR <= utc.year <= _LATEST_YEAR):
-        raise _Unreadable
-    return moment
+    return read_time(value, keep_offset=True)
 
 
 def _parse_time(value: Any) -> datetime:

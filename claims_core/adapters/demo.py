@@ -22,7 +22,7 @@ from ..infra import rollups
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import (LineItem, Order, Shipment, ShipmentItem, Stock, ensure_settings_row,
                             settings_row)
-from ..services import customer, decisions
+from ..services import customer, decisions, order_views
 from ..services.accounts import add_user
 from ..infra.photos import ProcessedPhoto, process_photo
 from . import demo_tracking
@@ -416,7 +416,7 @@ def _file_one(engine, rng, row, issue, filed_at, now, photos, signature) -> bool
     if domain.ISSUE_TYPES[issue].category == domain.ITEM:
         sid, q = rng.choice(lines)
         items = {sid: rng.randint(1, q)}
-    options = customer.resolution_choices(engine, row.id, items, issue)
+    options = order_views.resolution_choices(engine, row.id, items, issue)
     available = [o.kind for o in options if o.available]
     desired = rng.choice(available)
     chosen = [] if not domain.photos_required(issue) and rng.random() < 0.6 else \

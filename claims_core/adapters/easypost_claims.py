@@ -1,4 +1,5 @@
-"""Filing recoveries with EasyPost (``POST /v2/claims``), the sender side of the filing outbox.
+"""Filing recoveries with EasyPost (``POST /v2/claims``), and cancelling them there when staff
+cancel the recovery (``POST /v2/claims/{id}/cancel``): the sender side of both outboxes.
 
 ``services.recoveries.request_filing`` writes a ``recovery_filings`` row in the transaction that
 asks; ``send_pending`` (the ``easypost_claims`` background job) leases due rows and, outside any
@@ -52,13 +53,15 @@ def _b64(data: bytes) -> str:
 
 
 def _already_filed(c, tracking_code: str) -> str | None:
-    """The id of a claim EasyPost already has for this tracking code, if any."""
+    """The id of a claim EasyPost already has for this tracking code, if any (not a cancelled
+    one: a recovery cancelled and opened again files anew)."""
     params = {"page_size": 100}
     for _ in range(LIST_PAGES):
         page = c.claim.all(**params)
         claims = list(page.get("claims") or [])
         for cl in claims:
-            if getattr(cl, "tracking_code", None) == tracking_code:
+            if getattr(cl, "tracking_code", None) == tracking_code and \
+                    getattr(cl, "status", None) != "cancelled":
                 return cl.id
         if not page.get("has_more") or not claims:
             return None
@@ -102,7 +105,36 @@ def send_one(engine, work: recoveries.FilingWork, *, now: datetime | None = None
     return "sent"
 
 
+def cancel_one(engine, work: recoveries.CancelWork, *, now: datetime | None = None) -> str:
+    """Cancel one recovery's EasyPost claim (``POST /v2/claims/{id}/cancel``). Idempotent: the
+    claim is read first and left alone when it is cancelled already. Returns "cancelled",
+    "none" (EasyPost never got it), "refused" or "retry"."""
+    try:
+        c = client()
+        claim_id = work.easypost_claim_id or _already_filed(c, work.tracking_code)
+        if claim_id is None:
+            if work.filing_in_flight:  # its filing may still land: look again later
+                recoveries.cancel_retry(engine, work.cancel_id, "the filing is still on its way",
+                                        now=now)
+                return "retry"
+            recoveries.cancel_done(engine, work.cancel_id, None, now=now)
+            return "none"
+        if getattr(c.claim.retrieve(claim_id), "status", None) != "cancelled":
+            c.claim.cancel(claim_id)
+    except Exception as e:  # noqa: BLE001 - the client's errors, the network
+        refused = _refusal(e)
+        if refused is not None:
+            recoveries.cancel_refused(engine, work.cancel_id, refused, now=now)
+            return "refused"
+        log.warning("EasyPost cancel %s failed, tried again later: %s", work.cancel_id, e)
+        recoveries.cancel_retry(engine, work.cancel_id, f"{type(e).__name__}: {e}", now=now)
+        return "retry"
+    recoveries.cancel_done(engine, work.cancel_id, claim_id, now=now)
+    return "cancelled"
+
+
 def send_pending(engine, *, now: datetime | None = None, stop=None) -> dict:
+    """The filings, then the cancels, due now."""
     counts = {"sent": 0, "refused": 0, "retry": 0}
     if not recoveries.easypost_enabled():
         return counts
@@ -110,6 +142,13 @@ def send_pending(engine, *, now: datetime | None = None, stop=None) -> dict:
         if stop is not None and stop.is_set():
             break
         counts[send_one(engine, work, now=now)] += 1
+    for work in recoveries.lease_cancellations(engine, now=now or utcnow()):
+        if stop is not None and stop.is_set():
+            break
+        outcome = cancel_one(engine, work, now=now)
+        key = {"cancelled": "cancelled", "none": "cancelled", "refused": "cancel_refused",
+               "retry": "cancel_retry"}[outcome]
+        counts[key] = counts.get(key, 0) + 1
     return counts
 
 

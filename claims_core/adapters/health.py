@@ -18,25 +18,21 @@ from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import Engine, column, func, inspect, select, table
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..infra import config
-from ..infra.db import UTCDateTime, is_read_only, read_session
-from ..infra.models import Claim, OutboxMessage, ShopifyWrite, WebhookDelivery, WebhookReceipt
+from ..infra.db import is_read_only
+from ..services import health as health_counts
 from . import db_state
 
 log = logging.getLogger("claims.health")
 
 READY_TIMEOUT = 3.0  # seconds /readyz waits for the database
 NO_STORE = {"Cache-Control": "no-store"}
-
-# the outbox-like tables whose backlog is watched, by the kind of work they hold
-OUTBOXES = (("email", OutboxMessage), ("shopify_write", ShopifyWrite),
-            ("webhook_delivery", WebhookDelivery))
 
 
 async def healthz(request: Request) -> Response:
@@ -72,9 +68,6 @@ async def readyz(request: Request, engine_of: Callable[[], Engine]) -> Response:
 
 # --- metrics --------------------------------------------------------------------------------------
 
-_JOBS = table("background_jobs", column("name"), column("last_success_at", UTCDateTime()))
-
-
 class ClaimsCollector:
     """Reads the numbers from the database at each scrape (a Prometheus custom collector)."""
 
@@ -107,37 +100,17 @@ class ClaimsCollector:
                                        labels=["source", "outcome"])
         filed = CounterMetricFamily("claims_filed", "Claims filed")
         by_status = GaugeMetricFamily("claims_claims", "Claims by status", labels=["status"])
-        with read_session(self.engine) as s:
-            for kind, model in OUTBOXES:
-                for status, n in s.execute(select(model.status, func.count())
-                                           .group_by(model.status)).all():
-                    backlog.add_metric([kind, status], n)
-            # background_jobs arrives with migration 0016; an older database has no such table
-            if inspect(s.connection()).has_table("background_jobs"):
-                for name, at in s.execute(select(_JOBS.c.name, _JOBS.c.last_success_at)).all():
-                    if at is not None:
-                        jobs.add_metric([name], _timestamp(at))
-            for source, outcome, n in s.execute(
-                    select(WebhookReceipt.source, WebhookReceipt.outcome, func.count())
-                    .group_by(WebhookReceipt.source, WebhookReceipt.outcome)).all():
-                received.add_metric([source, outcome], n)
-            total = 0
-            for status, n in s.execute(select(Claim.status, func.count())
-                                       .group_by(Claim.status)).all():
-                by_status.add_metric([status], n)
-                total += n
-            filed.add_metric([], total)
+        counts = health_counts.counts(self.engine)
+        for kind, status, n in counts.backlog:
+            backlog.add_metric([kind, status], n)
+        for name, at in counts.last_success:
+            jobs.add_metric([name], at.timestamp())
+        for source, outcome, n in counts.webhooks_received:
+            received.add_metric([source, outcome], n)
+        for status, n in counts.claims_by_status:
+            by_status.add_metric([status], n)
+        filed.add_metric([], counts.claims_filed)
         return [backlog, jobs, received, filed, by_status]
-
-
-def _timestamp(at) -> float:
-    from datetime import datetime, timezone  # noqa: PLC0415
-
-    if isinstance(at, str):  # a raw column on SQLite comes back as text
-        at = datetime.fromisoformat(at)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.timestamp()
 
 
 def _bearer(request: Request) -> str:

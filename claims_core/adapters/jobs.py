@@ -35,8 +35,8 @@ from sqlalchemy import Engine
 from ..infra import config
 from ..infra.db import optimize, utcnow
 from ..services import background, drafts, privacy_requests, recoveries, retention, timers
-from . import (easypost_claims, inbound_mail, mailer, outbound_webhooks, shopify_writeback, track17,
-               webhooks)
+from . import (easypost_claims, inbound_mail, mailer, outbound_webhooks, shopify_write_back, track17,
+               inbound_webhooks)
 
 log = logging.getLogger("claims.jobs")
 
@@ -94,7 +94,7 @@ def _mail(ctx: JobContext) -> dict:
 
 
 def _shopify(ctx: JobContext) -> dict:
-    ctx.report.shopify = shopify_writeback.send_pending(ctx.engine, now=ctx.now, stop=ctx.stop)
+    ctx.report.shopify = shopify_write_back.send_pending(ctx.engine, now=ctx.now, stop=ctx.stop)
     return ctx.report.shopify
 
 
@@ -128,7 +128,7 @@ JOBS: tuple[Job, ...] = (
     Job("mail", _mail, every=5),
     Job("shopify_writes", _shopify, every=10),
     Job("outbound_webhooks", _webhooks, every=10),
-    Job("webhook_receipts", webhooks.background_job, every=2),
+    Job("webhook_receipts", inbound_webhooks.background_job, every=2),
     Job("track17_register", track17.background_job, every=30),  # new tracking numbers
     Job("imap_inbound", inbound_mail.background_job, every=15),  # customers' email replies
     Job("privacy_requests", _privacy_requests, every=60),  # Shopify's data requests, erasures

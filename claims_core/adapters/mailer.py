@@ -7,8 +7,9 @@ SMTP comes from the environment or ``.streamlit/secrets.toml`` (``infra.config.s
 shown on the staff Outbox page instead.
 
 A message's Message-ID is decided when it is queued (``outbox.message_id``) and every try sends
-that one. While a message is being sent its lease is renewed (``infra.outbox.held``), so a slow
-server never lets another sender take it over and send it again.
+that one. While a message is being sent its lease is renewed (``services.mail_outbox.holding``),
+so a slow server never lets another sender take it over and send it again. The outbox's rows are
+``services/mail_outbox.py``'s business: this module only talks SMTP.
 """
 from __future__ import annotations
 
@@ -19,15 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
-from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
 from ..infra import config
-from ..infra.db import utcnow, write_session
-from ..infra.outbox import held, lease_due
-from ..infra.models import OutboxMessage
+from ..infra.db import utcnow
+from ..services import mail_outbox
+from ..services.mail_outbox import MailJob
 
-MAX_ATTEMPTS = DELIVERY_MAX_ATTEMPTS
+MAX_ATTEMPTS = mail_outbox.MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,7 @@ def smtp_from_env() -> SmtpConfig | None:
 
 # --- sending ------------------------------------------------------------------------------------
 
-def _take(engine: Engine, now: datetime) -> OutboxMessage | None:
-    """Claim one due message for this sender (pending → sending with a lease), or None. Taken one
-    at a time, each with a lease from the database's clock at that moment."""
-    with write_session(engine) as s:
-        taken = lease_due(s, OutboxMessage, now=now, limit=1)
-        if not taken:
-            return None  # nothing due, or another sender got it first
-        s.expunge(taken[0])
-        return taken[0]
-
-
-def _deliver(cfg: SmtpConfig, msg: OutboxMessage) -> None:
+def _deliver(cfg: SmtpConfig, msg: MailJob) -> None:
     em = EmailMessage()
     em["From"] = cfg.sender
     em["To"] = msg.to_addr
@@ -92,25 +81,16 @@ def send_pending(engine: Engine, cfg: SmtpConfig | None, *, now: datetime | None
         if stop is not None and stop.is_set():
             break  # shutting down: what is not taken stays queued for the next run
         now = fixed or utcnow()  # each message on the clock of its own moment
-        msg = _take(engine, now)
+        msg = mail_outbox.take_one(engine, now)
         if msg is None:
-            break
+            break  # nothing due, or another sender got it first
         try:
-            with held(engine, OutboxMessage, msg.id, msg.lease_until):
+            with mail_outbox.holding(engine, msg):
                 _deliver(cfg, msg)
         except Exception as e:  # noqa: BLE001 - refused, timed out, or unwritable: tried again later
-            attempts = msg.attempts + 1
-            failed = attempts >= MAX_ATTEMPTS
-            with write_session(engine) as s:
-                s.execute(update(OutboxMessage).where(OutboxMessage.id == msg.id).values(
-                    status="failed" if failed else "pending", attempts=attempts,
-                    next_attempt_at=now + retry_backoff(attempts), lease_until=None,
-                    last_error=f"{type(e).__name__}: {e}"[:500]))
-            out["failed" if failed else "retry"] += 1
+            status = mail_outbox.record_failed(engine, msg, f"{type(e).__name__}: {e}", now=now)
+            out["failed" if status == "failed" else "retry"] += 1
             continue
-        with write_session(engine) as s:
-            s.execute(update(OutboxMessage).where(OutboxMessage.id == msg.id).values(
-                status="sent", sent_at=now, attempts=msg.attempts + 1, lease_until=None,
-                last_error=""))
+        mail_outbox.record_sent(engine, msg, now=now)
         out["sent"] += 1
     return out

@@ -8,7 +8,7 @@ Webhooks with the endpoint's secret (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature``: the ``standardwebhooks`` package) and posted, outside any transaction.
 A 2xx answer delivers it; anything else is retried with exponential backoff
 (``domain.windows.retry_backoff``); an endpoint that keeps failing is disabled and the owners
-emailed (``services.webhook_endpoints``). Redirects are not followed.
+emailed (``services/outbound_webhooks.py`` keeps that record). Redirects are not followed.
 """
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ from standardwebhooks.webhooks import Webhook
 from ..domain import webhook_targets
 from ..domain.errors import ClaimRuleError
 from ..infra.db import utcnow
-from ..infra.models import WebhookDelivery
-from ..infra.outbox import held
+from ..services import outbound_webhooks as outbox
 from ..services import webhook_endpoints
-from ..services.webhook_endpoints import DeliveryJob, EndpointView
+from ..services.outbound_webhooks import DeliveryJob
+from ..services.webhook_endpoints import EndpointView
 
 log = logging.getLogger("claims.webhooks.out")
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -65,7 +65,7 @@ def signed_headers(job: DeliveryJob, at: datetime) -> dict[str, str]:
 
 
 def _take_one(engine: Engine, now: datetime) -> DeliveryJob | None:
-    jobs = webhook_endpoints.take_due(engine, now=now, limit=1)
+    jobs = outbox.take_due(engine, now=now, limit=1)
     return jobs[0] if jobs else None
 
 
@@ -97,7 +97,7 @@ def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 10
             job = job or _take_one(engine, now)
             if job is None:
                 break
-            with held(engine, WebhookDelivery, job.id, job.lease_until):
+            with outbox.holding(engine, job):
                 status = _send_one(engine, client_for, job, now, resolver)
             out[status] += 1
             job = None
@@ -144,14 +144,14 @@ def _send_one(engine: Engine, client_for: Callable[[str], httpx.Client], job: De
         except httpx.HTTPError as e:
             return _failed(engine, job, f"{type(e).__name__}: {e}", None, now, retryable=True)
     if 200 <= resp.status_code < 300:
-        webhook_endpoints.record_delivered(engine, job.id, resp.status_code, now=now)
+        outbox.record_delivered(engine, job.id, resp.status_code, now=now)
         return "delivered"
     return _failed(engine, job, f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code, now,
                    retryable=resp.status_code != 410)  # 410 Gone: the receiver wants no more
 
 
 def _failed(engine, job, reason, code, now, *, retryable) -> str:
-    status = webhook_endpoints.record_failed(engine, job.id, reason, status_code=code,
-                                             retryable=retryable, now=now)
+    status = outbox.record_failed(engine, job.id, reason, status_code=code, retryable=retryable,
+                                  now=now)
     log.warning("webhook %s to %s failed (%s): %s", job.message_id, job.url, status, reason)
     return "retry" if status == "pending" else "failed"

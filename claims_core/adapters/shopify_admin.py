@@ -1,32 +1,34 @@
-"""Writing staff decisions on claims into Shopify, through the Admin GraphQL API.
+"""The Shopify Admin GraphQL API client: ``ShopifyAdmin``, the only code that talks to a shop's
+Admin API. Write-back (``shopify_write_back``) sends staff decisions through it and the Settings
+page's connection check (``shopify_connection``) asks it who the token belongs to.
 
-When a shop owner connects the app (shop domain + Admin API access token), a decision becomes a
-write in Shopify:
+What it does, one method per write, each with a look-up for an earlier attempt:
 
-* a refund          -> ``refundCreate`` on the order: one ``REFUND`` transaction whose ``parentId``
-                       is a successful ``SALE``/``CAPTURE`` of the order (looked up first), sent with
-                       the ``@idempotent(key:)`` directive so a retry with the same key can't refund
-                       twice;
-* store credit      -> ``giftCardCreate`` with the app's own code (``initialAmount`` in the claim's
-                       currency);
-* a reshipment      -> ``draftOrderCreate`` (zero-priced lines, tagged ``claims-portal`` and the
-                       marker) then ``draftOrderComplete``, which turns it into a real order.
+* ``create_refund``            -> ``refundCreate`` on the order: one ``REFUND`` transaction whose
+  ``parentId`` is a successful ``SALE``/``CAPTURE`` of the order, sent with the
+  ``@idempotent(key:)`` directive so a retry with the same key can't refund twice;
+  ``find_refund`` finds a refund carrying the claim's marker in its note;
+* ``create_gift_card``         -> ``giftCardCreate`` with the app's own code, ``initialAmount`` in the
+  claim's currency (attached to the customer found by e-mail when the app may read customers);
+  ``find_gift_card`` looks the code up;
+* ``create_replacement_order`` -> ``draftOrderCreate`` (zero-priced lines, tagged ``claims-portal``
+  and the marker) then ``draftOrderComplete``, which turns it into a real order;
+  ``find_replacement_order`` finds the order or open draft carrying the marker;
+* ``check_connection``         -> the shop's name, or a ``ShopifyError``.
 
-After an ambiguous failure (``ShopifyError.code == "network"``, or ``"server"`` with
-``may_have_landed``) ask before retrying: ``find_refund``, ``find_gift_card``,
-``find_replacement_order``. The write methods also check for themselves where they cheaply can
-(a refund on the order with exactly the same note, a gift card with the same code and note, an
-open draft order carrying the marker), so a plain retry does not write twice either, except in
-the seconds before Shopify's search index has seen a new draft order.
+Amounts go in and come out as integers in the currency's minor units (``domain.money``). Every
+failure is a ``ShopifyError`` with a ``code`` (``user_error``, ``throttled``, ``auth``,
+``not_found``, ``server``, ``network``, ``bad_response``), whether it is ``retryable``, how long Shopify asked
+to wait (``retry_after``, from ``THROTTLED`` and its ``throttleStatus`` or from ``Retry-After``)
+and, for ``network``/``server``, whether the write ``may_have_landed`` — then look before writing
+again. The write methods also check for themselves where they cheaply can (a refund with exactly
+the same note, a gift card with the same code and note, an open draft order with the marker), so a
+plain retry does not write twice either, except in the seconds before Shopify's search index has
+seen a new draft order.
 
-Field names and response shapes follow Shopify's Admin GraphQL reference for API version
-**2026-10** (``refundCreate``/``RefundInput``/``OrderTransactionInput``, ``giftCardCreate``/
-``GiftCardCreateInput``/``GiftCardCreatePayload.giftCardCode``, ``draftOrderCreate``/
-``DraftOrderLineItemInput``, ``draftOrderComplete``, the ``orders``/``draftOrders``/``giftCards``
-search syntax), the changelog entries "Adding idempotency for inventory adjustments and refund
-mutations" (2026-01) and "Making idempotency mandatory ..." (2026-04), "Local currency support
-gift cards" (2026-07: ``initialValue`` deprecated for ``initialAmount``) and the GraphQL rate-limit
-page (``THROTTLED`` with ``extensions.cost.throttleStatus``).
+Field names and shapes follow the Admin GraphQL reference for API version ``DEFAULT_API_VERSION``
+(2026-10); a shop pinned to a version before 2026-07 gets a gift card's amount as
+``initialValue`` (in the shop's currency) instead of ``initialAmount``.
 
 Access scopes the app needs: ``read_orders`` + ``write_orders`` (transactions, refunds, order
 search), ``write_gift_cards`` (+ ``read_gift_cards`` for ``find_gift_card``),

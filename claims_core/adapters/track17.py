@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
+from ..domain.text import read_text
 from ..infra import config
 from ..services import track17_registration as queue
 from ..services.track17_registration import Pending, Result
@@ -63,7 +64,7 @@ def request_body(items: list[Pending]) -> list[dict[str, Any]]:
 
 
 def _text(value: Any, cap: int = 500) -> str:
-    return value[:cap] if isinstance(value, str) else ""
+    return read_text(value, cap)  # 17TRACK's words, read as every payload's text is
 
 
 def read_answer(items: list[Pending], answer: Any) -> list[Result]:

@@ -2,18 +2,33 @@
 
 Each rule has one home, a module named after what it is about:
 
-- ``vocabulary``  every enum (issue types, statuses, resolutions, denial reasons, audit actions,
-  roles) with its labels;
-- ``errors``      refusals, each with a stable ``ErrorCode``;
-- ``money``       integer cents, the store-credit bonus, "never more than was paid";
-- ``windows``     the filing window and every other deadline or waiting period;
-- ``eligibility`` ``evaluate(order, shipment, items, now, settings)``: can this shipment take a
+- ``vocabulary``     every enum (issue types, statuses, resolutions, denial reasons, audit
+  actions, roles) with its labels;
+- ``errors``         refusals, each with a stable ``ErrorCode``; ``messages`` words for people as
+  catalog templates (``Msg``), never built in code;
+- ``currencies``     how many decimals each currency's minor unit has; ``money`` amounts in those
+  integer minor units, the store-credit bonus, "never more than was paid";
+- ``windows``        the filing window and every other deadline or waiting period; ``durations``
+  how long things took, in the buckets analytics reports;
+- ``eligibility``    ``evaluate(order, shipment, items, now, settings)``: can this shipment take a
   claim, for which issues, items and evidence;
-- ``resolutions`` what a customer may ask for; ``signature`` how a claim is signed;
-- ``lifecycle``   the action table of a claim's life;
-- ``identifiers`` order numbers, tracking numbers, emails and the look-up key;
-- ``tracking``    one shape for every carrier feed, and what a shipment's checkpoints mean;
-- ``text``        free text limits; ``csv_safe`` the one CSV writer.
+- ``resolutions``    what a customer may ask for and what a reshipment needs from stock;
+  ``signature`` how a claim is signed;
+- ``lifecycle``      the action table of a claim's life; ``auto_approval`` when an owner's rule
+  approves a claim;
+- ``identifiers``    order numbers, tracking numbers, emails and the look-up key; ``order_link`` the
+  signed link to an order in the shop's own emails;
+- ``orders``         an order as a source tells it (frozen snapshots) and the rules for taking it in;
+- ``tracking``       one shape for every carrier feed, and what a shipment's checkpoints mean;
+- ``disputes``       what a payment dispute (chargeback) on an order means for its claims;
+- ``recoveries``     claiming the money back from the carrier: its action table;
+  ``carrier_claims`` each carrier's filing window, liability limit and documents;
+- ``pricing``        is the protection priced right (arithmetic on one segment's totals);
+- ``privacy``        how long each kind of personal data is kept, and a data request's deadline;
+- ``email_replies``  the reply address that names a claim, and which inbound mail is a reply;
+- ``webhook_targets`` where outbound webhooks may go (never into the shop's own network);
+- ``text``           what people type (limits, control characters) and the one reader of text and
+  times from files and payloads; ``csv_safe`` the one CSV writer.
 
 The names below are re-exported so callers can write ``domain.filing_deadline``; each is defined
 once, in its module.

@@ -78,6 +78,8 @@ class ErrorCode(StrEnum):
     # recoveries (carrier and insurer claims: domain/recoveries.py)
     RECOVERY_NOT_FOUND = "recovery_not_found"
     RECOVERY_ILLEGAL_STEP = "recovery_illegal_step"  # not from this state
+    RECOVERY_AMOUNT_FIXED = "recovery_amount_fixed"  # the insured value, once filed
+    INSURED_VALUE_INVALID = "insured_value_invalid"  # above zero, or empty
     # filing through EasyPost needs EASYPOST_API_KEY, the owner's consent for the carrier and a
     # tracking number
     RECOVERY_FILING_UNAVAILABLE = "recovery_filing_unavailable"

@@ -144,6 +144,38 @@ def available_actions(state: str, actor: RecoveryActor = STAFF) -> tuple[Recover
     return tuple(a for a, s in ACTIONS.items() if state in s.sources and actor in s.by)
 
 
+# The insured value (what the parcel was insured for, through EasyPost or the carrier's own
+# insurance) can be entered or changed while nothing has been claimed yet: once filed, the amount
+# asked for is on the carrier's (or insurer's) desk and stays as it was sent.
+INSURED_VALUE_STATES = frozenset({S.TO_FILE})
+INSURED_VALUE_EVENT = "insured_value"  # the recovery event that records a change (no new state)
+MAX_INSURED_MINOR = 1_000_000_000
+
+
+class InsuredValueFixed(ClaimRuleError):
+    code = ErrorCode.RECOVERY_AMOUNT_FIXED
+
+    def __init__(self, state: str):
+        super().__init__("The insured value can be changed only before the recovery is filed "
+                         f"(it is {STATE_LABELS.get(state, state).lower()}).")
+        self.state = state
+
+
+def insured_value(state: str, insured_minor: int | None) -> int | None:
+    """The insured value to keep (None: not insured, or unknown), or a refusal: only while the
+    recovery is still to file, and a whole amount above zero (zero insures nothing: leave it
+    empty)."""
+    if state not in INSURED_VALUE_STATES:
+        raise InsuredValueFixed(state)
+    if insured_minor is None:
+        return None
+    if isinstance(insured_minor, bool) or not isinstance(insured_minor, int) or \
+            not 0 < insured_minor <= MAX_INSURED_MINOR:
+        raise ClaimRuleError("The insured value must be an amount above zero (leave it empty "
+                             "when the parcel wasn't insured).", ErrorCode.INSURED_VALUE_INVALID)
+    return insured_minor
+
+
 def claimable_minor(paid_out_minor: int, liability_minor: int | None = None,
                     insured_minor: int | None = None) -> int:
     """What the shop can ask for: what it paid out, capped by the insured value when known (the

@@ -1,11 +1,15 @@
-"""What people type: control characters, free-text limits, required fields.
+"""What people type: control characters, free-text limits, required fields; and the one reader
+of text and times that come from files and payloads (``read_text``, ``read_time``).
 
 Text is kept verbatim; it is always *shown* as plain text (views/safe_text.py), never as markup.
 ``verbatim`` and ``joined`` build messages (``domain.messages``) around such text.
 """
 from __future__ import annotations
 
+import math
+import re
 import unicodedata
+from datetime import datetime, timezone
 
 from .errors import ErrorCode, InvalidInput
 from .messages import Msg, N_
@@ -60,3 +64,82 @@ def required_text(text: str | None, field: "str | Msg", if_empty: "str | Msg") -
     if not s:
         raise InvalidInput(if_empty, ErrorCode.TEXT_REQUIRED)
     return s
+
+
+# --- values read from files and payloads (untrusted) ---------------------------------------------
+# The one reader of text and times that arrive from outside: CSV cells, Shopify's and the
+# carriers' JSON. Amounts are read by ``money.minor_from_amount``.
+
+_SURROGATES = re.compile(r"[\ud800-\udfff]")  # lone surrogates from JSON "\ud800" can't be stored
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n
+MAX_TIME_CHARS = 64
+EARLIEST_YEAR, LATEST_YEAR = 1990, 2099
+# besides ISO 8601: what a spreadsheet may leave of it ("2026-1-5 9:05")
+_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z", "%Y-%m-%dT%H:%M:%S%z",
+                 "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
+                 "%Y-%m-%d")
+
+
+def read_text(value, cap: int, *, keep_lines: bool = False) -> str:
+    """Text from a file or a payload, whatever it holds there: a string or a number as text, ""
+    for anything else (nothing, true/false, an object). Control characters and lone surrogates go
+    (no database stores NUL); by default it becomes one line (runs of whitespace as one space),
+    with ``keep_lines`` its line breaks and tabs stay (an item name in a quoted CSV cell). Stripped
+    and cut at ``cap`` characters."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, int):
+        try:
+            value = str(value)
+        except ValueError:  # more digits than Python will write out
+            return ""
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        value = str(value)
+    elif not isinstance(value, str):
+        return ""
+    value = _SURROGATES.sub("", value)
+    if keep_lines:
+        return _CONTROLS_BUT_LINES.sub("", value.replace("\r\n", "\n")).strip()[:cap].rstrip()
+    return " ".join(_CONTROLS.sub(" ", value).split())[:cap].rstrip()
+
+
+class UnreadableTime(ValueError):
+    """Not a date and time this app can read (callers say which field, in their own words)."""
+
+
+def read_time(value, *, keep_offset: bool = False) -> datetime:
+    """A date and time written as text: ISO 8601 (``2026-11-10T18:33:00Z``, ``2026-11-10
+    18:33:00 -0500``, a bare date) or a spreadsheet's shortening of it. No offset means UTC. In
+    UTC, or with ``keep_offset`` in its own offset. Refuses (``UnreadableTime``) anything else,
+    more than ``MAX_TIME_CHARS`` characters, and years outside 1990–2099."""
+    if not isinstance(value, str):
+        raise UnreadableTime(value)
+    s = value.strip()
+    if not s or len(s) > MAX_TIME_CHARS:
+        raise UnreadableTime(value)
+    if s[-1] in "zZ":
+        s = s[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(s)
+    except ValueError:
+        moment = None
+        for fmt in _TIME_FORMATS:
+            try:
+                moment = datetime.strptime(s, fmt)
+                break
+            except ValueError:
+                continue
+        if moment is None:
+            raise UnreadableTime(value) from None
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        utc = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise UnreadableTime(value) from None
+    if not (EARLIEST_YEAR <= utc.year <= LATEST_YEAR):
+        raise UnreadableTime(value)
+    return moment if keep_offset else utc

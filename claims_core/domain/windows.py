@@ -2,7 +2,7 @@
 the response target, reminders and auto-closing, draft retention."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import WindowClosed
@@ -22,6 +22,14 @@ def local_date(moment: datetime, tz_name: str | None) -> date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(store_zone(tz_name)).date()
+
+
+def day_start(day: date, tz_name: str | None) -> datetime:
+    """The first instant (aware UTC) of the store's local day ``day``: a store-day period
+    ``[date_from, date_to]`` is the moments from ``day_start(date_from)`` up to (not including)
+    ``day_start(date_to + 1 day)``, exactly the moments whose ``local_date`` falls in it (a
+    midnight skipped by a DST change starts the day at the change)."""
+    return datetime.combine(day, time.min, tzinfo=store_zone(tz_name)).astimezone(timezone.utc)
 
 
 def local_day(value: date | datetime, tz_name: str | None) -> date:

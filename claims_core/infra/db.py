@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
@@ -17,9 +19,11 @@ from urllib.parse import quote
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
+from ..domain.windows import local_date
 from . import clock, config
 
 _log = logging.getLogger("claims.db")
@@ -58,6 +62,53 @@ def utcnow() -> datetime:
     """The app's "now" (aware UTC): every part of the app reads time here. Tests can shift it for
     the whole process and its subprocesses (``CLAIMS_CLOCK_SHIFT``: see ``infra/clock.py``)."""
     return clock.now()
+
+
+# --- the store's local day in SQL ------------------------------------------------------------------
+# PostgreSQL converts with its time zone database (``(col AT TIME ZONE 'UTC') AT TIME ZONE tz``);
+# SQLite has none, so every SQLite connection gets ``claims_local_day(utc_timestamp, tz)``: the
+# store's local date ('YYYY-MM-DD') of a stored UTC timestamp by ``domain.windows.local_date`` (the
+# one rule, zoneinfo: DST-correct). ``infra/rollups.day_of`` is the one place SQL asks for it.
+LOCAL_DAY_SQL = "claims_local_day"
+
+
+def _hour_local_day(hour: str, tz_name: str) -> str | None:
+    """The local day of every moment of one UTC hour ('YYYY-MM-DD HH'), or None when the day
+    changes inside it (a zone whose offset isn't whole hours)."""
+    try:
+        start = datetime.fromisoformat(hour + ":00").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    first = local_date(start, tz_name)
+    last = local_date(start + timedelta(hours=1, microseconds=-1), tz_name)
+    return first.isoformat() if first == last else None
+
+
+_HOURS: dict[str, str | None] = {}  # 'YYYY-MM-DD HH' + zone -> _hour_local_day
+_MISSING = object()
+_STORED = (19, 26)  # the lengths of SQLAlchemy's naive timestamps: 'YYYY-MM-DD HH:MM:SS[.ffffff]'
+
+
+def sqlite_local_day(value, tz_name) -> str | None:
+    """``claims_local_day`` (see above): NULL for NULL or an unreadable value, as ``date()``."""
+    if value.__class__ is not str:
+        return None
+    tz_name = tz_name or "UTC"
+    if len(value) in _STORED and value[10] == " ":
+        # a naive UTC timestamp as the app stores it: one zone look-up per hour (remembered)
+        key = value[:13] + tz_name
+        day = _HOURS.get(key, _MISSING)
+        if day is _MISSING:
+            if len(_HOURS) > 1 << 17:
+                _HOURS.clear()
+            day = _HOURS[key] = _hour_local_day(value[:13], tz_name)
+        if day is not None:
+            return day
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return local_date(moment, tz_name).isoformat()
 
 
 def is_sqlite(engine_or_url) -> bool:
@@ -167,15 +218,85 @@ def make_engine(url: str | None = None) -> Engine:
         # of a read() call per page: large scans (analytics) run ~1.5x faster at 1M claims.
         cur.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         cur.close()
+        dbapi_conn.create_function(LOCAL_DAY_SQL, 2, sqlite_local_day, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         if conn.get_execution_options().get("claims_readonly"):
             conn.exec_driver_sql("BEGIN")
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn)
 
     return engine
+
+
+EAGER_BUSY_MS = 2  # a writer that has waited long asks for SQLite's write lock every millisecond…
+_LONG_WAIT_S = 0.2  # …(from the start: a quick writer); one that has waited less than this…
+_FIRST_SLEEP_S = 0.008  # …asks once more after 1 ms, then sleeps this long and asks again
+_EAGER_MAX = 4  # at most this many writers of a process ask eagerly; the rest wait in SQLite's handler
+_eager_now = 0
+_eager_guard = threading.Lock()
+
+
+def _take_eager_turn() -> bool:
+    global _eager_now
+    with _eager_guard:
+        if _eager_now >= _EAGER_MAX:
+            return False
+        _eager_now += 1
+        return True
+
+
+def _give_eager_turn() -> None:
+    global _eager_now
+    with _eager_guard:
+        _eager_now -= 1
+
+
+def _begin_immediate(conn) -> None:
+    """``BEGIN IMMEDIATE``, asking for the write lock every few milliseconds until
+    ``BUSY_TIMEOUT_MS``. SQLite's own busy handler sleeps up to 100 ms between tries, the longer
+    it has waited the longer it sleeps, so a writer waiting with it behind writers that take the
+    lock back and forth (the webhook applier, the receipts' writer, customers in other processes)
+    could wait seconds while newcomers went first. Here a writer that has waited ``_LONG_WAIT_S``
+    asks every millisecond, so it goes before newcomers, who ask less often; a writer that holds
+    the lock only a few milliseconds for many requests (execution option ``claims_quick_writer``:
+    the webhook receipts' group commit) asks every millisecond from the start: it goes first,
+    costing the others a few milliseconds. Only ``_EAGER_MAX`` writers of a process ask eagerly at
+    once: under a crowd (hundreds of threads) the others wait in SQLite's own handler, so the
+    askers never starve the lock's holder of the interpreter."""
+    raw = conn.connection.driver_connection
+    quick = conn.get_execution_options().get("claims_quick_writer", False)
+    eager = quick
+    turn = False
+    raw.execute(f"PRAGMA busy_timeout={EAGER_BUSY_MS if eager else 1}")
+    start = time.monotonic()
+    try:
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as e:
+                waited = time.monotonic() - start
+                if "locked" not in str(e) or waited > BUSY_TIMEOUT_MS / 1000:
+                    raise
+                if eager:
+                    continue
+                if waited >= _LONG_WAIT_S:
+                    turn = _take_eager_turn()
+                    if not turn:  # a crowd: wait the rest in SQLite's handler, as a plain BEGIN does
+                        left = max(1, int(BUSY_TIMEOUT_MS - waited * 1000))
+                        raw.execute(f"PRAGMA busy_timeout={left}")
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                        return
+                    eager = True
+                    raw.execute(f"PRAGMA busy_timeout={EAGER_BUSY_MS}")
+                else:
+                    time.sleep(_FIRST_SLEEP_S)
+    finally:
+        if turn:
+            _give_eager_turn()
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 @contextmanager
@@ -203,10 +324,6 @@ def scratch_session(engine: Engine) -> Iterator[Session]:
             yield session
         finally:
             session.rollback()
-
-
-def import_session(engine: Engine, preview: bool):
-    return scratch_session(engine) if preview else write_session(engine)
 
 
 def analyze(engine: Engine) -> None:

@@ -20,8 +20,8 @@ def alembic_config() -> Config:
 
 # Revisions after which the analytics roll-ups are recomputed from the rows (``infra/rollups.py``;
 # otherwise every transaction keeps them): 0013 made them, 0015 changed how amounts are counted,
-# 0025 added the recoveries.
-ROLLUPS_REBUILT_AFTER = ("0013", "0015", "0025")
+# 0025 added the recoveries, 0027 counts every day as the store's local day (it was the UTC day).
+ROLLUPS_REBUILT_AFTER = ("0013", "0015", "0025", "0027")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

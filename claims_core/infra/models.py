@@ -1,8 +1,9 @@
 """The claims domain as tables (SQLAlchemy 2.x typed mappings).
 
-Money is always integer cents. Times are UTC (see ``db.UTCDateTime``). The schema itself is owned
-by the Alembic migrations in ``claims_core/migrations``; these classes must match them (a test
-compares the two).
+Money is always an integer count of the currency's minor units (cents for dollars, yen for yen,
+thousandths for dinars: ``domain.money``); the columns keep their ``*_cents`` names. Times are UTC
+(see ``db.UTCDateTime``). The schema itself is owned by the Alembic migrations in
+``claims_core/infra/migrations``; these classes must match them (a test compares the two).
 """
 from __future__ import annotations
 
@@ -736,7 +737,7 @@ class WebhookReceipt(Base):
     subject: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[str] = mapped_column(Text, default="")
-    # Applied in the background (adapters/webhooks.apply_pending_receipts), in order per
+    # Applied in the background (services/webhook_receipts.apply_pending_receipts), in order per
     # ``sequence_key`` (a Shopify order, a tracking number): pending (``payload`` is the signed
     # body) → done (``outcome`` says what it did) or failed (``last_error``: shown to staff).
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="done")
@@ -1083,6 +1084,28 @@ class RecoveryFiling(Base):
     sent_at: Mapped[Optional[datetime]]
 
     __table_args__ = (Index("ix_recovery_filings_status_next", "status", "next_attempt_at"),)
+
+
+class RecoveryCancellation(Base):
+    """An EasyPost claim to cancel (``POST /v2/claims/{id}/cancel``) because staff cancelled its
+    recovery: written in that transaction, sent by the ``easypost_claims`` job (leased: pending →
+    sending → sent | refused; "none" when EasyPost never got the claim). One per recovery:
+    cancelling again while it is pending or sending changes nothing."""
+
+    __tablename__ = "recovery_cancellations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recovery_id: Mapped[int] = mapped_column(ForeignKey("recoveries.id"), unique=True)
+    easypost_claim_id: Mapped[Optional[str]] = mapped_column(String(64))  # None: still being filed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[Optional[datetime]]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[Optional[datetime]]
+
+    __table_args__ = (Index("ix_recovery_cancellations_status_next", "status", "next_attempt_at"),)
 
 
 @event.listens_for(RecoveryEvent, "before_update")

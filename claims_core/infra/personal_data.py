@@ -208,6 +208,8 @@ NOT_PERSONAL: dict[str, dict[str, str]] = {
                    "carrier_message": "the carrier's or insurer's answer"},
     "recovery_filings": {"status": "state", "last_error": "EasyPost's answer",
                          "easypost_claim_id": "EasyPost's id"},
+    "recovery_cancellations": {"status": "state", "last_error": "EasyPost's answer",
+                               "easypost_claim_id": "EasyPost's id"},
     "recovery_events": {"action": "kind", "from_state": "state", "to_state": "state",
                         "details": "ids, codes, amounts and states only"},
     "customer_erasures": {"request_ref": "the request's reference", "scope": "kind",

@@ -1,6 +1,7 @@
 """Analytics roll-ups: per-day sums the analytics figures read instead of the rows.
 
-**What each table counts** (``day`` is a UTC date; the tables are declared in ``models``):
+**What each table counts** (``day`` is the store's local date, ``day_of``: the day a person reads,
+in the store's time zone from the settings; the tables are declared in ``models``):
 
 - ``rollup_shipments``: the *protected-shipment cohort*: non-replacement shipments of non-cancelled
   orders whose protection was bought before the shipment left, by the day it left × carrier ×
@@ -64,7 +65,9 @@ from ..domain.pricing import ORDER_VALUE_BANDS
 from ..domain.vocabulary import DECIDED_STATUSES, DENIED, GRANTED_STATUSES, NEEDS_INFO
 from .models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_GENERATION, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
                      ROLLUP_RECOVERIES, ROLLUP_SHIPMENTS, ROLLUP_UNITS, Claim, ClaimItem, Event,
-                     LineItem, Order, Recovery, RecoveryEvent, Resolution, Shipment, ShipmentItem)
+                     LineItem, Order, Recovery, RecoveryEvent, Resolution, Shipment, ShipmentItem,
+                     StoreSettings)
+from .db import LOCAL_DAY_SQL
 
 Scope = Callable[[object], object]  # an order-id column -> a WHERE condition
 CHUNK = 500
@@ -72,9 +75,24 @@ CHUNK = 500
 
 # --- dialect pieces ---------------------------------------------------------------------------------
 
-def day_of(dialect: str, col):
-    """The UTC date of a timestamp column."""
-    return func.date(col, type_=Date) if dialect == "sqlite" else cast(col, Date)
+def store_tz():
+    """The store's time zone, as SQL (a subquery of the settings row, read once per statement;
+    UTC when none is set): every statement reads the zone the settings hold in its own
+    transaction, so a change of zone and the rebuild that goes with it are one transaction
+    (``services.settings.save_changes``)."""
+    zone = select(StoreSettings.timezone).where(StoreSettings.id == 1).scalar_subquery()
+    return func.coalesce(func.nullif(zone, ""), "UTC")
+
+
+def day_of(dialect: str, col, tz=None):
+    """The store's local date of a stored UTC timestamp column (``tz``: a zone as SQL; default the
+    store's): the day a person reads (``domain.windows.local_date``), on both databases. SQLite
+    calls that very function (``infra.db.sqlite_local_day``, registered on every connection);
+    PostgreSQL converts with its own time zone database."""
+    tz = store_tz() if tz is None else tz
+    if dialect == "sqlite":
+        return getattr(func, LOCAL_DAY_SQL)(col, tz, type_=Date)
+    return cast(func.timezone(tz, func.timezone("UTC", col)), Date)
 
 
 def seconds_between(dialect: str, start, end):
@@ -374,16 +392,39 @@ def rebuild(engine: Engine) -> dict[str, int]:
     plans that take hours."""
     from .db import analyze, write_session  # noqa: PLC0415 - db imports nothing from here
     analyze(engine)
-    counts = {}
     with write_session(engine) as s:
-        dialect = s.get_bind().dialect.name
-        for r in ROLLUPS:
-            s.execute(delete(r.table))
-            s.execute(r.table.insert().from_select([*r.keys, *r.measures],
-                                                   r.query(dialect, lambda _col: true())))
-            counts[r.table.name] = s.scalar(select(func.count()).select_from(r.table))
-        s.execute(_bump(dialect))
+        return rebuild_in(s)
+
+
+def rebuild_in(s: Session) -> dict[str, int]:
+    """``rebuild`` inside the caller's transaction (a change of the store's time zone moves every
+    day: the tables are recomputed in the same transaction as the change)."""
+    s.flush()
+    conn = s.connection()  # Core: the session's pending changes are flushed, no hooks run
+    dialect = conn.dialect.name
+    counts = {}
+    for r in ROLLUPS:
+        conn.execute(delete(r.table))
+        conn.execute(r.table.insert().from_select([*r.keys, *r.measures],
+                                                  r.query(dialect, lambda _col: true())))
+        counts[r.table.name] = conn.scalar(select(func.count()).select_from(r.table))
+    conn.execute(_bump(dialect))
     return counts
+
+
+def zone_known(s: Session, tz_name: str) -> bool:
+    """Whether the database can convert to ``tz_name`` (PostgreSQL's own time zone database may
+    lack a zone Python knows; SQLite uses Python's). Checked before a zone is saved: a zone the
+    database refuses would fail every write that touches an order."""
+    if s.get_bind().dialect.name != "postgresql":
+        return True
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+    try:
+        with s.begin_nested():
+            s.execute(select(func.timezone(tz_name, func.now())))
+        return True
+    except DBAPIError:
+        return False
 
 
 # --- keeping them in step with every transaction ---------------------------------------------------

@@ -2,6 +2,8 @@
 same transaction as every change), returned as a small DataFrame.
 
 Definitions (also shown on the page):
+- every day and period is the store's local day, in its time zone (a claim filed at 02:00 UTC in a
+  New York store counts on the day before); weeks and months are made of those days;
 - a *protected shipment* is a non-replacement shipment of a non-cancelled order whose protection
   was bought before the shipment left;
 - the *claim rate* for a period is claims on protected shipments fulfilled in that period, per 100
@@ -23,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from time import perf_counter
 
 import pandas as pd
@@ -32,29 +34,48 @@ from sqlalchemy.sql import ColumnElement
 
 from .. import domain
 from ..domain import durations as domain_durations
+from ..domain.windows import day_start, local_day
 from ..infra import rollups
 from ..infra.db import read_session, utcnow
 from ..infra.models import (ROLLUP_CLAIMS, ROLLUP_DURATIONS, ROLLUP_ORDERS, ROLLUP_PAYOUTS,
-                            ROLLUP_RECOVERIES, ROLLUP_SHIPMENTS, ROLLUP_UNITS, Event, LineItem)
+                            ROLLUP_RECOVERIES, ROLLUP_SHIPMENTS, ROLLUP_UNITS, Event, LineItem,
+                            settings_row)
 
 GRAINS = ("week", "month")
 
 
 @dataclass(frozen=True)
 class AnalyticsFilter:
+    """The figures' filters. The period is in the store's days (its time zone, the roll-ups' day)."""
     date_from: date
     date_to: date  # inclusive
     issue_types: tuple[str, ...] = ()
     carriers: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()  # destinations (the order's shipping country, ISO code)
 
-    @property
-    def start(self) -> datetime:
-        return datetime.combine(self.date_from, time.min, tzinfo=timezone.utc)
+    def bounds(self, tz_name: str | None) -> tuple[datetime, datetime]:
+        """The period as moments (aware UTC): from the start of its first store day up to (not
+        including) the start of the day after its last."""
+        return (day_start(self.date_from, tz_name),
+                day_start(self.date_to + timedelta(days=1), tz_name))
 
-    @property
-    def end(self) -> datetime:
-        return datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=timezone.utc)
+
+def store_zone_name(engine: Engine) -> str:
+    """The store's time zone (the settings'; UTC when none is set)."""
+    with read_session(engine) as s:
+        return settings_row(s).timezone or "UTC"
+
+
+def store_today(engine: Engine) -> date:
+    """Today, the store's local day by the app's one clock: where the page's periods end
+    ("the last 180 days" ends today in the store, not in UTC)."""
+    return local_day(utcnow(), store_zone_name(engine))
+
+
+def last_days(engine: Engine, days: int) -> AnalyticsFilter:
+    """The ``days`` store days up to today (today included): the page's default period."""
+    today = store_today(engine)
+    return AnalyticsFilter(today - timedelta(days=days), today)
 
 
 def countries(engine: Engine) -> list[str]:
@@ -236,10 +257,15 @@ def _sku_breakdown(engine: Engine, f: AnalyticsFilter) -> pd.DataFrame:
 def product_names(s, skus: list[str]) -> dict[str, str]:
     """Each SKU's product name: the name on its newest line item."""
     out: dict[str, str] = {}
-    for i in range(0, len(skus), 500):
-        newest = (select(func.max(LineItem.id)).where(LineItem.sku.in_(skus[i:i + 500]))
-                  .group_by(LineItem.sku))
-        out.update(s.execute(select(LineItem.sku, LineItem.name).where(LineItem.id.in_(newest))).all())
+    for i in range(0, len(skus), 200):
+        # each SKU's newest id on its own (``MAX(id) WHERE sku = …``: a look-up in the SKU index),
+        # not a MAX(id) … GROUP BY that reads every line item of those SKUs (0.35 s at 1M)
+        newest = s.execute(select(*(select(func.max(LineItem.id)).where(LineItem.sku == sku)
+                                    .scalar_subquery() for sku in skus[i:i + 200]))).one()
+        ids = [x for x in newest if x is not None]
+        if ids:
+            out.update(s.execute(select(LineItem.sku, LineItem.name)
+                                 .where(LineItem.id.in_(ids))).all())
     return out
 
 

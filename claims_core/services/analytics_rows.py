@@ -17,15 +17,28 @@ from ..domain import durations
 from ..infra.db import read_session
 from ..infra.models import (Claim, ClaimItem, LineItem, Order, Recovery, Resolution, Shipment,
                              ShipmentItem)
-from ..infra.rollups import (claim_durations, first_carrier, live_recovery, lost_to_deadline,
+from ..infra.rollups import (claim_durations, day_of, first_carrier, live_recovery, lost_to_deadline,
                              protected_shipment_conditions, value_band)
 from . import pricing
 from .analytics import (GRAINS, AnalyticsFilter, Operations, _bucket, breakdown_frame,
                         claim_rates_frame, money_frame, operations_from, outcomes_frame,
-                        product_names, rate_trend_frame, recoveries_frame, sku_frame)
+                        product_names, rate_trend_frame, recoveries_frame, sku_frame,
+                        store_zone_name)
 
 
-def _cohort(f: AnalyticsFilter):
+def _between(engine: Engine, f: AnalyticsFilter, col) -> list:
+    """``col`` (a UTC moment) in the period's store days: from the first day's start in the
+    store's zone to the start of the day after the last (``domain.windows.day_start``)."""
+    start, end = f.bounds(store_zone_name(engine))
+    return [col >= start, col < end]
+
+
+def _period(engine: Engine, col, grain: str):
+    """The week or month of ``col``'s store day (as the roll-ups' ``day``)."""
+    return _bucket(engine, day_of(engine.dialect.name, col), grain)
+
+
+def _cohort(engine: Engine, f: AnalyticsFilter):
     """The protected shipments that left in the period (carrier filter applied), with ``first``
     set on each order's first protected shipment (over all its protected shipments)."""
     rank = func.row_number().over(partition_by=Shipment.order_id,
@@ -37,7 +50,7 @@ def _cohort(f: AnalyticsFilter):
              .join(Order, Order.id == Shipment.order_id)
              .where(*protected_shipment_conditions())
              .subquery("every"))
-    cond = [every.c.shipped_at >= f.start, every.c.shipped_at < f.end]
+    cond = _between(engine, f, every.c.shipped_at)
     if f.carriers:
         cond.append(every.c.carrier.in_(f.carriers))
     if f.countries:
@@ -54,7 +67,7 @@ def _claim_cond(f: AnalyticsFilter) -> list:
 
 
 def claim_rates(engine: Engine, f: AnalyticsFilter):
-    ps = _cohort(f)
+    ps = _cohort(engine, f)
     with read_session(engine) as s:
         shipments, orders = s.execute(
             select(func.count(), func.sum(case((ps.c.first, 1), else_=0)))).one()
@@ -66,8 +79,8 @@ def claim_rates(engine: Engine, f: AnalyticsFilter):
 
 def rate_trend(engine: Engine, f: AnalyticsFilter, grain: str = "week"):
     grain = grain if grain in GRAINS else "week"
-    ps = _cohort(f)
-    b = _bucket(engine, ps.c.shipped_at, grain).label("period")
+    ps = _cohort(engine, f)
+    b = _period(engine, ps.c.shipped_at, grain).label("period")
     with read_session(engine) as s:
         denom = dict(s.execute(select(b, func.count()).group_by(b)).all())
         num = s.execute(select(b, Claim.issue_type, func.count(Claim.id))
@@ -83,18 +96,18 @@ def outcomes_trend(engine: Engine, f: AnalyticsFilter, grain: str = "week"):
         base.append(Shipment.carrier.in_(f.carriers))
     out: dict[str, list[int]] = {}
     with read_session(engine) as s:
-        filed_b = _bucket(engine, Claim.created_at, grain).label("period")
+        filed_b = _period(engine, Claim.created_at, grain).label("period")
         for p, n in s.execute(
                 select(filed_b, func.count(Claim.id)).join(Shipment, Shipment.id == Claim.shipment_id)
-                .where(Claim.created_at >= f.start, Claim.created_at < f.end, *base).group_by(filed_b)):
+                .where(*_between(engine, f, Claim.created_at), *base).group_by(filed_b)):
             out.setdefault(p, [0, 0, 0])[0] = n
-        dec_b = _bucket(engine, Claim.decided_at, grain).label("period")
+        dec_b = _period(engine, Claim.decided_at, grain).label("period")
         for p, a, d in s.execute(
                 select(dec_b,
                        func.sum(case((Claim.status.in_(domain.GRANTED_STATUSES), 1), else_=0)),
                        func.sum(case((Claim.status == domain.DENIED, 1), else_=0)))
                 .join(Shipment, Shipment.id == Claim.shipment_id)
-                .where(Claim.decided_at >= f.start, Claim.decided_at < f.end, *base).group_by(dec_b)):
+                .where(*_between(engine, f, Claim.decided_at), *base).group_by(dec_b)):
             row = out.setdefault(p, [0, 0, 0])
             row[1], row[2] = int(a or 0), int(d or 0)
     return outcomes_frame(out)
@@ -108,7 +121,7 @@ def breakdown(engine: Engine, f: AnalyticsFilter, by: str):
     if by == "sku":
         return _sku_breakdown(engine, f)
     label, cols = _GROUPS[by]
-    ps = _cohort(f)
+    ps = _cohort(engine, f)
     g = [ps.c[c] for c in cols]
     n = len(g)
     with read_session(engine) as s:
@@ -120,7 +133,7 @@ def breakdown(engine: Engine, f: AnalyticsFilter, by: str):
 
 
 def _sku_breakdown(engine: Engine, f: AnalyticsFilter):
-    ps = _cohort(f)
+    ps = _cohort(engine, f)
     with read_session(engine) as s:
         shipped = dict(s.execute(
             select(LineItem.sku, func.sum(ShipmentItem.quantity))
@@ -140,12 +153,12 @@ def _sku_breakdown(engine: Engine, f: AnalyticsFilter):
 
 def money_by_month(engine: Engine, f: AnalyticsFilter):
     credit = domain.credit_with_bonus(Resolution.amount_cents, Resolution.bonus_pct)
-    res_cond = [Resolution.created_at >= f.start, Resolution.created_at < f.end,
+    res_cond = [*_between(engine, f, Resolution.created_at),
                 Resolution.voided_at.is_(None), *_claim_cond(f)]
     if f.carriers:
         res_cond.append(Shipment.carrier.in_(f.carriers))
     with read_session(engine) as s:
-        m = _bucket(engine, Resolution.created_at, "month").label("month")
+        m = _period(engine, Resolution.created_at, "month").label("month")
         paid = {mo: [int(v or 0) for v in vals] for mo, *vals in s.execute(
             select(m, *(func.sum(case((Resolution.kind == kind, value), else_=0))
                         for kind, value in (("refund", Resolution.amount_cents),
@@ -154,8 +167,8 @@ def money_by_month(engine: Engine, f: AnalyticsFilter):
             .join(Claim, Claim.id == Resolution.claim_id)
             .join(Shipment, Shipment.id == Claim.shipment_id)
             .where(*res_cond).group_by(m))}
-        om = _bucket(engine, Order.created_at, "month").label("month")
-        fee_cond = [Order.created_at >= f.start, Order.created_at < f.end, Order.cancelled_at.is_(None),
+        om = _period(engine, Order.created_at, "month").label("month")
+        fee_cond = [*_between(engine, f, Order.created_at), Order.cancelled_at.is_(None),
                     Order.protection_fee_cents > 0]
         if f.carriers:
             fee_cond.append(first_carrier().in_(f.carriers))
@@ -167,7 +180,7 @@ def money_by_month(engine: Engine, f: AnalyticsFilter):
 
 
 def operations(engine: Engine, f: AnalyticsFilter) -> Operations:
-    base = [Claim.created_at >= f.start, Claim.created_at < f.end, *_claim_cond(f)]
+    base = [*_between(engine, f, Claim.created_at), *_claim_cond(f)]
     if f.carriers:
         base.append(Shipment.carrier.in_(f.carriers))
     with read_session(engine) as s:
@@ -200,7 +213,7 @@ def pricing_segment_inputs(engine: Engine, date_from, date_to, by: str):
             "value_band": [value_band()]}[by]
     cohort = (select(Order.id.label("order_id"), Order.protection_fee_cents.label("fee"),
                      Order.total_cents.label("total"), *(k.label(f"k{i}") for i, k in enumerate(keys)))
-              .where(Order.created_at >= f.start, Order.created_at < f.end,
+              .where(*_between(engine, f, Order.created_at),
                      Order.protection_purchased_at.is_not(None), Order.cancelled_at.is_(None))
               .subquery("cohort"))
     seg = [cohort.c[f"k{i}"] for i in range(len(keys))]
@@ -232,7 +245,7 @@ def recoveries_by_carrier(engine: Engine, f: AnalyticsFilter):
     """``analytics.recoveries_by_carrier`` from the rows: recoveries opened in the period (not
     cancelled), per their shipment's carrier."""
     lost = and_(Recovery.state == "written_off", lost_to_deadline())
-    cond = [Recovery.created_at >= f.start, Recovery.created_at < f.end, live_recovery(),
+    cond = [*_between(engine, f, Recovery.created_at), live_recovery(),
             *_claim_cond(f)]
     if f.carriers:
         cond.append(Shipment.carrier.in_(f.carriers))

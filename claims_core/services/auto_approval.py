@@ -17,6 +17,8 @@ from ..infra.models import AutoApproveRule
 from .events import record_event
 from .unit_of_work import transactional
 
+QUIET_MONTHS = (0, 120)  # the quiet period a rule may ask for, in months
+MAX_AMOUNT_MINOR = 10_000_000_000  # the largest "approve claims under", in minor units
 
 def _check(spec: RuleSpec) -> str:
     name = (spec.name or "").strip()
@@ -24,13 +26,16 @@ def _check(spec: RuleSpec) -> str:
         raise InvalidInput("Give the rule a name (up to 100 characters).", ErrorCode.RULE_INVALID)
     if spec.max_cents <= 0:
         raise InvalidInput("The amount limit must be above zero.", ErrorCode.RULE_INVALID)
+    if spec.max_cents > MAX_AMOUNT_MINOR:
+        raise InvalidInput("The amount limit is too large.", ErrorCode.RULE_INVALID)
     bad = [t for t in spec.issue_types if t not in ISSUE_TYPES]
     if bad:
         raise InvalidInput(f"Unknown issue type: {', '.join(bad)}.", ErrorCode.RULE_INVALID)
     if not spec.resolutions or any(r not in GRANTABLE for r in spec.resolutions):
         raise InvalidInput("A rule grants refunds and/or store credit.", ErrorCode.RULE_INVALID)
-    if spec.quiet_months is not None and not 0 <= spec.quiet_months <= 120:
-        raise InvalidInput("The quiet period is 0 to 120 months.", ErrorCode.RULE_INVALID)
+    if spec.quiet_months is not None and not QUIET_MONTHS[0] <= spec.quiet_months <= QUIET_MONTHS[1]:
+        raise InvalidInput(f"The quiet period is {QUIET_MONTHS[0]} to {QUIET_MONTHS[1]} months.",
+                           ErrorCode.RULE_INVALID)
     return name
 
 

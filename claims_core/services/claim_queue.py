@@ -8,7 +8,7 @@ same at 1,000 claims as at 1,000,000.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Iterator
 
 from sqlalchemy import Engine, Select, and_, func, literal, select, text, tuple_, union_all
@@ -16,9 +16,9 @@ from sqlalchemy import Engine, Select, and_, func, literal, select, text, tuple_
 from .. import domain
 from ..domain import disputes
 from ..domain.csv_safe import write_csv
-from ..domain.windows import past_response_target
+from ..domain.windows import day_start, past_response_target
 from ..infra.db import read_session
-from ..infra.models import Claim, Order, Shipment, StaffUser
+from ..infra.models import Claim, Order, Shipment, StaffUser, settings_row
 
 TABS = {
     "todo": ("To do", (domain.SUBMITTED, domain.IN_REVIEW)),
@@ -130,11 +130,8 @@ def count_label(n: int) -> str:
     return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
 
 
-def _day_start(d: date) -> datetime:
-    return datetime.combine(d, time.min, tzinfo=timezone.utc)
-
-
-def _where(f: QueueFilter, *, with_tab: bool = True) -> list:
+def _where(f: QueueFilter, *, with_tab: bool = True, tz_name: str | None = "UTC") -> list:
+    """The filters as SQL; "filed between" counts the store's days (``tz_name``)."""
     cond = []
     if with_tab and f.tab in TABS:
         cond.append(Claim.status.in_(TABS[f.tab][1]))
@@ -143,9 +140,9 @@ def _where(f: QueueFilter, *, with_tab: bool = True) -> list:
     if f.category in (domain.SHIPPING, domain.ITEM):
         cond.append(Claim.category == f.category)
     if f.date_from:
-        cond.append(Claim.created_at >= _day_start(f.date_from))
+        cond.append(Claim.created_at >= day_start(f.date_from, tz_name))
     if f.date_to:
-        cond.append(Claim.created_at < _day_start(f.date_to + timedelta(days=1)))
+        cond.append(Claim.created_at < day_start(f.date_to + timedelta(days=1), tz_name))
     if f.resolutions:
         cond.append(Claim.desired_resolution.in_(f.resolutions))
     if f.min_cents is not None:
@@ -184,7 +181,8 @@ def _search_ids(s, text: str) -> list[int] | None:
 
 
 def _conditions(s, f: QueueFilter, *, with_tab: bool = True) -> list:
-    cond = _where(f, with_tab=with_tab)
+    cond = _where(f, with_tab=with_tab,
+                  tz_name=settings_row(s).timezone if f.date_from or f.date_to else "UTC")
     ids = _search_ids(s, f.text)
     if ids is not None:
         cond.append(Claim.id.in_(ids) if ids else Claim.id == -1)

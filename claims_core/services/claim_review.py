@@ -19,7 +19,7 @@ from ..domain.vocabulary import AuditAction, PhotoVerdict
 from ..infra.db import read_session, utcnow
 from ..infra.models import (Claim, ClaimItem, Event, EventNote, Evidence, Order, ShipmentItem,
                             StaffUser, settings_row)
-from . import customer, risk, shop_sync, write_back
+from . import claim_views, order_views, risk, shopify_write_back, shopify_write_back_queue
 from .approvals import bonus_cap_pct, default_bonus_pct
 from .decisions import load_claim
 from .events import record_event
@@ -72,7 +72,7 @@ class ItemFact:
 
 @dataclass(frozen=True)
 class StaffClaimView:
-    claim: customer.ClaimView  # what the customer sees, for the shared parts
+    claim: claim_views.ClaimView  # what the customer sees, for the shared parts
     order_id: int
     order_number: str
     customer_name: str
@@ -94,7 +94,7 @@ class StaffClaimView:
     risk_level: str
     signals: tuple[risk.Signal, ...]
     events: tuple[EventView, ...]
-    internal_notes: tuple[customer.MessageView, ...]
+    internal_notes: tuple[claim_views.MessageView, ...]
     assignee_id: int | None
     assignee: str | None
     actions: tuple[domain.Action, ...]  # what staff can do with it now (the action table)
@@ -103,7 +103,7 @@ class StaffClaimView:
     hold_reason: str = ""
     order_risk_level: str = ""  # Shopify's fraud analysis of the order
     refunded_cents: int = 0  # refunded in Shopify outside this claim
-    writes: tuple[shop_sync.WriteView, ...] = ()  # the decision on its way into Shopify
+    writes: tuple[shopify_write_back.WriteView, ...] = ()  # the decision on its way into Shopify
     language: str = "en"  # the customer's: their pages and emails are in it
     bonus_default_pct: int = 0  # the approval form's store-credit bonus to start with (the service's)
     bonus_cap_pct: int = 0  # the most bonus staff may give
@@ -144,14 +144,14 @@ class StaffClaimView:
 def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
     with read_session(engine) as s:
         claim = s.scalars(select(Claim).where(Claim.id == claim_id).options(
-            *customer._claim_options(),
+            *claim_views.claim_options(),
             selectinload(Claim.items).selectinload(ClaimItem.shipment_item)
             .selectinload(ShipmentItem.line_item),
         )).first()
         if claim is None:
             raise domain.ClaimNotFound("That claim doesn't exist.")
         settings = settings_row(s)
-        view = customer.build_claim_view(s, claim)
+        view = claim_views.build_claim_view(s, claim)
         order: Order = claim.order
         sh = claim.shipment
         reused = risk.reused_photos(s, claim)
@@ -183,7 +183,7 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
                                    {**json.loads(e.details or "{}"), **notes.get(e.id, {})},
                                    settings.timezone or "UTC")
                           for e in events),
-            internal_notes=tuple(customer.MessageView(m.author_kind, m.author_name, m.body,
+            internal_notes=tuple(claim_views.MessageView(m.author_kind, m.author_name, m.body,
                                                       m.created_at)
                                  for m in claim.messages if m.internal),
             assignee_id=claim.assignee_id,
@@ -192,7 +192,7 @@ def claim_for_staff(engine: Engine, claim_id: int) -> StaffClaimView:
             filed_by=claim.filed_by,
             held_at=claim.held_at, hold_reason=claim.hold_reason,
             order_risk_level=order.risk_level, refunded_cents=order.refunded_cents,
-            writes=tuple(shop_sync.writes_in(s, claim.id)),
+            writes=tuple(shopify_write_back.writes_in(s, claim.id)),
             language=claim.language or "en",
             bonus_default_pct=default_bonus_pct(settings), bonus_cap_pct=bonus_cap_pct(settings),
             dispute_status=order.dispute_status, dispute_kind=order.dispute_kind,
@@ -207,7 +207,8 @@ def _staff_actions(s: Session, claim: Claim) -> tuple[domain.Action, ...]:
     resolutions don't allow, and less approving while the claim is on hold."""
     live = [r for r in claim.resolutions if r.voided_at is None]
     undoable = approval_can_be_undone([r.kind for r in live],
-                                      write_back.sent_to_shop(s, [r.id for r in live]))
+                                      shopify_write_back_queue.sent_to_shop(
+                                          s, [r.id for r in live]))
     return tuple(a for a in domain.available_actions(claim.status, domain.Actor.STAFF)
                  if (a != domain.Action.UNDO_APPROVAL or undoable)
                  and (a != domain.Action.APPROVE
@@ -295,13 +296,13 @@ def assignable_staff(engine: Engine) -> list[tuple[int, str]]:
 
 
 def find_order_for_staff(engine: Engine, query: str, *, now: datetime | None = None
-                         ) -> customer.OrderView:
+                         ) -> order_views.OrderView:
     """Staff look up an order (by number or tracking number) to file on a customer's behalf."""
     with read_session(engine) as s:
-        order = customer.find_order(s, query)
+        order = order_views.find_order(s, query)
         if order is None:
             raise domain.OrderNotFound("No order with that number or tracking number.")
-        return customer.build_order_view(s, order, now)
+        return order_views.build_order_view(s, order, now)
 
 
 def order_email(engine: Engine, order_id: int) -> str:

@@ -2,7 +2,7 @@
 signed short-lived photo links, and the first answer to each ``Idempotency-Key``.
 
 (The API's writes are the same services the pages call: ``customer.file_claim``,
-``decisions.request_info / approve / deny``, the importer's order upsert.)
+``decisions.request_info / approve / deny``, ``order_sync.sync_api_order``.)
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ..domain.errors import ClaimNotFound, ErrorCode, InvalidInput
 from ..infra import config
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import (ApiIdempotency, Claim, ClaimItem, Evidence, ShipmentItem, StoreSecret)
-from . import claim_json, customer
+from . import claim_json, order_views
 from .claim_queue import QueueFilter, filter_conditions
 
 MAX_LIMIT = 100
@@ -36,7 +36,7 @@ def order_for_key(engine: Engine, order_number: str, email: str):
     """The order an API key files a claim on, by order number (or tracking number) + the
     checkout email. Not the customer look-up (``services.lookup.guarded_lookup``): the key is
     authenticated and rate-limited by the API, so the customer throttle doesn't apply."""
-    return customer._lookup_order(engine, order_number, email)
+    return order_views._lookup_order(engine, order_number, email)
 
 
 # --- listing --------------------------------------------------------------------------------------

@@ -1,30 +1,26 @@
-"""The customer's actions: find my order, see what I can claim, file a claim, follow it, reply.
+"""The customer's actions: file a claim, reply on it, check a step of the claim form.
 
 One function per user action, one transaction each. Pages call these and show what comes back; a
 ``domain.ClaimRuleError`` carries a code and the message to show. Times can be passed in (``now=``) so
-tests and demo data control the clock.
-
-Words for the customer in the views (a shipment's label, why it can't be claimed, the claim's
-timeline and denial) are catalog messages (``domain.messages``): a customer page shows them with
-``t(…)`` in the customer's language; ``str()`` of one is the English (staff pages, the API).
+tests and demo data control the clock. What the customer reads (the order, its shipments, the
+claim and its timeline) are the read models in ``services/order_views.py`` and
+``services/claim_views.py``; the throttled look-up is ``services/lookup.py``.
 """
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Iterable, Sequence
+from datetime import datetime
+from typing import Sequence
 
-from sqlalchemy import Engine, case, delete, func, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from .. import domain
 from ..domain import eligibility
 from ..domain.lifecycle import Action
 from ..domain.messages import Msg, N_
-from ..domain.money import unit_paid_minor
-from ..domain.text import as_msg, joined, verbatim
 from ..domain.vocabulary import AuditAction
 from ..infra import i18n
 from ..infra.db import read_session, utcnow
@@ -34,326 +30,26 @@ from ..infra.models import (
     ClaimItem,
     Event,
     Evidence,
-    LineItem,
     Message,
     Order,
     Shipment,
-    ShipmentItem,
-    Stock,
-    StoreSettings,
     settings_row,
 )
 from ..infra.photos import PhotoRejected, ProcessedPhoto, normalize_signature, process_photo, signature_ink
 from . import risk
-from .approvals import default_bonus_pct
+from .claim_views import ClaimView, build_claim_view, claim_by_token
 from .events import apply, record_event
+from .order_views import (
+    chosen_items,
+    get_order_for_customer,
+    line_unit_paid,
+    remaining_quantities,
+    resolution_options_for,
+)
 from .settings import load_settings
-from .tracking import ShipmentTracking, shipment_tracking
 from .unit_of_work import run
 
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
-
-
-# --- views handed to pages ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ItemLine:
-    shipment_item_id: int
-    line_item_id: int
-    sku: str
-    name: str
-    carried: int
-    remaining: int
-    unit_cents: int
-
-
-@dataclass(frozen=True)
-class ShipmentView:
-    id: int
-    label: Msg  # "Shipment 1" (a message: ``str()`` for the English)
-    tracking_number: str | None
-    carrier: str
-    status: str
-    shipped_at: datetime
-    delivered_at: datetime | None
-    last_scan_at: datetime | None
-    items: tuple[ItemLine, ...]
-    issue_types: tuple[str, ...]
-    deadline: date | None
-    claimable: bool
-    reason: Msg | str  # why not claimable, a message ("" when it is)
-    reason_codes: tuple[domain.ErrorCode, ...] = ()  # every reason, by code
-    tracking: ShipmentTracking | None = None  # the carrier's timeline, when there is one
-
-    @property
-    def remaining_items(self) -> tuple[ItemLine, ...]:
-        return tuple(i for i in self.items if i.remaining > 0)
-
-
-class _ClaimLabels:
-    """Readable status and issue for a claim-like view with ``status`` and ``issue_type``."""
-
-    status: str
-    issue_type: str
-
-    @property
-    def status_label(self) -> str:
-        return domain.STATUS_LABELS[self.status]
-
-    @property
-    def issue_label(self) -> str:
-        return domain.ISSUE_TYPES[self.issue_type].label
-
-
-@dataclass(frozen=True)
-class ClaimSummary(_ClaimLabels):
-    id: int
-    reference: str
-    access_token: str
-    status: str
-    issue_type: str
-    created_at: datetime
-    claimed_cents: int
-
-
-
-@dataclass(frozen=True)
-class OrderLine:
-    name: str
-    sku: str
-    quantity: int
-    paid_cents: int
-
-
-@dataclass(frozen=True)
-class OrderView:
-    id: int
-    name: str
-    customer_name: str
-    created_at: datetime
-    currency: str
-    total_cents: int
-    protected: bool
-    items: tuple[OrderLine, ...]
-    shipments: tuple[ShipmentView, ...]
-    claims: tuple[ClaimSummary, ...]
-    claimable: bool
-    reason: Msg | str  # why nothing can be claimed, a message ("" when something can)
-    support_email: str
-    reason_codes: tuple[domain.ErrorCode, ...] = ()
-
-    @property
-    def window_closed(self) -> bool:
-        """Nothing can be claimed only because the filing window closed (staff may extend it)."""
-        return domain.ErrorCode.WINDOW_CLOSED in self.reason_codes
-
-    @property
-    def claimable_shipments(self) -> tuple[ShipmentView, ...]:
-        return tuple(s for s in self.shipments if s.claimable)
-
-
-def _remaining(session: Session, shipment_items: Iterable[ShipmentItem]) -> dict[int, int]:
-    """Claimable quantity per shipment item: what it carried less what open or approved claims
-    cover, and nothing while a claim on it is still open."""
-    items = list(shipment_items)
-    ids = [si.id for si in items]
-    covered: dict[int, int] = {}
-    has_open: set[int] = set()
-    if ids:
-        rows = session.execute(
-            select(ClaimItem.shipment_item_id, func.sum(ClaimItem.quantity),
-                   func.max(case((ClaimItem.is_open, 1), else_=0)))
-            .join(Claim, Claim.id == ClaimItem.claim_id)
-            .where(ClaimItem.shipment_item_id.in_(ids), Claim.status.in_(domain.COVERING_STATUSES))
-            .group_by(ClaimItem.shipment_item_id)
-        ).all()
-        for sid, qty, is_open in rows:
-            covered[sid] = int(qty)
-            if is_open:
-                has_open.add(sid)
-    return {si.id: domain.remaining_quantity(si.quantity, covered.get(si.id, 0), si.id in has_open)
-            for si in items}
-
-
-def _unit_paid_minor(li: LineItem) -> int:
-    return unit_paid_minor(li.unit_price_cents, li.quantity, li.discount_cents)
-
-
-def _shipment_view(
-    session: Session, order: Order, sh: Shipment, index: int, settings: StoreSettings,
-    now: datetime, remaining: dict[int, int],
-) -> ShipmentView:
-    items = tuple(
-        ItemLine(
-            shipment_item_id=si.id,
-            line_item_id=si.line_item_id,
-            sku=si.line_item.sku,
-            name=si.line_item.name,
-            carried=si.quantity,
-            remaining=remaining.get(si.id, 0),
-            unit_cents=_unit_paid_minor(si.line_item),
-        )
-        for si in sh.items
-        if not si.line_item.is_protection
-    )
-    verdict = eligibility.evaluate(order, sh, [i.remaining for i in items], now, settings)
-    deadline, issue_types, reason = verdict.deadline, verdict.issue_types, verdict.reason
-    label = shipment_label(index, sh.is_replacement)
-    return ShipmentView(
-        id=sh.id, label=label, tracking_number=sh.tracking_number, carrier=sh.carrier,
-        status=sh.status, shipped_at=sh.shipped_at, delivered_at=sh.delivered_at,
-        last_scan_at=sh.last_scan_at, items=items, issue_types=issue_types, deadline=deadline,
-        claimable=not reason, reason=reason, reason_codes=verdict.codes,
-        tracking=shipment_tracking(session, sh, now=now, lost_wait_days=settings.lost_wait_days,
-                                   tz_name=settings.timezone) if sh.tracking_number else None,
-    )
-
-
-def shipment_label(index: int, replacement: bool = False) -> Msg:
-    """How the customer tells an order's shipments apart: "Shipment 2", "Shipment 3 (replacement)"."""
-    if replacement:
-        return Msg.of(N_("Shipment {n} (replacement)"), n=index)
-    return Msg.of(N_("Shipment {n}"), n=index)
-
-
-def build_order_view(session: Session, order: Order, now: datetime | None = None) -> OrderView:
-    now = now or utcnow()
-    settings = settings_row(session)
-    remaining = _remaining(session, [si for sh in order.shipments for si in sh.items])
-    shipments = tuple(
-        _shipment_view(session, order, sh, i + 1, settings, now, remaining)
-        for i, sh in enumerate(order.shipments)
-    )
-    refusals = eligibility.evaluate_order(order, len(shipments))
-    reason: Msg | str = refusals[0].msg if refusals else ""
-    codes = tuple(r.code for r in refusals)
-    if not reason and not any(s.claimable for s in shipments):
-        reason = shipments[0].reason if len(shipments) == 1 else _combined_reason(shipments)
-        codes = tuple(dict.fromkeys(c for s in shipments for c in s.reason_codes))
-    return OrderView(
-        id=order.id,
-        name=order.name,
-        customer_name=order.customer_name,
-        created_at=order.created_at,
-        currency=order.currency,
-        total_cents=order.total_cents,
-        protected=order.is_protected,
-        items=tuple(
-            OrderLine(li.name, li.sku, li.quantity, li.paid_cents)
-            for li in order.line_items if not li.is_protection
-        ),
-        shipments=shipments,
-        claims=tuple(_claim_summary(c) for c in order.claims),
-        claimable=not reason,
-        reason=reason,
-        reason_codes=codes,
-        support_email=settings.support_email,
-    )
-
-
-def _combined_reason(shipments: Sequence[ShipmentView]) -> Msg | str:
-    reasons = list(dict.fromkeys(s.reason for s in shipments))
-    if len(reasons) == 1:
-        return reasons[0]
-    # TRANSLATORS: why one shipment can't be claimed: "Shipment 2: <the reason>".
-    return joined(*(Msg.of(N_("{shipment}: {reason}"), shipment=s.label, reason=as_msg(s.reason))
-                    for s in shipments))
-
-
-def _claim_summary(c: Claim) -> ClaimSummary:
-    return ClaimSummary(c.id, c.reference, c.access_token, c.status, c.issue_type, c.created_at,
-                        c.claimed_cents)
-
-
-def _order_options():
-    return (
-        selectinload(Order.line_items),
-        selectinload(Order.shipments).selectinload(Shipment.items).selectinload(ShipmentItem.line_item),
-        selectinload(Order.claims),
-    )
-
-
-def find_order(session: Session, query: str) -> Order | None:
-    """The order a typed order number or tracking number points to (any spelling), or None.
-    The customer look-up and the staff search both find orders this way."""
-    number = domain.normalize_order_number(query)
-    if not number:
-        return None
-    order = session.scalars(
-        select(Order).where(Order.order_number == number).options(*_order_options())).first()
-    if order is not None:
-        return order
-    tracking = domain.normalize_tracking(query)
-    order_id = session.scalars(
-        select(Shipment.order_id).where(Shipment.tracking_number == tracking).limit(1)
-    ).first() if tracking else None
-    if order_id is None:
-        return None
-    return session.scalars(select(Order).where(Order.id == order_id).options(*_order_options())).first()
-
-
-def _find_order(session: Session, query: str, email: str) -> Order:
-    """Order by number or tracking number, proven by the checkout email; one answer for any miss."""
-    order = find_order(session, query)
-    on_file = order.email if order is not None else "nobody@invalid.example"
-    matched = domain.emails_match(email, on_file)  # always compare, found or not
-    if order is None or not matched or not domain.normalize_email(email):
-        raise domain.OrderNotFound(domain.LOOKUP_FAILED)
-    return order
-
-
-def _lookup_order(engine: Engine, query: str, email: str, *, now: datetime | None = None) -> OrderView:
-    """Find an order by order number or tracking number + checkout email, unthrottled. The
-    customer action is ``services.lookup.guarded_lookup`` (slows down, then refuses, repeated
-    misses); an API key files through ``claims_api.order_for_key``."""
-    with read_session(engine) as s:
-        return build_order_view(s, _find_order(s, query, email), now)
-
-
-def resolution_choices(engine: Engine, shipment_id: int, items: dict[int, int] | None,
-                       issue_type: str) -> list[domain.ResolutionOption]:
-    """What the customer may ask for, for these items (all remaining items for shipping issues)."""
-    with read_session(engine) as s:
-        sh = s.get(Shipment, shipment_id)
-        if sh is None:
-            raise domain.ClaimNotFound(N_("That shipment no longer exists."))
-        settings = settings_row(s)
-        chosen = _chosen_items(s, sh, issue_type, items, check=False)
-        return _options_for(s, settings, sh, chosen)
-
-
-def _chosen_items(session: Session, sh: Shipment, issue_type: str, items: dict[int, int] | None,
-                  *, check: bool = True) -> dict[int, int]:
-    real = [si for si in sh.items if not si.line_item.is_protection]
-    remaining = _remaining(session, real)
-    if check:
-        return domain.claimed_items(issue_type, items, remaining,
-                                    {si.id: si.line_item.name for si in real})
-    # a preview while the customer is still choosing (resolution amounts): never refuses
-    if domain.ISSUE_TYPES[issue_type].category == domain.SHIPPING:
-        return {sid: q for sid, q in remaining.items() if q > 0}
-    return {sid: min(int(q), remaining.get(sid, 0)) for sid, q in (items or {}).items()
-            if isinstance(q, int) and q > 0 and sid in remaining}
-
-
-def _options_for(session: Session, settings: StoreSettings, sh: Shipment,
-                 chosen: dict[int, int]) -> list[domain.ResolutionOption]:
-    by_id = {si.id: si for si in sh.items}
-    amount = sum(_unit_paid_minor(by_id[sid].line_item) * q for sid, q in chosen.items())
-    needed = domain.needed_stock((by_id[sid].line_item.sku, by_id[sid].line_item_id, q)
-                                 for sid, q in chosen.items())
-    on_hand = dict(session.execute(
-        select(Stock.sku, Stock.on_hand).where(Stock.sku.in_(list(needed)))
-    ).all()) if needed else {}
-    return domain.resolution_options(
-        offer_refund=settings.offer_refund,
-        offer_reshipment=settings.offer_reshipment,
-        offer_store_credit=settings.offer_store_credit,
-        bonus_pct=default_bonus_pct(settings),  # what an approval of store credit would add
-        amount_cents=amount,
-        needed_stock=needed,
-        on_hand=on_hand,
-    )
 
 
 # --- filing -------------------------------------------------------------------------------------
@@ -482,14 +178,14 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
     # Every rule again, inside the transaction: the window may have closed while the customer
     # was filling in the form, or another claim may have taken the items.
     real = [si for si in sh.items if not si.line_item.is_protection]
-    verdict = eligibility.evaluate(order, sh, list(_remaining(s, real).values()), now, settings)
+    verdict = eligibility.evaluate(order, sh, list(remaining_quantities(s, real).values()), now, settings)
     for refusal in verdict.reasons:
         if refusal.code != domain.ErrorCode.NOTHING_LEFT_TO_CLAIM:  # said per item below
             raise refusal
     domain.check_issue_available(req.issue_type, verdict.issue_types, sh.status,
                                  settings.lost_wait_days, sh.expected_delivery_at, settings.timezone)
-    chosen = _chosen_items(s, sh, req.issue_type, req.items)
-    options = _options_for(s, settings, sh, chosen)
+    chosen = chosen_items(s, sh, req.issue_type, req.items)
+    options = resolution_options_for(s, settings, sh, chosen)
     option = domain.check_resolution_choice(req.desired_resolution, options)
     domain.check_signature(
         kind=req.signature_kind, typed_name=req.signature_name, drawn_ink_pixels=ink,
@@ -528,7 +224,7 @@ def _create_claim(s: Session, req: ClaimRequest, key: str, description: str,
         updated_at=now,
         items=[
             ClaimItem(shipment_item_id=sid, quantity=q,
-                      unit_cents=_unit_paid_minor(by_id[sid].line_item), is_open=True)
+                      unit_cents=line_unit_paid(by_id[sid].line_item), is_open=True)
             for sid, q in chosen.items()
         ],
         evidence=[_evidence(p, now) for p in photos],
@@ -566,225 +262,11 @@ def _evidence(p: ProcessedPhoto, now: datetime, message: Message | None = None) 
 
 # --- the customer coming back -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class TimelineStep:
-    label: str  # a catalog message (N_)
-    at: datetime | None
-    done: bool
-    current: bool
-
-
-@dataclass(frozen=True)
-class EvidenceView:
-    id: int
-    filename: str
-    thumbnail: bytes
-    width: int
-    height: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class MessageView:
-    author_kind: str
-    author_name: str
-    body: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class ClaimedItemView:
-    name: str
-    sku: str
-    quantity: int
-    amount_cents: int
-
-
-@dataclass(frozen=True)
-class ResolutionView:
-    kind: str
-    amount_cents: int
-    bonus_pct: int
-    store_credit_code: str | None
-
-
-@dataclass(frozen=True)
-class ClaimView(_ClaimLabels):
-    id: int
-    reference: str
-    access_token: str
-    order_name: str
-    status: str
-    issue_type: str
-    category: str
-    description: str
-    desired_resolution: str
-    claimed_cents: int
-    currency: str
-    created_at: datetime
-    shipment_label: Msg  # "Shipment 1" (a message)
-    tracking_number: str | None
-    carrier: str
-    items: tuple[ClaimedItemView, ...]
-    evidence: tuple[EvidenceView, ...]
-    messages: tuple[MessageView, ...]
-    timeline: tuple[TimelineStep, ...]
-    resolutions: tuple[ResolutionView, ...]
-    denial_reason: Msg | str  # why it was denied, for the customer ("" when not denied)
-    signature_kind: str
-    signature_name: str
-    version: int
-    decision_note: str = ""  # the staff note with the approval standing now
-    partial: bool = False  # granted less than was paid for the items
-    tracking: ShipmentTracking | None = None  # the carrier's timeline of the claimed shipment
-    signature_cannot_draw: bool = False  # typed because the customer can't draw a signature
-
-
-    @property
-    def can_add_photos(self) -> bool:
-        """Photos come with the reply the shop asked for (the action that answers it)."""
-        return domain.allows(Action.CUSTOMER_REPLY, self.status)
-
-
-def _timeline(claim: Claim, events: Sequence[Event]) -> tuple[TimelineStep, ...]:
-    first_at: dict[str, datetime] = {}
-    for ev in events:
-        if ev.to_status and ev.to_status not in first_at:
-            first_at[ev.to_status] = ev.at
-    last_at = {ev.to_status: ev.at for ev in events if ev.to_status}
-    status = claim.status
-    decided = status not in domain.OPEN_STATUSES  # the last step: decided, or closed
-    decision_label = domain.STATUS_LABELS[status] if decided else N_("Decision")
-    steps = [
-        TimelineStep(domain.STATUS_LABELS[domain.SUBMITTED],
-                     first_at.get(domain.SUBMITTED, claim.created_at), True,
-                     status == domain.SUBMITTED),
-        TimelineStep(domain.STATUS_LABELS[domain.IN_REVIEW], first_at.get(domain.IN_REVIEW),
-                     domain.IN_REVIEW in first_at or decided or status == domain.NEEDS_INFO,
-                     status == domain.IN_REVIEW),
-    ]
-    if domain.NEEDS_INFO in first_at:
-        steps.append(TimelineStep(domain.STATUS_LABELS[domain.NEEDS_INFO],
-                                  last_at.get(domain.NEEDS_INFO), True,
-                                  status == domain.NEEDS_INFO))
-    steps.append(TimelineStep(decision_label, last_at.get(status) if decided else None, decided,
-                              decided))
-    return tuple(steps)
-
-
-def build_claim_view(s: Session, claim: Claim, *, include_internal: bool = False) -> ClaimView:
-    events = s.scalars(select(Event).where(Event.claim_id == claim.id).order_by(Event.id)).all()
-    shipments = claim.order.shipments
-    index = next((i + 1 for i, sh in enumerate(shipments) if sh.id == claim.shipment_id), 1)
-    label = shipment_label(index)
-    denial: Msg | str = ""
-    if claim.status == domain.DENIED and claim.decisions:
-        d = claim.decisions[-1]
-        # the store's explanation of the reason (translated) and the agent's note (as written)
-        denial = joined(domain.DENIAL_EXPLANATIONS.get(d.reason_code, ""),
-                        verbatim(d.note) if d.note else "")
-    live = [r for r in claim.resolutions if r.voided_at is None] \
-        if claim.status in domain.GRANTED_STATUSES else []
-    granted = next((d for d in claim.decisions if live and d.id == live[0].decision_id), None)
-    return ClaimView(
-        id=claim.id, reference=claim.reference, access_token=claim.access_token,
-        order_name=claim.order.name, status=claim.status, issue_type=claim.issue_type,
-        category=claim.category, description=claim.description,
-        desired_resolution=claim.desired_resolution, claimed_cents=claim.claimed_cents,
-        currency=claim.order.currency, created_at=claim.created_at, shipment_label=label,
-        tracking_number=claim.shipment.tracking_number, carrier=claim.shipment.carrier,
-        items=tuple(
-            ClaimedItemView(ci.shipment_item.line_item.name, ci.shipment_item.line_item.sku,
-                            ci.quantity, ci.amount_cents)
-            for ci in claim.items
-        ),
-        evidence=tuple(
-            EvidenceView(e.id, e.filename, e.thumbnail, e.width, e.height, e.created_at)
-            for e in claim.evidence
-        ),
-        messages=tuple(
-            MessageView(m.author_kind, m.author_name, m.body, m.created_at)
-            for m in claim.messages if include_internal or not m.internal
-        ),
-        timeline=_timeline(claim, events),
-        resolutions=tuple(
-            ResolutionView(r.kind, r.amount_cents, r.bonus_pct, r.store_credit_code)
-            for r in claim.resolutions if r.voided_at is None
-        ) if claim.status in domain.GRANTED_STATUSES else (),
-        denial_reason=denial,
-        signature_kind=claim.signature_kind,
-        signature_name=claim.signature_name,
-        version=claim.version,
-        decision_note=granted.note if granted is not None else "",
-        partial=bool(live) and domain.is_partial([(r.kind, r.amount_cents) for r in live],
-                                                 claim.claimed_cents),
-        tracking=_claim_tracking(s, claim),
-        signature_cannot_draw=claim.signature_cannot_draw,
-    )
-
-
-def _claim_tracking(s: Session, claim: Claim) -> ShipmentTracking | None:
-    if not claim.shipment.tracking_number:
-        return None
-    settings = settings_row(s)
-    return shipment_tracking(s, claim.shipment, now=utcnow(), lost_wait_days=settings.lost_wait_days,
-                             tz_name=settings.timezone)
-
-
-def _claim_options():
-    return (
-        selectinload(Claim.order).selectinload(Order.shipments),
-        selectinload(Claim.shipment),
-        selectinload(Claim.items).selectinload(ClaimItem.shipment_item).selectinload(ShipmentItem.line_item),
-        selectinload(Claim.evidence),
-        selectinload(Claim.messages),
-        selectinload(Claim.resolutions),
-        selectinload(Claim.decisions),
-    )
-
-
-def _claim_by_token(s: Session, token: str) -> Claim:
-    token = (token or "").strip()
-    claim = s.scalars(
-        select(Claim).where(Claim.access_token == token).options(*_claim_options())
-    ).first() if 16 <= len(token) <= 64 else None
-    if claim is None:
-        raise domain.ClaimNotFound(
-            N_("This claim link isn't valid. Check you copied the whole link, or look the claim up "
-               "with your order number and email.")
-        )
-    return claim
-
-
-def get_claim_for_customer(engine: Engine, token: str) -> ClaimView:
-    """View My Claim by the link's unguessable token."""
-    with read_session(engine) as s:
-        return build_claim_view(s, _claim_by_token(s, token))
-
-
-def _find_claims_for_customer(engine: Engine, query: str, email: str) -> list[ClaimSummary]:
-    """View My Claim by order number (or tracking number) + checkout email, unthrottled: the
-    customer action is ``services.lookup.guarded_find_claims``."""
-    with read_session(engine) as s:
-        order = _find_order(s, query, email)
-        return [_claim_summary(c) for c in order.claims]
-
-
 def _closed_by_timer(s: Session, claim: Claim) -> bool:
     last = s.scalars(select(Event.action).where(Event.claim_id == claim.id,
                                                 Event.to_status == domain.CLOSED)
                      .order_by(Event.id.desc()).limit(1)).first()
     return last == domain.AuditAction.AUTO_CLOSED
-
-
-def get_evidence_image(engine: Engine, token: str, evidence_id: int) -> bytes:
-    """Full-size photo of a claim, for its customer."""
-    with read_session(engine) as s:
-        claim = _claim_by_token(s, token)
-        for e in claim.evidence:
-            if e.id == evidence_id:
-                return e.data
-        raise domain.PhotoNotFound(domain.PHOTO_NOT_IN_CLAIM)
 
 
 def add_customer_message(
@@ -805,7 +287,7 @@ def add_customer_message(
 
 def _customer_message(s: Session, token: str, text: str, processed: Sequence[ProcessedPhoto],
                       now: datetime) -> ClaimView:
-    return reply_on_claim(s, _claim_by_token(s, token), text, processed, now)
+    return reply_on_claim(s, claim_by_token(s, token), text, processed, now)
 
 
 def reply_on_claim(s: Session, claim: Claim, text: str, processed: Sequence[ProcessedPhoto],
@@ -845,16 +327,6 @@ def reply_on_claim(s: Session, claim: Claim, text: str, processed: Sequence[Proc
 
 
 # --- the portal's step checks -------------------------------------------------------------------
-
-def get_order_for_customer(engine: Engine, order_id: int, email: str, *,
-                           now: datetime | None = None) -> OrderView:
-    """The order again, for a customer who already proved it is theirs."""
-    with read_session(engine) as s:
-        order = s.scalars(select(Order).where(Order.id == order_id).options(*_order_options())).first()
-        if order is None or not domain.emails_match(email, order.email):
-            raise domain.OrderNotFound(domain.LOOKUP_FAILED)
-        return build_order_view(s, order, now)
-
 
 @dataclass(frozen=True)
 class CheckedDetails:

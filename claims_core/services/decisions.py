@@ -22,7 +22,7 @@ from ..domain.vocabulary import DENIAL_LABELS, AuditAction, DenialReason, can
 from ..infra.db import utcnow
 from ..infra.models import Claim, Decision, Message
 from .approvals import ResolutionInput, ensure_in_review, grant
-from . import disputes, write_back
+from . import disputes, shopify_write_back_queue
 from .events import apply, record_event
 from .unit_of_work import transactional
 
@@ -98,7 +98,8 @@ def undo_approval(s: Session, claim_id: int, actor: str, reason: str, *,
     lifecycle.check(Action.UNDO_APPROVAL, claim.status)
     live = [r for r in claim.resolutions if r.voided_at is None]
     if not approval_can_be_undone((r.kind for r in live),
-                                  write_back.sent_to_shop(s, [r.id for r in live])):
+                                  shopify_write_back_queue.sent_to_shop(
+                                      s, [r.id for r in live])):
         raise InvalidInput("A reshipment has been sent, or the refund or gift card has gone to "
                            "Shopify; it can't be undone here.", ErrorCode.ILLEGAL_TRANSITION)
     for r in live:

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from ..domain.auto_approval import ClaimFacts, rule_matches
 from ..domain.vocabulary import AuditAction
 from ..infra.models import AutoApproveRule, Claim, Event
-from . import disputes, notifications, recovery_ledger, webhooks_out, write_back
+from . import (disputes, notifications, outbound_webhooks_queue, recovery_ledger,
+               shopify_write_back_queue)
 from .approvals import ResolutionInput, grant
 from .events import PENDING
 
@@ -57,9 +58,10 @@ EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {
                               approve_by_rule),
     AuditAction.INFO_REQUESTED: (notifications.on_info_requested,),
     AuditAction.STAFF_MESSAGE: (notifications.on_staff_message,),
-    AuditAction.APPROVED: (notifications.on_decision, write_back.queue_write_back,
+    AuditAction.APPROVED: (notifications.on_decision, shopify_write_back_queue.queue_write_back,
                            recovery_ledger.on_approved),
-    AuditAction.APPROVAL_UNDONE: (write_back.cancel_write_back, recovery_ledger.on_approval_undone),
+    AuditAction.APPROVAL_UNDONE: (shopify_write_back_queue.cancel_write_back,
+                                   recovery_ledger.on_approval_undone),
     AuditAction.DENIED: (notifications.on_decision,),
     AuditAction.REMINDER_SENT: (notifications.on_reminder,),
     AuditAction.AUTO_CLOSED: (notifications.on_auto_closed,),
@@ -70,7 +72,7 @@ EVENT_HANDLERS: dict[AuditAction, tuple[Handler, ...]] = {
 
 
 # Run for every claim event, whatever its action (outbound webhooks follow every change).
-EVERY_EVENT: tuple[Handler, ...] = (webhooks_out.queue_deliveries,)
+EVERY_EVENT: tuple[Handler, ...] = (outbound_webhooks_queue.queue_deliveries,)
 
 
 def dispatch(s: Session) -> None:

@@ -26,8 +26,8 @@ from ..domain.identifiers import client_key, lookup_target
 from ..domain.messages import Msg, N_
 from ..infra.db import is_read_only, read_session, utcnow
 from ..infra.models import LookupAttempt
-from . import customer
-from .customer import ClaimSummary, OrderView
+from . import order_views
+from .order_views import ClaimSummary, OrderView
 from .settings import load_settings
 from .unit_of_work import transactional
 
@@ -48,7 +48,7 @@ def guarded_lookup(engine: Engine, query: str, email: str, client: str | None, *
                    sleep: Callable[[float], None] = time.sleep) -> OrderView:
     """Look up an order for a customer, slowing down and then refusing repeated misses."""
     return _guarded(engine, query, email, client, now or utcnow(), sleep,
-                    lambda: customer._lookup_order(engine, query, email, now=now))
+                    lambda: order_views._lookup_order(engine, query, email, now=now))
 
 
 def guarded_find_claims(engine: Engine, query: str, email: str, client: str | None, *,
@@ -56,7 +56,7 @@ def guarded_find_claims(engine: Engine, query: str, email: str, client: str | No
                         sleep: Callable[[float], None] = time.sleep) -> list[ClaimSummary]:
     """View My Claim by order number + email, under the same throttle as the order lookup."""
     return _guarded(engine, query, email, client, now or utcnow(), sleep,
-                    lambda: customer._find_claims_for_customer(engine, query, email))
+                    lambda: order_views._find_claims_for_customer(engine, query, email))
 
 
 def open_order_link(engine: Engine, order: str, email: str, sig: str, client: str | None, *,
@@ -72,7 +72,7 @@ def open_order_link(engine: Engine, order: str, email: str, sig: str, client: st
     now = now or utcnow()
     settings = load_settings(engine)
     if order_link.verify(settings.order_link_secret, order, email, sig):
-        return customer._lookup_order(engine, order, email, now=now)
+        return order_views._lookup_order(engine, order, email, now=now)
     window = timedelta(minutes=settings.lookup_window_minutes)
     _misses, booked = _book(engine, _keys(order, client), now, now - window,
                             settings.lookup_max_misses)

@@ -1,8 +1,8 @@
 """Is my protection priced right? Reads one period's totals per segment; the arithmetic is
 ``domain.pricing``.
 
-The period is a cohort of orders: **protected orders** are orders placed in the period (UTC days,
-``date_to`` inclusive) with protection bought (``protection_purchased_at`` set) and not cancelled;
+The period is a cohort of orders: **protected orders** are orders placed in the period (the store's
+local days, ``date_to`` inclusive) with protection bought (``protection_purchased_at`` set) and not cancelled;
 their fees are the fee revenue. **Paid claims** are the claims on those orders with at least one
 resolution that was not voided (an undone approval doesn't count), whenever granted: a recent
 period's claims are still coming in, so a period whose filing windows have closed prices best.

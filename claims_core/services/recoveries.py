@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable
 
 from sqlalchemy import Engine, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..domain import carrier_claims
 from ..domain import recoveries as rules
@@ -25,10 +26,11 @@ from ..domain.money import decimal_amount
 from ..domain.windows import local_date, retry_backoff
 from ..infra import config
 from ..infra.db import read_session, utcnow
-from ..infra.models import (Recovery, RecoveryEvent, RecoveryFiling, ensure_settings_row,
-                            settings_row)
+from ..infra.models import (Recovery, RecoveryCancellation, RecoveryEvent, RecoveryFiling,
+                            ensure_settings_row, settings_row)
 from .events import record_event
-from .recovery_ledger import _csv, apply_deadline, due_ids, load, policy_of, step
+from .recovery_ledger import (_csv, apply_deadline, cancel_at_easypost, due_ids, load, policy_of,
+                              queue_cancel, queue_webhooks, step)
 from .unit_of_work import run, transactional
 
 
@@ -74,6 +76,11 @@ class RecoveryRow:
     can_file_easypost: bool = False  # "File" sends it through EasyPost
     filing_status: str = ""  # the EasyPost filing: pending | sending | sent | refused
     filing_error: str = ""  # EasyPost's message when it refused
+    insured_minor: int | None = None  # the insured value, when known (caps what can be claimed)
+    liability_minor: int | None = None  # the carrier's liability, when known
+    can_set_insured: bool = False  # the insured value can still be entered or changed
+    cancel_status: str = ""  # EasyPost's claim being cancelled: pending | sending | sent | refused
+    cancel_error: str = ""  # EasyPost's message when it refused the cancel
 
 
 @dataclass(frozen=True)
@@ -107,15 +114,33 @@ def _files_through_easypost(s: Session, rec: Recovery) -> bool:
             and rec.carrier_key not in _csv(settings_row(s).recovery_easypost_off))
 
 
-def _row(rec: Recovery, today: date, s: Session | None = None) -> RecoveryRow:
+def _outboxes(s: Session, ids: list[int]) -> tuple[dict, dict]:
+    """The EasyPost filings and cancels of these recoveries, by recovery id (two queries for a
+    whole list, not two a row)."""
+    filings, cancels = {}, {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        filings.update((f.recovery_id, f) for f in s.scalars(
+            select(RecoveryFiling).where(RecoveryFiling.recovery_id.in_(chunk))))
+        cancels.update((c.recovery_id, c) for c in s.scalars(
+            select(RecoveryCancellation).where(RecoveryCancellation.recovery_id.in_(chunk))))
+    return filings, cancels
+
+
+def _row(rec: Recovery, today: date, s: Session | None = None,
+         outboxes: tuple[dict, dict] | None = None) -> RecoveryRow:
     issue = ISSUE_TYPES.get(rec.issue_type)
-    filing = None if s is None else s.scalars(
-        select(RecoveryFiling).where(RecoveryFiling.recovery_id == rec.id)).first()
+    if s is not None and outboxes is None:
+        outboxes = _outboxes(s, [rec.id])
+    filing = None if s is None else outboxes[0].get(rec.id)
+    cancel = None if s is None else outboxes[1].get(rec.id)
     extra = {} if s is None else {
         "can_file_easypost": RecoveryAction.FILE in rules.available_actions(rec.state)
         and _files_through_easypost(s, rec),
         "filing_status": filing.status if filing else "",
-        "filing_error": filing.last_error if filing and filing.status == "refused" else ""}
+        "filing_error": filing.last_error if filing and filing.status == "refused" else "",
+        "cancel_status": cancel.status if cancel else "",
+        "cancel_error": cancel.last_error if cancel and cancel.status == "refused" else ""}
     return RecoveryRow(
         rec.id, rec.claim_id, rec.claim.reference, rec.state,
         STATE_LABELS.get(rec.state, rec.state), rec.carrier, rec.carrier_key, rec.issue_type,
@@ -124,7 +149,9 @@ def _row(rec: Recovery, today: date, s: Session | None = None) -> RecoveryRow:
         rules.days_left(rec.deadline, today) if rec.state in rules.DEADLINE_STATES else None,
         rec.state in rules.DEADLINE_STATES and rules.overdue(rec.deadline, today),
         rec.carrier_claim_number, rec.easypost_claim_id, rec.carrier_message,
-        rules.available_actions(rec.state), _rule_view(rec), **extra)
+        rules.available_actions(rec.state), _rule_view(rec), insured_minor=rec.insured_minor,
+        liability_minor=rec.liability_cents,
+        can_set_insured=rec.state in rules.INSURED_VALUE_STATES, **extra)
 
 
 def _today(s: Session, now: datetime | None) -> date:
@@ -145,9 +172,12 @@ def list_recoveries(engine: Engine, *, carriers: Iterable[str] = (), states: Ite
             q = q.where(Recovery.state.in_(rules.OPEN_STATES))
         if carriers:
             q = q.where(Recovery.carrier_key.in_(carriers))
-        q = q.order_by(Recovery.deadline.is_(None), Recovery.deadline, Recovery.id).limit(limit)
+        q = (q.order_by(Recovery.deadline.is_(None), Recovery.deadline, Recovery.id).limit(limit)
+             .options(selectinload(Recovery.claim), selectinload(Recovery.shipment)))
         today = _today(s, now)
-        return [_row(r, today, s) for r in s.scalars(q)]
+        recs = list(s.scalars(q))
+        outboxes = _outboxes(s, [r.id for r in recs])
+        return [_row(r, today, s, outboxes) for r in recs]
 
 
 def for_claim(engine: Engine, claim_id: int, *, now: datetime | None = None
@@ -167,14 +197,58 @@ def for_claim(engine: Engine, claim_id: int, *, now: datetime | None = None
 
 # --- staff actions --------------------------------------------------------------------------------
 
+# --- the insured value (caps what can be claimed: domain/recoveries.claimable_minor) -------------
+
+_UNCHANGED = object()
+
+
+def _insured_input(value, currency: str) -> int | None:
+    """None (not insured: an empty field), or minor units from the API's int or a form's text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _amount(value.strip() if isinstance(value, str) else value, "The insured value",
+                   currency)
+
+
+def _set_insured(s: Session, rec: Recovery, actor: str, value, now: datetime) -> bool:
+    """Keep the insured value and what can be claimed under it; one event (and the outbound
+    ``recovery.updated``). False when it is what the recovery has already."""
+    insured = _insured_input(value, rec.currency)
+    if insured == rec.insured_minor:
+        return False
+    insured = rules.insured_value(rec.state, insured)
+    before = (rec.insured_minor, rec.claimable_cents)
+    rec.insured_minor = insured
+    rec.claimable_cents = rules.claimable_minor(rec.paid_out_cents, rec.liability_cents, insured)
+    rec.updated_at = now
+    ev = RecoveryEvent(recovery_id=rec.id, claim_id=rec.claim_id, actor=actor, at=now,
+                       action=rules.INSURED_VALUE_EVENT, from_state=rec.state, to_state=rec.state,
+                       details=json.dumps({"insured": [before[0], insured],
+                                           "claimable": [before[1], rec.claimable_cents]}))
+    s.add(ev)
+    queue_webhooks(s, rec, ev)
+    return True
+
+
+@transactional
+def set_insured_value(s: Session, recovery_id: int, actor: str, insured: int | str | None, *,
+                      now: datetime | None = None) -> bool:
+    """The parcel's insured value (an amount, or empty/None: not insured) while the recovery is
+    still to file. True if it changed."""
+    return _set_insured(s, load(s, recovery_id), actor, insured, now or utcnow())
+
+
 @transactional
 def file_by_hand(s: Session, recovery_id: int, actor: str, carrier_claim_number: str, *,
-                 now: datetime | None = None) -> None:
-    """The claim was filed on the carrier's site: record its number there."""
+                 insured_minor=_UNCHANGED, now: datetime | None = None) -> None:
+    """The claim was filed on the carrier's site: record its number there (and, if given, the
+    insured value it was filed under)."""
     number = required_text(carrier_claim_number, "The carrier's claim number",
                            "Enter the claim number the carrier gave you.")[:100]
     rec = load(s, recovery_id)
     now = now or utcnow()
+    if insured_minor is not _UNCHANGED:
+        _set_insured(s, rec, actor, insured_minor, now)
     step(s, rec, RecoveryAction.FILE, actor=actor, at=now, details={"by": "hand"})
     rec.carrier_claim_number = number
     rec.filed_at = now
@@ -250,6 +324,21 @@ def write_off(s: Session, recovery_id: int, actor: str, reason: str = "", *, rol
         rec.carrier_message = clean_comment(reason)
 
 
+@transactional
+def cancel(s: Session, recovery_id: int, actor: str, reason: str = "", *,
+           now: datetime | None = None) -> bool:
+    """Staff cancel the recovery (the parcel turned up, it was filed by mistake). One filed
+    through EasyPost is cancelled there too, through the outbox (``recovery_cancellations``,
+    sent by the ``easypost_claims`` job); a filing still queued is withdrawn. Returns whether an
+    EasyPost cancel was queued."""
+    rec = load(s, recovery_id)
+    now = now or utcnow()
+    step(s, rec, RecoveryAction.CANCEL, actor=actor, at=now, details={"reason": "by_staff"})
+    if reason:
+        rec.carrier_message = clean_comment(reason)
+    return cancel_at_easypost(s, rec, now)
+
+
 # --- the owner's policy (Settings → Recoveries) ---------------------------------------------------
 
 def load_policy(engine: Engine) -> rules.RecoveryPolicy:
@@ -319,7 +408,8 @@ def easypost_off(engine: Engine) -> frozenset[str]:
 # --- filing through EasyPost (the outbox side; adapters/easypost_claims.py sends) -----------------
 
 @transactional
-def request_filing(s: Session, recovery_id: int, actor: str, *, now: datetime | None = None) -> bool:
+def request_filing(s: Session, recovery_id: int, actor: str, *, insured_minor=_UNCHANGED,
+                   now: datetime | None = None) -> bool:
     """"File" with EasyPost: queue the filing in this transaction (the job sends it). Asking
     again while it is queued or sent changes nothing (False); a refused one is queued again."""
     rec = load(s, recovery_id)
@@ -330,8 +420,10 @@ def request_filing(s: Session, recovery_id: int, actor: str, *, now: datetime | 
                            "carrier's site and record its claim number.",
                            ErrorCode.RECOVERY_FILING_UNAVAILABLE)
     now = now or utcnow()
+    if insured_minor is not _UNCHANGED:
+        _set_insured(s, rec, actor, insured_minor, now)
     filing = s.scalars(select(RecoveryFiling).where(RecoveryFiling.recovery_id == rec.id)).first()
-    if filing is not None and filing.status != "refused":
+    if filing is not None and filing.status not in ("refused", "withdrawn"):
         return False
     if filing is None:
         filing = RecoveryFiling(recovery_id=rec.id, created_at=now)
@@ -411,6 +503,9 @@ def filing_sent(s: Session, filing_id: int, easypost_claim_id: str, *,
         step(s, rec, RecoveryAction.FILE, actor="system:easypost", by=rules.SYSTEM, at=now,
              details={"via": "easypost", "easypost_claim_id": easypost_claim_id})
         rec.filed_at = now
+    elif rec.state == RecoveryState.CANCELLED:  # cancelled while it was on its way: cancel it there
+        f.status = "withdrawn"
+        queue_cancel(s, rec, now)
 
 
 @transactional
@@ -432,6 +527,79 @@ def filing_retry(s: Session, filing_id: int, error: str, *, now: datetime | None
     f = s.get(RecoveryFiling, filing_id)
     f.status, f.lease_until, f.last_error = "pending", None, (error or "")[:2000]
     f.next_attempt_at = now + retry_backoff(f.attempts)
+
+
+# --- cancelling at EasyPost (queued by ``cancel``; adapters/easypost_claims.py sends) ------------
+
+@dataclass(frozen=True)
+class CancelWork:
+    cancel_id: int
+    recovery_id: int
+    easypost_claim_id: str | None  # None: look it up by tracking code (it was still being filed)
+    tracking_code: str
+    filing_in_flight: bool  # the filing is still being sent: its claim may not exist yet
+
+
+def lease_cancellations(engine: Engine, *, now: datetime | None = None, limit: int = 10
+                        ) -> list[CancelWork]:
+    """Take due cancels (a conditional UPDATE each, as ``lease_filings``)."""
+    now = now or utcnow()
+    C = RecoveryCancellation
+    with read_session(engine) as s:
+        ids = list(s.scalars(select(C.id).where(
+            C.status.in_(("pending", "sending")), C.next_attempt_at <= now,
+            or_(C.lease_until.is_(None), C.lease_until < now))
+            .order_by(C.next_attempt_at, C.id).limit(limit)))
+    out = []
+    for cid in ids:
+        def take(s: Session, cid=cid) -> CancelWork | None:
+            got = s.execute(update(C).where(
+                C.id == cid, C.status.in_(("pending", "sending")),
+                or_(C.lease_until.is_(None), C.lease_until < now))
+                .values(status="sending", lease_until=now + LEASE, attempts=C.attempts + 1)
+            ).rowcount
+            if not got:
+                return None
+            row = s.get(C, cid)
+            rec = s.get(Recovery, row.recovery_id)
+            filing = s.scalars(select(RecoveryFiling.status)
+                               .where(RecoveryFiling.recovery_id == rec.id)).first()
+            return CancelWork(cid, rec.id, row.easypost_claim_id or rec.easypost_claim_id,
+                              rec.shipment.tracking_number or "", filing == "sending")
+        work = run(engine, take)
+        if work is not None:
+            out.append(work)
+    return out
+
+
+@transactional
+def cancel_done(s: Session, cancel_id: int, easypost_claim_id: str | None, *,
+                now: datetime | None = None) -> None:
+    """EasyPost's claim is cancelled (or EasyPost never had one: "none"); one event."""
+    now = now or utcnow()
+    row = s.get(RecoveryCancellation, cancel_id)
+    row.status = "sent" if easypost_claim_id else "none"
+    row.easypost_claim_id, row.sent_at, row.lease_until = easypost_claim_id, now, None
+    rec = s.get(Recovery, row.recovery_id)
+    s.add(RecoveryEvent(recovery_id=rec.id, claim_id=rec.claim_id, actor="system:easypost", at=now,
+                        action="cancelled_at_easypost" if easypost_claim_id else
+                        "nothing_to_cancel", from_state=rec.state, to_state=rec.state,
+                        details=json.dumps({"easypost_claim_id": easypost_claim_id})))
+
+
+@transactional
+def cancel_refused(s: Session, cancel_id: int, message: str, *, now: datetime | None = None) -> None:
+    """EasyPost refused the cancel (a 4xx): kept with its message, shown on the claim page."""
+    row = s.get(RecoveryCancellation, cancel_id)
+    row.status, row.lease_until, row.last_error = "refused", None, (message or "refused")[:2000]
+
+
+@transactional
+def cancel_retry(s: Session, cancel_id: int, error: str, *, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    row = s.get(RecoveryCancellation, cancel_id)
+    row.status, row.lease_until, row.last_error = "pending", None, (error or "")[:2000]
+    row.next_attempt_at = now + retry_backoff(row.attempts)
 
 
 # --- EasyPost's claim events -------------------------------------------------------------------
@@ -493,7 +661,8 @@ def api_item(rec: Recovery) -> dict:
     return {"id": rec.id, "claim_reference": rec.claim.reference, "state": rec.state,
             "deadline": rec.deadline.isoformat() if rec.deadline else None,
             "claimable_minor": rec.claimable_cents, "recovered_minor": rec.recovered_cents,
-            "approved_minor": rec.approved_cents, "currency": rec.currency,
+            "approved_minor": rec.approved_cents, "insured_minor": rec.insured_minor,
+            "currency": rec.currency,
             "carrier": rec.carrier, "carrier_claim_number": rec.carrier_claim_number or None,
             "easypost_claim_id": rec.easypost_claim_id}
 
@@ -533,9 +702,12 @@ def api_get(engine: Engine, recovery_id: int) -> dict:
 
 
 def file_for_api(engine: Engine, recovery_id: int, actor: str, carrier_claim_number: str = "",
-                 *, now: datetime | None = None) -> dict:
+                 *, insured_minor: int | None = None, now: datetime | None = None) -> dict:
     """"File", as the API asks: through EasyPost when it can (asked twice: filed once), else by
-    hand with the carrier's claim number (asked again with the same number: nothing changes)."""
+    hand with the carrier's claim number (asked again with the same number: nothing changes).
+    ``insured_minor``: the parcel's insured value, kept before filing (in the same transaction)
+    and capping what is claimed; asked again with the same value once filed: nothing changes."""
+    insured = _UNCHANGED if insured_minor is None else insured_minor
     with read_session(engine) as s:
         rec = load(s, recovery_id)
         easypost = _files_through_easypost(s, rec)
@@ -546,9 +718,14 @@ def file_for_api(engine: Engine, recovery_id: int, actor: str, carrier_claim_num
             queued = s.scalars(select(RecoveryFiling.status).where(
                 RecoveryFiling.recovery_id == recovery_id)).first()
         if queued not in ("pending", "sending", "sent"):
-            request_filing(engine, recovery_id, actor, now=now)
+            request_filing(engine, recovery_id, actor, insured_minor=insured, now=now)
+        elif insured is not _UNCHANGED:
+            set_insured_value(engine, recovery_id, actor, insured, now=now)
     elif not already:
-        file_by_hand(engine, recovery_id, actor, carrier_claim_number, now=now)
+        file_by_hand(engine, recovery_id, actor, carrier_claim_number, insured_minor=insured,
+                     now=now)
+    elif insured is not _UNCHANGED:
+        set_insured_value(engine, recovery_id, actor, insured, now=now)
     return api_get(engine, recovery_id)
 
 

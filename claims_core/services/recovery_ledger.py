@@ -20,8 +20,9 @@ from ..domain.recoveries import RecoveryAction, RecoveryActor, RecoveryPolicy, R
 from ..domain.vocabulary import ISSUE_TYPES, Role
 from ..domain.windows import format_date, local_date
 from ..infra.db import utcnow
-from ..infra.models import (Claim, Event, Recovery, RecoveryEvent, RecoveryFiling, StaffUser,
-                            WebhookDelivery, WebhookEndpoint, settings_row)
+from ..infra.models import (Claim, Event, Recovery, RecoveryCancellation, RecoveryEvent,
+                            RecoveryFiling, StaffUser, WebhookDelivery, WebhookEndpoint,
+                            settings_row)
 from . import notifications
 from .claim_json import dumps, iso
 
@@ -143,6 +144,47 @@ def on_approval_undone(s: Session, ev: Event, claim: Claim) -> None:
         if rec.state in rules.ACTIONS[RecoveryAction.CANCEL].sources:
             step(s, rec, RecoveryAction.CANCEL, actor=SYSTEM_ACTOR, by=RecoveryActor.SYSTEM,
                  at=ev.at, details={"reason": "approval_undone"})
+            cancel_at_easypost(s, rec, ev.at)
+
+
+# --- cancelling at EasyPost (the outbox side; adapters/easypost_claims.py sends) ------------------
+
+def cancel_at_easypost(s: Session, rec: Recovery, now: datetime) -> bool:
+    """After ``rec`` was cancelled here: withdraw its EasyPost filing if it never left, else queue
+    the cancel of EasyPost's claim (``POST /v2/claims/{id}/cancel``) in this transaction. A
+    filing in flight is cancelled once it lands (``filing_sent``). True if a cancel was queued."""
+    filing = s.scalars(select(RecoveryFiling).where(RecoveryFiling.recovery_id == rec.id)).first()
+    if filing is not None and filing.status in ("pending", "refused"):
+        filing.status, filing.lease_until = "withdrawn", None  # never reached EasyPost
+        return False
+    if filing is not None and filing.status == "sent":
+        filing.status = "withdrawn"  # a later "File" (reopened) files again
+    if rec.easypost_claim_id is None and (filing is None or filing.status != "sending"):
+        return False
+    return queue_cancel(s, rec, now)
+
+
+def queue_cancel(s: Session, rec: Recovery, now: datetime) -> bool:
+    """The EasyPost cancel of ``rec``'s claim, in this transaction: one per recovery (queued
+    again only once the last one is done, for a claim filed again since)."""
+    row = s.scalars(select(RecoveryCancellation)
+                    .where(RecoveryCancellation.recovery_id == rec.id)).first()
+    if row is not None and row.status in ("pending", "sending"):
+        return False
+    if row is not None and row.status in ("sent", "none") and \
+            row.easypost_claim_id == rec.easypost_claim_id:
+        return False  # that claim is cancelled already
+    if row is None:
+        row = RecoveryCancellation(recovery_id=rec.id, created_at=now)
+        s.add(row)
+    row.easypost_claim_id = rec.easypost_claim_id
+    row.status, row.next_attempt_at, row.attempts, row.lease_until = "pending", now, 0, None
+    row.last_error, row.sent_at = "", None
+    s.add(RecoveryEvent(recovery_id=rec.id, claim_id=rec.claim_id, actor="system", at=now,
+                        action="cancel_requested", from_state=rec.state, to_state=rec.state,
+                        details=json.dumps({"via": "easypost",
+                                            "easypost_claim_id": rec.easypost_claim_id})))
+    return True
 
 
 # --- the deadlines (the "recovery_deadlines" background job) ------------------------------------

@@ -16,7 +16,7 @@ from ..domain.eligibility import MAX_PHOTO_BYTES, MEGABYTE
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.text import clean_comment
 from ..domain.vocabulary import AuditAction
-from ..infra import i18n
+from ..infra import i18n, rollups
 from ..infra.db import read_session
 from ..infra.models import StoreSettings, ensure_settings_row, settings_row
 from .events import record_event
@@ -186,8 +186,15 @@ def save_changes(s: Session, actor: str, clean: dict[str, Any]) -> list[str]:
     row: StoreSettings = ensure_settings_row(s)
     before = {k: getattr(row, k) for k in clean}
     changed = [k for k, v in clean.items() if before[k] != v]
+    if "timezone" in changed and not rollups.zone_known(s, clean["timezone"]):
+        raise InvalidInput(f"The database doesn't know the time zone “{clean['timezone']}”.",
+                           ErrorCode.SETTING_INVALID)
     for k in changed:
         setattr(row, k, clean[k])
+    if "timezone" in changed:
+        # every figure counts days in the store's zone: the roll-ups move with it, in this
+        # transaction (nobody reads figures in one zone over days of another)
+        rollups.rebuild_in(s)
     if changed:
         record_event(s, actor=actor, action=AuditAction.SETTINGS_CHANGED,
                      details={"before": {k: before[k] for k in changed},

@@ -1,7 +1,7 @@
 """Registering tracking numbers with 17TRACK (its pushes only come for registered numbers).
 
 With ``TRACK17_API_KEY`` set, every new tracking number — a shipment made by an import, a
-Shopify fulfillment webhook or the API (all through ``importer._apply_shipment``), or a corrected
+Shopify fulfillment webhook or the API (all through ``order_sync.apply_shipment``), or a corrected
 number — is queued here, **in the same transaction that creates the shipment** (``queue``). The
 sender (``adapters/track17.send_pending``, a background job) leases due rows
 (``infra/outbox.lease_due``), posts them 40 at a time outside any transaction, and records each

@@ -1,6 +1,6 @@
 """Outbound webhook endpoints and their deliveries, as user actions: the owner adds, disables,
-enables an endpoint and replays a delivery; the sender takes due deliveries and records how they
-went (an endpoint that keeps failing is disabled and the owners emailed)."""
+enables an endpoint, sees the delivery log and replays a delivery. (The sender's side is
+``outbound_webhooks``; queueing, inside a claim's transaction, is ``outbound_webhooks_queue``.)"""
 from __future__ import annotations
 
 import base64
@@ -15,18 +15,11 @@ from sqlalchemy.orm import Session
 from ..domain import webhook_targets
 from ..domain.errors import ErrorCode, InvalidInput
 from ..domain.text import clean_comment
-from ..domain.vocabulary import AuditAction, Role
-from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
-from ..infra.db import read_session, utcnow, write_session
-from ..infra.outbox import lease_due
-from ..infra.models import (StaffUser, WebhookDelivery, WebhookEndpoint, ensure_settings_row,
-                            settings_row)
-from . import notifications
+from ..domain.vocabulary import AuditAction
+from ..infra.db import read_session, utcnow
+from ..infra.models import WebhookDelivery, WebhookEndpoint, ensure_settings_row, settings_row
 from .events import record_event
 from .unit_of_work import transactional
-
-DISABLE_AFTER_FAILURES = 10  # failed tries in a row (across deliveries) switch an endpoint off
-
 
 @dataclass(frozen=True)
 class EndpointView:
@@ -54,19 +47,6 @@ class DeliveryView:
     created_at: datetime
     next_attempt_at: datetime
     delivered_at: datetime | None
-
-
-@dataclass(frozen=True)
-class DeliveryJob:
-    id: int
-    endpoint_id: int
-    url: str
-    secret: str
-    message_id: str
-    payload: str
-    attempts: int
-    allow_private: bool
-    lease_until: datetime | None = None  # this sender's lease (its token: see infra.outbox)
 
 
 def _endpoint(e: WebhookEndpoint) -> EndpointView:
@@ -151,64 +131,3 @@ def replay(s: Session, delivery_id: int, actor: str, *, now: datetime | None = N
     d.status, d.next_attempt_at, d.lease_until = "pending", now or utcnow(), None
     record_event(s, actor=actor, action=AuditAction.WEBHOOK_ENDPOINT_CHANGED,
                  details={"endpoint_id": d.endpoint_id, "replayed_delivery": d.id})
-
-
-# --- the sender's side --------------------------------------------------------------------------
-
-def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 100) -> list[DeliveryJob]:
-    """Lease due deliveries of active endpoints (pending → sending)."""
-    now = now or utcnow()
-    with write_session(engine) as s:
-        allow = bool(settings_row(s).webhooks_allow_private)
-        active = select(WebhookEndpoint.id).where(WebhookEndpoint.active)
-        taken = lease_due(s, WebhookDelivery, now=now, limit=limit,
-                          where=[WebhookDelivery.endpoint_id.in_(active)])
-        jobs = []
-        for d in taken:
-            ep = s.get(WebhookEndpoint, d.endpoint_id)
-            jobs.append(DeliveryJob(d.id, ep.id, ep.url, ep.secret, d.message_id, d.payload,
-                                    d.attempts, allow, d.lease_until))
-    return jobs
-
-
-@transactional
-def record_delivered(s: Session, delivery_id: int, status_code: int, *,
-                     now: datetime | None = None) -> None:
-    now = now or utcnow()
-    d = s.get(WebhookDelivery, delivery_id)
-    d.status, d.attempts, d.last_status_code = "delivered", d.attempts + 1, status_code
-    d.delivered_at, d.lease_until, d.last_error = now, None, ""
-    s.get(WebhookEndpoint, d.endpoint_id).consecutive_failures = 0
-
-
-@transactional
-def record_failed(s: Session, delivery_id: int, reason: str, *, status_code: int | None = None,
-                  retryable: bool = True, now: datetime | None = None) -> str:
-    """A failed try: retried with backoff, or failed after the last try. The endpoint is
-    disabled after DISABLE_AFTER_FAILURES failed tries in a row, and the owners told.
-    Returns the delivery's status."""
-    now = now or utcnow()
-    d = s.get(WebhookDelivery, delivery_id)
-    d.attempts += 1
-    d.last_status_code, d.last_error, d.lease_until = status_code, reason[:1000], None
-    if retryable and d.attempts < DELIVERY_MAX_ATTEMPTS:
-        d.status, d.next_attempt_at = "pending", now + retry_backoff(d.attempts)
-    else:
-        d.status = "failed"
-    ep = s.get(WebhookEndpoint, d.endpoint_id)
-    ep.consecutive_failures += 1
-    if ep.active and ep.consecutive_failures >= DISABLE_AFTER_FAILURES:
-        ep.active = False
-        ep.disabled_reason = (f"Disabled after {ep.consecutive_failures} failed deliveries in a "
-                              f"row; the last: {reason[:300]}")
-        record_event(s, actor="system", action=AuditAction.WEBHOOK_ENDPOINT_DISABLED,
-                     details={"endpoint_id": ep.id, "url": ep.url, "reason": reason[:300]})
-        for owner in s.scalars(select(StaffUser).where(StaffUser.active, StaffUser.role == Role.OWNER,
-                                                       StaffUser.email != "")):
-            notifications.enqueue(
-                s, key=f"webhook-disabled:{ep.id}:{now.isoformat()}:{owner.id}",
-                kind="webhook_disabled", to=owner.email, claim=None, now=now, lines=[
-                    f"The webhook endpoint {ep.url} was switched off: {ep.disabled_reason}",
-                    "Fix the receiving end, then switch it on again in Settings → API & "
-                    "webhooks; deliveries that failed meanwhile can be replayed there."])
-    return d.status

@@ -15,7 +15,7 @@ import streamlit as st
 from claims_core import domain
 from claims_core.domain import order_link
 from claims_core.domain.messages import N_, Amount, Msg
-from claims_core.services import customer, drafts, lookup
+from claims_core.services import customer, drafts, lookup, order_views
 from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="centered")
@@ -77,12 +77,12 @@ def _draft_data(f: dict) -> dict:
 
 
 
-def order_view() -> customer.OrderView:
+def order_view() -> order_views.OrderView:
     f = flow()
     looked_up = st.session_state.pop("looked_up_order", None)  # built by the click just now
     if looked_up is not None and looked_up.id == f.get("order_id"):
         return looked_up
-    return customer.get_order_for_customer(engine, f["order_id"], f["email"])
+    return order_views.get_order_for_customer(engine, f["order_id"], f["email"])
 
 
 def steps_header(step: str) -> None:
@@ -92,7 +92,7 @@ def steps_header(step: str) -> None:
                                                  total=len(STEP_NAMES), name=t(STEP_NAMES[n - 1])))
 
 
-def shipment_label(s: customer.ShipmentView) -> str:
+def shipment_label(s: order_views.ShipmentView) -> str:
     what = ", ".join(f"{i.name} × {i.carried}" for i in s.items)
     bits = [t(s.label), s.carrier or t("Carrier not known"), t(STATUS_WORDS.get(s.status, s.status))]
     return " · ".join(bits) + f" — {what}"
@@ -129,7 +129,7 @@ def look_up() -> None:
     opened(view, email)
 
 
-def opened(view: customer.OrderView, email: str) -> None:
+def opened(view: order_views.OrderView, email: str) -> None:
     """The order was found (typed, or by a signed link): show it, offering the saved draft."""
     st.session_state["claim_flow"] = {"step": "order", "order_id": view.id,
                                       "email": email.strip(), "idem_key": uuid.uuid4().hex}
@@ -409,10 +409,10 @@ def _items(f: dict) -> dict[int, int]:
 
 
 def resolution_text(o: domain.ResolutionOption, currency: str) -> str:
-    if o.kind == "refund":
+    if o.kind == domain.ResolutionKind.REFUND:
         return t("Refund of {amount} to your original payment method",
                  amount=Amount(o.amount_cents, currency))
-    if o.kind == "store_credit":
+    if o.kind == domain.ResolutionKind.STORE_CREDIT:
         if o.bonus_pct:
             return t("Store credit of {amount} (includes a {pct}% bonus), as a discount code",
                      amount=Amount(o.credit_minor, currency), pct=o.bonus_pct)
@@ -426,7 +426,7 @@ def step_resolution() -> None:
     view = order_view()
     steps_header("resolution")
     st.title(t("How would you like it resolved?"), anchor=False)
-    options = customer.resolution_choices(engine, f["shipment_id"], _items(f), f["issue_type"])
+    options = order_views.resolution_choices(engine, f["shipment_id"], _items(f), f["issue_type"])
     available = [o for o in options if o.available]
     for o in options:
         if not o.available:
@@ -467,7 +467,7 @@ def step_review() -> None:
     steps_header("review")
     st.title(t("Check and sign your claim"), anchor=False)
     issue = domain.ISSUE_TYPES[f["issue_type"]]
-    options = {o.kind: o for o in customer.resolution_choices(engine, ship.id, _items(f),
+    options = {o.kind: o for o in order_views.resolution_choices(engine, ship.id, _items(f),
                                                                f["issue_type"])}
 
     def section(title: str, back: str, key: str):

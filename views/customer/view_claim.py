@@ -5,7 +5,7 @@ import streamlit as st
 
 from claims_core import domain
 from claims_core.domain.messages import Amount
-from claims_core.services import customer, lookup
+from claims_core.services import claim_views, customer, lookup
 from views import safe_text, tracking_panel, ui
 
 st.set_page_config(layout="centered")
@@ -59,7 +59,7 @@ def find_form() -> None:
                     st.rerun()
 
 
-def timeline(view: customer.ClaimView) -> None:
+def timeline(view: claim_views.ClaimView) -> None:
     cols = st.columns(len(view.timeline))
     for col, step in zip(cols, view.timeline):
         mark = "●" if step.current else ("✓" if step.done else "○")
@@ -68,16 +68,16 @@ def timeline(view: customer.ClaimView) -> None:
         col.caption(_day(step.at) if step.at else "")
 
 
-def decision(view: customer.ClaimView) -> None:
+def decision(view: claim_views.ClaimView) -> None:
     if view.status in domain.GRANTED_STATUSES and view.resolutions:
         with st.container(border=True):
             heading = t("Decision: approved")
             st.markdown(f"**{heading}**")
             for r in view.resolutions:
-                if r.kind == "refund":
+                if r.kind == domain.ResolutionKind.REFUND:
                     st.markdown(t("Refund of **{amount}** to your original payment method.",
                                   amount=Amount(r.amount_cents, view.currency)))
-                elif r.kind == "store_credit":
+                elif r.kind == domain.ResolutionKind.STORE_CREDIT:
                     total = domain.credit_with_bonus(r.amount_cents, r.bonus_pct)
                     st.markdown(t("Store credit of **{amount}**. Use this code at checkout:",
                                   amount=Amount(total, view.currency)))
@@ -98,7 +98,7 @@ def decision(view: customer.ClaimView) -> None:
         st.info(t("This claim is closed. Reply below if you still need help."))
 
 
-def conversation(view: customer.ClaimView) -> None:
+def conversation(view: claim_views.ClaimView) -> None:
     st.subheader(t("Conversation"), anchor=False)
     if not view.messages:
         st.caption(t("No messages yet."))
@@ -112,7 +112,7 @@ def conversation(view: customer.ClaimView) -> None:
             safe_text.show(m.body)
 
 
-def reply_form(view: customer.ClaimView, token: str) -> None:
+def reply_form(view: claim_views.ClaimView, token: str) -> None:
     if domain.allows(domain.Action.CUSTOMER_REPLY, view.status):  # the shop awaits a reply
         if view.can_add_photos:
             st.warning(t("The store is waiting for more information from you. Reply below and "
@@ -146,7 +146,7 @@ def reply_form(view: customer.ClaimView, token: str) -> None:
 
 def show_claim(token: str) -> None:
     try:
-        view = customer.get_claim_for_customer(engine, token)
+        view = claim_views.get_claim_for_customer(engine, token)
     except domain.ClaimRuleError as e:
         st.error(t(e.msg))
         lang = st.query_params.get("lang")
@@ -196,7 +196,7 @@ def show_claim(token: str) -> None:
                     st.session_state["full_photo"] = ev.id
         full = st.session_state.get("full_photo")
         if full in {e.id for e in view.evidence}:
-            st.image(customer.get_evidence_image(engine, token, full), width="stretch",
+            st.image(claim_views.get_evidence_image(engine, token, full), width="stretch",
                      alt=t("Full-size photo"))
     note = ui.store_text(settings, "support_note", ui.lang())
     if note:  # the store's own words (opening hours…), in the customer's language if written

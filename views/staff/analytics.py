@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 
-from datetime import timedelta
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -11,7 +9,6 @@ import streamlit as st
 from claims_core import domain
 from claims_core.domain.csv_safe import write_csv
 from claims_core.infra import config
-from claims_core.infra.db import utcnow
 from claims_core.domain import pricing as pricing_rules
 from claims_core.services import analytics, claim_queue, pricing
 from views import safe_text, ui, url_filters
@@ -22,7 +19,7 @@ engine = ui.get_engine()
 
 st.title("Analytics", anchor=False)
 
-today = utcnow().date()
+DEFAULT = analytics.last_days(engine, 180)  # ends today, the store's local day
 CUR = ui.store_settings().currency  # the store's currency: every amount here is in it
 UNIT = 10 ** domain.currency_exponent(CUR)  # minor units per unit (100 cents; 1 for yen)
 SYM = "$" if CUR == "USD" else CUR
@@ -50,8 +47,9 @@ url_filters.seed({
 c1, c2, c3, c5, c4 = st.columns([2, 2, 2, 2, 1])
 period = c1.date_input("Period (shipments fulfilled / claims filed)",
                        value=st.session_state.get("a_period_url",
-                                                  (today - timedelta(days=180), today)),
-                       key="a_period", format="YYYY-MM-DD")
+                                                  (DEFAULT.date_from, DEFAULT.date_to)),
+                       key="a_period", format="YYYY-MM-DD",
+                       help=f"The store's days, in its time zone ({ui.store_settings().timezone}).")
 issue_types = c2.multiselect("Issue type", list(domain.ISSUE_TYPES), key="a_issue",
                              format_func=lambda t: domain.ISSUE_TYPES[t].label,
                              placeholder="All issue types")

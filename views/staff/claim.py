@@ -6,9 +6,9 @@ import streamlit as st
 from claims_core import domain
 from claims_core.domain import Action
 from claims_core.infra.db import utcnow
-from claims_core.adapters import evidence_pack, shopify_writeback
+from claims_core.adapters import evidence_pack, shopify_write_back
 from claims_core.services import claim_review, decisions
-from claims_core.services.shop_sync import WRITE_STATUS
+from claims_core.services.shopify_write_back import WRITE_STATUS
 from claims_core.services.approvals import ResolutionInput
 from claims_core.infra import i18n
 
@@ -248,11 +248,11 @@ with right:
     if Action.APPROVE in view.actions:
         with st.form("approve"):
             st.markdown("**Approve**")
-            use_refund = st.checkbox("Refund", value=c.desired_resolution == "refund",
+            use_refund = st.checkbox("Refund", value=c.desired_resolution == domain.ResolutionKind.REFUND,
                                      key="ap_refund")
             refund = ui.amount_input(st, "Refund amount", c.currency, c.claimed_cents,
                                      c.claimed_cents, key="ap_refund_amt")
-            use_credit = st.checkbox("Store credit", value=c.desired_resolution == "store_credit",
+            use_credit = st.checkbox("Store credit", value=c.desired_resolution == domain.ResolutionKind.STORE_CREDIT,
                                      key="ap_credit")
             credit = ui.amount_input(st, "Store credit amount", c.currency, c.claimed_cents,
                                      c.claimed_cents, key="ap_credit_amt")
@@ -261,7 +261,8 @@ with right:
                                     value=view.bonus_default_pct, key="ap_bonus",
                                     help="Up to the store's bonus (Settings).")
             use_reship = st.checkbox("Reship the items (takes them from stock)",
-                                     value=c.desired_resolution == "reshipment", key="ap_reship")
+                                     value=c.desired_resolution == domain.ResolutionKind.RESHIPMENT,
+                                     key="ap_reship")
             st.caption(f"Paid for the claimed items: {ui.money(c.claimed_cents, c.currency)}. For a split, tick "
                        "refund and store credit and make the amounts add up to at most that.")
             note = st.text_input("Note to the customer (required for a partial amount)",
@@ -270,12 +271,12 @@ with right:
                 def approve():
                     chosen = []
                     if use_refund:
-                        chosen.append(ResolutionInput("refund", refund))
+                        chosen.append(ResolutionInput(domain.ResolutionKind.REFUND, refund))
                     if use_credit:
                         chosen.append(ResolutionInput(
-                            "store_credit", credit, int(bonus)))
+                            domain.ResolutionKind.STORE_CREDIT, credit, int(bonus)))
                     if use_reship:
-                        chosen.append(ResolutionInput("reshipment"))
+                        chosen.append(ResolutionInput(domain.ResolutionKind.RESHIPMENT))
                     decisions.approve(engine, claim_id, who.actor, chosen,
                                       expected_version=version, note=note)
                 act(approve, "Claim approved.")
@@ -328,7 +329,8 @@ with right:
     if c.resolutions:
         st.markdown("**Resolution**")
         for r in c.resolutions:
-            extra = f" + {r.bonus_pct}% bonus · code `{r.store_credit_code}`" if r.kind == "store_credit" else ""
+            extra = (f" + {r.bonus_pct}% bonus · code `{r.store_credit_code}`"
+                     if r.kind == domain.ResolutionKind.STORE_CREDIT else "")
             st.markdown(f"- {domain.RESOLUTION_LABELS[r.kind]}: {ui.money(r.amount_cents, c.currency)}{extra}")
     if view.writes:
         st.markdown("**In Shopify**")
@@ -345,7 +347,7 @@ with right:
                 if w.last_error:
                     safe_text.show(w.last_error, prefix="Shopify said: ")
                 if w.can_retry and st.button("Retry", key=f"retry_write_{w.id}", width="stretch"):
-                    act(lambda: shopify_writeback.retry_now(engine, w.id, who.actor),
+                    act(lambda: shopify_write_back.retry_now(engine, w.id, who.actor),
                         "Sent to Shopify again.")
 
     recovery_panel.show(engine, who, claim_id, settings, act)  # the carrier claim, if any

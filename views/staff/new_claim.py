@@ -8,7 +8,7 @@ import streamlit as st
 
 from claims_core import domain
 from claims_core.infra.db import utcnow
-from claims_core.services import claim_review, customer, drafts
+from claims_core.services import claim_review, customer, drafts, order_views
 from views import safe_text, ui
 
 st.set_page_config(layout="centered")
@@ -34,7 +34,7 @@ order_id = st.session_state.get("sn_order")
 if order_id is None:
     st.stop()
 email = claim_review.order_email(engine, order_id)
-view = customer.get_order_for_customer(engine, order_id, email)
+view = order_views.get_order_for_customer(engine, order_id, email)
 st.subheader(f"Order {safe_text.inline(view.name)} · {safe_text.inline(view.customer_name or email)}", anchor=False)
 ui.badge("Protected" if view.protected else "Not protected", view.protected)
 
@@ -79,7 +79,7 @@ photos = [drafts.photo_from_json(p) for p in st.session_state.get("sn_photos", [
 if photos:
     safe_text.show(", ".join(p.filename for p in photos))
 description = st.text_area("What the customer told you", key="sn_desc", height=90)
-options = customer.resolution_choices(engine, ship.id, items, issue)
+options = order_views.resolution_choices(engine, ship.id, items, issue)
 avail = [o.kind for o in options if o.available]
 resolution = st.selectbox("Resolution the customer asked for", avail, key="sn_res",
                           format_func=domain.RESOLUTION_LABELS.get)

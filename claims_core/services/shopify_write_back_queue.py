@@ -1,11 +1,12 @@
-"""Write-back to Shopify, the part that lives inside a claim's transaction.
+"""Shopify write-back, the part that lives inside a claim's transaction (event handlers).
 
-When the store is connected to Shopify (a shop domain in Settings and an Admin API token stored),
-an approval queues one ``ShopifyWrite`` per resolution in the approval's own transaction: a refund
-becomes a Shopify refund, store credit a gift card (with the code the customer was given), a
-reshipment a zero-priced order. ``adapters.shopify_writeback`` sends them after commit, with
-retries. Undoing an approval cancels the writes that haven't gone out. Without a connection
-nothing is queued and decisions stay in the app, as before.
+When the store is connected to Shopify (a shop domain in Settings and an Admin API token stored:
+``shopify_connection``), an approval queues one ``ShopifyWrite`` per resolution in the approval's
+own transaction: a refund becomes a Shopify refund, store credit a gift card (with the code the
+customer was given), a reshipment a zero-priced order. ``adapters/shopify_write_back.py`` sends
+them after commit, with retries (``shopify_write_back`` records how they went). Undoing an
+approval cancels the writes that haven't gone out. Without a connection nothing is queued and
+decisions stay in the app.
 """
 from __future__ import annotations
 

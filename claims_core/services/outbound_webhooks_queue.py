@@ -1,7 +1,8 @@
-"""Outbound webhooks, the part inside a claim's transaction: an event becomes one delivery per
-active endpoint that asked for its type (``claim.created``, ``claim.updated``, ``claim.approved``,
-``claim.denied``, ``claim.resolved``, ``message.created``), written with the change or not at
-all. ``adapters/outbound_webhooks.py`` signs and sends them after commit."""
+"""Outbound webhooks, the part inside a claim's transaction (an event handler): an event becomes
+one delivery per active endpoint that asked for its type (``claim.created``, ``claim.updated``,
+``claim.approved``, ``claim.denied``, ``claim.resolved``, ``message.created``), written with the
+change or not at all. ``adapters/outbound_webhooks.py`` signs and sends them after commit
+(``outbound_webhooks`` records how they went; ``webhook_endpoints`` manages the endpoints)."""
 from __future__ import annotations
 
 import json

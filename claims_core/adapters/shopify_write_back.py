@@ -1,6 +1,8 @@
-"""Sending the write-back queue to Shopify (run by ``tick``, and at once when staff retry).
+"""Shopify write-back, the sender: sends the queued writes to Shopify through the Admin API client
+(``shopify_admin``), run by ``tick``, and at once when staff retry.
 
-Each due write is leased, sent outside any transaction, and its outcome recorded in a new one.
+Each due write is leased, sent outside any transaction, and its outcome recorded in a new one
+(``services/shopify_write_back.py``).
 Idempotent: a write tried before (it may have landed even though the answer never came back) is
 first looked up in Shopify by the marker in its note or by its gift card code; a refund also
 carries an idempotency key. A throttled call waits for Shopify's ``Retry-After``; a refusal
@@ -19,10 +21,9 @@ from sqlalchemy import Engine
 
 from ..infra import config
 from ..infra.db import utcnow
-from ..infra.models import ShopifyWrite
-from ..infra.outbox import held
-from ..services import shop_sync
-from ..services.shop_sync import WriteJob
+from ..services import shopify_connection
+from ..services import shopify_write_back as outbox
+from ..services.shopify_write_back import WriteJob
 from .shopify_admin import ShopifyAdmin, ShopifyCredentials, ShopifyError, WriteResult
 
 log = logging.getLogger("claims.shopify")
@@ -69,7 +70,7 @@ def _send(admin: ShopifyAdmin, job: WriteJob) -> WriteResult:
 
 
 def _take_one(engine: Engine, now: datetime | None, only_id: int | None) -> WriteJob | None:
-    jobs = shop_sync.take_due(engine, now=now or utcnow(), limit=1, only_id=only_id)
+    jobs = outbox.take_due(engine, now=now or utcnow(), limit=1, only_id=only_id)
     return jobs[0] if jobs else None
 
 
@@ -80,7 +81,7 @@ def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50
     Writes are taken one at a time (each lease from the database's clock as it is taken) and the
     lease is renewed while Shopify answers; ``stop`` (shutting down) ends the run between writes."""
     out = {"done": 0, "retry": 0, "failed": 0}
-    creds = shop_sync.credentials(engine)
+    creds = shopify_connection.credentials(engine)
     if creds is None:
         return out
     first = _take_one(engine, now, only_id)
@@ -94,18 +95,17 @@ def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50
                 if job is None:
                     break
             try:
-                with held(engine, ShopifyWrite, job.id, job.lease_until):
+                with outbox.holding(engine, job):
                     result = _send(admin, job)
             except ShopifyError as e:
-                status = shop_sync.record_failure(engine, job.id, f"{e.code}: {e.message}",
-                                                  retryable=e.retryable, retry_after=e.retry_after,
-                                                  now=now)
+                status = outbox.record_failure(engine, job.id, f"{e.code}: {e.message}",
+                                               retryable=e.retryable, retry_after=e.retry_after,
+                                               now=now)
                 log.warning("Shopify write %s (%s, claim %s) %s: %s", job.id, job.kind,
                             job.claim_reference, status, e.message)
                 out["retry" if status == "pending" else "failed"] += 1
             else:
-                shop_sync.record_success(engine, job.id, result.shopify_id, name=result.name,
-                                         now=now)
+                outbox.record_success(engine, job.id, result.shopify_id, name=result.name, now=now)
                 out["done"] += 1
             job = None
             if stop is not None and stop.is_set():
@@ -116,5 +116,5 @@ def send_pending(engine: Engine, *, now: datetime | None = None, limit: int = 50
 def retry_now(engine: Engine, write_id: int, actor: str, *,
               admin_factory: AdminFactory = default_admin) -> dict[str, int]:
     """Staff's retry button: queue the failed write again and send it (only it) straight away."""
-    shop_sync.retry(engine, write_id, actor)
+    outbox.retry(engine, write_id, actor)
     return send_pending(engine, admin_factory=admin_factory, only_id=write_id)

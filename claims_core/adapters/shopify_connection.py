@@ -1,13 +1,14 @@
-"""What the Settings page shows about the live feeds and the Shopify connection (without ever
-showing a secret): which webhook secrets are set, and whether Shopify accepts the token."""
+"""The Shopify connection as the Settings page checks it (without ever showing a secret): whether
+Shopify accepts the stored token, and which live-feed webhook secrets are set. (Connecting and
+disconnecting are ``services/shopify_connection.py``.)"""
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
 from ..infra import config
-from ..services import shop_sync
+from ..services import shopify_connection
 from .shopify_admin import ShopifyError
-from .shopify_writeback import default_admin
+from .shopify_write_back import default_admin
 
 FEEDS = (("/webhooks/shopify", "SHOPIFY_WEBHOOK_SECRET", "Shopify (orders, fulfillments, refunds)"),
          ("/webhooks/17track", "TRACK17_WEBHOOK_KEY", "17TRACK"),
@@ -20,7 +21,7 @@ def feed_configured(secret_name: str) -> bool:
 
 def check(engine: Engine) -> tuple[bool, str]:
     """Ask Shopify who we are with the stored token: (ok, what to tell the owner)."""
-    creds = shop_sync.credentials(engine)
+    creds = shopify_connection.credentials(engine)
     if creds is None:
         return False, "Enter the shop domain and a token first."
     try:

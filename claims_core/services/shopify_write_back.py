@@ -1,11 +1,14 @@
-"""The Shopify connection and its write-back queue, as user actions: the owner connects or
-disconnects the store; the sender takes due writes and records how they went; staff retry a
-failed one. (Queueing happens in ``write_back``, inside the approval's transaction.)"""
+"""Shopify write-back, the sender's side and staff's view of it: the sender
+(``adapters/shopify_write_back.py``) takes due writes with a lease and records how they went;
+staff see each claim's writes and retry a failed one. (Queueing happens in
+``shopify_write_back_queue``, inside the approval's transaction; the connection is
+``shopify_connection``.)"""
 from __future__ import annotations
 
-import re
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Iterator
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -15,87 +18,15 @@ from ..domain.vocabulary import AuditAction, ResolutionKind
 from ..domain.money import credit_with_bonus
 from ..domain.resolutions import shop_marker
 from ..domain.windows import DELIVERY_MAX_ATTEMPTS, retry_backoff
-from ..infra.db import read_session, utcnow, write_session
-from ..infra.outbox import lease_due
-from ..infra.models import (Claim, LineItem, Order, Resolution, ShipmentItem,
-                            ShopifyWrite, StoreSecret, ensure_settings_row, settings_row)
+from ..infra.db import read_session, utcnow
+from ..infra.outbox import held, lease_due
+from ..infra.models import Claim, LineItem, Order, Resolution, ShipmentItem, ShopifyWrite
 from .events import record_event
 from .unit_of_work import transactional
-from .write_back import TOKEN_SECRET, WRITE_LABELS
+from .shopify_write_back_queue import WRITE_LABELS
 
 WRITE_STATUS = {"pending": "queued", "sending": "sending", "done": "done", "failed": "failed",
                 "cancelled": "cancelled"}
-_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
-
-
-# --- the connection -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Connection:
-    shop_domain: str
-    token_configured: bool
-
-    @property
-    def active(self) -> bool:
-        return bool(self.shop_domain and self.token_configured)
-
-
-def normalize_shop_domain(raw: str) -> str:
-    d = (raw or "").strip().lower()
-    d = re.sub(r"^https?://", "", d).split("/")[0]
-    if d and "." not in d:
-        d += ".myshopify.com"
-    return d
-
-
-def connection(engine: Engine) -> Connection:
-    with read_session(engine) as s:
-        return Connection(settings_row(s).shopify_shop_domain,
-                          s.get(StoreSecret, TOKEN_SECRET) is not None)
-
-
-def credentials(engine: Engine) -> tuple[str, str] | None:
-    """(shop domain, token) for the sender; None when write-back is off."""
-    with read_session(engine) as s:
-        domain = settings_row(s).shopify_shop_domain
-        secret = s.get(StoreSecret, TOKEN_SECRET)
-        return (domain, secret.value) if domain and secret is not None else None
-
-
-@transactional
-def save_connection(s: Session, actor: str, shop_domain: str, token: str | None = None, *,
-                    remove_token: bool = False) -> Connection:
-    """Set the shop domain; store a new token when one is given (it is never shown again)."""
-    domain = normalize_shop_domain(shop_domain)
-    if domain and not _DOMAIN.match(domain):
-        raise InvalidInput("Enter the shop's myshopify.com domain, e.g. my-shop.myshopify.com.",
-                           ErrorCode.SHOP_CONNECTION_INVALID)
-    row = ensure_settings_row(s)
-    changed = []
-    if row.shopify_shop_domain != domain:
-        row.shopify_shop_domain = domain
-        changed.append("shopify_shop_domain")
-    token = (token or "").strip()
-    if token:
-        if len(token) < 20 or any(c.isspace() for c in token):
-            raise InvalidInput("That doesn't look like an Admin API access token (it starts with "
-                               "shpat_ and has no spaces).", ErrorCode.SHOP_CONNECTION_INVALID)
-        secret = s.get(StoreSecret, TOKEN_SECRET)
-        if secret is None:
-            s.add(StoreSecret(name=TOKEN_SECRET, value=token))
-        else:
-            secret.value = token
-        changed.append("shopify_admin_token")
-    elif remove_token:
-        secret = s.get(StoreSecret, TOKEN_SECRET)
-        if secret is not None:
-            s.delete(secret)
-            changed.append("shopify_admin_token removed")
-    if changed:
-        record_event(s, actor=actor, action=AuditAction.SETTINGS_CHANGED,
-                     details={"changed": changed})  # names only, never the token
-    s.flush()
-    return Connection(row.shopify_shop_domain, s.get(StoreSecret, TOKEN_SECRET) is not None)
 
 
 # --- the sender's side --------------------------------------------------------------------------
@@ -145,16 +76,21 @@ def _job(s: Session, w: ShopifyWrite) -> WriteJob:
                     address, w.lease_until)
 
 
-def take_due(engine: Engine, *, now: datetime | None = None, limit: int = 50,
+@transactional
+def take_due(s: Session, *, now: datetime | None = None, limit: int = 50,
              only_id: int | None = None) -> list[WriteJob]:
     """Lease the writes that are due (pending → sending), so two senders never send one twice
     (``only_id``: just that one, for a staff member's retry)."""
-    now = now or utcnow()
-    with write_session(engine) as s:
-        taken = lease_due(s, ShopifyWrite, now=now, limit=limit,
-                          where=[ShopifyWrite.id == only_id] if only_id is not None else ())
-        jobs = [_job(s, w) for w in taken]
-    return jobs
+    taken = lease_due(s, ShopifyWrite, now=now or utcnow(), limit=limit,
+                      where=[ShopifyWrite.id == only_id] if only_id is not None else ())
+    return [_job(s, w) for w in taken]
+
+
+@contextlib.contextmanager
+def holding(engine: Engine, job: WriteJob) -> Iterator[None]:
+    """Keep the lease on ``job`` alive while the block sends it (``infra.outbox.held``)."""
+    with held(engine, ShopifyWrite, job.id, job.lease_until):
+        yield
 
 
 @transactional
