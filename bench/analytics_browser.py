@@ -20,12 +20,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from claims_core.infra.db import make_engine, utcnow  # noqa: E402
 from claims_core.services import accounts, claim_queue  # noqa: E402
-from tests.browser import DESKTOP, settle, staff_log_in  # noqa: E402
+from tests.support.browser import DESKTOP, settle, staff_log_in  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
 
 USER, PASSWORD = "bench-browser", "bench browser password 1"

@@ -270,7 +270,7 @@ def burst_50mp(fmt: str = "JPEG", limit: int | None = None) -> tuple[float, floa
 
 
 def concurrent_200(url: str) -> tuple[int, int, float]:
-    from tests.test_reliability import (  # the same data shape the tests use
+    from tests.services.test_reliability import (  # the same data shape the tests use
         _bulk_orders,
         _request,
     )

@@ -64,7 +64,7 @@ PUBLIC_PREFIXES = ("/photos/", "/docs/assets/")
 SCOPE_KEY = "claims.api_key"  # where the guard leaves the request's key in the ASGI scope
 
 # A refusal's HTTP status follows its code: the one table (every ErrorCode has its row; a new
-# code without one fails tests/test_one_home.py).
+# code without one fails tests/architecture/test_one_home.py).
 _C = ErrorCode
 STATUS_BY_CODE: dict[ErrorCode, int] = {code: status for status, codes in {
     404: (_C.ORDER_NOT_FOUND, _C.CLAIM_NOT_FOUND, _C.NOT_FOUND, _C.PHOTO_NOT_FOUND,

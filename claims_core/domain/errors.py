@@ -84,7 +84,7 @@ class ErrorCode(StrEnum):
     # tracking number
     RECOVERY_FILING_UNAVAILABLE = "recovery_filing_unavailable"
     # input that isn't right and has no rule of its own (a query parameter out of range): the
-    # generic code; every refusal a rule makes carries the rule's own code (tests/test_one_home.py)
+    # generic code; every refusal a rule makes carries the rule's own code (tests/architecture/test_one_home.py)
     INVALID_INPUT = "invalid_input"
     TEXT_TOO_LONG = "text_too_long"
     TEXT_REQUIRED = "text_required"

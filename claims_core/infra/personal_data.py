@@ -2,7 +2,7 @@
 
 Every text, bytes or JSON column of every table in ``models.py`` is classified here: either in
 ``PERSONAL`` (what it holds about a person and what erasing a customer does to it) or in
-``NOT_PERSONAL`` (with the reason). ``tests/test_customer_data.py`` fails when a column is added
+``NOT_PERSONAL`` (with the reason). ``tests/services/test_customer_data.py`` fails when a column is added
 without being classified. Export and erasure (``services/customer_data.py``) walk this map; the
 README's "Privacy" section is its plain-language summary.
 

@@ -1,0 +1,1 @@
+"""Helpers the tests share: data factories, browser steps, mail fixtures."""
