@@ -94,15 +94,22 @@ def send_one(engine, work: recoveries.FilingWork, *, now: datetime | None = None
                                   invoice_attachments=[_b64(invoice)])
             existing = made.id
     except Exception as e:  # noqa: BLE001 - the client's errors, the network, a broken packet
-        refused = _refusal(e)
-        if refused is not None:
-            recoveries.filing_refused(engine, work.filing_id, refused, now=now)
-            return "refused"
-        log.warning("EasyPost filing %s failed, tried again later: %s", work.filing_id, e)
-        recoveries.filing_retry(engine, work.filing_id, f"{type(e).__name__}: {e}", now=now)
-        return "retry"
+        return _failed(engine, e, "filing", work.filing_id, recoveries.filing_refused,
+                       recoveries.filing_retry, now)
     recoveries.filing_sent(engine, work.filing_id, existing, now=now)
     return "sent"
+
+
+def _failed(engine, e: Exception, what: str, item_id: int, refused, retry, now) -> str:
+    """EasyPost said no (recorded with its message: "refused") or couldn't be reached or broke
+    (tried again later: "retry")."""
+    message = _refusal(e)
+    if message is not None:
+        refused(engine, item_id, message, now=now)
+        return "refused"
+    log.warning("EasyPost %s %s failed, tried again later: %s", what, item_id, e)
+    retry(engine, item_id, f"{type(e).__name__}: {e}", now=now)
+    return "retry"
 
 
 def cancel_one(engine, work: recoveries.CancelWork, *, now: datetime | None = None) -> str:
@@ -122,13 +129,8 @@ def cancel_one(engine, work: recoveries.CancelWork, *, now: datetime | None = No
         if getattr(c.claim.retrieve(claim_id), "status", None) != "cancelled":
             c.claim.cancel(claim_id)
     except Exception as e:  # noqa: BLE001 - the client's errors, the network
-        refused = _refusal(e)
-        if refused is not None:
-            recoveries.cancel_refused(engine, work.cancel_id, refused, now=now)
-            return "refused"
-        log.warning("EasyPost cancel %s failed, tried again later: %s", work.cancel_id, e)
-        recoveries.cancel_retry(engine, work.cancel_id, f"{type(e).__name__}: {e}", now=now)
-        return "retry"
+        return _failed(engine, e, "cancel", work.cancel_id, recoveries.cancel_refused,
+                       recoveries.cancel_retry, now)
     recoveries.cancel_done(engine, work.cancel_id, claim_id, now=now)
     return "cancelled"
 
