@@ -4,7 +4,7 @@ replay, and the refusal of private, loopback and link-local targets."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -61,10 +61,20 @@ def test_urls_are_checked_and_private_targets_need_the_setting(engine):
     assert local.active
 
 
+class _PartnersClock(datetime):
+    """The receiver's clock agrees with the app's (under an injected test clock too)."""
+    @classmethod
+    def now(cls, tz=None):
+        return utcnow().astimezone(tz) if tz else utcnow()
+
+
 @pytest.fixture
-def receiver(httpserver: HTTPServer, engine):
+def receiver(httpserver: HTTPServer, engine, monkeypatch):
     """A local endpoint (private targets allowed, as a local integration would) that verifies
-    every delivery with the standardwebhooks verifier and answers from a script."""
+    every delivery with the standardwebhooks verifier (its clock the app's: a timestamp 5 minutes
+    off is refused) and answers from a script."""
+    import standardwebhooks.webhooks
+    monkeypatch.setattr(standardwebhooks.webhooks, "datetime", _PartnersClock)
     webhook_endpoints.allow_private_targets(engine, True, "owner:o")
     got, script = [], []
     box = {}
