@@ -304,7 +304,7 @@ def run_step(engine, built, claims: list[int], op, at) -> None:
         pass  # a refusal (wrong status, not eligible…) changes nothing: that is part of the test
 
 
-@settings(max_examples=15 if ON_POSTGRES else 40, deadline=None,
+@settings(max_examples=8 if ON_POSTGRES else 40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(specs=st.lists(order_spec, min_size=1, max_size=4), steps=st.lists(step, min_size=1, max_size=14),
        tz=zone)
@@ -340,7 +340,7 @@ recovery_step = st.one_of(
 )
 
 
-@settings(max_examples=10 if ON_POSTGRES else 30, deadline=None,
+@settings(max_examples=6 if ON_POSTGRES else 30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(specs=st.lists(order_spec.filter(lambda o: o["shipments"]), min_size=1, max_size=3),
        issues=st.lists(st.sampled_from(("damaged", "not_received", "stolen")), min_size=3, max_size=3),
