@@ -18,7 +18,6 @@ from claims_core.infra.db import read_session, write_session
 from claims_core.infra.models import (Claim, LookupAttempt, OutboxMessage, StaffUser, StoreSettings)
 from claims_core.services import customer, lookup, order_links
 
-from tests.conftest import NOW
 from tests.support.factories import claim_request, make_order
 from tests.pages.test_staff_app import app  # noqa: F401 - the staff AppTest fixture
 

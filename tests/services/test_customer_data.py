@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import JSON, LargeBinary, String, create_engine, func, select, text, update
+from sqlalchemy import JSON, LargeBinary, String, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from claims_core import domain
@@ -19,7 +19,7 @@ from claims_core.infra import migrate, personal_data, rollups
 from claims_core.infra.db import make_engine, read_session, utcnow, write_session
 from claims_core.infra.models import (
     Base, Claim, CustomerErasure, Event, EventNote, Evidence, InboundMail, Order, OutboxMessage,
-    Tracking, WebhookDelivery, WebhookReceipt,
+    Tracking, WebhookDelivery,
 )
 from claims_core.services import (analytics, claim_review, customer, customer_data, decisions,
                                   drafts)
