@@ -7,6 +7,7 @@ does every 2 s.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -261,11 +262,9 @@ def test_a_push_with_12k_scans_is_applied_in_bounded_transactions(client, engine
         assert s.execute(text("SELECT count(DISTINCT key) FROM checkpoints")).scalar_one() == 12_000
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock and busy handler")
-def test_receipts_are_stored_between_other_writers_short_gaps(engine):
-    """Another writer takes SQLite's write lock back again and again, leaving it free 2 ms in
-    every 100 ms (customers filing from other processes): SQLite's busy handler, which sleeps up
-    to 100 ms between tries, would rarely find a gap; the receipts' writer asks every few ms."""
+@contextlib.contextmanager
+def _another_writer_with_short_gaps(engine):
+    """Another writer takes SQLite's write lock for 100 ms, leaves it free 2 ms, and again."""
     done, began = threading.Event(), threading.Event()
 
     def other_writer():
@@ -280,16 +279,25 @@ def test_receipts_are_stored_between_other_writers_short_gaps(engine):
     writer.start()
     try:
         began.wait(5)
-        took = []
+        yield
+    finally:
+        done.set()
+        writer.join()
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock and busy handler")
+def test_receipts_are_stored_between_other_writers_short_gaps(engine):
+    """Another writer takes SQLite's write lock back again and again, leaving it free 2 ms in
+    every 100 ms (customers filing from other processes): SQLite's busy handler, which sleeps up
+    to 100 ms between tries, would rarely find a gap; the receipts' writer asks every few ms."""
+    took = []
+    with _another_writer_with_short_gaps(engine):
         for i in range(5):
             t0 = time.perf_counter()
             outcome = webhook_receipts.store(engine, webhook_receipts.Delivery(
                 "17track", f"gap-{i}", "TRACKING_UPDATED", "track:GAP", "{}"))
             took.append(time.perf_counter() - t0)
             assert outcome.outcome == "received"
-    finally:
-        done.set()
-        writer.join()
     assert max(took) < 1.0, f"a receipt waited {max(took):.2f} s for the write lock"
     assert len(receipts(engine)) == 5
 
@@ -403,27 +411,11 @@ def test_a_customers_write_gets_the_lock_between_other_writers_short_gaps(engine
     """As ``test_receipts_are_stored_between_other_writers_short_gaps``, for any writer (a
     customer filing, a staff action): every write transaction asks for the lock every few ms
     (infra/db), not through SQLite's busy handler and its sleeps of up to 100 ms."""
-    done, began = threading.Event(), threading.Event()
-
-    def other_writer():
-        while not done.is_set():
-            with write_session(engine) as s:
-                s.execute(text("SELECT 1"))
-                began.set()
-                time.sleep(0.1)
-            time.sleep(0.002)
-
-    writer = threading.Thread(target=other_writer)
-    writer.start()
-    try:
-        began.wait(5)
-        took = []
+    took = []
+    with _another_writer_with_short_gaps(engine):
         for _ in range(5):
             t0 = time.perf_counter()
             with write_session(engine) as s:
                 s.execute(text("SELECT 1"))
             took.append(time.perf_counter() - t0)
-    finally:
-        done.set()
-        writer.join()
     assert max(took) < 1.0, f"a write waited {max(took):.2f} s for the lock"
