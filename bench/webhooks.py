@@ -45,7 +45,8 @@ from claims_core.domain.vocabulary import Milestone  # noqa: E402
 from claims_core.infra import migrate  # noqa: E402
 from claims_core.infra.db import make_engine, write_session  # noqa: E402
 from claims_core.infra.models import LineItem, Order, Shipment, ShipmentItem  # noqa: E402
-from claims_core.services import customer  # noqa: E402
+from claims_core.services import customer as customer_service  # noqa: E402
+from claims_core.services import webhook_receipts  # noqa: E402
 from tests.conftest import running_app  # noqa: E402
 
 KEY = "bench-17track-key"
@@ -98,38 +99,61 @@ def hammer(url: str, seconds: float, threads: int, make_request) -> tuple[list[f
     return lat, codes
 
 
-def file_claims(db_url: str, orders: list, k: int, step: int, seconds: float):
-    """One customer filing claims for ``seconds`` (in a process of its own). Returns the orders
-    filed, the errors, and how long each write transaction's BEGIN IMMEDIATE waited."""
+def file_claims(db_url: str, orders: list, filers: int, seconds: float):
+    """``filers`` customers filing claims for ``seconds``, a thread each, in a process of their
+    own (as a web process's sessions do). Returns the orders filed, the errors, and how long
+    each write transaction's BEGIN IMMEDIATE waited for the lock (from its first try)."""
     engine = make_engine(db_url)
-    waits, began = [], {}
+    waits, held, began, holding, lock = [], [], {}, {}, threading.Lock()
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn, cursor, statement, *a):
         if statement == "BEGIN IMMEDIATE":  # (the first try: a busy one is tried again)
-            began.setdefault("t", time.perf_counter())
+            began.setdefault(threading.get_ident(), time.perf_counter())
 
     @event.listens_for(engine, "after_cursor_execute")
     def _after(conn, cursor, statement, *a):
         if statement == "BEGIN IMMEDIATE":
-            waits.append(time.perf_counter() - began.pop("t"))
+            now = time.perf_counter()
+            with lock:
+                waits.append(now - began.pop(threading.get_ident()))
+            holding[threading.get_ident()] = now
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn):
+        t0 = holding.pop(threading.get_ident(), None)
+        if t0 is not None:
+            with lock:
+                held.append(time.perf_counter() - t0)
+
+    @event.listens_for(engine, "begin", insert=True)  # before the line of writers
+    def _begin(conn):  # (infra/db._WriterTurns), so waiting in it counts
+        if not conn.get_execution_options().get("claims_readonly"):  # (a read doesn't wait)
+            began.setdefault(threading.get_ident(), time.perf_counter())
 
     filed, errors = [], []
     stop = time.perf_counter() + seconds
-    j = k
-    while time.perf_counter() < stop and j < len(orders):
-        o, sh, item, email, _t = orders[j]
-        try:
-            customer.file_claim(engine, customer.ClaimRequest(
-                idempotency_key=f"bench-{j}", order_id=o, email=email, shipment_id=sh,
-                issue_type="lost", items={}, desired_resolution="refund",
-                signature_kind="typed", signature_name="Pat Doe", accurate_confirmed=True))
-            filed.append(j)
-        except Exception as e:  # noqa: BLE001 - every kind counts
-            errors.append(repr(e))
-        j += step
+
+    def customer(k: int) -> None:
+        for j in range(k, len(orders), filers):
+            if time.perf_counter() >= stop:
+                return
+            o, sh, item, email, _t = orders[j]
+            try:
+                customer_service.file_claim(engine, customer_service.ClaimRequest(
+                    idempotency_key=f"bench-{j}", order_id=o, email=email, shipment_id=sh,
+                    issue_type="lost", items={}, desired_resolution="refund",
+                    signature_kind="typed", signature_name="Pat Doe", accurate_confirmed=True))
+                with lock:
+                    filed.append(j)
+            except Exception as e:  # noqa: BLE001 - every kind counts
+                with lock:
+                    errors.append(repr(e))
+
+    with ThreadPoolExecutor(max_workers=filers) as ex:
+        list(ex.map(customer, range(filers)))
     engine.dispose()
-    return filed, errors, waits
+    return filed, errors, waits, held
 
 
 @contextlib.contextmanager
@@ -184,23 +208,19 @@ def main() -> None:
         hammer(url, 2, 2, lambda: ("GET", "/_stcore/health", None, {}))  # warm up
         base_lat, base_codes = hammer(url, args.seconds, args.senders,
                                       lambda: ("GET", "/_stcore/health", None, {}))
-        # customers file from processes of their own (as they do from the web app's), not from
-        # this one, whose 50 sender threads would keep Python's GIL from a filer holding the lock
-        with ProcessPoolExecutor(max_workers=args.filers) as filers:
-            futures = [filers.submit(file_claims, db_url, orders, k, args.filers, args.seconds)
-                       for k in range(args.filers)]
+        # customers file from a process of their own, a thread each (as a web process's
+        # sessions do), not from this one, whose 50 sender threads would keep Python's GIL from
+        # a customer holding the write lock
+        with ProcessPoolExecutor(max_workers=1) as customers:
+            filing = customers.submit(file_claims, db_url, orders, args.filers, args.seconds)
             lat, codes = hammer(url, args.seconds, args.senders, webhook)
-            filed, filing_errors, waits = [], [], []
-            for f in futures:
-                a, b, c = f.result()
-                filed += a
-                filing_errors += b
-                waits += c
+            filed, filing_errors, waits, held = filing.result()
         sent_done = time.perf_counter()
         while time.perf_counter() - sent_done < 120:  # the app's job applies what is left
             with engine.connect() as c:
                 left = c.execute(text("SELECT count(*) FROM webhook_receipts "
                                       "WHERE status = 'pending'")).scalar_one()
+            left += sum(webhook_receipts.spooled(engine).values())  # not moved in yet
             if not left:
                 break
             time.sleep(0.5)
@@ -235,8 +255,11 @@ def main() -> None:
     print(f"claims filed meanwhile: {len(filed)}, errors {len(filing_errors)}"
           + (f" (first: {filing_errors[0]})" if filing_errors else "")
           + f"; claims put on hold by the scans: {holds}")
-    print(f"filers' write waits (BEGIN IMMEDIATE): {len(waits)} transactions, "
-          f"p99 {p(waits, 99) * 1000:.1f} ms, max {max(waits) * 1000:.1f} ms")
+    if waits:
+        print(f"filers' write waits (their turn, then BEGIN IMMEDIATE): {len(waits)} "
+              f"transactions, p50 {p(waits, 50) * 1000:.1f} ms, p99 {p(waits, 99) * 1000:.1f} ms, "
+              f"max {max(waits) * 1000:.1f} ms; the lock held (BEGIN to COMMIT) p50 "
+              f"{p(held, 50) * 1000:.1f} ms, p99 {p(held, 99) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

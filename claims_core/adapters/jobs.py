@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import threading
@@ -231,10 +232,29 @@ def work_until_stopped(engine: Engine, stop: threading.Event) -> None:
         bg.shutdown()
 
 
+SETTLE_AGAIN_S = 120.0  # the heap is settled at start and once more when the pages are loaded
+
+
+def settle_heap() -> None:
+    """Put the objects alive now (modules, Streamlit, pandas, Plotly, SQLAlchemy's caches) out of
+    the cyclic garbage collector's sight (``gc.freeze``). Without it, each of the collector's full
+    passes walked the whole web process, about 200 ms during which no thread ran: under a
+    webhook burst that was a receipt writer or the applier holding SQLite's write lock, and the
+    customers waiting behind it (``bench/webhooks.py``). What is created later is collected as
+    before."""
+    gc.collect()
+    gc.freeze()
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Any = None):
     """``st.App(..., lifespan=lifespan)``: the background jobs run alongside the web server
-    (unless ``CLAIMS_BACKGROUND=off``); at shutdown they finish what they hold, then stop."""
+    (unless ``CLAIMS_BACKGROUND=off``); at shutdown they finish what they hold, then stop. The
+    heap is settled (``settle_heap``) at start, and again once the first pages have run."""
+    settle_heap()
+    again = threading.Timer(SETTLE_AGAIN_S, settle_heap)
+    again.daemon = True
+    again.start()
     bg = None
     if config.background_enabled():
         from .web import engine
@@ -249,6 +269,7 @@ async def lifespan(app: Any = None):
     try:
         yield {"background": bg}
     finally:
+        again.cancel()
         if bg is not None:
             started = time.monotonic()
             await asyncio.to_thread(bg.shutdown)

@@ -6,6 +6,7 @@ plain (deferred) ``BEGIN`` and never blocks anyone under WAL.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -227,76 +228,126 @@ def make_engine(url: str | None = None) -> Engine:
         else:
             _begin_immediate(conn)
 
+    event.listen(engine, "commit", _end_turn)
+    event.listen(engine, "rollback", _end_turn)
+
     return engine
 
 
-EAGER_BUSY_MS = 2  # a writer that has waited long asks for SQLite's write lock every millisecond…
-_LONG_WAIT_S = 0.2  # …(from the start: a quick writer); one that has waited less than this…
-_FIRST_SLEEP_S = 0.008  # …asks once more after 1 ms, then sleeps this long and asks again
-_EAGER_MAX = 4  # at most this many writers of a process ask eagerly; the rest wait in SQLite's handler
-_eager_now = 0
-_eager_guard = threading.Lock()
+EAGER_BUSY_MS = 2  # the writer whose turn it is asks for SQLite's write lock every millisecond
 
 
-def _take_eager_turn() -> bool:
-    global _eager_now
-    with _eager_guard:
-        if _eager_now >= _EAGER_MAX:
-            return False
-        _eager_now += 1
+class _WriterTurns:
+    """This process's writers to one SQLite file, in line: first come, first served.
+
+    SQLite's write lock has no queue: whoever asks at the moment it is free gets it, so under
+    load a writer could lose round after round (a customer waited 1.9 s behind three others
+    that each held it tens of milliseconds). Here a process's writers wait their turn in
+    order (an ``Event`` each, no CPU), and only the one whose turn it is asks SQLite, every
+    millisecond, against the other processes' (a ``worker``, ``tick``) one asker each. A turn
+    is handed straight to the next in line when its transaction commits or rolls back
+    (``_end_turn``); one whose connection was dropped mid-transaction without either (the pool
+    rolled it back) is taken back by the next in line."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._line: collections.deque[threading.Event] = collections.deque()
+        self._taken = False
+        self._holder = None  # the DBAPI connection whose transaction holds the turn
+
+    def take(self, timeout: float) -> bool:
+        """Wait for this thread's turn (False: not within ``timeout``; out of line again)."""
+        with self._guard:
+            if not self._taken and not self._line:
+                self._taken = True
+                return True
+            mine = threading.Event()
+            self._line.append(mine)
+        until = time.monotonic() + timeout
+        while not mine.wait(min(1.0, max(0.0, until - time.monotonic()))):
+            with self._guard:
+                if mine.is_set():
+                    return True
+                if time.monotonic() >= until:
+                    self._line.remove(mine)
+                    return False
+                holder = self._holder
+                if holder is not None and not holder.in_transaction:  # dropped, never ended
+                    _log.warning("a write transaction's turn was never given back: taken back")
+                    self._hand_over()
         return True
 
+    def hold(self, raw) -> None:
+        self._holder = raw
 
-def _give_eager_turn() -> None:
-    global _eager_now
-    with _eager_guard:
-        _eager_now -= 1
+    def give_back(self, raw=None) -> None:
+        """The turn ends (``raw``: only if that connection's transaction still holds it)."""
+        with self._guard:
+            if raw is None or raw is self._holder:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        self._holder = None
+        if self._line:
+            self._line.popleft().set()  # straight to the next in line (still taken)
+        else:
+            self._taken = False
+
+
+_turns: dict[str, _WriterTurns] = {}
+_turns_guard = threading.Lock()
+_TURN = "claims_write_turn"  # in a connection's info while its transaction holds a turn
+
+
+def _turns_of(conn) -> _WriterTurns:
+    key = str(conn.engine.url.database)
+    with _turns_guard:
+        turns = _turns.get(key)
+        if turns is None:
+            turns = _turns[key] = _WriterTurns()
+        return turns
 
 
 def _begin_immediate(conn) -> None:
-    """``BEGIN IMMEDIATE``, asking for the write lock every few milliseconds until
-    ``BUSY_TIMEOUT_MS``. SQLite's own busy handler sleeps up to 100 ms between tries, the longer
-    it has waited the longer it sleeps, so a writer waiting with it behind writers that take the
-    lock back and forth (the webhook applier, the receipts' writer, customers in other processes)
-    could wait seconds while newcomers went first. Here a writer that has waited ``_LONG_WAIT_S``
-    asks every millisecond, so it goes before newcomers, who ask less often; a writer that holds
-    the lock only a few milliseconds for many requests (execution option ``claims_quick_writer``:
-    the webhook receipts' group commit) asks every millisecond from the start: it goes first,
-    costing the others a few milliseconds. Only ``_EAGER_MAX`` writers of a process ask eagerly at
-    once: under a crowd (hundreds of threads) the others wait in SQLite's own handler, so the
-    askers never starve the lock's holder of the interpreter."""
+    """``BEGIN IMMEDIATE`` in this process's line of writers to the file (``_WriterTurns``):
+    once it is this writer's turn it asks for the write lock every millisecond until
+    ``BUSY_TIMEOUT_MS`` (from the first wait) have passed. (SQLite's own busy handler sleeps up
+    to 100 ms between tries, the longer it has waited the longer it sleeps: whoever had waited
+    longest asked least often.)"""
     raw = conn.connection.driver_connection
-    quick = conn.get_execution_options().get("claims_quick_writer", False)
-    eager = quick
-    turn = False
-    raw.execute(f"PRAGMA busy_timeout={EAGER_BUSY_MS if eager else 1}")
+    turns = _turns_of(conn)
     start = time.monotonic()
+    if not turns.take(BUSY_TIMEOUT_MS / 1000):
+        raw.execute("PRAGMA busy_timeout=1")  # not in time: one more try, "database is locked"
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return
+    began = False
+    raw.execute(f"PRAGMA busy_timeout={EAGER_BUSY_MS}")
     try:
         while True:
             try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+                began = True
+                conn.info[_TURN] = turns
+                turns.hold(raw)
                 return
             except OperationalError as e:
-                waited = time.monotonic() - start
-                if "locked" not in str(e) or waited > BUSY_TIMEOUT_MS / 1000:
+                if "locked" not in str(e) or time.monotonic() - start > BUSY_TIMEOUT_MS / 1000:
                     raise
-                if eager:
-                    continue
-                if waited >= _LONG_WAIT_S:
-                    turn = _take_eager_turn()
-                    if not turn:  # a crowd: wait the rest in SQLite's handler, as a plain BEGIN does
-                        left = max(1, int(BUSY_TIMEOUT_MS - waited * 1000))
-                        raw.execute(f"PRAGMA busy_timeout={left}")
-                        conn.exec_driver_sql("BEGIN IMMEDIATE")
-                        return
-                    eager = True
-                    raw.execute(f"PRAGMA busy_timeout={EAGER_BUSY_MS}")
-                else:
-                    time.sleep(_FIRST_SLEEP_S)
     finally:
-        if turn:
-            _give_eager_turn()
+        if not began:
+            turns.give_back()
         raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _end_turn(conn) -> None:
+    """The transaction commits or rolls back: the next writer in line goes."""
+    turns = conn.info.pop(_TURN, None)
+    if turns is not None:
+        turns.give_back(conn.connection.driver_connection)
 
 
 @contextmanager

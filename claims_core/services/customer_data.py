@@ -33,6 +33,7 @@ from ..domain.identifiers import normalize_email, normalize_order_number
 from ..domain.messages import N_
 from ..domain.vocabulary import OPEN_STATUSES, AuditAction
 from ..infra import i18n
+from ..infra import spool as spool_db
 from ..infra.db import read_session, utcnow
 from ..infra.models import (
     ApiIdempotency, Claim, ClaimDraft, CustomerErasure, Decision, Event, EventNote, Evidence,
@@ -40,6 +41,7 @@ from ..infra.models import (
     WebhookReceipt, settings_row,
 )
 from ..infra.personal_data import ERASED, ERASED_DOCUMENT, placeholder_jpeg
+from . import webhook_receipts
 from .events import record_event
 from .unit_of_work import run
 
@@ -278,6 +280,7 @@ def export_customer(engine: Engine, email: str, *, shopify_customer_id: str | No
                            ErrorCode.TEXT_REQUIRED)
     now = now or utcnow()
     files: dict[str, bytes] = {}
+    webhook_receipts.move_spooled(engine)  # a body received a moment ago names them too
     with read_session(engine) as s:
         subject = _find(s, email, shopify_customer_id, None)
         if not subject.order_ids and not subject.claim_ids:
@@ -404,6 +407,7 @@ def erase_customer(engine: Engine, email: str, *, actor: str, request_ref: str =
         raise InvalidInput("Give the customer's email or Shopify customer id.",
                            ErrorCode.TEXT_REQUIRED)
     orders = list(order_numbers) if order_numbers is not None else None
+    webhook_receipts.move_spooled(engine)  # a body received a moment ago names them too
     with read_session(engine) as s:
         subject = _find(s, email, shopify_customer_id, orders)
         _refuse_open(s, subject.claim_ids)
@@ -413,6 +417,9 @@ def erase_customer(engine: Engine, email: str, *, actor: str, request_ref: str =
                                           request_ref=request_ref, now=now or utcnow(),
                                           scope="orders" if orders is not None else "customer"))
     _checkpoint(engine)
+    spool = spool_db.for_database(engine)
+    if spool is not None:  # the moved bodies' old pages out of the spool's WAL too
+        _checkpoint(spool)
     return report
 
 

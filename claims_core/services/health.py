@@ -1,9 +1,11 @@
 """The numbers ``/metrics`` reports (``adapters/health.py`` turns them into Prometheus' text),
-read from the database at scrape time in one read transaction: the backlog of each outbox-like
+read from the database at scrape time in one read transaction (and, on SQLite, the webhook spool's
+receipts not moved in yet, counted as pending): the backlog of each outbox-like
 table by status, each background job's last success, inbound webhooks by source and outcome, and
 claims by status."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -11,6 +13,7 @@ from sqlalchemy import Engine, column, func, inspect, select, table
 
 from ..infra.db import UTCDateTime, read_session
 from ..infra.models import Claim, OutboxMessage, ShopifyWrite, WebhookDelivery, WebhookReceipt
+from . import webhook_receipts
 
 # the outbox-like tables whose backlog is watched, by the kind of work they hold
 OUTBOXES = (("email", OutboxMessage), ("shopify_write", ShopifyWrite),
@@ -48,9 +51,13 @@ def counts(engine: Engine) -> HealthCounts:
         if inspect(s.connection()).has_table("background_jobs"):
             last_success = tuple((name, _utc(at)) for name, at in s.execute(
                 select(_JOBS.c.name, _JOBS.c.last_success_at)).all() if at is not None)
-        received = tuple((source, outcome, n) for source, outcome, n in s.execute(
+        received = Counter({(source, outcome): n for source, outcome, n in s.execute(
             select(WebhookReceipt.source, WebhookReceipt.outcome, func.count())
-            .group_by(WebhookReceipt.source, WebhookReceipt.outcome)).all())
+            .group_by(WebhookReceipt.source, WebhookReceipt.outcome)).all()})
         by_status = tuple((status, n) for status, n in s.execute(
             select(Claim.status, func.count()).group_by(Claim.status)).all())
-    return HealthCounts(backlog, last_success, received, by_status)
+    for source, n in webhook_receipts.spooled(engine).items():  # SQLite: not moved in yet
+        received[(source, "pending")] += n
+    return HealthCounts(backlog, last_success,
+                        tuple((src, outcome, n) for (src, outcome), n in sorted(received.items())),
+                        by_status)

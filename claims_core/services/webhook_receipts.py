@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, defer
 
 from ..domain.tracking import TrackingUpdate
 from ..domain.windows import retry_backoff
+from ..infra import spool as spool_db
 from ..infra.db import read_session, utcnow, write_session
 from ..infra.models import WebhookReceipt, settings_row
 from . import tracking
@@ -54,8 +55,9 @@ log = logging.getLogger("claims.webhooks")
 # the background job
 READ_AHEAD = 200  # receipts read and parsed at a time, outside any write transaction
 BATCH_SECONDS = 0.04  # one transaction applies receipts for about this long at most…
-BATCH_SIZE = 32  # …first this many at once; then as many as took about that long last time,
-BATCH_MAX = 200  # up to this many (applied set-based: a few statements for the lot)
+BATCH_SIZE = 8  # …first this many at once; then as many as took about that long last time
+# (remembered from one run of the job to the next, per database),
+BATCH_MAX = 100  # up to this many (applied set-based: a few statements for the lot)
 # between two transactions the write lock is left free this long, so every writer waiting
 # meanwhile (a customer, a route; they ask every few ms: infra/db._begin_immediate) gets its turn
 PAUSE_SECONDS = 0.015
@@ -117,14 +119,9 @@ GROUP_MAX = 200  # receipts stored per transaction at most
 _WRITER_IDLE_S = 2.0
 
 
-def _insert_all(s: Session, batch: list[tuple[Delivery, datetime]]) -> list[Outcome]:
-    """Store the batch in two statements (few statements: the transaction holding SQLite's write
-    lock never waits long for Python's GIL, even with 50 requests running): which deliveries are
-    stored already, then the new ones at once (``ON CONFLICT DO NOTHING``: one stored by another
-    process meanwhile is left as it is)."""
-    wanted = {(d.source, d.delivery_id) for d, _ in batch}
-    seen = set(s.execute(select(WebhookReceipt.source, WebhookReceipt.delivery_id).where(
-        tuple_(WebhookReceipt.source, WebhookReceipt.delivery_id).in_(list(wanted)))).all())
+def _new_rows(batch: list[tuple[Delivery, datetime]], seen: set[tuple[str, str]]
+              ) -> tuple[list[dict], list[Outcome]]:
+    """The rows to insert for the deliveries not ``seen`` yet, and an outcome per delivery."""
     rows, outcomes = [], []
     for d, now in batch:
         key = (d.source, d.delivery_id)
@@ -134,23 +131,55 @@ def _insert_all(s: Session, batch: list[tuple[Delivery, datetime]]) -> list[Outc
         seen.add(key)
         outcomes.append(Outcome("received"))
         rows.append(dict(source=d.source, delivery_id=d.delivery_id, topic=d.topic,
-                         received_at=now, status="pending", sequence_key=d.sequence_key,
-                         attempts=0, next_attempt_at=now, outcome="pending", subject="",
-                         detail="", payload=d.body, last_error=""))
+                         received_at=now, sequence_key=d.sequence_key, payload=d.body))
+    return rows, outcomes
+
+
+def _keys_in(s: Session, table, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return set(s.execute(select(table.c.source, table.c.delivery_id).where(
+        tuple_(table.c.source, table.c.delivery_id).in_(list(wanted)))).all())
+
+
+def _as_receipt(row: dict) -> dict:
+    """A spooled or new row as a pending ``webhook_receipts`` row."""
+    return {**row, "status": "pending", "attempts": 0, "next_attempt_at": row["received_at"],
+            "outcome": "pending", "subject": "", "detail": "", "last_error": ""}
+
+
+def _insert_ignoring_copies(s: Session, table, rows: list[dict]) -> None:
+    """``rows`` inserted at once; one stored by another process meanwhile is left as it is."""
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    s.connection().execute(insert(table).on_conflict_do_nothing(
+        index_elements=["source", "delivery_id"]), rows)
+
+
+def _insert_all(s: Session, batch: list[tuple[Delivery, datetime]]) -> list[Outcome]:
+    """Store the batch in ``webhook_receipts`` in two statements (few statements: the transaction
+    holding the write lock never waits long for Python's GIL, even with 50 requests running):
+    which deliveries are stored already, then the new ones at once."""
+    table = WebhookReceipt.__table__
+    rows, outcomes = _new_rows(batch, _keys_in(s, table, {(d.source, d.delivery_id)
+                                                           for d, _ in batch}))
     if rows:
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        s.connection().execute(insert(WebhookReceipt.__table__).on_conflict_do_nothing(
-            index_elements=["source", "delivery_id"]), rows)
+        _insert_ignoring_copies(s, table, [_as_receipt(r) for r in rows])
     return outcomes
 
 
-def _store_eagerly(db: Engine, work):
-    """``work(session)`` in one write transaction. On SQLite the receipts' writer, which holds the
-    write lock a few milliseconds for a whole group of requests, asks for it every millisecond
-    (``infra/db._begin_immediate``, ``claims_quick_writer``), so the routes answer at once even
-    while customers in other processes take the lock back and forth."""
-    with write_session(db.execution_options(claims_quick_writer=True)) as s:
-        return work(s)
+def _spool_all(spool: Engine, db: Engine, batch: list[tuple[Delivery, datetime]]
+               ) -> list[Outcome]:
+    """Store the batch in the spool (``infra/spool``): a delivery is a ``duplicate`` when the
+    spool has it, or (read while the spool's write lock is held, so a receipt being moved is
+    seen in one place or the other) ``webhook_receipts`` has it."""
+    wanted = {(d.source, d.delivery_id) for d, _ in batch}
+    with write_session(spool) as s:
+        seen = _keys_in(s, spool_db.spooled_receipts, wanted)
+        if len(seen) < len(wanted):
+            with read_session(db) as main:  # a read: never waits for the main file's writers
+                seen |= _keys_in(main, WebhookReceipt.__table__, wanted - seen)
+        rows, outcomes = _new_rows(batch, seen)
+        if rows:
+            s.connection().execute(spool_db.spooled_receipts.insert(), rows)
+    return outcomes
 
 
 class _GroupCommit:
@@ -198,8 +227,13 @@ class _GroupCommit:
             t0 = time.perf_counter()
             try:
                 at = utcnow()
-                outcomes = _store_eagerly(self.db, lambda s, batch=batch, at=at: _insert_all(
-                    s, [(d, now or at) for d, now, _ in batch]))
+                stamped = [(d, now or at) for d, now, _ in batch]
+                spool = spool_db.for_database(self.db)
+                if spool is not None:
+                    outcomes = _spool_all(spool, self.db, stamped)
+                else:
+                    with write_session(self.db) as s:
+                        outcomes = _insert_all(s, stamped)
             except BaseException as e:  # noqa: BLE001 - each waiting request answers it
                 for *_, done in batch:
                     done.set_exception(e)
@@ -213,8 +247,49 @@ class _GroupCommit:
 
 def store(db: Engine, d: Delivery, *, now: datetime | None = None) -> Outcome:
     """Store the delivery as a pending receipt, once: ``received``, or ``duplicate`` when this
-    delivery id was stored before (nothing changes). Returns once it is committed."""
+    delivery id was stored before (nothing changes). Returns once it is committed (on SQLite in
+    the spool, ``infra/spool``: ``move_spooled`` brings it into ``webhook_receipts``)."""
     return _GroupCommit.submit(db, d, now)
+
+
+SPOOL_MOVE_MAX = 200  # spooled receipts moved per transaction
+
+
+def move_spooled(db: Engine) -> int:
+    """Move what the routes spooled (SQLite) into ``webhook_receipts``, oldest first, as pending
+    receipts: up to ``SPOOL_MOVE_MAX`` in one short insert, then they are deleted from the spool.
+    Safe to run twice at once, and after a crash between the two (a receipt moved already is
+    left as it is). Returns how many were moved. The applier runs it before reading what is due;
+    so do a customer's export and erasure (a body still spooled names the customer too)."""
+    spool = spool_db.for_database(db)
+    if spool is None:
+        return 0
+    table, moved = spool_db.spooled_receipts, 0
+    while True:
+        with read_session(spool) as s:
+            rows = [dict(r) for r in s.execute(select(table).order_by(table.c.id)
+                                               .limit(SPOOL_MOVE_MAX)).mappings()]
+        if not rows:
+            return moved
+        ids = [r.pop("id") for r in rows]
+        with write_session(db) as s:
+            _insert_ignoring_copies(s, WebhookReceipt.__table__, [_as_receipt(r) for r in rows])
+        with write_session(spool) as s:
+            s.execute(table.delete().where(table.c.id.in_(ids)))
+        moved += len(rows)
+        if len(rows) < SPOOL_MOVE_MAX:
+            return moved
+        _pause()
+
+
+def spooled(db: Engine) -> dict[str, int]:
+    """How many receipts wait in the spool, per source (none without a spool)."""
+    spool = spool_db.for_database(db)
+    if spool is None:
+        return {}
+    table = spool_db.spooled_receipts
+    with read_session(spool) as s:
+        return dict(s.execute(select(table.c.source, func.count()).group_by(table.c.source)).all())
 
 
 # --- applying receipts (the background job) -------------------------------------------------------
@@ -389,6 +464,8 @@ def _apply_batch(reader: Reader, s: Session, due: list[_Prepared], held_from: di
         for (_, _, receipt), result in zip(todo, results, strict=True):
             _done(receipt, result, now)
             report.applied += 1
+        s.flush()  # (as the commit would: counted in the batch's time)
+        report.longest_transaction_s = time.perf_counter() - started
         return went, big
     for i, (n, p, receipt) in enumerate(todo):
         if i and time.perf_counter() - started > BATCH_SECONDS:
@@ -493,10 +570,12 @@ def apply_pending_receipts(db: Engine, reader: Reader, *, now: datetime | None =
     isolated = False
     due: list[_Prepared] = []
     held_from: dict[str, int] = {}
-    size = BATCH_SIZE
+    size = _batch_sizes.get(str(db.url), BATCH_SIZE)
     while time.perf_counter() < until and not (stop is not None and stop.is_set()):
         at = fixed_now or utcnow()
         if not due:
+            if move_spooled(db):
+                _pause()
             due, held_from = _read_due(reader, db, at)
             if not due:
                 break  # all done
@@ -516,11 +595,12 @@ def apply_pending_receipts(db: Engine, reader: Reader, *, now: datetime | None =
             report.errors.append(str(e)[:500])
             break
         if not isolated:  # the next batch as big as fits in BATCH_SECONDS on this machine now
-            took = time.perf_counter() - t0
+            took = tally.longest_transaction_s  # (the work in the transaction, not the wait)
             if took > BATCH_SECONDS and size > 1:
                 size = max(1, size // 2)
             elif took < BATCH_SECONDS / 2 and taken >= size:
                 size = min(BATCH_MAX, size * 2)
+            _batch_sizes[str(db.url)] = size
         isolated = False
         report.applied += tally.applied
         report.retry += tally.retry
@@ -535,6 +615,9 @@ def apply_pending_receipts(db: Engine, reader: Reader, *, now: datetime | None =
             break  # nothing could move (held back behind a retry, or applied by another applier)
         _pause()
     return report
+
+
+_batch_sizes: dict[str, int] = {}  # per database: the batch size the last run ended with
 
 
 def _my_turn(s: Session) -> bool:
@@ -572,7 +655,7 @@ def receipts_needing_attention(db: Engine, *, limit: int = 50) -> tuple[int, int
             .where((WebhookReceipt.status == "failed")
                    | ((WebhookReceipt.status == "pending") & (WebhookReceipt.attempts > 0)))
             .order_by(WebhookReceipt.id.desc()).limit(limit)).all()
-    return (counts.get("pending", 0), counts.get("failed", 0),
+    return (counts.get("pending", 0) + sum(spooled(db).values()), counts.get("failed", 0),
             [ReceiptRow(*r) for r in rows])
 
 

@@ -140,11 +140,13 @@ def apply(engine) -> webhook_receipts.ApplyReport:
 
 
 def receipt_of(engine, delivery_id: str) -> WebhookReceipt:
+    webhook_receipts.move_spooled(engine)  # (SQLite: the routes store in a spool; the job moves it)
     with read_session(engine) as s:
         return s.scalars(select(WebhookReceipt).where(WebhookReceipt.delivery_id == delivery_id)).one()
 
 
 def last_receipt(engine) -> WebhookReceipt:
+    webhook_receipts.move_spooled(engine)
     with read_session(engine) as s:
         return s.scalars(select(WebhookReceipt).order_by(WebhookReceipt.id.desc())).first()
 

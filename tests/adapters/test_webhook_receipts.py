@@ -32,6 +32,8 @@ pytestmark = pytest.mark.usefixtures("secrets_set")
 
 
 def receipts(engine) -> list[WebhookReceipt]:
+    """The stored receipts (on SQLite, moved from the routes' spool first: the job's first step)."""
+    webhook_receipts.move_spooled(engine)
     with read_session(engine) as s:
         return list(s.scalars(select(WebhookReceipt).order_by(WebhookReceipt.id)))
 
@@ -309,6 +311,7 @@ def test_the_settings_page_shows_a_failed_receipt_and_applies_it_again(app, engi
     make_order(engine, "6501", shipments=[dict(status="in_transit", shipped=NOW - timedelta(days=3),
                                                items=[("MUG", 3), ("TOTE", 1)])])
     post_17track(client, scan("TRK6501X0", 3, "Departed"))
+    webhook_receipts.move_spooled(engine)
     with write_session(engine) as s:  # as if every try had failed
         s.execute(update(WebhookReceipt).values(status="failed", attempts=webhook_receipts.MAX_ATTEMPTS,
                                                 last_error="OperationalError: disk I/O error"))
