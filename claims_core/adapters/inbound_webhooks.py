@@ -58,6 +58,7 @@ log = logging.getLogger("claims.webhooks")
 
 MAX_BODY_BYTES = 1_000_000
 MAX_DEPTH = 64  # the documented bodies nest 7 levels at most
+INLINE_BODY_BYTES = 32_000  # a body up to this size is read on the event loop, a bigger one in a thread
 SHOPIFY_ORDER_TOPICS = ("orders/create", "orders/updated", "orders/cancelled")
 SHOPIFY_FULFILLMENT_TOPICS = ("fulfillments/create", "fulfillments/update")
 # Shopify's mandatory compliance topics (services/privacy_requests.py carries them out)
@@ -401,16 +402,21 @@ async def _receive(request: Request, source: str, secret_name: str, verify, chec
         log.warning("%s webhook refused: bad or missing signature", source)
         return _answer(401, error="bad or missing signature")
 
-    def receive() -> Outcome:
+    def read() -> Delivery | None:
+        payload, text = read_json(body)
+        return check(request, body, text, payload)
+
+    def read_in_turn() -> Delivery | None:
         with webhook_receipts.READING:  # (see there)
-            payload, text = read_json(body)
-            delivery = check(request, body, text, payload)
-        if delivery is None:
-            return Outcome("ignored", "nothing in it for this app")
-        return webhook_receipts.store(engine(), delivery)
+            return read()
 
     try:
-        result = await run_in_threadpool(receive)
+        # a usual body (a few KB, read in well under a millisecond) on the event loop; a big one
+        # in a thread, so it never holds up the other requests
+        delivery = read() if len(body) <= INLINE_BODY_BYTES else \
+            await run_in_threadpool(read_in_turn)
+        result = Outcome("ignored", "nothing in it for this app") if delivery is None else \
+            await webhook_receipts.store_async(engine(), delivery)
     except Rejected as e:
         log.warning("%s webhook refused: %s", source, e.reason)
         return _answer(400, error=e.reason)

@@ -1,18 +1,20 @@
 """Inbound webhooks after their route: the receipts (stored at once, applied in the background).
 
 A route (``adapters/inbound_webhooks.py``) checks a delivery's signature and shape, then hands it
-here as a ``Delivery``: ``store`` keeps the signed, checked body as a ``webhook_receipts`` row in
-one short transaction (once per source and delivery id: a redelivery is ``duplicate`` and changes
+here as a ``Delivery``: ``store`` keeps the signed, checked body as a pending receipt in one
+short transaction (once per source and delivery id: a redelivery is ``duplicate`` and changes
 nothing). The receipts of concurrent requests are stored together (``_GroupCommit``: one
-commit for many).
+commit for many). On PostgreSQL they go into ``webhook_receipts``; on SQLite into the spool
+(``infra/spool``, a file of its own, so the routes never wait for a customer's write
+transaction), from where ``move_spooled`` brings them into ``webhook_receipts``.
 
-``apply_pending_receipts`` (a background job, every ~2 s; also from ``tick``) reads the due
-receipts and has them parsed before any write transaction, then applies them oldest first, **in
+``apply_pending_receipts`` (a background job, every ~2 s; also from ``tick``) moves what is
+spooled, reads the due receipts and has them parsed before any write transaction, then applies them oldest first, **in
 order per order / per tracking number** (``sequence_key``: a later receipt never overtakes an
 earlier one of the same order or parcel), many at once in short transactions (as many as take
-about ``BATCH_SECONDS``, then the lock is left free for ``PAUSE_SECONDS``; every SQLite writer
-asks for the lock every few milliseconds, ``infra/db._begin_immediate``, so a customer waiting
-meanwhile gets it). What a receipt *means* is the business of the adapter that
+about ``BATCH_SECONDS``, then the lock is left free for ``PAUSE_SECONDS``; a SQLite writer
+waiting its turn asks for the lock every millisecond, ``infra/db._begin_immediate``, so a
+customer waiting meanwhile gets it). What a receipt *means* is the business of the adapter that
 received it (it knows each sender's format): it passes a ``Reader`` whose ``prepare`` parses a
 body outside the write lock and whose ``apply`` carries it out through the services in the
 batch's transaction. A carrier push with thousands of scans is stored
@@ -25,6 +27,7 @@ its reason (``last_error``), shown to staff (Settings → Live feeds, ``receipts
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
@@ -58,14 +61,14 @@ BATCH_SECONDS = 0.04  # one transaction applies receipts for about this long at 
 BATCH_SIZE = 8  # …first this many at once; then as many as took about that long last time
 # (remembered from one run of the job to the next, per database),
 BATCH_MAX = 100  # up to this many (applied set-based: a few statements for the lot)
-# between two transactions the write lock is left free this long, so every writer waiting
-# meanwhile (a customer, a route; they ask every few ms: infra/db._begin_immediate) gets its turn
+# between two transactions the write lock is left free this long, so a writer waiting meanwhile
+# (a customer; it asks every millisecond: infra/db._begin_immediate) gets its turn
 PAUSE_SECONDS = 0.015
 MAX_ATTEMPTS = 5  # tries of a receipt that fails unexpectedly before it is marked failed
 BIG_BODY_CHARS = 50_000  # a carrier body this long is applied on its own, in bounded transactions
 
 # at most this many bodies parsed at once (by the routes and the applier): fewer threads wanting
-# Python's GIL, so the thread that holds SQLite's write lock (storing receipts, applying them)
+# Python's GIL, so the thread that holds a SQLite write lock (storing receipts, applying them)
 # gets it back quickly
 READING = threading.BoundedSemaphore(4)
 
@@ -196,7 +199,8 @@ class _GroupCommit:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
 
     @classmethod
-    def submit(cls, db: Engine, d: Delivery, now: datetime | None) -> Outcome:
+    def submit(cls, db: Engine, d: Delivery, now: datetime | None) -> Future:
+        """Queue the delivery; the future is its ``Outcome`` once committed."""
         done: Future = Future()
         with cls._lock:
             writer = cls._writers.get(id(db))
@@ -205,7 +209,7 @@ class _GroupCommit:
                 threading.Thread(target=writer._run, name="webhook-receipts-writer",
                                  daemon=True).start()
             writer.queue.put((d, now, done))
-        return done.result(timeout=30)  # never reached unless the database hangs
+        return done
 
     def _run(self) -> None:
         while True:
@@ -249,7 +253,12 @@ def store(db: Engine, d: Delivery, *, now: datetime | None = None) -> Outcome:
     """Store the delivery as a pending receipt, once: ``received``, or ``duplicate`` when this
     delivery id was stored before (nothing changes). Returns once it is committed (on SQLite in
     the spool, ``infra/spool``: ``move_spooled`` brings it into ``webhook_receipts``)."""
-    return _GroupCommit.submit(db, d, now)
+    return _GroupCommit.submit(db, d, now).result(timeout=30)  # (unless the database hangs)
+
+
+async def store_async(db: Engine, d: Delivery) -> Outcome:
+    """``store`` for a route on the event loop: it waits for the commit without a thread."""
+    return await asyncio.wait_for(asyncio.wrap_future(_GroupCommit.submit(db, d, None)), 30)
 
 
 SPOOL_MOVE_MAX = 200  # spooled receipts moved per transaction
