@@ -58,7 +58,7 @@ log = logging.getLogger("claims.webhooks")
 
 MAX_BODY_BYTES = 1_000_000
 MAX_DEPTH = 64  # the documented bodies nest 7 levels at most
-INLINE_BODY_BYTES = 32_000  # a body up to this size is read on the event loop, a bigger one in a thread
+INLINE_BODY_BYTES = 32_000  # at most this size: read on the event loop; bigger: in a thread
 SHOPIFY_ORDER_TOPICS = ("orders/create", "orders/updated", "orders/cancelled")
 SHOPIFY_FULFILLMENT_TOPICS = ("fulfillments/create", "fulfillments/update")
 # Shopify's mandatory compliance topics (services/privacy_requests.py carries them out)

@@ -9,9 +9,9 @@ commit for many). On PostgreSQL they go into ``webhook_receipts``; on SQLite int
 transaction), from where ``move_spooled`` brings them into ``webhook_receipts``.
 
 ``apply_pending_receipts`` (a background job, every ~2 s; also from ``tick``) moves what is
-spooled, reads the due receipts and has them parsed before any write transaction, then applies them oldest first, **in
-order per order / per tracking number** (``sequence_key``: a later receipt never overtakes an
-earlier one of the same order or parcel), many at once in short transactions (as many as take
+spooled, reads the due receipts and has them parsed before any write transaction, then applies
+them oldest first, **in order per order / per tracking number** (``sequence_key``: a later
+receipt never overtakes an earlier one of the same order or parcel), many at once in short transactions (as many as take
 about ``BATCH_SECONDS``, then the lock is left free for ``PAUSE_SECONDS``; a SQLite writer
 waiting its turn asks for the lock every millisecond, ``infra/db._begin_immediate``, so a
 customer waiting meanwhile gets it). What a receipt *means* is the business of the adapter that
@@ -67,7 +67,8 @@ PAUSE_SECONDS = 0.015
 MAX_ATTEMPTS = 5  # tries of a receipt that fails unexpectedly before it is marked failed
 BIG_BODY_CHARS = 50_000  # a carrier body this long is applied on its own, in bounded transactions
 
-# at most this many bodies parsed at once (by the routes and the applier): fewer threads wanting
+# at most this many bodies parsed at once in threads (the applier's, and the routes' for a body
+# over ``INLINE_BODY_BYTES``; a usual one is read on the event loop): fewer threads wanting
 # Python's GIL, so the thread that holds a SQLite write lock (storing receipts, applying them)
 # gets it back quickly
 READING = threading.BoundedSemaphore(4)
